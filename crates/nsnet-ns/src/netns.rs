@@ -1,0 +1,89 @@
+//! Network namespaces: bringing `lo` up, and the *detached* network namespace.
+//!
+//! Detached mode (RootlessKit's `--detach-netns`) keeps the child command in the host's
+//! network namespace, so that it can still pull images and reach the host, and puts the
+//! containers' network in a separate namespace that lives only as a bind mount on
+//! `$STATE/netns` inside the child's mount namespace. From the host mount namespace that file
+//! is an empty regular file; the namespace is reached as `/proc/CHILD/root/$STATE/netns`.
+//!
+//! `unshare(CLONE_NEWNET)` changes only the calling thread, so a short-lived thread creates
+//! the namespace and pins it by bind-mounting `/proc/thread-self/ns/net`; the caller never
+//! leaves its own namespace (which, rootless, it could not re-enter: the host netns belongs to
+//! the initial user namespace).
+
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::sched::{CloneFlags, unshare};
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
+
+use crate::{Error, Result};
+
+/// Sets `lo` up in the calling thread's network namespace.
+///
+/// One pair of ioctls is all this needs; the netlink layer (`nsnet-netlink`) is for real link
+/// work and is not worth pulling into the namespace layer for a flag.
+pub fn loopback_up() -> Result<()> {
+    let sock = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(Error::Loopback)?;
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write an ifreq we own.
+    unsafe {
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut ifr) < 0 {
+            return Err(Error::Loopback(nix::Error::last()));
+        }
+        ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr) < 0 {
+            return Err(Error::Loopback(nix::Error::last()));
+        }
+    }
+    Ok(())
+}
+
+fn netns_err(op: &'static str, path: &Path) -> impl FnOnce(nix::Error) -> Error {
+    let path = path.to_path_buf();
+    move |source| Error::Netns { op, path, source }
+}
+
+/// Creates a new network namespace with `lo` up and pins it on `path` (an empty file is
+/// created there) without moving the caller into it.
+pub fn create_detached(path: &Path) -> Result<()> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o400)
+        .open(path)
+        .map_err(|source| Error::Write {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let target: PathBuf = path.to_path_buf();
+    let made = std::thread::spawn(move || -> Result<()> {
+        unshare(CloneFlags::CLONE_NEWNET).map_err(netns_err("unshare", &target))?;
+        loopback_up()?;
+        crate::mount::bind(Path::new("/proc/thread-self/ns/net"), &target, false)
+    })
+    .join()
+    .expect("the netns thread does not panic");
+    if made.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    made
+}
+
+/// The inode number of a namespace file (what `readlink /proc/PID/ns/net` shows in brackets).
+pub fn ns_inode(path: &Path) -> std::io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    Ok(std::fs::metadata(path)?.ino())
+}

@@ -1,0 +1,232 @@
+//! The parent stage: stays in the caller's namespaces, creates the child with `clone`, writes
+//! its id maps, hands it its configuration, then forwards signals and waits (see the crate
+//! page for the sequence).
+
+use std::ffi::{CString, OsString};
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::ffi::OsStringExt;
+
+use nix::fcntl::OFlag;
+use nix::sched::CloneFlags;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::{Pid, pipe2};
+use nsnet_ns::idmap;
+use nsnet_ns::statedir::StateDir;
+
+use crate::config::{LaunchPlan, Personality};
+use crate::protocol::{self, ChildMsg, ParentMsg};
+use crate::sigwait::{Exit, SignalWaiter, reap};
+use crate::{CHILD_ENV, LaunchError, sys};
+
+/// A running instance's facts, for callers that report them.
+#[derive(Debug, Clone)]
+pub struct Started {
+    pub child_pid: i32,
+    pub state_dir: std::path::PathBuf,
+}
+
+fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count())
+        .unwrap_or(1)
+}
+
+/// Kills and reaps the child unless disarmed: any error between clone and "ready" must not
+/// leave a half-built namespace behind.
+struct ChildGuard {
+    pid: Pid,
+    armed: bool,
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = kill(self.pid, Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(self.pid, None);
+        }
+    }
+}
+
+fn cstring(v: impl Into<Vec<u8>>) -> CString {
+    // Arguments and environment strings from the OS cannot contain NUL.
+    CString::new(v).expect("no interior NUL in OS strings")
+}
+
+/// Builds the child's environment: ours, plus the documented variables and the pipe fds.
+fn child_env(state: &std::path::Path, fds: (RawFd, RawFd)) -> Vec<CString> {
+    let mut env: Vec<CString> = std::env::vars_os()
+        .filter(|(k, _)| k != CHILD_ENV)
+        .filter(|(k, _)| {
+            !matches!(
+                k.to_str(),
+                Some(
+                    "ROOTLESSKIT_STATE_DIR"
+                        | "ROOTLESSKIT_PARENT_EUID"
+                        | "ROOTLESSKIT_PARENT_EGID"
+                        | "NSNET_STATE_DIR"
+                )
+            )
+        })
+        .map(|(mut k, v)| {
+            k.push("=");
+            k.push(v);
+            cstring(k.into_vec())
+        })
+        .collect();
+    let state = state.display();
+    env.push(cstring(format!("{CHILD_ENV}={},{}", fds.0, fds.1)));
+    env.push(cstring(format!("ROOTLESSKIT_STATE_DIR={state}")));
+    env.push(cstring(format!("NSNET_STATE_DIR={state}")));
+    env.push(cstring(format!(
+        "ROOTLESSKIT_PARENT_EUID={}",
+        nix::unistd::geteuid()
+    )));
+    env.push(cstring(format!(
+        "ROOTLESSKIT_PARENT_EGID={}",
+        nix::unistd::getegid()
+    )));
+    env
+}
+
+fn clone_flags(plan: &LaunchPlan) -> CloneFlags {
+    let mut f = CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS;
+    if plan.net != crate::config::NetDriver::Host && !plan.detach_netns {
+        f |= CloneFlags::CLONE_NEWNET;
+    }
+    for (on, flag) in [
+        (plan.pidns, CloneFlags::CLONE_NEWPID),
+        (plan.utsns, CloneFlags::CLONE_NEWUTS),
+        (plan.ipcns, CloneFlags::CLONE_NEWIPC),
+        (plan.cgroupns, CloneFlags::CLONE_NEWCGROUP),
+    ] {
+        if on {
+            f |= flag;
+        }
+    }
+    f
+}
+
+/// Runs the plan to completion: returns how the child ended. `warn` receives every warning
+/// (from the plan, the id maps and the child) as soon as it is known; `started` is called
+/// once the child is ready.
+pub fn run(
+    plan: &LaunchPlan,
+    warn: &mut dyn FnMut(&str),
+    started: &mut dyn FnMut(&Started),
+) -> Result<Exit, LaunchError> {
+    for w in &plan.warnings {
+        warn(w);
+    }
+    let n = threads();
+    if n != 1 {
+        return Err(LaunchError::Threaded(n));
+    }
+    let state = match &plan.state_dir {
+        Some(p) => StateDir::open(p)?,
+        None => StateDir::create_temp(match plan.personality {
+            Personality::Rootlesskit => "rootlesskit",
+            Personality::Nsnet => "nsnet",
+        })?,
+    };
+
+    let (p2c_r, p2c_w) = pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
+    let (c2p_r, c2p_w) = pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
+    let child_fds = (p2c_r.as_raw_fd(), c2p_w.as_raw_fd());
+
+    // Everything the child touches between clone and execve is prepared here: after the
+    // clone it makes only async-signal-safe calls.
+    let exe = cstring("/proc/self/exe");
+    let argv0: OsString = std::env::args_os()
+        .next()
+        .unwrap_or_else(|| "nsnet".into());
+    let mut argv = vec![cstring(argv0.into_vec()), cstring("(child)")];
+    argv.extend(plan.command.iter().map(|a| cstring(a.as_bytes())));
+    let envp = child_env(state.path(), child_fds);
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|s| s.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|s| s.as_ptr()).collect();
+    envp_ptrs.push(std::ptr::null());
+
+    let mut waiter = SignalWaiter::block()?;
+    let flags = clone_flags(plan).bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
+    let (p2c_w_raw, c2p_r_raw) = (p2c_w.as_raw_fd(), c2p_r.as_raw_fd());
+    // SAFETY: a fork-like clone (no new stack, no shared memory) of a single-threaded process.
+    // nix::sched::clone requires a separate stack and closure, which buys nothing here.
+    let ret = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+    if ret < 0 {
+        return Err(sys("clone the child into new namespaces")(nix::Error::last()));
+    }
+    if ret == 0 {
+        // Child: only async-signal-safe calls until execve.
+        // SAFETY: plain syscalls on descriptors and pointers prepared before the clone.
+        unsafe {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+            libc::close(p2c_w_raw);
+            libc::close(c2p_r_raw);
+            let mut b = 0u8;
+            if libc::read(child_fds.0, (&mut b as *mut u8).cast(), 1) != 1 {
+                libc::_exit(1);
+            }
+            libc::fcntl(child_fds.0, libc::F_SETFD, 0);
+            libc::fcntl(child_fds.1, libc::F_SETFD, 0);
+            libc::execve(exe.as_ptr(), argv_ptrs.as_ptr(), envp_ptrs.as_ptr());
+            libc::_exit(127);
+        }
+    }
+    let child = Pid::from_raw(ret as i32);
+    let mut guard = ChildGuard {
+        pid: child,
+        armed: true,
+    };
+    drop(p2c_r);
+    drop(c2p_w);
+    let mut to_child = File::from(p2c_w);
+    let mut from_child = File::from(c2p_r);
+
+    let (_, map_warning) = idmap::write_maps(child.as_raw(), plan.subid_source)?;
+    if let Some(w) = map_warning {
+        warn(&w);
+    }
+    to_child.write_all(&[1]).map_err(|source| LaunchError::Io {
+        op: "wake the child",
+        source,
+    })?;
+    let config = plan.child_config(state.path().to_path_buf());
+    protocol::send(&mut to_child, &ParentMsg::Start(Box::new(config)))?;
+    match protocol::recv::<ChildMsg>(&mut from_child) {
+        Ok(ChildMsg::Ready { warnings }) => {
+            for w in &warnings {
+                warn(w);
+            }
+        }
+        Ok(ChildMsg::Failed { message }) => {
+            guard.armed = false;
+            let _ = nix::sys::wait::waitpid(child, None);
+            return Err(LaunchError::Child(message));
+        }
+        Err(protocol::ProtocolError::Closed) => {
+            guard.armed = false;
+            let status = nix::sys::wait::waitpid(child, None)
+                .map(|s| format!("{s:?}"))
+                .unwrap_or_else(|e| e.to_string());
+            return Err(LaunchError::ChildDied(status));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    drop(to_child);
+    drop(from_child);
+    state.write_child_pid(child.as_raw())?;
+    started(&Started {
+        child_pid: child.as_raw(),
+        state_dir: state.path().to_path_buf(),
+    });
+    guard.armed = false;
+    let exit = match reap(child, false)? {
+        Some(e) => e,
+        None => waiter.wait_forwarding(child, false)?,
+    };
+    drop(state);
+    Ok(exit)
+}

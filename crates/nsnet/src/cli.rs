@@ -1,0 +1,96 @@
+//! nsnet's own command line.
+
+use clap::{Parser, Subcommand};
+use nsnet_run::{LaunchPlan, Personality};
+use nsnet_run::config::Role;
+
+use crate::launch_flags::LaunchFlags;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "nsnet",
+    version,
+    about = "Rootless container networking in one binary",
+    long_about = "Rootless container networking in one binary: the launcher (RootlessKit's job), \
+                  and, as they land, a user-mode network, port publishing, bridge networks and a \
+                  namespace inspector. Installed as `rootlesskit` it speaks RootlessKit's CLI."
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run a command in a new user and mount namespace (and network namespace), rootless.
+    ///
+    /// Without a command, runs a built-in report of the namespaces it created.
+    #[command(
+        after_help = "Defaults differ from the rootlesskit personality only where noted in the README."
+    )]
+    Run(RunArgs),
+    /// Internal entry points used by nsnet itself.
+    #[command(hide = true, subcommand)]
+    Internal(Internal),
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    #[command(flatten)]
+    flags: LaunchFlags,
+}
+
+#[derive(Debug, Subcommand)]
+enum Internal {
+    /// Describe the namespaces this process runs in, compared with the given host ones.
+    Whoami {
+        /// TYPE:INODE pairs of the launching process's namespaces
+        #[arg(long, value_delimiter = ',')]
+        host_ns: Vec<String>,
+    },
+}
+
+fn usage_error(e: clap::Error) -> i32 {
+    if !e.use_stderr() {
+        let _ = e.print();
+        return 0;
+    }
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or("invalid usage");
+    eprintln!(
+        "{} (see nsnet --help)",
+        Personality::Nsnet.error_line(Role::Parent, first.trim_start_matches("error: "))
+    );
+    2
+}
+
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => return usage_error(e),
+    };
+    match cli.cmd {
+        Cmd::Run(args) => run(args),
+        Cmd::Internal(Internal::Whoami { host_ns }) => crate::report::whoami(&host_ns),
+    }
+}
+
+fn run(args: RunArgs) -> i32 {
+    crate::init_logging(args.flags.debug);
+    let mut raw = args.flags.raw("host");
+    if raw.command.is_empty() {
+        raw.command = vec![
+            "/proc/self/exe".into(),
+            "internal".into(),
+            "whoami".into(),
+            format!("--host-ns={}", crate::report::own_namespaces().join(",")),
+        ];
+    }
+    match LaunchPlan::from_raw(raw, Personality::Nsnet) {
+        Ok(plan) => crate::launch(plan),
+        Err(e) => {
+            eprintln!("{}", Personality::Nsnet.error_line(Role::Parent, &e.to_string()));
+            1
+        }
+    }
+}

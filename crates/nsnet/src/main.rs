@@ -1,0 +1,95 @@
+//! nsnet: rootless container networking in one binary.
+//!
+//! The binary is thin: it picks a personality from `argv[0]` (`rootlesskit`, or nsnet's own
+//! command line), parses flags, and hands a validated plan to the launcher crate. The child
+//! stage of the launcher is this same binary re-executed with `_NSNET_CHILD_FDS` set, so that
+//! check comes before any parsing.
+
+mod cli;
+mod launch_flags;
+mod report;
+mod rootlesskit;
+
+use std::path::Path;
+
+fn main() {
+    if nsnet_run::child::is_child() {
+        std::process::exit(nsnet_run::child::main());
+    }
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    let name = Path::new(&argv0)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let code = match name.as_str() {
+        "rootlesskit" => rootlesskit::main(),
+        "rootlessctl" | "slirp4netns" => {
+            eprintln!(
+                "nsnet: error: the {name} personality is not available in this build yet; run nsnet --help"
+            );
+            1
+        }
+        _ => cli::main(),
+    };
+    std::process::exit(code);
+}
+
+/// Sets up `tracing` from `RUST_LOG`, or at debug level with `--debug`. Writes to stderr and
+/// starts no thread (the launcher must stay single-threaded until its child exists).
+pub(crate) fn init_logging(debug: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = if debug {
+        EnvFilter::new("debug")
+    } else {
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"))
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .try_init();
+}
+
+/// Runs a validated plan and turns its outcome into an exit code and the personality's lines.
+pub(crate) fn launch(plan: nsnet_run::LaunchPlan) -> i32 {
+    use nsnet_run::config::{Personality, Role};
+    use nsnet_run::Exit;
+    let p = plan.personality;
+    let mut warn = |w: &str| eprintln!("{}", p.warning_line(w));
+    let mut started = |s: &nsnet_run::parent::Started| {
+        tracing::debug!(child_pid = s.child_pid, state_dir = %s.state_dir.display(), "child ready");
+    };
+    match nsnet_run::parent::run(&plan, &mut warn, &mut started) {
+        Ok(Exit::Code(c)) => {
+            if c != 0 && p == Personality::Rootlesskit {
+                eprintln!("{}", p.error_line(Role::Parent, &format!("child exited: exit status {c}")));
+            }
+            c
+        }
+        Ok(Exit::Signal(s)) => {
+            let msg = match p {
+                Personality::Rootlesskit => {
+                    format!("child exited: signal: {}", nsnet_ns::signal::go_string(s))
+                }
+                Personality::Nsnet => format!(
+                    "child process killed by signal {} ({})",
+                    nsnet_ns::signal::linux_name(s),
+                    nsnet_ns::signal::go_string(s)
+                ),
+            };
+            eprintln!("{}", p.error_line(Role::Parent, &msg));
+            p.signal_exit_code(s)
+        }
+        Err(nsnet_run::LaunchError::Child(m)) => {
+            eprintln!("{}", p.error_line(Role::Child, &m));
+            if p == Personality::Rootlesskit {
+                eprintln!("{}", p.error_line(Role::Parent, "child exited: exit status 1"));
+            }
+            1
+        }
+        Err(e) => {
+            eprintln!("{}", p.error_line(Role::Parent, &e.to_string()));
+            1
+        }
+    }
+}
