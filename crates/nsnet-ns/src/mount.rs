@@ -23,8 +23,9 @@ pub enum Propagation {
 }
 
 impl Propagation {
-    pub const NAMES: [&'static str; 6] =
-        ["private", "rprivate", "slave", "rslave", "shared", "rshared"];
+    pub const NAMES: [&'static str; 6] = [
+        "private", "rprivate", "slave", "rslave", "shared", "rshared",
+    ];
 
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
@@ -101,12 +102,11 @@ pub fn mount_proc() -> Result<()> {
 pub fn remount_sys_for_netns() -> Result<Option<String>> {
     let sys = Path::new("/sys");
     let cgroup = Path::new("/sys/fs/cgroup");
-    let keep =
-        nix::unistd::mkdtemp("/tmp/nsnet-sys.XXXXXX").map_err(|source| Error::Mount {
-            what: "temporary directory".into(),
-            target: "/tmp".into(),
-            source,
-        })?;
+    let keep = nix::unistd::mkdtemp("/tmp/nsnet-sys.XXXXXX").map_err(|source| Error::Mount {
+        what: "temporary directory".into(),
+        target: "/tmp".into(),
+        source,
+    })?;
     let have_cgroup = cgroup.is_dir();
     let result = (|| -> Result<Option<String>> {
         if have_cgroup {

@@ -146,7 +146,10 @@ mod tests {
         let dir = base.path().join("state");
         let a = StateDir::open(&dir).unwrap();
         a.write_child_pid(1234).unwrap();
-        assert_eq!(std::fs::read_to_string(dir.join("child_pid")).unwrap(), "1234");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("child_pid")).unwrap(),
+            "1234"
+        );
         let e = StateDir::open(&dir).unwrap_err();
         assert!(e.to_string().starts_with("failed to lock"), "{e}");
         drop(a);

@@ -132,7 +132,10 @@ fn write_name_files(
     let resolv_text = if cfg.dns.is_empty() {
         "# nsnet: this network has no DNS server\n".to_string()
     } else {
-        cfg.dns.iter().map(|d| format!("nameserver {d}\n")).collect()
+        cfg.dns
+            .iter()
+            .map(|d| format!("nameserver {d}\n"))
+            .collect()
     };
     write_file(&resolv, &resolv_text)?;
     let mut hosts_text = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
@@ -184,7 +187,10 @@ fn spawn_error(cfg: &ChildConfig, e: &std::io::Error) -> (String, i32) {
                 let errno = nix::Error::from_raw(e.raw_os_error().unwrap_or(0));
                 format!("fork/exec {prog}: {}", errno.desc().to_lowercase())
             };
-            (format!("command {} exited: {what}", go_list(&cfg.command)), 1)
+            (
+                format!("command {} exited: {what}", go_list(&cfg.command)),
+                1,
+            )
         }
         Personality::Nsnet => {
             let code = if e.kind() == std::io::ErrorKind::NotFound {

@@ -33,7 +33,9 @@ impl Personality {
     /// One error line in this personality's format.
     pub fn error_line(self, role: Role, msg: &str) -> String {
         match (self, role) {
-            (Personality::Rootlesskit, Role::Parent) => format!("[rootlesskit:parent] error: {msg}"),
+            (Personality::Rootlesskit, Role::Parent) => {
+                format!("[rootlesskit:parent] error: {msg}")
+            }
             // RootlessKit pads "child" to the width of "parent".
             (Personality::Rootlesskit, Role::Child) => format!("[rootlesskit:child ] error: {msg}"),
             (Personality::Nsnet, _) => format!("nsnet: error: {msg}"),
@@ -350,15 +352,12 @@ impl LaunchPlan {
         if raw.command.is_empty() {
             return Err(invalid("no command specified"));
         }
-        let net = NetDriver::parse(&raw.net).ok_or_else(|| ConfigError::UnknownNet(raw.net.clone()))?;
+        let net =
+            NetDriver::parse(&raw.net).ok_or_else(|| ConfigError::UnknownNet(raw.net.clone()))?;
         if raw.mtu < 0 || raw.mtu > 65521 {
             return Err(ConfigError::Mtu(raw.mtu));
         }
-        let cidr = raw
-            .cidr
-            .as_deref()
-            .map(Ipv4Cidr::parse)
-            .transpose()?;
+        let cidr = raw.cidr.as_deref().map(Ipv4Cidr::parse).transpose()?;
         let ifname = raw.ifname.clone().unwrap_or_default();
         if ifname.contains('/') {
             return Err(invalid("ifname must not contain \"/\""));
@@ -410,7 +409,9 @@ impl LaunchPlan {
             }
             _ => {}
         }
-        if net == NetDriver::Pasta && !matches!(port_driver, PortDriver::None | PortDriver::Implicit) {
+        if net == NetDriver::Pasta
+            && !matches!(port_driver, PortDriver::None | PortDriver::Implicit)
+        {
             return Err(invalid(
                 "--net=pasta supports only --port-driver=none or --port-driver=implicit",
             ));
@@ -491,7 +492,11 @@ impl LaunchPlan {
             net,
             mtu,
             cidr: cidr.unwrap_or(Ipv4Cidr::DEFAULT),
-            ifname: if ifname.is_empty() { "tap0".into() } else { ifname },
+            ifname: if ifname.is_empty() {
+                "tap0".into()
+            } else {
+                ifname
+            },
             disable_host_loopback: raw.disable_host_loopback,
             detach_netns: raw.detach_netns,
             copy_up,
@@ -562,53 +567,142 @@ mod tests {
 
     #[test]
     fn rootlesskit_messages() {
-        assert_eq!(err(RawOptions { command: vec![], ..raw() }), "no command specified");
-        assert_eq!(err(RawOptions { net: "bogus".into(), ..raw() }), "unknown network mode: bogus");
-        assert_eq!(err(RawOptions { mtu: 70000, ..raw() }), "mtu must be <= 65521, got 70000");
         assert_eq!(
-            err(RawOptions { net: "none".into(), cidr: Some("10.0.2.100/24".into()), ..raw() }),
+            err(RawOptions {
+                command: vec![],
+                ..raw()
+            }),
+            "no command specified"
+        );
+        assert_eq!(
+            err(RawOptions {
+                net: "bogus".into(),
+                ..raw()
+            }),
+            "unknown network mode: bogus"
+        );
+        assert_eq!(
+            err(RawOptions {
+                mtu: 70000,
+                ..raw()
+            }),
+            "mtu must be <= 65521, got 70000"
+        );
+        assert_eq!(
+            err(RawOptions {
+                net: "none".into(),
+                cidr: Some("10.0.2.100/24".into()),
+                ..raw()
+            }),
             "cidr must be like 10.0.2.0/24, not like 10.0.2.100/24"
         );
         assert_eq!(
-            err(RawOptions { publish: vec!["8080:80/tcp".into()], ..raw() }),
+            err(RawOptions {
+                publish: vec!["8080:80/tcp".into()],
+                ..raw()
+            }),
             "port driver \"none\" does not support publishing ports"
         );
         assert_eq!(
-            err(RawOptions { port_driver: "builtin".into(), ..raw() }),
+            err(RawOptions {
+                port_driver: "builtin".into(),
+                ..raw()
+            }),
             "port driver requires non-host network"
         );
         assert_eq!(
-            err(RawOptions { net: "none".into(), port_driver: "slirp4netns".into(), ..raw() }),
+            err(RawOptions {
+                net: "none".into(),
+                port_driver: "slirp4netns".into(),
+                ..raw()
+            }),
             "port driver requires slirp4netns network"
         );
-        assert_eq!(err(RawOptions { port_driver: "x".into(), ..raw() }), "unknown port driver: x");
-        assert_eq!(err(RawOptions { reaper: "true".into(), ..raw() }), "reaper requires --pidns");
         assert_eq!(
-            err(RawOptions { propagation: "rshared".into(), copy_up: vec!["/etc".into()], ..raw() }),
+            err(RawOptions {
+                port_driver: "x".into(),
+                ..raw()
+            }),
+            "unknown port driver: x"
+        );
+        assert_eq!(
+            err(RawOptions {
+                reaper: "true".into(),
+                ..raw()
+            }),
+            "reaper requires --pidns"
+        );
+        assert_eq!(
+            err(RawOptions {
+                propagation: "rshared".into(),
+                copy_up: vec!["/etc".into()],
+                ..raw()
+            }),
             "propagation rshared does not support copy-up driver tmpfs+symlink"
         );
-        assert_eq!(err(RawOptions { copy_up: vec!["/tmp".into()], ..raw() }), "/tmp cannot be copied up");
         assert_eq!(
-            err(RawOptions { evacuate_cgroup2: Some("x".into()), pidns: true, ..raw() }),
+            err(RawOptions {
+                copy_up: vec!["/tmp".into()],
+                ..raw()
+            }),
+            "/tmp cannot be copied up"
+        );
+        assert_eq!(
+            err(RawOptions {
+                evacuate_cgroup2: Some("x".into()),
+                pidns: true,
+                ..raw()
+            }),
             "evacuate-cgroup2 requires --cgroupns"
         );
     }
 
     #[test]
     fn combination_rules() {
-        assert!(err(RawOptions { detach_netns: true, ..raw() }).contains("non-host"));
-        assert!(err(RawOptions { ifname: Some("eth0".into()), ..raw() }).contains("ifname"));
         assert!(
-            err(RawOptions { net: "pasta".into(), port_driver: "builtin".into(), ..raw() })
-                .contains("pasta supports only")
+            err(RawOptions {
+                detach_netns: true,
+                ..raw()
+            })
+            .contains("non-host")
         );
         assert!(
-            err(RawOptions { net: "none".into(), port_driver: "implicit".into(), ..raw() })
-                .contains("requires --net=pasta")
+            err(RawOptions {
+                ifname: Some("eth0".into()),
+                ..raw()
+            })
+            .contains("ifname")
         );
-        assert!(err(RawOptions { net: "slirp4netns".into(), ..raw() }).contains("not available"));
+        assert!(
+            err(RawOptions {
+                net: "pasta".into(),
+                port_driver: "builtin".into(),
+                ..raw()
+            })
+            .contains("pasta supports only")
+        );
+        assert!(
+            err(RawOptions {
+                net: "none".into(),
+                port_driver: "implicit".into(),
+                ..raw()
+            })
+            .contains("requires --net=pasta")
+        );
+        assert!(
+            err(RawOptions {
+                net: "slirp4netns".into(),
+                ..raw()
+            })
+            .contains("not available")
+        );
         let p = LaunchPlan::from_raw(
-            RawOptions { net: "none".into(), detach_netns: true, pidns: true, ..raw() },
+            RawOptions {
+                net: "none".into(),
+                detach_netns: true,
+                pidns: true,
+                ..raw()
+            },
             Personality::Nsnet,
         )
         .unwrap();
@@ -633,9 +727,16 @@ mod tests {
             Personality::Rootlesskit.error_line(Role::Child, "x"),
             "[rootlesskit:child ] error: x"
         );
-        assert_eq!(Personality::Nsnet.error_line(Role::Parent, "x"), "nsnet: error: x");
+        assert_eq!(
+            Personality::Nsnet.error_line(Role::Parent, "x"),
+            "nsnet: error: x"
+        );
         assert_eq!(Personality::Rootlesskit.signal_exit_code(10), 255);
         assert_eq!(Personality::Nsnet.signal_exit_code(10), 138);
-        assert!(Personality::Rootlesskit.warning_line("a \"b\"").ends_with("msg=\"a \\\"b\\\"\""));
+        assert!(
+            Personality::Rootlesskit
+                .warning_line("a \"b\"")
+                .ends_with("msg=\"a \\\"b\\\"\"")
+        );
     }
 }

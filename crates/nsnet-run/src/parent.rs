@@ -138,9 +138,7 @@ pub fn run(
     // Everything the child touches between clone and execve is prepared here: after the
     // clone it makes only async-signal-safe calls.
     let exe = cstring("/proc/self/exe");
-    let argv0: OsString = std::env::args_os()
-        .next()
-        .unwrap_or_else(|| "nsnet".into());
+    let argv0: OsString = std::env::args_os().next().unwrap_or_else(|| "nsnet".into());
     let mut argv = vec![cstring(argv0.into_vec()), cstring("(child)")];
     argv.extend(plan.command.iter().map(|a| cstring(a.as_bytes())));
     let envp = child_env(state.path(), child_fds);
@@ -156,7 +154,9 @@ pub fn run(
     // nix::sched::clone requires a separate stack and closure, which buys nothing here.
     let ret = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
     if ret < 0 {
-        return Err(sys("clone the child into new namespaces")(nix::Error::last()));
+        return Err(sys("clone the child into new namespaces")(
+            nix::Error::last(),
+        ));
     }
     if ret == 0 {
         // Child: only async-signal-safe calls until execve.

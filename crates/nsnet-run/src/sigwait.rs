@@ -72,7 +72,11 @@ impl SignalWaiter {
 
     /// Waits until `target` exits, forwarding every other signal to it. With `reap_all`,
     /// also collects any other child (orphans re-parented to a PID namespace's init).
-    pub(crate) fn wait_forwarding(&mut self, target: Pid, reap_all: bool) -> Result<Exit, LaunchError> {
+    pub(crate) fn wait_forwarding(
+        &mut self,
+        target: Pid,
+        reap_all: bool,
+    ) -> Result<Exit, LaunchError> {
         loop {
             if let Some(exit) = reap(target, reap_all)? {
                 return Ok(exit);
@@ -92,7 +96,9 @@ pub(crate) fn reap(target: Pid, reap_all: bool) -> Result<Option<Exit>, LaunchEr
     let who = if reap_all { None } else { Some(target) };
     loop {
         match waitpid(who, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(pid, code)) if pid == target => return Ok(Some(Exit::Code(code))),
+            Ok(WaitStatus::Exited(pid, code)) if pid == target => {
+                return Ok(Some(Exit::Code(code)));
+            }
             Ok(WaitStatus::Signaled(pid, sig, _)) if pid == target => {
                 return Ok(Some(Exit::Signal(sig as i32)));
             }

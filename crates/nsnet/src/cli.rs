@@ -1,8 +1,8 @@
 //! nsnet's own command line.
 
 use clap::{Parser, Subcommand};
-use nsnet_run::{LaunchPlan, Personality};
 use nsnet_run::config::Role;
+use nsnet_run::{LaunchPlan, Personality};
 
 use crate::launch_flags::LaunchFlags;
 
@@ -28,7 +28,7 @@ enum Cmd {
     #[command(
         after_help = "Defaults differ from the rootlesskit personality only where noted in the README."
     )]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Internal entry points used by nsnet itself.
     #[command(hide = true, subcommand)]
     Internal(Internal),
@@ -70,7 +70,7 @@ pub fn main() -> i32 {
         Err(e) => return usage_error(e),
     };
     match cli.cmd {
-        Cmd::Run(args) => run(args),
+        Cmd::Run(args) => run(*args),
         Cmd::Internal(Internal::Whoami { host_ns }) => crate::report::whoami(&host_ns),
     }
 }
@@ -89,7 +89,10 @@ fn run(args: RunArgs) -> i32 {
     match LaunchPlan::from_raw(raw, Personality::Nsnet) {
         Ok(plan) => crate::launch(plan),
         Err(e) => {
-            eprintln!("{}", Personality::Nsnet.error_line(Role::Parent, &e.to_string()));
+            eprintln!(
+                "{}",
+                Personality::Nsnet.error_line(Role::Parent, &e.to_string())
+            );
             1
         }
     }

@@ -25,7 +25,12 @@ pub struct LaunchFlags {
     pub net: Option<String>,
 
     /// MTU for non-host network (0: 65520 for builtin, slirp4netns and pasta; 1500 for others)
-    #[arg(long, default_value_t = 0, allow_negative_numbers = true, help_heading = "Network")]
+    #[arg(
+        long,
+        default_value_t = 0,
+        allow_negative_numbers = true,
+        help_heading = "Network"
+    )]
     pub mtu: i64,
 
     /// CIDR for the user-mode network (default: 10.0.2.0/24)
@@ -52,7 +57,11 @@ pub struct LaunchFlags {
     pub detach_netns: bool,
 
     /// Path of the slirp4netns binary for --net=slirp4netns
-    #[arg(long, default_value = "slirp4netns", help_heading = "Network [slirp4netns]")]
+    #[arg(
+        long,
+        default_value = "slirp4netns",
+        help_heading = "Network [slirp4netns]"
+    )]
     pub slirp4netns_binary: String,
 
     /// Enable slirp4netns sandbox [auto, true, false]
@@ -72,12 +81,19 @@ pub struct LaunchFlags {
     pub vpnkit_binary: String,
 
     /// Path of the lxc-user-nic binary for --net=lxc-user-nic
-    #[arg(long, default_value = "/usr/lib/x86_64-linux-gnu/lxc/lxc-user-nic",
-          help_heading = "Network [lxc-user-nic]")]
+    #[arg(
+        long,
+        default_value = "/usr/lib/x86_64-linux-gnu/lxc/lxc-user-nic",
+        help_heading = "Network [lxc-user-nic]"
+    )]
     pub lxc_user_nic_binary: String,
 
     /// lxc-user-nic bridge name
-    #[arg(long, default_value = "lxcbr0", help_heading = "Network [lxc-user-nic]")]
+    #[arg(
+        long,
+        default_value = "lxcbr0",
+        help_heading = "Network [lxc-user-nic]"
+    )]
     pub lxc_user_nic_bridge: String,
 
     /// Mount a filesystem and copy-up the contents, e.g. --copy-up=/etc (repeatable)
@@ -97,7 +113,12 @@ pub struct LaunchFlags {
     pub port_driver: String,
 
     /// Publish ports, e.g. 127.0.0.1:8080:80/tcp (repeatable)
-    #[arg(short = 'p', long = "publish", value_name = "SPEC", help_heading = "Port")]
+    #[arg(
+        short = 'p',
+        long = "publish",
+        value_name = "SPEC",
+        help_heading = "Port"
+    )]
     pub publish: Vec<String>,
 
     /// Preserve the client's source IP for published TCP ports

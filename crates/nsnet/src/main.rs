@@ -52,8 +52,8 @@ pub(crate) fn init_logging(debug: bool) {
 
 /// Runs a validated plan and turns its outcome into an exit code and the personality's lines.
 pub(crate) fn launch(plan: nsnet_run::LaunchPlan) -> i32 {
-    use nsnet_run::config::{Personality, Role};
     use nsnet_run::Exit;
+    use nsnet_run::config::{Personality, Role};
     let p = plan.personality;
     let mut warn = |w: &str| eprintln!("{}", p.warning_line(w));
     let mut started = |s: &nsnet_run::parent::Started| {
@@ -62,7 +62,10 @@ pub(crate) fn launch(plan: nsnet_run::LaunchPlan) -> i32 {
     match nsnet_run::parent::run(&plan, &mut warn, &mut started) {
         Ok(Exit::Code(c)) => {
             if c != 0 && p == Personality::Rootlesskit {
-                eprintln!("{}", p.error_line(Role::Parent, &format!("child exited: exit status {c}")));
+                eprintln!(
+                    "{}",
+                    p.error_line(Role::Parent, &format!("child exited: exit status {c}"))
+                );
             }
             c
         }
@@ -83,7 +86,10 @@ pub(crate) fn launch(plan: nsnet_run::LaunchPlan) -> i32 {
         Err(nsnet_run::LaunchError::Child(m)) => {
             eprintln!("{}", p.error_line(Role::Child, &m));
             if p == Personality::Rootlesskit {
-                eprintln!("{}", p.error_line(Role::Parent, "child exited: exit status 1"));
+                eprintln!(
+                    "{}",
+                    p.error_line(Role::Parent, "child exited: exit status 1")
+                );
             }
             1
         }

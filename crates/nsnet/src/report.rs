@@ -47,7 +47,11 @@ pub fn whoami(host_ns: &[String]) -> i32 {
         let _ = writeln!(out, "  {t:<7}{state}");
     }
     let uid = nix::unistd::getuid();
-    let _ = writeln!(out, "uid {uid} inside; uid_map: {}", map_text("/proc/self/uid_map"));
+    let _ = writeln!(
+        out,
+        "uid {uid} inside; uid_map: {}",
+        map_text("/proc/self/uid_map")
+    );
     let _ = writeln!(out, "gid_map: {}", map_text("/proc/self/gid_map"));
     let links: Vec<String> = std::fs::read_dir("/sys/class/net")
         .map(|d| {

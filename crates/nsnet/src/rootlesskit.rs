@@ -4,8 +4,8 @@
 //! scripts run unchanged.
 
 use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
-use nsnet_run::{LaunchPlan, Personality};
 use nsnet_run::config::Role;
+use nsnet_run::{LaunchPlan, Personality};
 
 use crate::launch_flags::LaunchFlags;
 
