@@ -422,23 +422,29 @@ fn killing_the_parent_takes_the_child_and_command_down() {
             wait_gone(child, Duration::from_secs(5)),
             "{extra:?}: child {child} outlived its parent"
         );
-        // The command (a child of the child) goes too; find it by its parent being gone
-        // is not possible any more, so check no process still has our state dir in its
-        // environment.
-        let leftovers: Vec<String> = std::fs::read_dir("/proc")
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
-            .filter(|e| {
-                std::fs::read(e.path().join("environ"))
-                    .map(|env| {
-                        env.windows(state.as_os_str().len())
-                            .any(|w| w == state.as_os_str().as_encoded_bytes())
-                    })
-                    .unwrap_or(false)
-            })
-            .filter(|e| !pid_gone(e.file_name().to_string_lossy().parse().unwrap()))
-            .map(|e| e.file_name().to_string_lossy().into_owned())
+        // The command (the child's child) dies of its own PDEATHSIG, a moment after the
+        // child: wait for every process that carries our state dir in its environment.
+        let carries_state = |e: &std::fs::DirEntry| {
+            std::fs::read(e.path().join("environ"))
+                .map(|env| {
+                    env.windows(state.as_os_str().len())
+                        .any(|w| w == state.as_os_str().as_encoded_bytes())
+                })
+                .unwrap_or(false)
+        };
+        let survivors = || -> Vec<i32> {
+            std::fs::read_dir("/proc")
+                .unwrap()
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().parse::<i32>().is_ok())
+                .filter(carries_state)
+                .filter_map(|e| e.file_name().to_string_lossy().parse().ok())
+                .filter(|pid| !pid_gone(*pid))
+                .collect()
+        };
+        let leftovers: Vec<i32> = survivors()
+            .into_iter()
+            .filter(|pid| !wait_gone(*pid, Duration::from_secs(5)))
             .collect();
         assert!(leftovers.is_empty(), "processes left behind: {leftovers:?}");
     }
