@@ -32,8 +32,9 @@ fn set_cloexec(fd: RawFd) {
     unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
 }
 
-/// Runs the child stage and returns its exit code.
-pub fn main() -> i32 {
+/// Runs the child stage and returns its exit code. `init_logging(debug)` is called once the
+/// configuration (which carries `--debug`) has arrived.
+pub fn main(init_logging: fn(bool)) -> i32 {
     unblock_all();
     // SAFETY: prctl with constant arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
@@ -55,10 +56,12 @@ pub fn main() -> i32 {
     let config = match protocol::recv::<ParentMsg>(&mut from_parent) {
         Ok(ParentMsg::Start(c)) => *c,
         Err(e) => {
+            init_logging(false);
             eprintln!("nsnet: error: child stage: {e}");
             return 1;
         }
     };
+    init_logging(config.debug);
     match setup(&config) {
         Ok(warnings) => {
             if protocol::send(&mut to_parent, &ChildMsg::Ready { warnings }).is_err() {
@@ -84,6 +87,7 @@ pub fn main() -> i32 {
 /// propagation first (a move out of a shared mount is refused), `/proc` before anything reads
 /// it, copy-up before the resolv.conf bind (which replaces a copied-up symlink).
 fn setup(cfg: &ChildConfig) -> Result<Vec<String>, LaunchError> {
+    tracing::debug!(?cfg, "child setup");
     let mut warnings = Vec::new();
     let prop = Propagation::parse(&cfg.propagation).unwrap_or(Propagation::RPrivate);
     mount::set_root_propagation(prop)?;

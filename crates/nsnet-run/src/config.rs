@@ -261,6 +261,7 @@ pub struct RawOptions {
     pub reaper: String,
     pub evacuate_cgroup2: Option<String>,
     pub subid_source: String,
+    pub debug: bool,
     pub slirp4netns_sandbox: String,
     pub slirp4netns_seccomp: String,
     pub command: Vec<String>,
@@ -286,6 +287,7 @@ pub struct LaunchPlan {
     pub ipcns: bool,
     pub reaper: bool,
     pub subid_source: SubidSource,
+    pub debug: bool,
     pub command: Vec<String>,
     /// Things worth saying that do not stop the launch.
     pub warnings: Vec<String>,
@@ -308,6 +310,8 @@ pub struct ChildConfig {
     pub network: bool,
     pub dns: Vec<String>,
     pub reaper: bool,
+    /// `--debug`: the child logs at debug level too.
+    pub debug: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -508,6 +512,7 @@ impl LaunchPlan {
             ipcns: raw.ipcns,
             reaper,
             subid_source,
+            debug: raw.debug,
             command: raw.command,
             warnings,
         })
@@ -528,6 +533,7 @@ impl LaunchPlan {
             network,
             dns: self.net.dns(self.cidr),
             reaper: self.reaper,
+            debug: self.debug,
         }
     }
 }

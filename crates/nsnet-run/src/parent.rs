@@ -20,13 +20,6 @@ use crate::protocol::{self, ChildMsg, ParentMsg};
 use crate::sigwait::{Exit, SignalWaiter, reap};
 use crate::{CHILD_ENV, LaunchError, sys};
 
-/// A running instance's facts, for callers that report them.
-#[derive(Debug, Clone)]
-pub struct Started {
-    pub child_pid: i32,
-    pub state_dir: std::path::PathBuf,
-}
-
 fn threads() -> usize {
     std::fs::read_dir("/proc/self/task")
         .map(|d| d.count())
@@ -109,13 +102,8 @@ fn clone_flags(plan: &LaunchPlan) -> CloneFlags {
 }
 
 /// Runs the plan to completion: returns how the child ended. `warn` receives every warning
-/// (from the plan, the id maps and the child) as soon as it is known; `started` is called
-/// once the child is ready.
-pub fn run(
-    plan: &LaunchPlan,
-    warn: &mut dyn FnMut(&str),
-    started: &mut dyn FnMut(&Started),
-) -> Result<Exit, LaunchError> {
+/// (from the plan, the id maps and the child) as soon as it is known.
+pub fn run(plan: &LaunchPlan, warn: &mut dyn FnMut(&str)) -> Result<Exit, LaunchError> {
     for w in &plan.warnings {
         warn(w);
     }
@@ -176,6 +164,7 @@ pub fn run(
         }
     }
     let child = Pid::from_raw(ret as i32);
+    tracing::debug!(pid = child.as_raw(), flags = ?clone_flags(plan), "cloned the child");
     let mut guard = ChildGuard {
         pid: child,
         armed: true,
@@ -185,7 +174,8 @@ pub fn run(
     let mut to_child = File::from(p2c_w);
     let mut from_child = File::from(c2p_r);
 
-    let (_, map_warning) = idmap::write_maps(child.as_raw(), plan.subid_source)?;
+    let (method, map_warning) = idmap::write_maps(child.as_raw(), plan.subid_source)?;
+    tracing::debug!(?method, "wrote the child's id maps");
     if let Some(w) = map_warning {
         warn(&w);
     }
@@ -218,10 +208,7 @@ pub fn run(
     drop(to_child);
     drop(from_child);
     state.write_child_pid(child.as_raw())?;
-    started(&Started {
-        child_pid: child.as_raw(),
-        state_dir: state.path().to_path_buf(),
-    });
+    tracing::debug!(state_dir = %state.path().display(), "child ready");
     guard.armed = false;
     let exit = match reap(child, false)? {
         Some(e) => e,

@@ -14,7 +14,7 @@ use std::path::Path;
 
 fn main() {
     if nsnet_run::child::is_child() {
-        std::process::exit(nsnet_run::child::main());
+        std::process::exit(nsnet_run::child::main(init_logging));
     }
     let argv0 = std::env::args_os().next().unwrap_or_default();
     let name = Path::new(&argv0)
@@ -46,6 +46,7 @@ pub(crate) fn init_logging(debug: bool) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .without_time()
         .try_init();
 }
@@ -56,10 +57,7 @@ pub(crate) fn launch(plan: nsnet_run::LaunchPlan) -> i32 {
     use nsnet_run::config::{Personality, Role};
     let p = plan.personality;
     let mut warn = |w: &str| eprintln!("{}", p.warning_line(w));
-    let mut started = |s: &nsnet_run::parent::Started| {
-        tracing::debug!(child_pid = s.child_pid, state_dir = %s.state_dir.display(), "child ready");
-    };
-    match nsnet_run::parent::run(&plan, &mut warn, &mut started) {
+    match nsnet_run::parent::run(&plan, &mut warn) {
         Ok(Exit::Code(c)) => {
             if c != 0 && p == Personality::Rootlesskit {
                 eprintln!(
