@@ -41,6 +41,7 @@ pub mod config;
 pub mod net;
 pub mod parent;
 pub mod protocol;
+pub mod services;
 mod sigwait;
 
 pub use config::{LaunchPlan, Personality, RawOptions};
@@ -70,6 +71,11 @@ pub enum LaunchError {
     },
     #[error("parent/child channel: {0}")]
     Protocol(#[from] protocol::ProtocolError),
+    #[error("failed to expose port {spec}: {source}")]
+    Publish {
+        spec: String,
+        source: nsnet_port::PortError,
+    },
     /// The child reported a setup failure; the message is the child's.
     #[error("{0}")]
     Child(String),

@@ -29,6 +29,8 @@ enum Cmd {
         after_help = "Defaults differ from the rootlesskit personality only where noted in the README."
     )]
     Run(Box<RunArgs>),
+    /// Publish, list and remove ports of a running instance (RootlessKit's API).
+    Port(crate::port_cmd::PortArgs),
     /// Internal entry points used by nsnet itself.
     #[command(hide = true, subcommand)]
     Internal(Internal),
@@ -71,6 +73,7 @@ pub fn main() -> i32 {
     };
     match cli.cmd {
         Cmd::Run(args) => run(*args),
+        Cmd::Port(args) => crate::port_cmd::main(args),
         Cmd::Internal(Internal::Whoami { host_ns }) => crate::report::whoami(&host_ns),
     }
 }

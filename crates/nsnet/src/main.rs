@@ -7,7 +7,9 @@
 
 mod cli;
 mod launch_flags;
+mod port_cmd;
 mod report;
+mod rootlessctl;
 mod rootlesskit;
 
 use std::path::Path;
@@ -23,7 +25,8 @@ fn main() {
         .unwrap_or_default();
     let code = match name.as_str() {
         "rootlesskit" => rootlesskit::main(),
-        "rootlessctl" | "slirp4netns" => {
+        "rootlessctl" => rootlessctl::main(),
+        "slirp4netns" => {
             eprintln!(
                 "nsnet: error: the {name} personality is not available in this build yet; run nsnet --help"
             );
