@@ -14,7 +14,6 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use nix::fcntl::{FcntlArg, OFlag, SpliceFFlags, fcntl, splice};
-use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 /// Pipe size asked for; the kernel may grant less (then F_GETPIPE_SZ tells).
@@ -39,70 +38,84 @@ fn flags() -> SpliceFFlags {
     SpliceFFlags::SPLICE_F_NONBLOCK | SpliceFFlags::SPLICE_F_MOVE
 }
 
+type Fd = tokio::io::unix::AsyncFd<OwnedFd>;
+
+fn would_block(e: &nix::Error) -> bool {
+    *e == nix::Error::EAGAIN
+}
+
 /// Moves one direction until `src` reaches EOF; then shuts down `dst`'s write half.
-async fn pump(src: &TcpStream, dst: &TcpStream) -> io::Result<u64> {
+///
+/// Per chunk: one splice in, one splice out. A read that returns less than the pipe could
+/// hold has drained the socket, so its readiness is cleared without the extra EAGAIN read an
+/// edge-triggered loop would otherwise spend (tokio keeps a readiness that arrived in the
+/// meantime, so no wake-up is lost).
+async fn pump(src: &Fd, dst: &Fd) -> io::Result<u64> {
     let p = pipe()?;
-    let mut buffered = 0usize;
     let mut total = 0u64;
-    let mut eof = false;
     loop {
-        if !eof && buffered < p.cap {
-            let want = p.cap - buffered;
-            match src.try_io(Interest::READABLE, || {
-                splice(src.as_fd(), None, p.w.as_fd(), None, want, flags()).map_err(io::Error::from)
-            }) {
-                Ok(0) => eof = true,
-                Ok(n) => buffered += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if buffered == 0 {
-                        src.readable().await?;
-                        continue;
+        let mut ready = src.readable().await?;
+        let n = match splice(src.get_ref(), None, p.w.as_fd(), None, p.cap, flags()) {
+            Ok(0) => {
+                // SAFETY: shutdown on a socket we own.
+                unsafe { libc::shutdown(dst.as_raw_fd(), libc::SHUT_WR) };
+                return Ok(total);
+            }
+            Ok(n) => {
+                if n < p.cap {
+                    ready.clear_ready();
+                }
+                n
+            }
+            Err(e) if would_block(&e) => {
+                ready.clear_ready();
+                continue;
+            }
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        drop(ready);
+        let mut left = n;
+        while left > 0 {
+            match splice(p.r.as_fd(), None, dst.get_ref(), None, left, flags()) {
+                Ok(m) => left -= m,
+                Err(e) if would_block(&e) => {
+                    let mut w = dst.writable().await?;
+                    // Retry under the guard so that a still-full socket clears the
+                    // readiness and the next wait really waits.
+                    match splice(p.r.as_fd(), None, dst.get_ref(), None, left, flags()) {
+                        Ok(m) => left -= m,
+                        Err(e) if would_block(&e) => w.clear_ready(),
+                        Err(nix::Error::EINTR) => {}
+                        Err(e) => return Err(e.into()),
                     }
                 }
-                Err(e) => return Err(e),
+                Err(nix::Error::EINTR) => {}
+                Err(e) => return Err(e.into()),
             }
         }
-        if buffered > 0 {
-            match dst.try_io(Interest::WRITABLE, || {
-                splice(p.r.as_fd(), None, dst.as_fd(), None, buffered, flags())
-                    .map_err(io::Error::from)
-            }) {
-                Ok(n) => {
-                    buffered -= n;
-                    total += n as u64;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    // Our pipe is full or the source is quiet: only the destination can
-                    // make progress now.
-                    if eof || buffered >= p.cap {
-                        dst.writable().await?;
-                    } else {
-                        tokio::select! {
-                            r = dst.writable() => r?,
-                            r = src.readable() => r?,
-                        }
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        } else if eof {
-            // SAFETY: shutdown on a socket descriptor we borrow.
-            unsafe { libc::shutdown(dst.as_raw_fd(), libc::SHUT_WR) };
-            return Ok(total);
-        }
+        total += n as u64;
     }
 }
 
 /// Relays both directions until both have ended. Returns bytes moved (client→child,
 /// child→client).
 pub async fn relay(client: TcpStream, child: TcpStream) -> io::Result<(u64, u64)> {
+    let register = |s: TcpStream| -> io::Result<Fd> {
+        let fd = OwnedFd::from(s.into_std()?);
+        // SAFETY: the AsyncFd owns the descriptor, so it stays open and the same for the
+        // AsyncFd's whole life.
+        unsafe { Fd::register(fd) }.map_err(|e| io::Error::other(e.to_string()))
+    };
+    let client = register(client)?;
+    let child = register(child)?;
     let (up, down) = tokio::join!(pump(&client, &child), pump(&child, &client));
     match (up, down) {
         (Ok(a), Ok(b)) => Ok((a, b)),
         (Err(e), _) | (_, Err(e)) => {
             // One side failed (typically a reset): make sure the other sees it end too.
             for s in [&client, &child] {
-                // SAFETY: shutdown on descriptors we borrow.
+                // SAFETY: shutdown on descriptors we own.
                 unsafe { libc::shutdown(s.as_raw_fd(), libc::SHUT_RDWR) };
             }
             Err(e)
