@@ -14,7 +14,7 @@ pids=()
 ours() {
 	local f
 	for f in /proc/[0-9]*/environ; do
-		if tr '\0' '\n' <"$f" 2>/dev/null | grep -qxF "NSNET_BENCH_RUN=$stage"; then
+		if { tr '\0' '\n' <"$f"; } 2>/dev/null | grep -qxF "NSNET_BENCH_RUN=$stage"; then
 			f=${f#/proc/}
 			f=${f%/environ}
 			[ "$f" != $$ ] && [ "$f" != "$BASHPID" ] && echo "$f"
@@ -22,9 +22,14 @@ ours() {
 	done
 }
 cleanup() {
+	# Each namespace's servers run in a process group of their own, led by a shell that
+	# carries the marker (nginx rewrites its own environment): kill the groups while their
+	# leaders still live, then the launchers, then any marked straggler.
+	local p
+	for p in $(ours); do kill -- "-$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	sleep 0.5
-	kill $(ours) 2>/dev/null || true
+	for p in $(ours); do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -48,7 +53,7 @@ mkdir -p "$stage/ngx"
 servers() {
 	local name=$1
 	sed "s/\\\$NAME/$name/" "$stage/nginx.conf" >"$stage/nginx-$name.conf"
-	echo "iperf3 -s -p 5201 >/dev/null 2>&1 & nginx -c $stage/nginx-$name.conf & wait"
+	echo "exec setsid sh -c 'iperf3 -s -p 5201 >/dev/null 2>&1 & nginx -c $stage/nginx-$name.conf & wait'"
 }
 
 # Direct loopback: the limit.

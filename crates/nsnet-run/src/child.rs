@@ -92,6 +92,14 @@ pub fn main(init_logging: fn(bool)) -> i32 {
     if protocol::send(&mut to_parent, &ChildMsg::Ready { warnings }).is_err() {
         return 1;
     }
+    // The command starts only once $STATE/child_pid and api.sock exist, so that it can use
+    // them at once (RootlessKit leaves a window here).
+    if !matches!(
+        protocol::recv::<ParentMsg>(&mut from_parent),
+        Ok(ParentMsg::Go)
+    ) {
+        return 1;
+    }
     drop(from_parent);
     drop(to_parent);
     run_command(&config)

@@ -20,7 +20,9 @@
 //! (tap0, sockets there)
 //! ParentMsg::NetworkReady{dns} ──────────────────▶  resolv.conf + hosts
 //!                               ◀─────────────────  ChildMsg::Ready  (or ChildMsg::Failed)
-//! write $STATE/child_pid
+//! services: async runtime, port driver (-p),
+//! api.sock; write $STATE/child_pid
+//! ParentMsg::Go ─────────────────────────────────▶
 //! forward signals, wait                            spawn COMMAND (PDEATHSIG), forward signals,
 //!                                                  reap (PID 1 of a new pidns reaps orphans)
 //! exit with the child's status  ◀─────────────────  exit with the command's status

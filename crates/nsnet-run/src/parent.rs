@@ -268,10 +268,11 @@ pub fn run(plan: &LaunchPlan, warn: &mut dyn FnMut(&str)) -> Result<Exit, Launch
         },
     )?;
     expect(&mut from_child, &mut guard)?;
-    drop(to_child);
-    drop(from_child);
     let services = services::start(plan, netns_thread, &setup, child.as_raw(), state.path())?;
     state.write_child_pid(child.as_raw())?;
+    protocol::send(&mut to_child, &ParentMsg::Go)?;
+    drop(to_child);
+    drop(from_child);
     tracing::debug!(state_dir = %state.path().display(), "child ready");
     guard.armed = false;
     let exit = match reap(child, false)? {

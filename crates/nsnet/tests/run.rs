@@ -504,8 +504,8 @@ fn environment_and_state_files() {
         lines.next().unwrap(),
         format!("{} {uid} {gid}", state.display())
     );
-    // child_pid is written once the child is ready, before the command starts reading.
-    assert!(lines.next().unwrap().contains("lock"));
+    // child_pid and api.sock exist before the command starts.
+    assert_eq!(lines.next(), Some("api.sock child_pid lock "));
     assert_eq!(lines.next(), Some("0"), "internal variables do not leak");
     assert!(!state.exists());
 }
