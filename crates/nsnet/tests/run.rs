@@ -179,7 +179,7 @@ fn root_only_propagation_of_a_later_host_mount() {
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
-        let pid: i32 = wait_for_file(&state.join("child_pid"), Duration::from_secs(10))
+        let pid: i32 = wait_for_file(&state.join("child_pid"), Duration::from_secs(30))
             .parse()
             .unwrap();
         nix::mount::mount(
@@ -233,7 +233,7 @@ fn detached_netns_is_reachable_while_the_command_stays_in_the_host_netns() {
         .unwrap();
     // While it runs: from the host mount namespace $STATE/netns is a plain empty file, and
     // through the child's root it is the namespace itself.
-    let pid = wait_for_file(&state.join("child_pid"), Duration::from_secs(10));
+    let pid = wait_for_file(&state.join("child_pid"), Duration::from_secs(30));
     let host_view = std::fs::metadata(state.join("netns")).unwrap();
     assert!(host_view.is_file() && host_view.len() == 0);
     let via_child = format!("/proc/{pid}/root{}/netns", state.display());
@@ -390,7 +390,7 @@ fn start_sleeper(state: &Path, extra: &[&str]) -> (std::process::Child, i32) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let pid = wait_for_file(&state.join("child_pid"), Duration::from_secs(10))
+    let pid = wait_for_file(&state.join("child_pid"), Duration::from_secs(30))
         .parse()
         .unwrap();
     (job, pid)
@@ -419,7 +419,7 @@ fn killing_the_parent_takes_the_child_and_command_down() {
         kill(Pid::from_raw(job.id() as i32), Signal::SIGKILL).unwrap();
         job.wait().unwrap();
         assert!(
-            wait_gone(child, Duration::from_secs(5)),
+            wait_gone(child, Duration::from_secs(15)),
             "{extra:?}: child {child} outlived its parent"
         );
         // The command (the child's child) dies of its own PDEATHSIG, a moment after the
@@ -444,7 +444,7 @@ fn killing_the_parent_takes_the_child_and_command_down() {
         };
         let leftovers: Vec<i32> = survivors()
             .into_iter()
-            .filter(|pid| !wait_gone(*pid, Duration::from_secs(5)))
+            .filter(|pid| !wait_gone(*pid, Duration::from_secs(15)))
             .collect();
         assert!(leftovers.is_empty(), "processes left behind: {leftovers:?}");
     }
@@ -467,7 +467,7 @@ fn a_second_instance_on_the_same_state_dir_is_refused_and_a_restart_works() {
     // RootlessKit issue 220: after SIGKILL of the parent, a restart on the same dir works.
     kill(Pid::from_raw(first.id() as i32), Signal::SIGKILL).unwrap();
     first.wait().unwrap();
-    assert!(wait_gone(child, Duration::from_secs(5)));
+    assert!(wait_gone(child, Duration::from_secs(15)));
     let o = output(nsnet().args([
         "run",
         "--state-dir",
