@@ -29,6 +29,9 @@ enum Cmd {
         after_help = "Defaults differ from the rootlesskit personality only where noted in the README."
     )]
     Run(Box<RunArgs>),
+    /// Inspect namespaces and the rootless network: list, explain, draw.
+    #[command(subcommand)]
+    Ns(crate::ns_cmd::NsCmd),
     /// Internal entry points used by nsnet itself.
     #[command(hide = true, subcommand)]
     Internal(Internal),
@@ -71,6 +74,7 @@ pub fn main() -> i32 {
     };
     match cli.cmd {
         Cmd::Run(args) => run(*args),
+        Cmd::Ns(cmd) => crate::ns_cmd::main(cmd),
         Cmd::Internal(Internal::Whoami { host_ns }) => crate::report::whoami(&host_ns),
     }
 }

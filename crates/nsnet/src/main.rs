@@ -7,6 +7,7 @@
 
 mod cli;
 mod launch_flags;
+mod ns_cmd;
 mod report;
 mod rootlesskit;
 
