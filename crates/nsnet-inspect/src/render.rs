@@ -239,8 +239,9 @@ pub fn net_text(view: &NetView) -> String {
     out
 }
 
-/// Edges between namespaces, strongest first: (from, to, label).
-fn edges(view: &NetView) -> Vec<(u64, u64, String)> {
+/// Edges between namespaces, strongest first: (from, to, label, order among siblings: the
+/// ifindex of the near end, so that children follow the interface list).
+fn edges(view: &NetView) -> Vec<(u64, u64, String, u32)> {
     let mut e = Vec::new();
     for i in &view.instances {
         if let (Some(p), Some(c)) = (i.parent_netns, i.child_netns) {
@@ -252,6 +253,7 @@ fn edges(view: &NetView) -> Vec<(u64, u64, String)> {
                     i.parent_comm.as_deref().unwrap_or("?"),
                     i.parent_pid.unwrap_or(0)
                 ),
+                0u32,
             ));
         }
     }
@@ -264,6 +266,7 @@ fn edges(view: &NetView) -> Vec<(u64, u64, String)> {
                     "{} carried by {} {} (fd {})",
                     t.tap.name, t.owner.comm, t.owner.pid, t.owner.fd
                 ),
+                0u32,
             ));
         }
     }
@@ -276,11 +279,13 @@ fn edges(view: &NetView) -> Vec<(u64, u64, String)> {
             p.a.netns,
             p.b.netns,
             format!("veth {} ⇄ {}{check}", p.a.name, p.b.name),
+            p.a.ifindex,
         ));
         e.push((
             p.b.netns,
             p.a.netns,
             format!("veth {} ⇄ {}{check}", p.b.name, p.a.name),
+            p.b.ifindex,
         ));
     }
     e
@@ -330,7 +335,7 @@ pub fn graph_text(view: &NetView) -> String {
     let mut order: Vec<&NetNs> = view.netns.iter().collect();
     order.sort_by_key(|n| (role_rank(n.role), n.inode));
     let mut placed: BTreeSet<u64> = BTreeSet::new();
-    let mut children: BTreeMap<u64, Vec<(u64, String)>> = BTreeMap::new();
+    let mut children: BTreeMap<u64, Vec<(u64, String, u32)>> = BTreeMap::new();
     let mut roots = Vec::new();
     for start in &order {
         if placed.contains(&start.inode) {
@@ -340,22 +345,28 @@ pub fn graph_text(view: &NetView) -> String {
         placed.insert(start.inode);
         let mut queue = std::collections::VecDeque::from([start.inode]);
         while let Some(cur) = queue.pop_front() {
-            for (from, to, label) in &edges {
+            for (from, to, label, key) in &edges {
                 if *from != cur {
                     continue;
                 }
                 if placed.insert(*to) {
-                    children.entry(cur).or_default().push((*to, label.clone()));
+                    children
+                        .entry(cur)
+                        .or_default()
+                        .push((*to, label.clone(), *key));
                     queue.push_back(*to);
                 } else if let Some(kid) = children
                     .get_mut(&cur)
-                    .and_then(|k| k.iter_mut().find(|(c, _)| c == to))
+                    .and_then(|k| k.iter_mut().find(|(c, _, _)| c == to))
                 {
                     // A second edge between the same two: say both (launcher and tap).
                     kid.1 = format!("{}; {label}", kid.1);
                 }
             }
         }
+    }
+    for kids in children.values_mut() {
+        kids.sort_by_key(|k| k.2);
     }
     let mut out = String::new();
     for r in roots {
@@ -373,7 +384,7 @@ pub fn graph_text(view: &NetView) -> String {
 fn tree_body(
     view: &NetView,
     n: &NetNs,
-    children: &BTreeMap<u64, Vec<(u64, String)>>,
+    children: &BTreeMap<u64, Vec<(u64, String, u32)>>,
     prefix: &str,
     out: &mut String,
 ) {
@@ -403,7 +414,7 @@ fn tree_body(
         let last = k + 1 == total;
         let _ = writeln!(out, "{prefix}{}{item}", if last { "└── " } else { "├── " });
     }
-    for (k, (c, label)) in kids.iter().enumerate() {
+    for (k, (c, label, _)) in kids.iter().enumerate() {
         let last = items.len() + k + 1 == total;
         let child = view.get(*c).unwrap();
         let _ = writeln!(
