@@ -675,3 +675,58 @@ fn bad_input_is_one_line_and_a_usage_exit() {
     );
     assert!(!Path::new(&missing).exists());
 }
+
+/// A namespace the unprivileged user can see but not enter (root made it, bind-mounted in
+/// the world's mount namespace): listed, with the reason its interfaces are missing, and the
+/// rest of the view still printed. Root is needed to make a namespace the user cannot enter.
+#[test]
+fn root_only_a_namespace_the_user_cannot_enter_is_reported_not_fatal() {
+    assert!(
+        is_root(),
+        "root-only test: scripts/test skips it for the unprivileged run"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let pin = dir.path().join("roots-netns");
+    std::fs::write(&pin, "").unwrap();
+    let o = output(std::process::Command::new("unshare").args([
+        "-n",
+        "mount",
+        "--bind",
+        "/proc/self/ns/net",
+        pin.to_str().unwrap(),
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let pinned = inode(pin.to_str().unwrap());
+    let as_user = |args: &[&str]| {
+        let mut c = std::process::Command::new("runuser");
+        c.args(["-u", "nsnet-test", "--"])
+            .arg(nsnet_bin())
+            .args(args);
+        output(&mut c)
+    };
+    let o = as_user(&["ns", "net", "--json"]);
+    let _ = nix::mount::umount(&pin);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let n = by_inode(&v["netns"], pinned);
+    assert_eq!(n["role"], "orphan");
+    assert_eq!(n["interfaces"].as_array().unwrap().len(), 0);
+    let err = n["error"].as_str().unwrap();
+    assert!(
+        err.starts_with(&format!("cannot enter net:[{pinned}]: cannot ")),
+        "{err}"
+    );
+    let world = by_inode(&v["netns"], ns_inode("/proc/self/ns/net").unwrap());
+    assert!(
+        world["interfaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["name"] == "lo"),
+        "the readable namespaces are still explained"
+    );
+}
