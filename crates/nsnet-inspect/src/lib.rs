@@ -1,8 +1,9 @@
 //! # nsnet-inspect — namespace and topology discovery
 //!
-//! The layer behind `nsnet ns`. It reads, never changes: it finds every namespace reachable
-//! from here and explains the network ones — which is the host's, which is a rootless
-//! child's, which belongs to a container — with their interfaces and the links between them.
+//! The layer behind `nsnet ns`. It reads, never changes (the one exception, [`join`], moves
+//! only the calling process): it finds every namespace reachable from here and explains the
+//! network ones — which is the host's, which is a rootless child's, which belongs to a
+//! container — with their interfaces and the links between them.
 //!
 //! - [`nsfs`]: namespace identities and the nsfs ioctls (owner, parent, owner uid).
 //! - [`procscan`]: one pass over `/proc` (namespaces, descriptors, tun devices, state
@@ -13,9 +14,12 @@
 //! - [`net`]: the network view (`nsnet ns net`): roles, veth pairs resolved through the nsid
 //!   maps, bridges, tap devices and the processes that own them.
 //! - [`render`]: tables and the graph forms (text tree, DOT, mermaid).
+//! - [`join`]: joining a target's namespaces (`nsnet ns exec`), by PID or as the rootless
+//!   child of a running instance.
 //!
-//! What it leaves to others: the command line and its exit codes are the binary's; creating
-//! links or namespaces is `nsnet-ns`'s and the netlink layer's. It names no launcher type:
+//! What it leaves to others: the command line, exit codes and running the command after
+//! [`join`] are the binary's; creating links or namespaces is `nsnet-ns`'s and the netlink
+//! layer's. It names no launcher type:
 //! RootlessKit and nsnet instances are recognised by their state-directory contract
 //! (`ROOTLESSKIT_STATE_DIR`, `child_pid`, `netns`), which both share.
 //!
@@ -24,6 +28,7 @@
 //! `RTM_GETNSID` resolves an fd in the sender's table; nsfs inodes identify namespaces.
 
 pub mod enter;
+pub mod join;
 pub mod namespaces;
 pub mod net;
 pub mod netlink;
@@ -48,6 +53,21 @@ pub enum Error {
         op: &'static str,
         source: std::io::Error,
     },
+    #[error("{what} is gone")]
+    TargetGone { what: String },
+    #[error("no running nsnet or RootlessKit instance{}", .state_dir.as_ref().map(|d| format!(" with state directory {}", d.display())).unwrap_or_default())]
+    NoInstance {
+        state_dir: Option<std::path::PathBuf>,
+    },
+    #[error("more than one instance is running ({}); choose one with --state-dir", .dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "))]
+    AmbiguousChild { dirs: Vec<std::path::PathBuf> },
+    #[error("cannot open {what}: {source}")]
+    Open {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("cannot join {ns}: {source}")]
+    Join { ns: NsId, source: std::io::Error },
     #[error("unknown namespace type {0:?} (want net, user, mnt, pid, uts, ipc, cgroup or time)")]
     UnknownType(String),
 }

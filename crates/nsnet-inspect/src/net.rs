@@ -488,7 +488,8 @@ fn read_as(pid: i32, path: &Path) -> Option<String> {
         .ok()
 }
 
-fn instances(snap: &Snapshot) -> Vec<Instance> {
+/// The running rootless instances (nsnet or RootlessKit) and their child and parent netns.
+pub fn instances(snap: &Snapshot) -> Vec<Instance> {
     // State directories, each with a process that can see it.
     let mut dirs: BTreeMap<PathBuf, i32> = BTreeMap::new();
     for p in &snap.scan.procs {

@@ -34,6 +34,53 @@ pub enum NsCmd {
         #[arg(long, short = 'o', value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Run a command in the namespaces of a process, or of the rootless child of a running
+    /// nsnet or RootlessKit instance (--child). Rootless, the target's user namespace is
+    /// joined first. Without -n/-m/-U/-p/-u/-i/-C, every namespace of the target.
+    #[command(arg_required_else_help = true)]
+    Exec(ExecArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExecArgs {
+    /// The target process
+    #[arg(
+        value_name = "PID",
+        required_unless_present = "child",
+        conflicts_with = "child"
+    )]
+    pid: Option<i32>,
+    /// The rootless child of the running instance (its detached netns when there is one)
+    #[arg(long)]
+    child: bool,
+    /// With --child: the instance's state directory (default: $ROOTLESSKIT_STATE_DIR, else
+    /// the only running instance)
+    #[arg(long, value_name = "DIR", requires = "child")]
+    state_dir: Option<PathBuf>,
+    /// Network namespace
+    #[arg(short = 'n', long)]
+    net: bool,
+    /// Mount namespace
+    #[arg(short = 'm', long)]
+    mount: bool,
+    /// User namespace
+    #[arg(short = 'U', long)]
+    user: bool,
+    /// PID namespace (the command runs as a child of nsnet)
+    #[arg(short = 'p', long)]
+    pid_ns: bool,
+    /// UTS namespace
+    #[arg(short = 'u', long)]
+    uts: bool,
+    /// IPC namespace
+    #[arg(short = 'i', long)]
+    ipc: bool,
+    /// Cgroup namespace
+    #[arg(short = 'C', long)]
+    cgroup: bool,
+    /// The command and its arguments
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    command: Vec<std::ffi::OsString>,
 }
 
 fn emit(text: &str, output: Option<&PathBuf>) -> i32 {
@@ -60,8 +107,76 @@ fn json<T: serde::Serialize>(v: &T) -> String {
     s
 }
 
+fn exec(a: ExecArgs) -> i32 {
+    use nsnet_inspect::NsType;
+    use std::os::unix::process::CommandExt;
+    let mut kinds = Vec::new();
+    for (on, k) in [
+        (a.net, NsType::Net),
+        (a.mount, NsType::Mnt),
+        (a.user, NsType::User),
+        (a.pid_ns, NsType::Pid),
+        (a.uts, NsType::Uts),
+        (a.ipc, NsType::Ipc),
+        (a.cgroup, NsType::Cgroup),
+    ] {
+        if on {
+            kinds.push(k);
+        }
+    }
+    let target = match a.pid {
+        Some(pid) => nsnet_inspect::join::pid_target(pid),
+        None => {
+            // Like rootlessctl: inside an instance's environment, that instance.
+            let dir = a.state_dir.clone().or_else(|| {
+                std::env::var_os("ROOTLESSKIT_STATE_DIR")
+                    .filter(|d| !d.is_empty())
+                    .map(PathBuf::from)
+            });
+            nsnet_inspect::join::child_target(&nsnet_inspect::discover(), dir.as_deref())
+        }
+    };
+    let joined = target
+        .and_then(|t| nsnet_inspect::join::open(t, &kinds))
+        .and_then(|list| {
+            nsnet_inspect::join::join(&list)?;
+            Ok(list.iter().any(|(k, _)| *k == NsType::Pid))
+        });
+    let new_pidns = match joined {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("nsnet: error: {e}");
+            return 1;
+        }
+    };
+    let mut cmd = std::process::Command::new(&a.command[0]);
+    cmd.args(&a.command[1..]);
+    let failed = |e: std::io::Error| {
+        eprintln!(
+            "nsnet: error: cannot run {}: {e}",
+            a.command[0].to_string_lossy()
+        );
+        if e.kind() == std::io::ErrorKind::NotFound {
+            127
+        } else {
+            126
+        }
+    };
+    if !new_pidns {
+        return failed(cmd.exec());
+    }
+    // A joined PID namespace holds only children: run the command as one and pass its status.
+    match cmd.status() {
+        Ok(s) => s.code().unwrap_or_else(|| {
+            128 + std::os::unix::process::ExitStatusExt::signal(&s).unwrap_or(0)
+        }),
+        Err(e) => failed(e),
+    }
+}
+
 pub fn main(cmd: NsCmd) -> i32 {
     match cmd {
+        NsCmd::Exec(a) => exec(a),
         NsCmd::Ls {
             types,
             json: as_json,

@@ -730,3 +730,138 @@ fn root_only_a_namespace_the_user_cannot_enter_is_reported_not_fatal() {
         "the readable namespaces are still explained"
     );
 }
+
+/// The host PID of the process in network namespace `net` (container A's sleep).
+fn pid_in(net: u64) -> i32 {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .find_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            (ns_inode(&format!("/proc/{pid}/ns/net"))? == net).then_some(pid)
+        })
+        .expect("a process in the namespace")
+}
+
+#[test]
+fn exec_child_and_pid_targets_without_symlinks() {
+    let seed = Seed::start();
+    // The detached child netns, found by the state directory alone.
+    let state = seed.inst.state.to_str().unwrap();
+    // (Other worlds' instances may be visible: name ours, by environment or flag.)
+    let with_env = [
+        "ns",
+        "exec",
+        "--child",
+        "-n",
+        "--",
+        "readlink",
+        "/proc/self/ns/net",
+    ];
+    let with_flag = [
+        "ns",
+        "exec",
+        "--child",
+        "--state-dir",
+        state,
+        "-n",
+        "--",
+        "readlink",
+        "/proc/self/ns/net",
+    ];
+    for (args, env) in [(&with_env[..], Some(state)), (&with_flag[..], None)] {
+        let mut c = nsnet();
+        c.args(args);
+        match env {
+            Some(d) => c.env("ROOTLESSKIT_STATE_DIR", d),
+            None => c.env_remove("ROOTLESSKIT_STATE_DIR"),
+        };
+        let o = output(&mut c);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        assert_eq!(stdout(&o), format!("net:[{}]\n", seed.child), "{args:?}");
+    }
+    let o = output(nsnet().args([
+        "ns",
+        "exec",
+        "--child",
+        "--state-dir",
+        state,
+        "-n",
+        "--",
+        "ip",
+        "-br",
+        "addr",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let br0 = stdout(&o);
+    assert!(
+        br0.lines()
+            .any(|l| l.starts_with("br0 ") && l.contains("10.4.0.1/24")),
+        "{br0}"
+    );
+    // A container by PID: its netns, and (rootless) the user namespace that allows it.
+    let a = pid_in(seed.ctr_a);
+    let o = output(nsnet().args([
+        "ns",
+        "exec",
+        &a.to_string(),
+        "-n",
+        "--",
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/net; ip -br addr show eth0",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.starts_with(&format!("net:[{}]\n", seed.ctr_a)), "{out}");
+    assert!(out.contains("10.4.0.2/24"), "{out}");
+    // The child's PID and mount namespaces: its PID 1 is the launcher's child stage; the
+    // command's exit status comes back.
+    let o = output(nsnet().args([
+        "ns",
+        "exec",
+        "--child",
+        "--state-dir",
+        state,
+        "-p",
+        "-m",
+        "--",
+        "sh",
+        "-c",
+        "cat /proc/1/comm; exit 3",
+    ]));
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "exe\n");
+}
+
+#[test]
+fn exec_errors_are_one_line_with_distinct_codes() {
+    world();
+    let o = output(nsnet().args(["ns", "exec", "999999999", "--", "true"]));
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stderr(&o), "nsnet: error: process 999999999 is gone\n");
+    let o = output(nsnet().args([
+        "ns",
+        "exec",
+        "--child",
+        "--state-dir",
+        "/nonexistent",
+        "--",
+        "true",
+    ]));
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        "nsnet: error: no running nsnet or RootlessKit instance with state directory /nonexistent\n"
+    );
+    let me = std::process::id().to_string();
+    let o = output(nsnet().args(["ns", "exec", &me, "-n", "--", "/nonexistent/cmd"]));
+    assert_eq!(o.status.code(), Some(127));
+    assert!(
+        stderr(&o).starts_with("nsnet: error: cannot run /nonexistent/cmd: "),
+        "{}",
+        stderr(&o)
+    );
+    let o = output(nsnet().args(["ns", "exec", "1", "--"]));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
