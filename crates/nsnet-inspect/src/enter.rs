@@ -69,19 +69,19 @@ unsafe fn helper_send(sock: RawFd, step: u32, errno: i32, fd: Option<RawFd>) {
     }
 }
 
-/// The helper's whole life after fork.
-unsafe fn helper(sock: RawFd, netns: RawFd) -> ! {
+/// The helper's whole life after fork. `user` is the netns's owning user namespace, when it
+/// is not our own (joining one's own user namespace is EINVAL, and would grant nothing).
+unsafe fn helper(sock: RawFd, netns: RawFd, user: Option<RawFd>) -> ! {
     // SAFETY: raw system calls on descriptors we hold; _exit never returns.
     unsafe {
         let errno = || *libc::__errno_location();
         if libc::setns(netns, libc::CLONE_NEWNET) != 0 {
-            if errno() != libc::EPERM {
+            let Some(user) = user else {
                 helper_send(sock, STEP_SETNS_NET, errno(), None);
                 libc::_exit(1);
-            }
-            let user = libc::ioctl(netns, 0xb701); // NS_GET_USERNS
-            if user < 0 {
-                helper_send(sock, STEP_GET_USERNS, errno(), None);
+            };
+            if errno() != libc::EPERM {
+                helper_send(sock, STEP_SETNS_NET, errno(), None);
                 libc::_exit(1);
             }
             if libc::setns(user, libc::CLONE_NEWUSER) != 0 {
@@ -122,6 +122,11 @@ pub fn rtnl_in(netns: BorrowedFd<'_>) -> Result<Rtnl, Error> {
         return Rtnl::here();
     }
     let enter_err = |op: &'static str, source: std::io::Error| Error::Enter { ns: id, op, source };
+    let owner = nsfs::owning_userns(netns).map_err(|e| enter_err(step_name(STEP_GET_USERNS), e))?;
+    let own_user = nsfs::open(std::path::Path::new("/proc/self/ns/user"))
+        .and_then(|f| nsfs::inode(f.as_fd()))
+        .ok();
+    let user = (nsfs::inode(owner.as_fd()).ok() != own_user).then(|| owner.as_raw_fd());
     let (mine, theirs) = socketpair(
         AddressFamily::Unix,
         SockType::Datagram,
@@ -132,7 +137,7 @@ pub fn rtnl_in(netns: BorrowedFd<'_>) -> Result<Rtnl, Error> {
     // SAFETY: the child runs only `helper`, which makes raw system calls and _exits.
     let pid =
         match unsafe { nix::unistd::fork() }.map_err(|e| enter_err("fork a helper", e.into()))? {
-            ForkResult::Child => unsafe { helper(theirs.as_raw_fd(), netns.as_raw_fd()) },
+            ForkResult::Child => unsafe { helper(theirs.as_raw_fd(), netns.as_raw_fd(), user) },
             ForkResult::Parent { child } => child,
         };
     drop(theirs);

@@ -179,11 +179,17 @@ pub fn discover() -> Snapshot {
             .push(PathBuf::from(format!("/proc/{}/root", m.via_pid)).join(rel));
     }
     resolve_owners(&mut map);
-    let problems = scan
+    let mut problems: Vec<String> = scan
         .mount_errors
         .iter()
         .map(|(mnt, why)| format!("bind mounts of mnt:[{mnt}] not listed: {why}"))
         .collect();
+    problems.extend(scan.procs.iter().filter(|p| p.fds_unreadable).map(|p| {
+        format!(
+            "descriptors of pid {} ({}) not readable: permission denied (a non-dumpable process; root can read them)",
+            p.pid, p.comm
+        )
+    }));
     Snapshot {
         namespaces: map.into_values().collect(),
         unreadable_pids: unreadable,

@@ -20,8 +20,9 @@
 //!    by `ROOTLESSKIT_STATE_DIR` in a process's environment, or holding a `netns` bind mount
 //!    next to `child_pid`. The child netns is the `netns` bind mount (detached) or the child
 //!    process's own; the parent's netns is where the launcher runs.
-//! 6. Roles: host (PID 1's netns; the inspector's own when PID 1 is not readable), rootless
-//!    child, parent (a launcher's netns that is not the host's), container (reached by a veth,
+//! 6. Roles: host (PID 1's netns, else kthreadd's, else — rootless — the inspector's own),
+//!    rootless child (of a launcher instance, or holding a tap owned from another netns),
+//!    parent (a launcher's netns that is not the host's), container (reached by a veth,
 //!    or a process's netns owned by a rootless instance's user namespace), orphan (nothing in
 //!    it but descriptors or bind mounts), other.
 
@@ -580,6 +581,32 @@ fn assign_roles(view: &mut NetView, snap: &Snapshot) {
             roles
                 .entry(p)
                 .or_insert((Role::Parent, format!("where {launcher} runs")));
+        }
+    }
+    // A tap whose owner lives in another netns is a user-mode network's link from that
+    // netns into this one (slirp4netns, pasta, nsnet's builtin stack): a rootless child even
+    // when no launcher state directory names it.
+    for t in &view.taps {
+        if let Some(o) = t.owner.netns
+            && o != t.tap.netns
+            && !roles.contains_key(&t.tap.netns)
+        {
+            roles.insert(
+                t.tap.netns,
+                (
+                    Role::RootlessChild,
+                    format!("of {} {} (tap {})", t.owner.comm, t.owner.pid, t.tap.name),
+                ),
+            );
+            if let Some(u) = snap
+                .get(NsId {
+                    kind: NsType::Net,
+                    inode: t.tap.netns,
+                })
+                .and_then(|n| n.owner.userns)
+            {
+                instance_users.insert(u);
+            }
         }
     }
     for t in &view.taps {

@@ -38,6 +38,9 @@ pub struct Proc {
     pub state_dir: Option<PathBuf>,
     /// The namespaces could not be read (other user's process, rootless).
     pub unreadable: bool,
+    /// Its namespaces were readable but its descriptors were not (a non-dumpable process,
+    /// such as pasta: its `/proc/PID/fd` belongs to root).
+    pub fds_unreadable: bool,
 }
 
 /// An nsfs bind mount seen in one mount namespace.
@@ -141,7 +144,13 @@ fn scan_proc(pid: i32) -> Option<Proc> {
             }
         }
     }
-    if let Ok(dir) = std::fs::read_dir(base.join("fd")) {
+    let fds = std::fs::read_dir(base.join("fd"));
+    if let Err(e) = &fds
+        && e.kind() == ErrorKind::PermissionDenied
+    {
+        p.fds_unreadable = true;
+    }
+    if let Ok(dir) = fds {
         for e in dir.flatten() {
             let Some(fd) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
                 continue;

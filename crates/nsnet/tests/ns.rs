@@ -644,7 +644,11 @@ fn rootlesskit_with_slirp4netns_is_explained() {
     let text = stdout(&o);
     let tap_line = text
         .lines()
-        .find(|l| l.contains("tap0 (tun) 10.0.2.100/24"))
+        // (Other worlds may have a tap0 of their own: ours is the one slirp4netns owns.)
+        .find(|l| {
+            l.contains("tap0 (tun) 10.0.2.100/24")
+                && l.contains(&format!("◀ slirp4netns {} ", taps[0]["owner"]["pid"]))
+        })
         .unwrap_or_else(|| panic!("{text}"));
     assert!(
         tap_line.contains(&format!("◀ slirp4netns {} in ", taps[0]["owner"]["pid"]))
@@ -864,4 +868,79 @@ fn exec_errors_are_one_line_with_distinct_codes() {
     );
     let o = output(nsnet().args(["ns", "exec", "1", "--"]));
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+/// slirp4netns alone, as Podman uses it: no launcher state directory names the namespace;
+/// the tap owned from the world netns is what makes it a rootless child, and the world netns
+/// its parent.
+#[test]
+fn a_bare_slirp4netns_namespace_is_a_rootless_child_by_its_tap() {
+    world();
+    let mut sleeper = std::process::Command::new("unshare")
+        .args(["--user", "--map-root-user", "--net", "sleep", "1000"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = sleeper.id() as i32;
+    let world_net = ns_inode("/proc/self/ns/net").unwrap();
+    let mut child = None;
+    for _ in 0..250 {
+        child = ns_inode(&format!("/proc/{pid}/ns/net")).filter(|n| *n != world_net);
+        if child.is_some()
+            && std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "sleep")
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let child = child.expect("the sleeper's netns");
+    let mut slirp = std::process::Command::new("slirp4netns")
+        .args([
+            "--configure",
+            "--disable-host-loopback",
+            &pid.to_string(),
+            "tap0",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("slirp4netns (Debian package slirp4netns) is installed");
+    let found = (|| {
+        for _ in 0..250 {
+            let v = json_of(&["ns", "net", "--json"]);
+            let tap = v["taps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["tap"]["netns"] == child)
+                .cloned();
+            if let Some(t) = tap {
+                return Some((v, t));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    })();
+    let _ = slirp.kill();
+    let _ = slirp.wait();
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    let (v, tap) = found.expect("tap0 of slirp4netns found");
+    assert_eq!(tap["owner"]["comm"], "slirp4netns");
+    assert_eq!(tap["owner"]["pid"], slirp.id());
+    assert_eq!(tap["owner"]["netns"], world_net);
+    let c = by_inode(&v["netns"], child);
+    assert_eq!(c["role"], "rootless-child");
+    assert_eq!(
+        c["label"],
+        format!("of slirp4netns {} (tap tap0)", slirp.id())
+    );
+    let expected_world = if expected_host() == world_net {
+        "host"
+    } else {
+        "parent"
+    };
+    assert_eq!(by_inode(&v["netns"], world_net)["role"], expected_world);
 }
