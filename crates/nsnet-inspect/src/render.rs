@@ -428,6 +428,14 @@ fn tree_body(
     }
 }
 
+/// "host (how it was chosen)" or "role label", for graph boxes.
+fn short_title(n: &NetNs) -> String {
+    match n.role {
+        Role::Host => format!("host ({})", n.label),
+        r => format!("{} {}", r.name(), n.label),
+    }
+}
+
 fn q(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"")
 }
@@ -445,24 +453,20 @@ pub fn graph_dot(view: &NetView) -> String {
         let _ = writeln!(out, "  subgraph cluster_{} {{", n.inode);
         let _ = writeln!(
             out,
-            "    label=\"{}\";",
-            q(&format!(
-                "{} {}\\nnet:[{}]",
-                n.role.name(),
-                n.label,
-                n.inode
-            ))
+            "    label=\"{}\\nnet:[{}]\";",
+            q(&short_title(n)),
+            n.inode
         );
         for i in &n.interfaces {
-            let mut label = format!("{} ({})", i.name, i.kind);
+            // Escape each part, then join with DOT's own line break.
+            let mut label = q(&format!("{} ({})", i.name, i.kind));
             for a in &i.addresses {
-                let _ = write!(label, "\\n{a}");
+                let _ = write!(label, "\\n{}", q(a));
             }
             let _ = writeln!(
                 out,
-                "    {} [label=\"{}\"];",
-                node_id(n.inode, i.index),
-                q(&label)
+                "    {} [label=\"{label}\"];",
+                node_id(n.inode, i.index)
             );
         }
         for t in view.taps.iter().filter(|t| t.owner.netns == Some(n.inode)) {
@@ -526,7 +530,7 @@ pub fn graph_mermaid(view: &NetView) -> String {
             out,
             "  subgraph ns{}[\"{}\"]",
             n.inode,
-            mq(&format!("{} {} net:[{}]", n.role.name(), n.label, n.inode))
+            mq(&format!("{} net:[{}]", short_title(n), n.inode))
         );
         for i in &n.interfaces {
             let mut label = format!("{} ({})", i.name, i.kind);
