@@ -13,7 +13,8 @@
 //! - [`netlink`]: a small synchronous route-netlink reader (links, addresses, routes, nsids).
 //! - [`net`]: the network view (`nsnet ns net`): roles, veth pairs resolved through the nsid
 //!   maps, bridges, tap devices and the processes that own them.
-//! - [`render`]: tables and the graph forms (text tree, DOT, mermaid).
+//! - [`render`]: tables and the graph forms (text tree, DOT, mermaid); [`svg`]: SVG laid
+//!   out in-process.
 //! - [`join`]: joining a target's namespaces (`nsnet ns exec`), by PID or as the rootless
 //!   child of a running instance.
 //!
@@ -35,6 +36,7 @@ pub mod netlink;
 pub mod nsfs;
 pub mod procscan;
 pub mod render;
+pub mod svg;
 
 pub use namespaces::{Snapshot, discover};
 pub use nsfs::{NsId, NsType};

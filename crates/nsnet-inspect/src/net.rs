@@ -37,6 +37,7 @@ use crate::namespaces::{Holder, Owner, ProcRef, Snapshot};
 use crate::netlink::Link;
 use crate::nsfs::{self, NsId, NsType};
 
+/// In the order the pictures draw them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {

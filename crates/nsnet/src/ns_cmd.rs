@@ -27,8 +27,8 @@ pub enum NsCmd {
     },
     /// Draw the network: host → rootless child → containers.
     Graph {
-        /// text (a tree), dot (Graphviz) or mermaid
-        #[arg(long, short = 'f', default_value = "text", value_parser = ["text", "dot", "mermaid"])]
+        /// text (a tree), dot (Graphviz), mermaid, or svg (laid out in-process)
+        #[arg(long, short = 'f', default_value = "text", value_parser = ["text", "dot", "mermaid", "svg"])]
         format: String,
         /// Write to FILE instead of standard output
         #[arg(long, short = 'o', value_name = "FILE")]
@@ -221,6 +221,13 @@ pub fn main(cmd: NsCmd) -> i32 {
             let text = match format.as_str() {
                 "dot" => render::graph_dot(&view),
                 "mermaid" => render::graph_mermaid(&view),
+                "svg" => match nsnet_inspect::svg::graph_svg(&view) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("nsnet: error: cannot lay out the SVG: {e}");
+                        return 1;
+                    }
+                },
                 _ => render::graph_text(&view),
             };
             emit(&text, output.as_ref())

@@ -455,7 +455,7 @@ fn graph_text_reads_host_to_child_to_containers() {
 }
 
 #[test]
-fn dot_and_mermaid_draw_the_veth_tap_and_port_edges() {
+fn dot_mermaid_and_svg_draw_the_veth_tap_and_port_edges() {
     let seed = Seed::start();
     let v = json_of(&["ns", "net", "--json"]);
     let child = by_inode(&v["netns"], seed.child);
@@ -509,6 +509,28 @@ fn dot_and_mermaid_draw_the_veth_tap_and_port_edges() {
         .filter(|l| l.contains("label=\"veth\"") && l.contains(&format!("n{}_", seed.child)))
         .count();
     assert_eq!(veth_lines, 2, "{dot}");
+
+    // SVG, laid out in-process: one box per namespace with its interfaces, the edges named.
+    let svg_file = dir.path().join("g.svg");
+    let o = output(nsnet().args(["ns", "graph", "-f", "svg", "-o", svg_file.to_str().unwrap()]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let svg = std::fs::read_to_string(&svg_file).unwrap();
+    assert!(
+        svg.starts_with("<?xml") && svg.trim_end().ends_with("</svg>"),
+        "{svg}"
+    );
+    for text in [
+        format!(">net:[{}]<", seed.child),
+        format!(">net:[{}]<", seed.ctr_a),
+        ">container ctr-b<".to_string(),
+        ">br0 (bridge) 10.4.0.1/24<".to_string(),
+        ">eth0 (veth) 10.4.0.3/24<".to_string(),
+        format!(">tap0 ◀ python3 {tap_pid}<"),
+        ">veth-a ⇄ eth0<".to_string(),
+        ">veth-b ⇄ eth0<".to_string(),
+    ] {
+        assert!(svg.contains(&text), "{text} not in {svg}");
+    }
 
     let o = output(nsnet().args(["ns", "graph", "-f", "mermaid"]));
     assert!(o.status.success(), "{}", stderr(&o));
