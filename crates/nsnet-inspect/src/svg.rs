@@ -99,8 +99,20 @@ fn draw(view: &NetView) -> String {
             );
         }
     }
+    // A veth pair has no direction; draw it from the side nearer the host (the bridge side),
+    // so that containers come below their rootless child whatever the inode order.
+    let rank = |ns: u64| view.get(ns).map(|n| n.role as u8).unwrap_or(u8::MAX);
     for p in &view.veth_pairs {
-        edge(p.a.netns, p.b.netns, format!("{} ⇄ {}", p.a.name, p.b.name));
+        let (near, far) = if rank(p.b.netns) < rank(p.a.netns) {
+            (&p.b, &p.a)
+        } else {
+            (&p.a, &p.b)
+        };
+        edge(
+            near.netns,
+            far.netns,
+            format!("{} ⇄ {}", near.name, far.name),
+        );
     }
     let mut svg = SVGWriter::new();
     vg.do_it(false, false, false, &mut svg);
