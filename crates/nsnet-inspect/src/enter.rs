@@ -27,14 +27,12 @@ use crate::nsfs::{self, NsId, NsType};
 
 // Steps the helper reports when it fails.
 const STEP_SETNS_NET: u32 = 1;
-const STEP_GET_USERNS: u32 = 2;
 const STEP_SETNS_USER: u32 = 3;
 const STEP_SOCKET: u32 = 4;
 
 fn step_name(step: u32) -> &'static str {
     match step {
         STEP_SETNS_NET => "setns into it",
-        STEP_GET_USERNS => "find its owning user namespace",
         STEP_SETNS_USER => "join its owning user namespace",
         STEP_SOCKET => "open a netlink socket in it",
         _ => "start the helper",
@@ -122,11 +120,16 @@ pub fn rtnl_in(netns: BorrowedFd<'_>) -> Result<Rtnl, Error> {
         return Rtnl::here();
     }
     let enter_err = |op: &'static str, source: std::io::Error| Error::Enter { ns: id, op, source };
-    let owner = nsfs::owning_userns(netns).map_err(|e| enter_err(step_name(STEP_GET_USERNS), e))?;
+    // The owner is unknown (EPERM) when it lies outside our own user namespace — an
+    // ancestor, whose rights we could not gain anyway: then only the direct setns is tried.
+    let owner = nsfs::owning_userns(netns).ok();
     let own_user = nsfs::open(std::path::Path::new("/proc/self/ns/user"))
         .and_then(|f| nsfs::inode(f.as_fd()))
         .ok();
-    let user = (nsfs::inode(owner.as_fd()).ok() != own_user).then(|| owner.as_raw_fd());
+    let user = owner
+        .as_ref()
+        .filter(|o| nsfs::inode(o.as_fd()).ok() != own_user)
+        .map(|o| o.as_raw_fd());
     let (mine, theirs) = socketpair(
         AddressFamily::Unix,
         SockType::Datagram,

@@ -517,6 +517,15 @@ pub fn instances(snap: &Snapshot) -> Vec<Instance> {
             // No live child: a stale or foreign directory explains nothing.
             continue;
         };
+        // After a crash the pid may have been reused: a launcher's child always runs in a
+        // user namespace of its own, below its parent's.
+        let parent_user = snap
+            .scan
+            .proc(child.ppid)
+            .and_then(|p| p.ns.get(&NsType::User));
+        if parent_user.is_none() || parent_user == child.ns.get(&NsType::User) {
+            continue;
+        }
         let child_mnt = child.ns.get(&NsType::Mnt).copied();
         let netns_path = dir.join("netns");
         let mut bound: Vec<_> = snap
