@@ -58,8 +58,22 @@ fn usage_error(e: clap::Error) -> i32 {
         let _ = e.print();
         return 0;
     }
+    if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        // `nsnet ns` alone: the list of subcommands is the useful answer.
+        eprint!("{}", e.render());
+        return 2;
+    }
     let text = e.to_string();
-    let first = text.lines().next().unwrap_or("invalid usage");
+    let mut lines = text.lines();
+    let mut first = lines.next().unwrap_or("invalid usage").to_string();
+    if first.ends_with(':') {
+        // clap names the missing arguments on the indented lines that follow.
+        let items: Vec<&str> = lines
+            .take_while(|l| l.starts_with("  "))
+            .map(str::trim)
+            .collect();
+        first = format!("{first} {}", items.join(" "));
+    }
     eprintln!(
         "{} (see nsnet --help)",
         Personality::Nsnet.error_line(Role::Parent, first.trim_start_matches("error: "))

@@ -34,10 +34,11 @@ pub enum NsCmd {
         #[arg(long, short = 'o', value_name = "FILE")]
         output: Option<PathBuf>,
     },
-    /// Run a command in the namespaces of a process, or of the rootless child of a running
-    /// nsnet or RootlessKit instance (--child). Rootless, the target's user namespace is
-    /// joined first. Without -n/-m/-U/-p/-u/-i/-C, every namespace of the target.
-    #[command(arg_required_else_help = true)]
+    /// Run a command in the namespaces of a process or of a rootless child.
+    ///
+    /// TARGET is a PID, or --child: the rootless child of a running nsnet or RootlessKit
+    /// instance. Rootless, the target's user namespace is joined first. Without
+    /// -n/-m/-U/-p/-u/-i/-C, every namespace of the target that differs from ours.
     Exec(ExecArgs),
 }
 

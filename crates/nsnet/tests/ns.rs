@@ -890,6 +890,10 @@ fn exec_errors_are_one_line_with_distinct_codes() {
     );
     let o = output(nsnet().args(["ns", "exec", "1", "--"]));
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        "nsnet: error: the following required arguments were not provided: <COMMAND>... (see nsnet --help)\n"
+    );
 }
 
 /// slirp4netns alone, as Podman uses it: no launcher state directory names the namespace;
