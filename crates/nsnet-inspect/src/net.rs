@@ -517,13 +517,16 @@ pub fn instances(snap: &Snapshot) -> Vec<Instance> {
             // No live child: a stale or foreign directory explains nothing.
             continue;
         };
-        // After a crash the pid may have been reused: a launcher's child always runs in a
-        // user namespace of its own, below its parent's.
+        // After a crash the pid may have been reused. A launcher's child carries the state
+        // dir in its environment, or else runs in a user namespace below its parent's (an
+        // nsnet parent that publishes ports joins its child's user namespace, so the
+        // environment is the test that holds for every launcher).
         let parent_user = snap
             .scan
             .proc(child.ppid)
             .and_then(|p| p.ns.get(&NsType::User));
-        if parent_user.is_none() || parent_user == child.ns.get(&NsType::User) {
+        let names_dir = child.state_dir.as_deref() == Some(dir.as_path());
+        if !names_dir && (parent_user.is_none() || parent_user == child.ns.get(&NsType::User)) {
             continue;
         }
         let child_mnt = child.ns.get(&NsType::Mnt).copied();

@@ -970,3 +970,47 @@ fn a_bare_slirp4netns_namespace_is_a_rootless_child_by_its_tap() {
     };
     assert_eq!(by_inode(&v["netns"], world_net)["role"], expected_world);
 }
+
+/// With a port driver the rootless nsnet parent joins its child's user namespace (to keep a
+/// thread in the child's netns); the instance must still be recognised, through the state
+/// directory in the child's environment.
+#[test]
+fn an_instance_whose_parent_joined_the_child_user_namespace_is_recognised() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let mut job = nsnet()
+        .args([
+            "run",
+            "--net=none",
+            "--detach-netns",
+            "--port-driver=builtin",
+            &format!("--state-dir={}", state.display()),
+            "--",
+            "sleep",
+            "30",
+        ])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let child: i64 = wait_for_file(&state.join("child_pid"), std::time::Duration::from_secs(30))
+        .parse()
+        .unwrap();
+    let v = json_of(&["ns", "net", "--json"]);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(job.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = job.wait();
+    let inst = v["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["state_dir"] == state.display().to_string())
+        .unwrap_or_else(|| panic!("instance not found: {}", v["instances"]));
+    assert_eq!(inst["child_pid"], child);
+    assert_eq!(inst["detached"], true);
+    let netns = inst["child_netns"]
+        .as_u64()
+        .expect("the detached netns is found");
+    assert_eq!(by_inode(&v["netns"], netns)["role"], "rootless-child");
+}
