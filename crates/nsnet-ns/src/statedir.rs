@@ -28,6 +28,7 @@ pub const OWNED_FILES: &[&str] = &[
     "resolv.conf",
     "hosts",
     ".child.sock",
+    "slirp4netns.log",
     "lock",
 ];
 

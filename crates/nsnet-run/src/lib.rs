@@ -45,6 +45,7 @@ pub mod parent;
 pub mod protocol;
 pub mod services;
 mod sigwait;
+pub mod slirp4netns;
 
 pub use config::{LaunchPlan, Personality, RawOptions};
 pub use sigwait::Exit;
@@ -77,6 +78,11 @@ pub enum LaunchError {
     Publish {
         spec: String,
         source: nsnet_port::PortError,
+    },
+    #[error("{driver}: {message}")]
+    Driver {
+        driver: &'static str,
+        message: String,
     },
     /// The child reported a setup failure; the message is the child's.
     #[error("{0}")]

@@ -38,12 +38,30 @@ pub struct NetworkSetup {
 pub enum RunningNetwork {
     /// `--net=host` and `--net=none`: nothing runs in the parent.
     Nothing,
+    /// `--net=slirp4netns`: the external process.
+    Slirp4netns(crate::slirp4netns::Slirp4netns),
 }
 
-/// Whether the plan's drivers need a thread in the child's network namespace.
+/// Whether the plan's drivers need a thread in the child's network namespace (in-process
+/// network drivers, and the builtin port driver).
 pub fn needs_netns_thread(plan: &LaunchPlan) -> bool {
-    !matches!(plan.net, NetDriver::Host | NetDriver::None)
-        || plan.port_driver != crate::config::PortDriver::None
+    matches!(plan.net, NetDriver::Builtin) || plan.port_driver != crate::config::PortDriver::None
+}
+
+/// Starts a driver that runs as a separate process, before the parent changes user
+/// namespace (see [`crate::slirp4netns`]); `None` for the other drivers.
+pub fn start_external(
+    plan: &LaunchPlan,
+    child_pid: i32,
+    state_dir: &Path,
+) -> Result<Option<(NetworkSetup, RunningNetwork)>, LaunchError> {
+    match (plan.net, &plan.slirp4netns) {
+        (NetDriver::Slirp4netns, Some(opts)) => {
+            let (setup, running) = crate::slirp4netns::start(plan, opts, child_pid, state_dir)?;
+            Ok(Some((setup, RunningNetwork::Slirp4netns(running))))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// Starts the network driver of `plan`.
