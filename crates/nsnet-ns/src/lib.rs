@@ -11,6 +11,7 @@
 //!   writable inside the mount namespace without touching the host's files.
 //! - [`netns`]: bringing `lo` up and creating a *detached* network namespace kept alive by a
 //!   bind mount (the child command stays in the host's network namespace).
+//! - [`enter`]: opening namespace files and joining a process's user namespace.
 //! - [`statedir`]: the state directory contract (`lock`, `child_pid`, …).
 //! - [`signal`]: signal names as Go prints them (RootlessKit's output) and as Linux names them.
 //!
@@ -25,6 +26,7 @@
 //!   `execve` happens; the launcher therefore writes the maps before the child re-executes.
 
 pub mod copyup;
+pub mod enter;
 pub mod idmap;
 pub mod mount;
 pub mod netns;
@@ -73,8 +75,8 @@ pub enum Error {
     CopyUp { dir: PathBuf, reason: String },
     #[error("/tmp cannot be copied up")]
     CopyUpTmp,
-    #[error("cannot {op} for the network namespace at {path}: {source}")]
-    Netns {
+    #[error("cannot {op} {path}: {source}")]
+    Namespace {
         op: &'static str,
         path: PathBuf,
         source: nix::Error,

@@ -52,7 +52,7 @@ pub fn loopback_up() -> Result<()> {
 
 fn netns_err(op: &'static str, path: &Path) -> impl FnOnce(nix::Error) -> Error {
     let path = path.to_path_buf();
-    move |source| Error::Netns { op, path, source }
+    move |source| Error::Namespace { op, path, source }
 }
 
 /// Creates a new network namespace with `lo` up and pins it on `path` (an empty file is
@@ -70,7 +70,8 @@ pub fn create_detached(path: &Path) -> Result<()> {
         })?;
     let target: PathBuf = path.to_path_buf();
     let made = std::thread::spawn(move || -> Result<()> {
-        unshare(CloneFlags::CLONE_NEWNET).map_err(netns_err("unshare", &target))?;
+        unshare(CloneFlags::CLONE_NEWNET)
+            .map_err(netns_err("create a network namespace for", &target))?;
         loopback_up()?;
         crate::mount::bind(Path::new("/proc/thread-self/ns/net"), &target, false)
     })
@@ -86,4 +87,74 @@ pub fn create_detached(path: &Path) -> Result<()> {
 pub fn ns_inode(path: &Path) -> std::io::Result<u64> {
     use std::os::unix::fs::MetadataExt;
     Ok(std::fs::metadata(path)?.ino())
+}
+
+/// A thread that lives in another network namespace, running closures for the rest of the
+/// process's life: sockets and tap devices it creates belong to that namespace, while every
+/// other thread stays in the host's. This is how the parent reaches the child's netns without
+/// passing a descriptor per connection (`shared/design.md` section 2, way (b)).
+///
+/// `setns(CLONE_NEWNET)` needs CAP_SYS_ADMIN both in the user namespace that owns the target
+/// and in the caller's own; a rootless parent gets both by joining the child's user namespace
+/// first ([`crate::enter::join_user_namespace`]). The thread never switches back.
+pub struct NetnsThread {
+    tx: std::sync::mpsc::Sender<Job>,
+    inode: u64,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+impl NetnsThread {
+    /// Starts the thread and moves it into the network namespace `netns` refers to.
+    pub fn spawn(netns: std::os::fd::OwnedFd, path: &Path) -> Result<Self> {
+        use std::os::unix::fs::MetadataExt;
+        let inode = std::fs::File::from(netns.try_clone().map_err(|source| Error::Read {
+            path: path.to_path_buf(),
+            source,
+        })?)
+        .metadata()
+        .map(|m| m.ino())
+        .unwrap_or(0);
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let target = path.to_path_buf();
+        std::thread::Builder::new()
+            .name("nsnet-netns".into())
+            .spawn(move || {
+                let entered = nix::sched::setns(&netns, CloneFlags::CLONE_NEWNET)
+                    .map_err(netns_err("enter the network namespace", &target));
+                drop(netns);
+                let ok = entered.is_ok();
+                let _ = ready_tx.send(entered);
+                if ok {
+                    for job in rx {
+                        job();
+                    }
+                }
+            })
+            .map_err(|source| Error::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        ready_rx
+            .recv()
+            .expect("the netns thread reports whether it entered")?;
+        Ok(NetnsThread { tx, inode })
+    }
+
+    /// Runs `f` inside the namespace and returns its result.
+    pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.tx
+            .send(Box::new(move || {
+                let _ = tx.send(f());
+            }))
+            .expect("the netns thread lives as long as its handle");
+        rx.recv().expect("the netns thread runs every job it gets")
+    }
+
+    /// The inode of the namespace the thread lives in.
+    pub fn inode(&self) -> u64 {
+        self.inode
+    }
 }

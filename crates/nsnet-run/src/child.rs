@@ -55,28 +55,42 @@ pub fn main(init_logging: fn(bool)) -> i32 {
     };
     let config = match protocol::recv::<ParentMsg>(&mut from_parent) {
         Ok(ParentMsg::Start(c)) => *c,
-        Err(e) => {
+        other => {
             init_logging(false);
-            eprintln!("nsnet: error: child stage: {e}");
+            eprintln!("nsnet: error: child stage: expected the start message, got {other:?}");
             return 1;
         }
     };
     init_logging(config.debug);
-    match setup(&config) {
-        Ok(warnings) => {
-            if protocol::send(&mut to_parent, &ChildMsg::Ready { warnings }).is_err() {
-                return 1;
-            }
-        }
-        Err(e) => {
-            let _ = protocol::send(
-                &mut to_parent,
-                &ChildMsg::Failed {
-                    message: e.to_string(),
-                },
-            );
-            return 1;
-        }
+    let fail = |to_parent: &mut File, e: LaunchError| {
+        let _ = protocol::send(
+            to_parent,
+            &ChildMsg::Failed {
+                message: e.to_string(),
+            },
+        );
+        1
+    };
+    let warnings = match setup(&config) {
+        Ok(w) => w,
+        Err(e) => return fail(&mut to_parent, e),
+    };
+    if protocol::send(&mut to_parent, &ChildMsg::NamespacesReady { warnings }).is_err() {
+        return 1;
+    }
+    let dns = match protocol::recv::<ParentMsg>(&mut from_parent) {
+        Ok(ParentMsg::NetworkReady { dns }) => dns,
+        // The parent gave up (its driver failed); it reports why.
+        _ => return 1,
+    };
+    let mut warnings = Vec::new();
+    if config.network
+        && let Err(e) = write_name_files(&config, &dns, &mut warnings)
+    {
+        return fail(&mut to_parent, e);
+    }
+    if protocol::send(&mut to_parent, &ChildMsg::Ready { warnings }).is_err() {
+        return 1;
     }
     drop(from_parent);
     drop(to_parent);
@@ -94,10 +108,8 @@ fn setup(cfg: &ChildConfig) -> Result<Vec<String>, LaunchError> {
     if cfg.mount_proc {
         mount::mount_proc()?;
     }
-    let mut etc_copied = false;
     for dir in &cfg.copy_up {
         copyup::copy_up(dir)?;
-        etc_copied |= dir == Path::new("/etc");
     }
     if cfg.detach_netns {
         netns::create_detached(&cfg.state_dir.join("netns"))?;
@@ -107,9 +119,6 @@ fn setup(cfg: &ChildConfig) -> Result<Vec<String>, LaunchError> {
         if let Some(w) = mount::remount_sys_for_netns()? {
             warnings.push(w);
         }
-    }
-    if cfg.network {
-        write_name_files(cfg, etc_copied, &mut warnings)?;
     }
     Ok(warnings)
 }
@@ -128,18 +137,16 @@ fn write_file(path: &Path, text: &str) -> Result<(), LaunchError> {
 /// is in the new network namespace (in detached mode they are for the containers' use).
 fn write_name_files(
     cfg: &ChildConfig,
-    etc_copied: bool,
+    dns: &[String],
     warnings: &mut Vec<String>,
 ) -> Result<(), LaunchError> {
+    let etc_copied = cfg.copy_up.iter().any(|d| d == Path::new("/etc"));
     let resolv = cfg.state_dir.join("resolv.conf");
     let hosts = cfg.state_dir.join("hosts");
-    let resolv_text = if cfg.dns.is_empty() {
+    let resolv_text = if dns.is_empty() {
         "# nsnet: this network has no DNS server\n".to_string()
     } else {
-        cfg.dns
-            .iter()
-            .map(|d| format!("nameserver {d}\n"))
-            .collect()
+        dns.iter().map(|d| format!("nameserver {d}\n")).collect()
     };
     write_file(&resolv, &resolv_text)?;
     let mut hosts_text = std::fs::read_to_string("/etc/hosts").unwrap_or_default();

@@ -147,14 +147,6 @@ impl NetDriver {
             _ => 1500,
         }
     }
-
-    /// DNS servers the child's resolv.conf points at.
-    fn dns(self, cidr: Ipv4Cidr) -> Vec<String> {
-        match self {
-            Self::Builtin | Self::Slirp4netns => vec![cidr.host(3).to_string()],
-            _ => Vec::new(),
-        }
-    }
 }
 
 /// The port drivers the flag parser knows (`--port-driver`).
@@ -308,7 +300,6 @@ pub struct ChildConfig {
     pub detach_netns: bool,
     /// Non-host network: write resolv.conf and hosts into the state dir.
     pub network: bool,
-    pub dns: Vec<String>,
     pub reaper: bool,
     /// `--debug`: the child logs at debug level too.
     pub debug: bool,
@@ -531,7 +522,6 @@ impl LaunchPlan {
             own_netns: network && !self.detach_netns,
             detach_netns: self.detach_netns,
             network,
-            dns: self.net.dns(self.cidr),
             reaper: self.reaper,
             debug: self.debug,
         }

@@ -13,8 +13,12 @@
 //! newuidmap/newgidmap PID (or single-id map)
 //! sync byte ─────────────────────────────────────▶  execve(/proc/self/exe): uid 0 is mapped now,
 //!                                                  so the new image holds full capabilities
-//! ParentMsg::Start(ChildConfig) ─────────────────▶  propagation, /proc, copy-up, netns, /sys,
-//!                                                  resolv.conf + hosts
+//! ParentMsg::Start(ChildConfig) ─────────────────▶  propagation, /proc, copy-up, netns, /sys
+//!                               ◀─────────────────  ChildMsg::NamespacesReady (or ::Failed)
+//! network driver: rootless, join the child's
+//! userns; a thread enters the child's netns
+//! (tap0, sockets there)
+//! ParentMsg::NetworkReady{dns} ──────────────────▶  resolv.conf + hosts
 //!                               ◀─────────────────  ChildMsg::Ready  (or ChildMsg::Failed)
 //! write $STATE/child_pid
 //! forward signals, wait                            spawn COMMAND (PDEATHSIG), forward signals,
@@ -28,12 +32,13 @@
 //! capabilities in a new user namespace survive `execve` only when uid 0 is already mapped
 //! (RootlessKit re-executes itself a second time for the same reason).
 //!
-//! What it leaves to others: the mechanisms are `nsnet-ns`'s; network and port drivers will
-//! plug in through [`config::NetDriver`] and [`config::PortDriver`] (one closed enum each), as
-//! their crates arrive. Command-line parsing belongs to the binary.
+//! What it leaves to others: the mechanisms are `nsnet-ns`'s; network and port drivers plug
+//! in through [`net`] (one closed enum each, dispatched in one place), their implementations
+//! live in their own crates. Command-line parsing belongs to the binary.
 
 pub mod child;
 pub mod config;
+pub mod net;
 pub mod parent;
 pub mod protocol;
 mod sigwait;

@@ -12,10 +12,12 @@ use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::{Pid, pipe2};
-use nsnet_ns::idmap;
+use nsnet_ns::netns::NetnsThread;
 use nsnet_ns::statedir::StateDir;
+use nsnet_ns::{enter, idmap};
 
 use crate::config::{LaunchPlan, Personality};
+use crate::net;
 use crate::protocol::{self, ChildMsg, ParentMsg};
 use crate::sigwait::{Exit, SignalWaiter, reap};
 use crate::{CHILD_ENV, LaunchError, sys};
@@ -81,6 +83,41 @@ fn child_env(state: &std::path::Path, fds: (RawFd, RawFd)) -> Vec<CString> {
         nix::unistd::getegid()
     )));
     env
+}
+
+/// Opens the child's network namespace and starts a thread in it. Rootless, the parent first
+/// joins the child's user namespace (it is still single-threaded here, as the kernel requires):
+/// that is what gives it CAP_SYS_ADMIN over the namespace. Root keeps its own user namespace,
+/// whose capabilities already cover every descendant (and which binding privileged host ports
+/// needs).
+fn enter_child_netns(
+    plan: &LaunchPlan,
+    child: i32,
+    state: &std::path::Path,
+) -> Result<NetnsThread, LaunchError> {
+    let path = if plan.detach_netns {
+        // The bind mount exists only in the child's mount namespace.
+        std::path::PathBuf::from(format!(
+            "/proc/{child}/root{}",
+            state.join("netns").display()
+        ))
+    } else {
+        std::path::PathBuf::from(format!("/proc/{child}/ns/net"))
+    };
+    let fd = enter::open_ns(&path)?;
+    if !nix::unistd::geteuid().is_root() {
+        let n = threads();
+        if n != 1 {
+            return Err(LaunchError::Threaded(n));
+        }
+        enter::join_user_namespace(child)?;
+    }
+    let thread = NetnsThread::spawn(fd, &path)?;
+    tracing::debug!(
+        netns = thread.inode(),
+        "parent thread entered the child's netns"
+    );
+    Ok(thread)
 }
 
 fn clone_flags(plan: &LaunchPlan) -> CloneFlags {
@@ -185,26 +222,42 @@ pub fn run(plan: &LaunchPlan, warn: &mut dyn FnMut(&str)) -> Result<Exit, Launch
     })?;
     let config = plan.child_config(state.path().to_path_buf());
     protocol::send(&mut to_child, &ParentMsg::Start(Box::new(config)))?;
-    match protocol::recv::<ChildMsg>(&mut from_child) {
-        Ok(ChildMsg::Ready { warnings }) => {
-            for w in &warnings {
-                warn(w);
+    let reap_now = |guard: &mut ChildGuard| {
+        guard.armed = false;
+        nix::sys::wait::waitpid(child, None)
+            .map(|s| format!("{s:?}"))
+            .unwrap_or_else(|e| e.to_string())
+    };
+    // Each reply: warnings to pass on, or the child's failure.
+    let mut expect = |from_child: &mut File, guard: &mut ChildGuard| -> Result<(), LaunchError> {
+        match protocol::recv::<ChildMsg>(from_child) {
+            Ok(ChildMsg::NamespacesReady { warnings } | ChildMsg::Ready { warnings }) => {
+                warnings.iter().for_each(|w| warn(w));
+                Ok(())
             }
+            Ok(ChildMsg::Failed { message }) => {
+                reap_now(guard);
+                Err(LaunchError::Child(message))
+            }
+            Err(protocol::ProtocolError::Closed) => Err(LaunchError::ChildDied(reap_now(guard))),
+            Err(e) => Err(e.into()),
         }
-        Ok(ChildMsg::Failed { message }) => {
-            guard.armed = false;
-            let _ = nix::sys::wait::waitpid(child, None);
-            return Err(LaunchError::Child(message));
-        }
-        Err(protocol::ProtocolError::Closed) => {
-            guard.armed = false;
-            let status = nix::sys::wait::waitpid(child, None)
-                .map(|s| format!("{s:?}"))
-                .unwrap_or_else(|e| e.to_string());
-            return Err(LaunchError::ChildDied(status));
-        }
-        Err(e) => return Err(e.into()),
-    }
+    };
+    expect(&mut from_child, &mut guard)?;
+
+    let netns_thread = if net::needs_netns_thread(plan) {
+        Some(enter_child_netns(plan, child.as_raw(), state.path())?)
+    } else {
+        None
+    };
+    let ctx = netns_thread.as_ref().map(|t| net::NetContext {
+        netns: t,
+        child_pid: child.as_raw(),
+        state_dir: state.path(),
+    });
+    let (setup, _network) = net::start(plan, ctx.as_ref())?;
+    protocol::send(&mut to_child, &ParentMsg::NetworkReady { dns: setup.dns })?;
+    expect(&mut from_child, &mut guard)?;
     drop(to_child);
     drop(from_child);
     state.write_child_pid(child.as_raw())?;

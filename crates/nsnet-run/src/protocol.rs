@@ -16,12 +16,16 @@ pub const MAX_MESSAGE: usize = 1 << 20;
 pub enum ParentMsg {
     /// Everything the child needs to build its namespaces and run the command.
     Start(Box<ChildConfig>),
+    /// The network driver is set up; the child writes resolv.conf and starts the command.
+    NetworkReady { dns: Vec<String> },
 }
 
 /// Child → parent.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub enum ChildMsg {
-    /// Namespaces are set up; the command is about to start.
+    /// Namespaces and mounts are set up; the network driver may configure the netns.
+    NamespacesReady { warnings: Vec<String> },
+    /// Everything is set up; the command is about to start.
     Ready { warnings: Vec<String> },
     /// Setup failed; the child exits after sending this.
     Failed { message: String },

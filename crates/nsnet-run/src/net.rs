@@ -1,0 +1,58 @@
+//! Network drivers, parent side.
+//!
+//! Once the child's namespaces exist, the parent sets up the network driver the plan names,
+//! before the command starts (the child waits for `ParentMsg::NetworkReady`). A driver that
+//! must act inside the child's network namespace (create `tap0`, open sockets there) gets a
+//! [`NetnsThread`]: a thread of the parent that lives in that namespace. The driver's running
+//! state is kept in [`RunningNetwork`] until the child exits; dropping it stops the driver.
+//!
+//! The set of drivers is closed and dispatched here, in one place; `none` is the do-nothing
+//! driver (a network namespace with only `lo`, brought up by the child).
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use nsnet_ns::netns::NetnsThread;
+
+use crate::LaunchError;
+use crate::config::{ConfigError, LaunchPlan, NetDriver};
+
+/// What the parent knows when it sets a driver up.
+pub struct NetContext<'a> {
+    /// A thread inside the child's network namespace.
+    pub netns: &'a NetnsThread,
+    pub child_pid: i32,
+    pub state_dir: &'a Path,
+}
+
+/// What a driver tells the child.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkSetup {
+    /// Name servers for `$STATE/resolv.conf`.
+    pub dns: Vec<String>,
+    /// The child's own address on the uplink, if the driver assigns one.
+    pub child_ip: Option<Ipv4Addr>,
+}
+
+/// A running driver; dropping it stops the driver.
+pub enum RunningNetwork {
+    /// `--net=host` and `--net=none`: nothing runs in the parent.
+    Nothing,
+}
+
+/// Whether the plan's drivers need a thread in the child's network namespace.
+pub fn needs_netns_thread(plan: &LaunchPlan) -> bool {
+    !matches!(plan.net, NetDriver::Host | NetDriver::None)
+        || plan.port_driver != crate::config::PortDriver::None
+}
+
+/// Starts the network driver of `plan`.
+pub fn start(
+    plan: &LaunchPlan,
+    _ctx: Option<&NetContext<'_>>,
+) -> Result<(NetworkSetup, RunningNetwork), LaunchError> {
+    match plan.net {
+        NetDriver::Host | NetDriver::None => Ok((NetworkSetup::default(), RunningNetwork::Nothing)),
+        other => Err(ConfigError::NetUnavailable(other.name()).into()),
+    }
+}
