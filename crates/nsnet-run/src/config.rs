@@ -137,7 +137,7 @@ impl NetDriver {
 
     /// Whether this build can run the driver.
     pub fn available(self) -> bool {
-        matches!(self, Self::Host | Self::None)
+        matches!(self, Self::Host | Self::None | Self::Builtin)
     }
 
     /// The MTU `--mtu=0` stands for.
@@ -320,7 +320,7 @@ pub enum ConfigError {
     #[error(transparent)]
     CopyUp(#[from] nsnet_ns::Error),
     #[error(
-        "--net={0} is not available in this nsnet build yet (available: host, none); see issue #3"
+        "--net={0} is not available in this nsnet build yet (available: host, none, builtin); see issue #3"
     )]
     NetUnavailable(&'static str),
     #[error(

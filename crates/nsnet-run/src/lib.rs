@@ -36,6 +36,7 @@
 //! in through [`net`] (one closed enum each, dispatched in one place), their implementations
 //! live in their own crates. Command-line parsing belongs to the binary.
 
+pub mod builtin_net;
 pub mod child;
 pub mod config;
 pub mod net;
@@ -75,6 +76,8 @@ pub enum LaunchError {
     Child(String),
     #[error("child exited before it was ready: {0}")]
     ChildDied(String),
+    #[error(transparent)]
+    Builtin(#[from] builtin_net::BuiltinError),
 }
 
 /// Shorthand for a failed system call.

@@ -38,6 +38,8 @@ pub struct NetworkSetup {
 pub enum RunningNetwork {
     /// `--net=host` and `--net=none`: nothing runs in the parent.
     Nothing,
+    /// `--net=builtin`: the user-mode network's thread (stopped on drop).
+    Builtin(nsnet_stack::Running),
 }
 
 /// Whether the plan's drivers need a thread in the child's network namespace.
@@ -49,10 +51,16 @@ pub fn needs_netns_thread(plan: &LaunchPlan) -> bool {
 /// Starts the network driver of `plan`.
 pub fn start(
     plan: &LaunchPlan,
-    _ctx: Option<&NetContext<'_>>,
+    ctx: Option<&NetContext<'_>>,
 ) -> Result<(NetworkSetup, RunningNetwork), LaunchError> {
-    match plan.net {
-        NetDriver::Host | NetDriver::None => Ok((NetworkSetup::default(), RunningNetwork::Nothing)),
-        other => Err(ConfigError::NetUnavailable(other.name()).into()),
+    match (plan.net, ctx) {
+        (NetDriver::Host | NetDriver::None, _) => {
+            Ok((NetworkSetup::default(), RunningNetwork::Nothing))
+        }
+        (NetDriver::Builtin, Some(ctx)) => {
+            let (setup, running) = crate::builtin_net::start(plan, ctx)?;
+            Ok((setup, RunningNetwork::Builtin(running)))
+        }
+        (other, _) => Err(ConfigError::NetUnavailable(other.name()).into()),
     }
 }

@@ -36,9 +36,10 @@
 //! a virtual clock. One thread runs a stack ([`spawn`]): an epoll loop over the tap and the
 //! host sockets, frames batched, ACKs coalesced per batch.
 //!
-//! Not here yet: IPv6 (`--ipv6`), IP fragment reassembly from the guest.
+//! Not here yet: IPv6 (`--ipv6`).
 
 mod dhcp;
+mod frag;
 mod icmp;
 mod runtime;
 mod stack;

@@ -11,7 +11,7 @@
 //!   guest's MAC is learnt from the source of its frames and is the destination of
 //!   everything we send.
 //! - IPv4 (RFC 791): header checksum and lengths verified; options are skipped; fragments are
-//!   dropped (the guest's MTU keeps TCP unfragmented and TSO frames are not fragments).
+//!   reassembled (`frag.rs`) and the whole datagram goes through this input again.
 //! - ICMP (RFC 792): echo to the gateway or DNS address is answered here. Echo to other
 //!   destinations is forwarded through an unprivileged ICMP socket (`SOCK_DGRAM,
 //!   IPPROTO_ICMP`) where `net.ipv4.ping_group_range` allows it; where it does not, the guest
@@ -33,7 +33,7 @@ use smoltcp::wire::{
 };
 
 use crate::wire::{self, ETH_HDR_LEN, IPV4_HDR_LEN, VNET_HDR_LEN, VnetHdr};
-use crate::{Config, GuestTx, dhcp, icmp, tcp, udp};
+use crate::{Config, GuestTx, dhcp, frag, icmp, tcp, udp};
 
 /// Everything a protocol module needs to send frames and register sockets, borrowed from
 /// the [`Stack`] so the modules' tables can be borrowed mutably beside it.
@@ -161,6 +161,7 @@ pub struct Stack {
     pub(crate) udp: udp::UdpTable,
     pub(crate) icmp: icmp::IcmpTable,
     dhcp: dhcp::Dhcp,
+    frag: frag::Reassembly,
     /// Counters for tests and `--debug`.
     pub stats: Stats,
 }
@@ -194,6 +195,7 @@ impl Stack {
             tcp: tcp::TcpTable::default(),
             udp: udp::UdpTable::default(),
             icmp: icmp::IcmpTable::default(),
+            frag: frag::Reassembly::default(),
             stats: Stats::default(),
         })
     }
@@ -276,7 +278,20 @@ impl Stack {
             return;
         }
         if ip.more_frags() || ip.frag_offset() != 0 {
-            self.stats.dropped_unsupported += 1;
+            let frag = frag::Fragment {
+                src: ip.src_addr(),
+                dst: ip.dst_addr(),
+                proto: ip.next_header().into(),
+                ident: ip.ident(),
+                offset: ip.frag_offset() as usize,
+                more: ip.more_frags(),
+                payload: ip.payload(),
+            };
+            if let Some(whole) = self.frag.add(frag, now) {
+                // The checksum of a reassembled datagram is the guest's own (no offload
+                // spans fragments): verify it.
+                self.ipv4(&VnetHdr::default(), &whole, now);
+            }
             return;
         }
         let datagram = &payload[..ip.total_len() as usize];
@@ -335,6 +350,7 @@ impl Stack {
         self.udp
             .expire(self.epoll.as_raw_fd(), now, self.cfg.udp_timeout);
         self.icmp.expire(now);
+        self.frag.expire(now);
     }
 
     /// Number of live TCP connections, UDP flows and ICMP flows.

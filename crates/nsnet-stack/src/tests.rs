@@ -988,3 +988,31 @@ proptest! {
         h.advance(Duration::from_secs(100));
     }
 }
+
+#[test]
+fn fragmented_guest_datagrams_reach_the_host_whole() {
+    let srv = UdpSocket::bind("127.0.0.1:0").unwrap();
+    srv.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let port = srv.local_addr().unwrap().port();
+    let mut h = H::default();
+    let data: Vec<u8> = (0..3000u32).map(|i| (i * 7) as u8).collect();
+    let whole = udp(GUEST, SocketAddrV4::new(GW, port), 6000, &data);
+    let ip = &whole[VNET_HDR_LEN + 14..];
+    let l4 = &ip[20..];
+    // Second half first, then the first half.
+    for (off, more) in [(1480usize, false), (0, true)] {
+        let end = if more { 1480 } else { l4.len() };
+        let mut f = frame(GUEST, GW, 17, &l4[off..end]);
+        let h4 = VNET_HDR_LEN + 14;
+        let fo = ((off / 8) as u16) | if more { 0x2000 } else { 0 };
+        f[h4 + 4..h4 + 6].copy_from_slice(&77u16.to_be_bytes());
+        f[h4 + 6..h4 + 8].copy_from_slice(&fo.to_be_bytes());
+        f[h4 + 10..h4 + 12].fill(0);
+        let c = !wire::fold(wire::sum(0, &f[h4..h4 + 20]));
+        f[h4 + 10..h4 + 12].copy_from_slice(&c.to_be_bytes());
+        h.send(f);
+    }
+    let mut b = vec![0u8; 4000];
+    let (n, _) = srv.recv_from(&mut b).unwrap();
+    assert_eq!(&b[..n], &data[..]);
+}
