@@ -17,7 +17,7 @@ netproc() {
 	case $1 in
 	nsnet) echo "$2" ;;
 	slirp4netns) pgrep -n -u "$(id -u)" -x slirp4netns ;;
-	pasta) pgrep -n -u "$(id -u)" -x pasta || pgrep -n -u "$(id -u)" -x passt ;;
+	pasta) pgrep -n -u "$(id -u)" '^(pasta|passt)' ;;
 	esac
 }
 

@@ -9,8 +9,9 @@
 #
 # Run as root: it installs iperf3, slirp4netns, passt, rootlesskit and uidmap from Debian, and
 # measures as the unprivileged test user (created by scripts/test) in a fresh network
-# namespace holding lo and a dummy interface (pasta needs a template interface with a default
-# route; the dummy drops whatever is sent to it, so nothing can leave the machine).
+# namespace holding lo and a veth pair dummy0/dummy1 (pasta needs a template interface with a
+# default route; both ends stay in that namespace and nothing answers there, so nothing can
+# leave the machine).
 # Environment: RUNS (default 3), SECS (default 5), MTUS (default "65520 1500"),
 # DRIVERS (default "nsnet slirp4netns pasta").
 set -euo pipefail
@@ -37,8 +38,9 @@ chown "$USER_NAME" "$stage"
 unshare --net -- sh -c '
 	set -e
 	ip link set lo up
-	ip link add dummy0 type dummy
+	ip link add dummy0 type veth peer name dummy1
 	ip addr add 192.0.2.1/24 dev dummy0
+	ip link set dummy1 up
 	ip link set dummy0 up
 	ip route add default via 192.0.2.254 dev dummy0
 	exec runuser -u "$0" -- env RUNS="${RUNS:-3}" SECS="${SECS:-5}" MTUS="${MTUS:-65520 1500}" \

@@ -63,7 +63,10 @@ impl Reassembly {
     pub fn add(&mut self, f: Fragment<'_>, now: Instant) -> Option<Vec<u8>> {
         self.expire(now);
         let end = f.offset + f.payload.len();
-        if end > MAX_PAYLOAD || (f.more && !f.payload.len().is_multiple_of(8)) || f.payload.is_empty() {
+        if end > MAX_PAYLOAD
+            || (f.more && !f.payload.len().is_multiple_of(8))
+            || f.payload.is_empty()
+        {
             return None;
         }
         let key = Key {

@@ -960,11 +960,30 @@ fn seeds() -> Vec<Vec<u8>> {
     ]
 }
 
+/// Random frames may name any destination: like the integration tests, they only run in a
+/// network namespace holding nothing but `lo` (scripts/test makes one per test binary), where
+/// no connect() can leave the machine.
+fn assert_isolated_world() {
+    let dev = std::fs::read_to_string("/proc/net/dev").expect("read /proc/net/dev");
+    let links: Vec<&str> = dev
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next())
+        .map(str::trim)
+        .collect();
+    assert_eq!(
+        links,
+        vec!["lo"],
+        "run the stack's property tests with scripts/test"
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 
     #[test]
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        assert_isolated_world();
         let mut h = H::default();
         h.send(bytes);
         h.advance(Duration::from_secs(1));
@@ -976,6 +995,7 @@ proptest! {
         flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
         cut in any::<usize>(),
     ) {
+        assert_isolated_world();
         let mut f = seeds().swap_remove(which);
         for (pos, val) in flips {
             let i = pos % f.len();
