@@ -56,8 +56,12 @@ pub(crate) const TOKEN_KIND: u64 = 1;
 
 /// Bytes read from a host socket that the guest has not acknowledged yet.
 const RING_CAP: usize = 4 << 20;
+/// Most bytes read from a host socket before they are sent on.
+const FILL_CHUNK: usize = 256 << 10;
 /// Bytes from the guest that the host socket has not taken yet (our receive window).
 const TO_HOST_CAP: usize = 4 << 20;
+/// Guest bytes after which an ACK goes out at once instead of at the end of the batch.
+const ACK_EVERY: usize = 512 << 10;
 /// Window scale we offer: 4 MiB of room fits in 16 bits at shift 7.
 const RCV_WSCALE: u8 = 7;
 /// Largest TCP payload in one frame (IPv4 total length is 16 bits).
@@ -110,13 +114,13 @@ impl Ring {
     fn free(&self) -> usize {
         RING_CAP - self.len
     }
-    /// The free space as up to two slices, in order.
-    fn free_slices(&mut self) -> [&mut [u8]; 2] {
+    /// Up to `max` bytes of the free space as up to two slices, in order.
+    fn free_slices(&mut self, max: usize) -> [&mut [u8]; 2] {
         if self.buf.is_empty() {
             self.buf = vec![0; RING_CAP];
         }
         let tail = (self.head + self.len) % RING_CAP;
-        let free = RING_CAP - self.len;
+        let free = (RING_CAP - self.len).min(max);
         let (a, b) = self.buf.split_at_mut(tail);
         if tail + free <= RING_CAP {
             [&mut b[..free], &mut []]
@@ -162,6 +166,8 @@ struct Conn {
     host_wr_shut: bool,
     last_adv_room: usize,
     ack_pending: bool,
+    /// The highest ACK we sent.
+    acked_to: u32,
     // host → guest
     iss: u32,
     snd_una: u32,
@@ -203,6 +209,15 @@ impl Conn {
     }
     fn fin_acked(&self) -> bool {
         self.fin_sent && self.snd_una == self.snd_nxt
+    }
+    /// Bytes the guest's window still takes beyond `snd_nxt`.
+    fn wnd_left(&self) -> usize {
+        let end = self.snd_una.wrapping_add(self.snd_wnd);
+        if seq_lt(self.snd_nxt, end) {
+            end.wrapping_sub(self.snd_nxt) as usize
+        } else {
+            0
+        }
     }
     fn max_payload(&self) -> usize {
         if self.mss >= MAX_PAYLOAD {
@@ -485,6 +500,7 @@ impl TcpTable {
             host_wr_shut: false,
             last_adv_room: TO_HOST_CAP,
             ack_pending: false,
+            acked_to: seg.seq.wrapping_add(1),
             iss,
             snd_una: iss,
             snd_nxt: iss,
@@ -691,7 +707,12 @@ impl TcpTable {
             return;
         }
         if c.ack_pending {
-            self.pending.push(idx);
+            if c.rcv_nxt.wrapping_sub(c.acked_to) as usize >= ACK_EVERY {
+                // Mid-batch ACK: keeps a fast guest sending while we drain a long batch.
+                send_ack(ctx, c);
+            } else {
+                self.pending.push(idx);
+            }
         }
         self.pump(ctx, idx, now);
     }
@@ -706,11 +727,27 @@ impl TcpTable {
             return;
         }
         let mut error = false;
+        // Read in chunks of what the guest's window can take now, sending each before the
+        // next read: the bytes are still in cache when they are copied to the tap, and the
+        // ring holds little beyond what is in flight.
         while c.readable && !c.host_eof && c.ring.free() > 0 {
-            let mut bufs = c.ring.free_slices();
+            let unsent = c.ring.len - c.data_in_flight();
+            let want = if c.snd_wnd == 0 && unsent == 0 {
+                // A closed window: hold one segment so the probe timer has a reason to run.
+                c.mss
+            } else {
+                c.wnd_left().saturating_sub(unsent).min(FILL_CHUNK)
+            };
+            if want == 0 {
+                break;
+            }
+            let mut bufs = c.ring.free_slices(want);
             match sys::readv(c.sock.as_raw_fd(), &mut bufs) {
                 Ok(0) => c.host_eof = true,
-                Ok(n) => c.ring.len += n,
+                Ok(n) => {
+                    c.ring.len += n;
+                    push(ctx, c, now);
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => c.readable = false,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => {
@@ -914,6 +951,7 @@ fn send_synack(ctx: &mut Ctx<'_>, c: &mut Conn) {
 
 fn send_ack(ctx: &mut Ctx<'_>, c: &mut Conn) {
     c.ack_pending = false;
+    c.acked_to = c.rcv_nxt;
     c.last_adv_room = c.room();
     let w = c.window_field();
     let (r, g, seq, ack) = (c.key.remote, c.key.guest, c.snd_nxt, c.rcv_nxt);
@@ -932,17 +970,12 @@ fn push(ctx: &mut Ctx<'_>, c: &mut Conn, now: Instant) {
         }
         let sent = c.data_in_flight();
         let unsent = c.ring.len - sent;
-        let wnd_end = c.snd_una.wrapping_add(c.snd_wnd);
-        let wnd_left = if seq_lt(c.snd_nxt, wnd_end) {
-            wnd_end.wrapping_sub(c.snd_nxt) as usize
-        } else {
-            0
-        };
-        let n = unsent.min(wnd_left).min(max);
+        let n = unsent.min(c.wnd_left()).min(max);
         if n == 0 {
             break;
         }
         c.ack_pending = false;
+        c.acked_to = c.rcv_nxt;
         c.last_adv_room = c.room();
         let w = c.window_field();
         let payload = c.ring.slices(sent, n);
