@@ -12,12 +12,13 @@ trap 'kill $server 2>/dev/null' EXIT
 sleep 0.5
 tck=$(getconf CLK_TCK)
 
-# netproc DRIVER LAUNCHER_PID: the process that runs the network for DRIVER.
-netproc() {
+# netprocs DRIVER LAUNCHER_PID: the processes that run the network for DRIVER (pasta forks
+# more than one; runs are sequential, so every one of the user's is this run's).
+netprocs() {
 	case $1 in
 	nsnet) echo "$2" ;;
-	slirp4netns) pgrep -n -u "$(id -u)" -x slirp4netns ;;
-	pasta) pgrep -n -u "$(id -u)" '^(pasta|passt)' ;;
+	slirp4netns) pgrep -u "$(id -u)" -x slirp4netns ;;
+	pasta) pgrep -u "$(id -u)" '^(pasta|passt)' ;;
 	esac
 }
 
@@ -33,13 +34,18 @@ measure() {
 	pasta) pasta --config-net -q -i dummy0 -a 10.0.2.100 -n 24 -g 10.0.2.2 -m "$mtu" \
 		-t none -u none -T none -U none -- sh -c "$client >$json" 2>/dev/null & ;;
 	esac
-	local launcher=$! pid="" cpu=0 rss=0 stat status
+	local launcher=$! pid cpu=0 rss=0 c r tc tr
+	# Samples every 0.2 s; the last sample before the network process exits counts (CPU is
+	# summed over the driver's processes, RSS is the largest peak).
 	while kill -0 "$launcher" 2>/dev/null; do
-		[ -n "$pid" ] && [ -d "/proc/$pid" ] || pid=$(netproc "$drv" "$launcher")
-		if [ -n "$pid" ] && stat=$(cat "/proc/$pid/stat" 2>/dev/null) && status=$(cat "/proc/$pid/status" 2>/dev/null); then
-			cpu=$(echo "$stat" | sed 's/.*) //' | awk '{print $12 + $13}')
-			rss=$(echo "$status" | awk '/^VmHWM:/ {print $2}')
-		fi
+		tc=0 tr=0
+		for pid in $(netprocs "$drv" "$launcher"); do
+			c=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{print $12 + $13}')
+			r=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status" 2>/dev/null)
+			tc=$((tc + ${c:-0}))
+			[ "${r:-0}" -gt "$tr" ] && tr=${r:-0}
+		done
+		[ "$tc" -gt 0 ] && cpu=$tc rss=$tr
 		sleep 0.2
 	done
 	wait "$launcher"
