@@ -334,3 +334,61 @@ print(socket.getaddrinfo("probe.nsnet.test", 80, socket.AF_INET, socket.SOCK_STR
         );
     }
 }
+
+/// Gives this world's `lo` the address 192.0.2.10 (TEST-NET-1, on no real network) and lets
+/// every group use ping sockets here: a destination that is neither the gateway nor host
+/// loopback. Needs root in the world (scripts/test's root pass).
+fn world_address_and_ping_sockets() {
+    assert!(is_root(), "root_only test run unprivileged");
+    let ok = std::process::Command::new("ip")
+        .args(["addr", "add", "192.0.2.10/32", "dev", "lo"])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "ip addr add in the test world");
+    std::fs::write("/proc/sys/net/ipv4/ping_group_range", "0 2147483647").unwrap();
+}
+
+#[test]
+fn root_only_other_destinations_are_reached_from_host_sockets() {
+    world_address_and_ping_sockets();
+    let l = TcpListener::bind("192.0.2.10:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut c in l.incoming().flatten() {
+            let _ = c.write_all(b"from 192.0.2.10");
+        }
+    });
+    let script = format!(
+        r#"
+import socket, struct
+s = socket.create_connection(("192.0.2.10", {port}), timeout=10)
+print(s.recv(100).decode())
+def csum(b):
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    s = (s >> 16) + (s & 0xffff); s += s >> 16
+    return ~s & 0xffff
+p = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+p.settimeout(5)
+m = struct.pack("!BBHHH", 8, 0, 0, 0x77, 1) + b"nsnetping"
+m = m[:2] + struct.pack("!H", csum(m + b"\0")) + m[4:]
+p.sendto(m, ("192.0.2.10", 0))
+while True:
+    r = p.recv(2048)
+    icmp = r[(r[0] & 15) * 4:]
+    if icmp[0] == 0:
+        print("echo reply from", socket.inet_ntoa(r[12:16]), "id", struct.unpack("!H", icmp[4:6])[0], icmp[8:])
+        break
+"#
+    );
+    // With host loopback disabled too: 192.0.2.10 is not host loopback, whatever device
+    // holds it.
+    for args in [&[][..], &["--disable-host-loopback"][..]] {
+        let out = ok_stdout(&guest_py(args, &script, &[]));
+        assert!(out.contains("from 192.0.2.10"), "{out}");
+        assert!(
+            out.contains("echo reply from 192.0.2.10 id 119 b'nsnetping'"),
+            "ping forwarded through a ping socket, identifier restored: {out}"
+        );
+    }
+}
