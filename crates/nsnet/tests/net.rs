@@ -392,3 +392,41 @@ while True:
         );
     }
 }
+
+#[test]
+fn builtin_with_a_detached_netns_puts_tap0_there() {
+    let (port, served) = echo_server();
+    let script = format!(
+        r#"readlink /proc/self/ns/net
+ip -o link show | grep -c tap0 || true
+nsenter --net="$ROOTLESSKIT_STATE_DIR/netns" ip -4 -o addr show tap0
+nsenter --net="$ROOTLESSKIT_STATE_DIR/netns" {PY} -c '
+import socket
+s = socket.create_connection(("10.0.2.2", {port}), timeout=10)
+s.sendall(b"detached"); s.shutdown(socket.SHUT_WR)
+print(s.recv(100).decode())'
+"#
+    );
+    let o = output(nsnet().args([
+        "run",
+        "--net=builtin",
+        "--detach-netns",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]));
+    let out = ok_stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        std::fs::read_link("/proc/self/ns/net")
+            .unwrap()
+            .to_string_lossy(),
+        "the command stays in the host netns"
+    );
+    assert_eq!(lines[1], "0", "no tap0 in the host netns");
+    assert!(lines[2].contains("inet 10.0.2.100/24"), "{out}");
+    assert_eq!(lines[3], "detached");
+    assert_eq!(served.load(Ordering::SeqCst), 1);
+}
