@@ -137,7 +137,10 @@ impl NetDriver {
 
     /// Whether this build can run the driver.
     pub fn available(self) -> bool {
-        matches!(self, Self::Host | Self::None | Self::Builtin)
+        matches!(
+            self,
+            Self::Host | Self::None | Self::Builtin | Self::Slirp4netns
+        )
     }
 
     /// The MTU `--mtu=0` stands for.
@@ -256,7 +259,18 @@ pub struct RawOptions {
     pub debug: bool,
     pub slirp4netns_sandbox: String,
     pub slirp4netns_seccomp: String,
+    pub slirp4netns_binary: String,
     pub command: Vec<String>,
+}
+
+/// How to run the external slirp4netns (`--net=slirp4netns`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Slirp4netnsOptions {
+    /// The binary (`--slirp4netns-binary`; looked up in `PATH` when it has no `/`).
+    pub binary: String,
+    /// `--slirp4netns-sandbox`, `--slirp4netns-seccomp`: `auto`, `true` or `false`.
+    pub sandbox: String,
+    pub seccomp: String,
 }
 
 /// A validated launch.
@@ -269,6 +283,7 @@ pub struct LaunchPlan {
     pub cidr: Ipv4Cidr,
     pub ifname: String,
     pub disable_host_loopback: bool,
+    pub slirp4netns: Slirp4netnsOptions,
     pub detach_netns: bool,
     pub copy_up: Vec<PathBuf>,
     pub propagation: Propagation,
@@ -320,7 +335,7 @@ pub enum ConfigError {
     #[error(transparent)]
     CopyUp(#[from] nsnet_ns::Error),
     #[error(
-        "--net={0} is not available in this nsnet build yet (available: host, none, builtin); see issue #3"
+        "--net={0} is not available in this nsnet build yet (available: host, none, builtin, slirp4netns); see issue #3"
     )]
     NetUnavailable(&'static str),
     #[error(
@@ -493,6 +508,15 @@ impl LaunchPlan {
                 ifname
             },
             disable_host_loopback: raw.disable_host_loopback,
+            slirp4netns: Slirp4netnsOptions {
+                binary: if raw.slirp4netns_binary.is_empty() {
+                    "slirp4netns".into()
+                } else {
+                    raw.slirp4netns_binary
+                },
+                sandbox: raw.slirp4netns_sandbox,
+                seccomp: raw.slirp4netns_seccomp,
+            },
             detach_netns: raw.detach_netns,
             copy_up,
             propagation,
@@ -687,7 +711,7 @@ mod tests {
         );
         assert!(
             err(RawOptions {
-                net: "slirp4netns".into(),
+                net: "vpnkit".into(),
                 ..raw()
             })
             .contains("not available")

@@ -39,6 +39,7 @@
 pub mod builtin_net;
 pub mod child;
 pub mod config;
+pub mod external_net;
 pub mod net;
 pub mod parent;
 pub mod protocol;
@@ -78,6 +79,8 @@ pub enum LaunchError {
     ChildDied(String),
     #[error(transparent)]
     Builtin(#[from] builtin_net::BuiltinError),
+    #[error(transparent)]
+    External(#[from] external_net::ExternalError),
 }
 
 /// Shorthand for a failed system call.

@@ -40,6 +40,8 @@ pub enum RunningNetwork {
     Nothing,
     /// `--net=builtin`: the user-mode network's thread (stopped on drop).
     Builtin(nsnet_stack::Running),
+    /// `--net=slirp4netns`: the external process (told to exit on drop).
+    External(crate::external_net::External),
 }
 
 /// Whether the plan's drivers need a thread in the child's network namespace.
@@ -60,6 +62,10 @@ pub fn start(
         (NetDriver::Builtin, Some(ctx)) => {
             let (setup, running) = crate::builtin_net::start(plan, ctx)?;
             Ok((setup, RunningNetwork::Builtin(running)))
+        }
+        (NetDriver::Slirp4netns, Some(ctx)) => {
+            let (setup, running) = crate::external_net::start_slirp4netns(plan, ctx)?;
+            Ok((setup, RunningNetwork::External(running)))
         }
         (other, _) => Err(ConfigError::NetUnavailable(other.name()).into()),
     }

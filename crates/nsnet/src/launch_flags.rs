@@ -190,6 +190,7 @@ impl LaunchFlags {
             debug: self.debug,
             slirp4netns_sandbox: self.slirp4netns_sandbox.clone(),
             slirp4netns_seccomp: self.slirp4netns_seccomp.clone(),
+            slirp4netns_binary: self.slirp4netns_binary.clone(),
             command: self.command.clone(),
         }
     }

@@ -19,8 +19,13 @@ const PY: &str = "/usr/bin/python3";
 
 /// Runs `script` with python3 inside `nsnet run --net=builtin ARGS`.
 fn guest_py(args: &[&str], script: &str, env: &[(&str, String)]) -> Output {
+    guest_py_on("builtin", args, script, env)
+}
+
+/// Runs `script` with python3 inside `nsnet run --net=NET ARGS`.
+fn guest_py_on(net: &str, args: &[&str], script: &str, env: &[(&str, String)]) -> Output {
     let mut c = nsnet();
-    c.arg("run").arg("--net=builtin").args(args);
+    c.arg("run").arg(format!("--net={net}")).args(args);
     c.args(["--", PY, "-c", script]);
     for (k, v) in env {
         c.env(k, v);
@@ -133,9 +138,13 @@ print("\n".join(errors) if errors else "ok")
 "#;
 
 fn echo_run(args: &[&str], flows: usize, size: usize) {
+    echo_run_on("builtin", args, flows, size)
+}
+
+fn echo_run_on(net: &str, args: &[&str], flows: usize, size: usize) {
     let (port, served) = echo_server();
     let script = format!("import sys; sys.argv=['x','{port}','{flows}','{size}']\n{ECHO_CLIENT}");
-    let o = guest_py(args, &script, &[]);
+    let o = guest_py_on(net, args, &script, &[]);
     assert_eq!(ok_stdout(&o).trim(), "ok", "stderr: {}", stderr(&o));
     assert_eq!(served.load(Ordering::SeqCst), flows);
 }
@@ -429,4 +438,57 @@ print(s.recv(100).decode())'
     assert!(lines[2].contains("inet 10.0.2.100/24"), "{out}");
     assert_eq!(lines[3], "detached");
     assert_eq!(served.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn external_slirp4netns_driver_carries_tcp_and_honours_disable_host_loopback() {
+    let o = output(nsnet().args([
+        "run",
+        "--net=slirp4netns",
+        "--mtu=1500",
+        "--",
+        "sh",
+        "-c",
+        "cat /sys/class/net/tap0/mtu; ip -4 -o addr show tap0; cat /etc/resolv.conf",
+    ]));
+    let out = ok_stdout(&o);
+    assert!(out.starts_with("1500\n"), "{out}");
+    assert!(out.contains("inet 10.0.2.100/24"), "{out}");
+    assert!(out.contains("nameserver 10.0.2.3"), "{out}");
+    echo_run_on("slirp4netns", &[], 4, 1 << 20);
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let script = format!(
+        r#"
+import socket, errno
+try:
+    socket.create_connection(("10.0.2.2", {port}), timeout=10)
+    print("connected")
+except OSError as e:
+    print(errno.errorcode.get(e.errno, e))
+"#
+    );
+    let o = guest_py_on("slirp4netns", &["--disable-host-loopback"], &script, &[]);
+    assert_eq!(ok_stdout(&o).trim(), "ENETUNREACH");
+}
+
+#[test]
+fn a_missing_slirp4netns_binary_is_one_error_line() {
+    let o = output(nsnet().args([
+        "run",
+        "--net=slirp4netns",
+        "--slirp4netns-binary=/nonexistent/slirp4netns",
+        "--",
+        "true",
+    ]));
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("nsnet: error: --net=slirp4netns: start /nonexistent/slirp4netns: "),
+        "{err}"
+    );
 }
