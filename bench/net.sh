@@ -54,7 +54,8 @@ for line in open(sys.argv[1]):
     drv, mtu, d, gbps, cpu, rss = line.split()
     rows[(drv, int(mtu), d)].append((float(gbps), float(cpu), int(rss)))
 def med(k, i):
-    v = [r[i] for r in rows.get(k, []) if r[0] > 0]
+    # A run whose process ended between two samples has no RSS/CPU reading: leave it out.
+    v = [r[i] for r in rows.get(k, []) if r[0] > 0 and (i == 0 or r[i] > 0)]
     return statistics.median(v) if v else None
 drivers = [d for d in ["nsnet", "slirp4netns", "pasta"] if any(k[0] == d for k in rows)]
 print("| MTU | direction | " + " | ".join(f"{d} Gbit/s" for d in drivers) +
