@@ -283,6 +283,8 @@ pub struct LaunchPlan {
     pub cidr: Ipv4Cidr,
     pub ifname: String,
     pub disable_host_loopback: bool,
+    /// `--ipv6` (passed on to slirp4netns as `--enable-ipv6`).
+    pub ipv6: bool,
     pub slirp4netns: Slirp4netnsOptions,
     pub detach_netns: bool,
     pub copy_up: Vec<PathBuf>,
@@ -395,7 +397,13 @@ impl LaunchPlan {
         } else if !raw.disable_host_loopback && !matches!(net, NetDriver::None) {
             warnings.push("specifying --disable-host-loopback is highly recommended to prohibit connecting to 127.0.0.1:* on the host namespace (requires slirp4netns or VPNKit)".into());
         }
-        if raw.ipv6 && !matches!(net, NetDriver::Slirp4netns | NetDriver::Builtin) {
+        if raw.ipv6 && net == NetDriver::Builtin {
+            // Said, not silently dropped: the builtin stack is IPv4-only so far (issue #3).
+            warnings.push(
+                "--ipv6 is not implemented by --net=builtin yet: the namespace gets IPv4 only"
+                    .into(),
+            );
+        } else if raw.ipv6 && net != NetDriver::Slirp4netns {
             warnings.push(format!("--ipv6 is discarded for --net={}", net.name()));
         }
 
@@ -508,6 +516,7 @@ impl LaunchPlan {
                 ifname
             },
             disable_host_loopback: raw.disable_host_loopback,
+            ipv6: raw.ipv6,
             slirp4netns: Slirp4netnsOptions {
                 binary: if raw.slirp4netns_binary.is_empty() {
                     "slirp4netns".into()

@@ -1,7 +1,7 @@
 //! External network drivers, as RootlessKit runs them: `--net=slirp4netns`.
 //!
 //! The parent starts `slirp4netns --configure --mtu M --cidr C [--disable-host-loopback]
-//! [--enable-sandbox] [--enable-seccomp] -r 3 -e 4 --netns-type=path NETNS IFNAME` and waits
+//! [--enable-ipv6] [--enable-sandbox] [--enable-seccomp] -r 3 -e 4 --netns-type=path NETNS IFNAME` and waits
 //! for `1` on the ready fd (3). The exit fd (4) is the read end of a pipe whose write end the
 //! parent keeps: dropping [`External`] closes it, and slirp4netns exits.
 //!
@@ -96,6 +96,9 @@ pub fn slirp4netns_args(plan: &LaunchPlan, sandbox: bool, seccomp: bool) -> Vec<
     ];
     if plan.disable_host_loopback {
         a.push("--disable-host-loopback".into());
+    }
+    if plan.ipv6 {
+        a.push("--enable-ipv6".into());
     }
     if sandbox {
         a.push("--enable-sandbox".into());
@@ -210,23 +213,30 @@ mod tests {
     use super::*;
     use crate::config::{Personality, RawOptions};
 
+    fn plan_raw() -> RawOptions {
+        RawOptions {
+            mtu: 1500,
+            cidr: Some("10.0.135.128/25".into()),
+            disable_host_loopback: true,
+            ipv6: true,
+            copy_up_mode: "tmpfs+symlink".into(),
+            propagation: "rprivate".into(),
+            port_driver: "none".into(),
+            reaper: "auto".into(),
+            subid_source: "auto".into(),
+            slirp4netns_sandbox: "true".into(),
+            slirp4netns_seccomp: "false".into(),
+            command: vec!["true".into()],
+            ..RawOptions::default()
+        }
+    }
+
     #[test]
     fn slirp4netns_gets_rootlesskits_flags() {
         let plan = LaunchPlan::from_raw(
             RawOptions {
                 net: "slirp4netns".into(),
-                mtu: 1500,
-                cidr: Some("10.0.135.128/25".into()),
-                disable_host_loopback: true,
-                copy_up_mode: "tmpfs+symlink".into(),
-                propagation: "rprivate".into(),
-                port_driver: "none".into(),
-                reaper: "auto".into(),
-                subid_source: "auto".into(),
-                slirp4netns_sandbox: "true".into(),
-                slirp4netns_seccomp: "false".into(),
-                command: vec!["true".into()],
-                ..RawOptions::default()
+                ..plan_raw()
             },
             Personality::Nsnet,
         )
@@ -240,10 +250,27 @@ mod tests {
                 "--mtu=1500",
                 "--cidr=10.0.135.128/25",
                 "--disable-host-loopback",
+                "--enable-ipv6",
                 "--enable-sandbox"
             ]
         );
         assert!(wanted("true", "/nonexistent", "--x"));
+        let builtin = LaunchPlan::from_raw(
+            RawOptions {
+                net: "builtin".into(),
+                ..plan_raw()
+            },
+            Personality::Nsnet,
+        )
+        .unwrap();
+        assert!(
+            builtin
+                .warnings
+                .iter()
+                .any(|w| w.contains("--ipv6 is not implemented by --net=builtin")),
+            "{:?}",
+            builtin.warnings
+        );
         assert!(!wanted("false", "/nonexistent", "--x"));
         assert!(
             !wanted("auto", "/nonexistent", "--x"),
