@@ -15,13 +15,15 @@
 //!   async runtime, because these run once at start-up on a thread pinned to a namespace.
 
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use netlink_packet_core::{
     NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
 };
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
+};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
@@ -234,6 +236,42 @@ impl Netlink {
         )
     }
 
+    /// `ip addr add ADDR/PREFIX dev INDEX nodad`: usable at once, without duplicate address
+    /// detection (nobody else is on a tap).
+    pub fn add_address_v6(&mut self, index: u32, addr: Ipv6Addr, prefix: u8) -> Result<()> {
+        let mut msg = AddressMessage::default();
+        msg.header.family = AddressFamily::Inet6;
+        msg.header.prefix_len = prefix;
+        msg.header.index = index;
+        msg.header.flags = AddressHeaderFlags::Nodad;
+        msg.attributes.push(AddressAttribute::Address(addr.into()));
+        msg.attributes
+            .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        self.request(
+            "add address",
+            format!("{addr}/{prefix} on index {index}"),
+            RouteNetlinkMessage::NewAddress(msg),
+        )
+    }
+
+    /// `ip -6 route add default via GATEWAY dev INDEX`.
+    pub fn add_default_route_v6(&mut self, index: u32, gateway: Ipv6Addr) -> Result<()> {
+        let mut msg = RouteMessage::default();
+        msg.header.address_family = AddressFamily::Inet6;
+        msg.header.table = RouteHeader::RT_TABLE_MAIN;
+        msg.header.protocol = RouteProtocol::Boot;
+        msg.header.scope = RouteScope::Universe;
+        msg.header.kind = RouteType::Unicast;
+        msg.attributes
+            .push(RouteAttribute::Gateway(RouteAddress::Inet6(gateway)));
+        msg.attributes.push(RouteAttribute::Oif(index));
+        self.request(
+            "add default route",
+            format!("via {gateway}"),
+            RouteNetlinkMessage::NewRoute(msg),
+        )
+    }
+
     /// `ip route add default via GATEWAY dev INDEX`.
     pub fn add_default_route_v4(&mut self, index: u32, gateway: Ipv4Addr) -> Result<()> {
         let mut msg = RouteMessage::default();
@@ -262,6 +300,8 @@ pub struct TapConfig {
     pub prefix: u8,
     pub mtu: u32,
     pub gateway: Ipv4Addr,
+    /// With IPv6: the guest's address (a /64) and the gateway.
+    pub ipv6: Option<(Ipv6Addr, Ipv6Addr)>,
 }
 
 /// Creates and configures the tap in the calling thread's netns: `lo` up, the tap up with
@@ -274,6 +314,10 @@ pub fn create_configured_tap(cfg: &TapConfig) -> Result<OwnedFd> {
     nl.link_up(idx, Some(cfg.mtu))?;
     nl.add_address_v4(idx, cfg.address, cfg.prefix)?;
     nl.add_default_route_v4(idx, cfg.gateway)?;
+    if let Some((addr, gateway)) = cfg.ipv6 {
+        nl.add_address_v6(idx, addr, 64)?;
+        nl.add_default_route_v6(idx, gateway)?;
+    }
     Ok(fd)
 }
 

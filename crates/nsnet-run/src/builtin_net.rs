@@ -33,6 +33,7 @@ pub fn stack_config(plan: &LaunchPlan) -> Result<nsnet_stack::Config, BuiltinErr
     let mut cfg =
         nsnet_stack::Config::new(plan.cidr.network, plan.cidr.prefix)?.with_mtu(plan.mtu)?;
     cfg.disable_host_loopback = plan.disable_host_loopback;
+    cfg.ipv6 = plan.ipv6;
     cfg.nameservers = match std::env::var(DNS_UPSTREAM_ENV) {
         Ok(v) => v.split(',').filter_map(|a| a.trim().parse().ok()).collect(),
         // No readable resolv.conf means no upstream: DNS queries to CIDR+3 go unanswered,
@@ -59,6 +60,7 @@ pub fn start(
         prefix: cfg.prefix,
         mtu: cfg.mtu,
         gateway: cfg.gateway(),
+        ipv6: cfg.ipv6.then(|| (cfg.guest6(), cfg.gateway6())),
     };
     tracing::debug!(?tap, nameservers = ?cfg.nameservers, "builtin network");
     let fd = ctx

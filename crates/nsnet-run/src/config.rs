@@ -397,13 +397,7 @@ impl LaunchPlan {
         } else if !raw.disable_host_loopback && !matches!(net, NetDriver::None) {
             warnings.push("specifying --disable-host-loopback is highly recommended to prohibit connecting to 127.0.0.1:* on the host namespace (requires slirp4netns or VPNKit)".into());
         }
-        if raw.ipv6 && net == NetDriver::Builtin {
-            // Said, not silently dropped: the builtin stack is IPv4-only so far (issue #3).
-            warnings.push(
-                "--ipv6 is not implemented by --net=builtin yet: the namespace gets IPv4 only"
-                    .into(),
-            );
-        } else if raw.ipv6 && net != NetDriver::Slirp4netns {
+        if raw.ipv6 && !matches!(net, NetDriver::Slirp4netns | NetDriver::Builtin) {
             warnings.push(format!("--ipv6 is discarded for --net={}", net.name()));
         }
 

@@ -255,22 +255,6 @@ mod tests {
             ]
         );
         assert!(wanted("true", "/nonexistent", "--x"));
-        let builtin = LaunchPlan::from_raw(
-            RawOptions {
-                net: "builtin".into(),
-                ..plan_raw()
-            },
-            Personality::Nsnet,
-        )
-        .unwrap();
-        assert!(
-            builtin
-                .warnings
-                .iter()
-                .any(|w| w.contains("--ipv6 is not implemented by --net=builtin")),
-            "{:?}",
-            builtin.warnings
-        );
         assert!(!wanted("false", "/nonexistent", "--x"));
         assert!(
             !wanted("auto", "/nonexistent", "--x"),

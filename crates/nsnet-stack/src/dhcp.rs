@@ -119,8 +119,8 @@ impl Dhcp {
         if reply.emit(&mut pkt).is_err() {
             return;
         }
-        let src = std::net::SocketAddrV4::new(gw, 67);
-        let dst = std::net::SocketAddrV4::new(Ipv4Addr::BROADCAST, 68);
+        let src = std::net::SocketAddr::from((gw, 67));
+        let dst = std::net::SocketAddr::from((Ipv4Addr::BROADCAST, 68));
         crate::udp::emit_udp(&mut l4, src, dst);
         ctx.send_ipv4(gw, Ipv4Addr::BROADCAST, 17, &l4);
     }

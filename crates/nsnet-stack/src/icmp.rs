@@ -15,11 +15,11 @@
 //! Host loopback is refused with "network unreachable" when `disable_host_loopback` is set.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use crate::stack::{Ctx, UNREACH_HOST, UNREACH_NET};
+use crate::stack::{Ctx, UNREACH_HOST, UNREACH_NET, icmp6_checksum, mac_for_ip};
 use crate::sys;
 use crate::wire;
 
@@ -81,7 +81,7 @@ impl IcmpTable {
         }
         if ctx
             .cfg
-            .host_destination(SocketAddrV4::new(dst, 1))
+            .host_destination(SocketAddr::V4(SocketAddrV4::new(dst, 1)))
             .is_none()
         {
             ctx.send_unreachable(UNREACH_NET, datagram);
@@ -111,9 +111,10 @@ impl IcmpTable {
         if self.by_key.len() >= MAX_FLOWS {
             return None;
         }
-        let bind = ctx.cfg.outbound_addr;
-        let sock = sys::socket(libc::SOCK_DGRAM, libc::IPPROTO_ICMP, bind).ok()?;
-        sys::connect(sock.as_raw_fd(), SocketAddrV4::new(key.remote, 0)).ok()?;
+        let to = SocketAddr::V4(SocketAddrV4::new(key.remote, 0));
+        let bind = ctx.cfg.outbound_addr.map(IpAddr::V4);
+        let sock = sys::socket(to, libc::SOCK_DGRAM, libc::IPPROTO_ICMP, bind).ok()?;
+        sys::connect(sock.as_raw_fd(), to).ok()?;
         let idx = self
             .flows
             .iter()
@@ -149,7 +150,7 @@ impl IcmpTable {
             return;
         };
         let mut buf = vec![0u8; 65536];
-        while let Ok((n, _)) = sys::recvfrom(f.sock.as_raw_fd(), &mut buf) {
+        while let Ok(n) = sys::recv(f.sock.as_raw_fd(), &mut buf) {
             f.last = now;
             if n < 8 {
                 continue;
@@ -174,5 +175,54 @@ impl IcmpTable {
                 self.expired.push(f.sock);
             }
         }
+    }
+}
+
+/// ICMPv6 from the guest (RFC 4443, RFC 4861): neighbour solicitations for the gateway and
+/// DNS addresses get a neighbour advertisement, echo requests to them an echo reply, echo
+/// requests elsewhere "address unreachable" (no ping-socket forwarding for IPv6 yet). The
+/// rest (router solicitations, MLD) is left unanswered: the guest is configured statically.
+pub(crate) fn message6(ctx: &mut Ctx<'_>, src: IpAddr, dst: IpAddr, l4: &[u8], datagram: &[u8]) {
+    if l4.len() < 8 {
+        return;
+    }
+    match (l4[0], l4[1]) {
+        // Neighbour solicitation: type 135, target at 8..24.
+        (135, 0) if l4.len() >= 24 => {
+            let target = Ipv6Addr::from(<[u8; 16]>::try_from(&l4[8..24]).expect("16 bytes"));
+            if !ctx.cfg.is_own(IpAddr::V6(target)) {
+                return;
+            }
+            let to = if src.is_unspecified() {
+                IpAddr::V6(Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1))
+            } else {
+                src
+            };
+            let mut na = vec![0u8; 32];
+            na[0] = 136;
+            // Router, solicited (unless answering DAD), override.
+            na[4] = if src.is_unspecified() { 0xa0 } else { 0xe0 };
+            na[8..24].copy_from_slice(&target.octets());
+            na[24] = 2; // target link-layer address option, 8 bytes
+            na[25] = 1;
+            na[26..32].copy_from_slice(mac_for_ip(IpAddr::V6(target)).as_bytes());
+            icmp6_checksum(&mut na, IpAddr::V6(target), to);
+            ctx.send_ip(IpAddr::V6(target), to, 58, &na);
+        }
+        // Echo request.
+        (128, 0) if ctx.cfg.is_own(dst) => {
+            let mut reply = l4.to_vec();
+            reply[0] = 129;
+            icmp6_checksum(&mut reply, dst, src);
+            ctx.send_ip(dst, src, 58, &reply);
+        }
+        (128, 0) if !dst.is_multicast() => {
+            let code = match ctx.cfg.host_destination(SocketAddr::new(dst, 1)) {
+                None => UNREACH_NET,
+                Some(_) => UNREACH_HOST,
+            };
+            ctx.send_unreachable(code, datagram);
+        }
+        _ => {}
     }
 }

@@ -17,7 +17,10 @@
 //! ```
 //!
 //! Addresses (slirp4netns's): network CIDR (10.0.2.0/24), gateway CIDR+2 (host loopback
-//! unless `disable_host_loopback`), DNS CIDR+3, guest CIDR+100, DHCP pool CIDR+15..+30.
+//! unless `disable_host_loopback`), DNS CIDR+3, guest CIDR+100, DHCP pool CIDR+15..+30; with
+//! `ipv6`, fd00::/64 with gateway fd00::2 (host `::1`), DNS fd00::3, guest fd00::100, and
+//! neighbour discovery answered for the gateway and DNS (statically configured guests only:
+//! no router advertisements).
 //!
 //! # Design choice: our own TCP termination, smoltcp for wire formats
 //!
@@ -36,7 +39,6 @@
 //! a virtual clock. One thread runs a stack ([`spawn`]): an epoll loop over the tap and the
 //! host sockets, frames batched, ACKs coalesced per batch.
 //!
-//! Not here yet: IPv6 (`--ipv6`).
 
 mod dhcp;
 mod frag;
@@ -48,11 +50,11 @@ mod tcp;
 mod udp;
 pub mod wire;
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
 pub use runtime::{Running, TapTx, spawn};
-pub use stack::{Stack, Stats, mac_for};
+pub use stack::{Stack, Stats, mac_for, mac_for_ip};
 
 /// Where the stack sends frames for the guest: `parts` concatenated form one tap write
 /// (a `virtio_net_hdr`, then the Ethernet frame).
@@ -90,6 +92,9 @@ pub struct Config {
     pub disable_host_loopback: bool,
     /// Bind outgoing (non-loopback) sockets to this address.
     pub outbound_addr: Option<Ipv4Addr>,
+    pub outbound_addr6: Option<Ipv6Addr>,
+    /// IPv6 too: fd00::/64, gateway fd00::2, DNS fd00::3, guest fd00::100 (slirp4netns's).
+    pub ipv6: bool,
     /// Where the DNS forwarder on CIDR+3 sends queries (the first one is used).
     pub nameservers: Vec<SocketAddrV4>,
     /// Idle time after which a UDP flow is forgotten.
@@ -112,6 +117,8 @@ impl Config {
             mtu: 65520,
             disable_host_loopback: false,
             outbound_addr: None,
+            outbound_addr6: None,
+            ipv6: false,
             nameservers: Vec::new(),
             udp_timeout: Duration::from_secs(60),
         })
@@ -148,28 +155,91 @@ impl Config {
         u32::from(ip) & mask(self.prefix) == u32::from(self.network)
     }
 
+    pub fn gateway6(&self) -> Ipv6Addr {
+        Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 2)
+    }
+    pub fn dns6(&self) -> Ipv6Addr {
+        Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 3)
+    }
+    pub fn guest6(&self) -> Ipv6Addr {
+        Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x100)
+    }
+    fn in_network6(&self, ip: Ipv6Addr) -> bool {
+        ip.segments()[..4] == [0xfd00, 0, 0, 0]
+    }
+
+    /// Whether `ip` is one of the stack's own addresses (gateway or DNS).
+    pub fn is_own(&self, ip: IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(a) => a == self.gateway() || a == self.dns(),
+            IpAddr::V6(a) => a == self.gateway6() || a == self.dns6(),
+        }
+    }
+
+    /// The address to bind outgoing sockets to, for a destination's family.
+    pub fn outbound_for(&self, to: SocketAddr) -> Option<IpAddr> {
+        if to.ip().is_loopback() {
+            return None;
+        }
+        match to {
+            SocketAddr::V4(_) => self.outbound_addr.map(IpAddr::V4),
+            SocketAddr::V6(_) => self.outbound_addr6.map(IpAddr::V6),
+        }
+    }
+
     /// Where a guest flow to `dst` goes on the host, or `None` if the stack refuses it.
     ///
-    /// CIDR+3 port 53 is the first nameserver (even a loopback one with host loopback
-    /// disabled: the guest never names it). CIDR+2 is host loopback unless
-    /// `disable_host_loopback`. 127.0.0.0/8 and 0.0.0.0/8 (which Linux connects to loopback)
-    /// are refused with host loopback disabled; the rest of the guest's own network, and
-    /// broadcast and multicast, are never routed.
-    pub fn host_destination(&self, dst: SocketAddrV4) -> Option<SocketAddrV4> {
-        let ip = *dst.ip();
-        if ip == self.dns() {
+    /// CIDR+3 (fd00::3) port 53 is the first nameserver (even a loopback one with host
+    /// loopback disabled: the guest never names it). CIDR+2 (fd00::2) is host loopback unless
+    /// `disable_host_loopback`. 127.0.0.0/8, 0.0.0.0/8 (which Linux connects to loopback),
+    /// `::1`, `::` and IPv4-mapped forms of those are refused with host loopback disabled;
+    /// the rest of the guest's own networks, link-local, broadcast and multicast are never
+    /// routed.
+    pub fn host_destination(&self, dst: SocketAddr) -> Option<SocketAddr> {
+        let port = dst.port();
+        let v4 = match dst.ip() {
+            IpAddr::V4(ip) => ip,
+            IpAddr::V6(ip) => {
+                if !self.ipv6 {
+                    return None;
+                }
+                if ip == self.dns6() {
+                    let ns = self.nameservers.first()?;
+                    return (port == 53).then_some(SocketAddr::V4(*ns));
+                }
+                if ip == self.gateway6() {
+                    return (!self.disable_host_loopback)
+                        .then_some(SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port));
+                }
+                if let Some(mapped) = ip.to_ipv4_mapped() {
+                    // Refused like the IPv4 address it stands for.
+                    self.host_destination(SocketAddr::new(IpAddr::V4(mapped), port))?;
+                    return Some(dst);
+                }
+                if (ip.is_loopback() && self.disable_host_loopback)
+                    || ip.is_unspecified()
+                    || ip.is_multicast()
+                    || ip.is_unicast_link_local()
+                    || self.in_network6(ip)
+                {
+                    return None;
+                }
+                return Some(dst);
+            }
+        };
+        if v4 == self.dns() {
             let ns = self.nameservers.first()?;
-            return (dst.port() == 53).then_some(*ns);
+            return (port == 53).then_some(SocketAddr::V4(*ns));
         }
-        if ip == self.gateway() {
+        if v4 == self.gateway() {
             return (!self.disable_host_loopback)
-                .then_some(SocketAddrV4::new(Ipv4Addr::LOCALHOST, dst.port()));
+                .then_some(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
         }
-        let first = ip.octets()[0];
+        let first = v4.octets()[0];
         if (first == 127 || first == 0) && self.disable_host_loopback {
             return None;
         }
-        if first == 0 || self.in_network(ip) || ip.is_broadcast() || ip.is_multicast() {
+        if first == 0 || self.in_network(v4) || v4.is_broadcast() || v4.is_multicast() {
             return None;
         }
         Some(dst)

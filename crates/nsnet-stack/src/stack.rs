@@ -12,6 +12,10 @@
 //!   everything we send.
 //! - IPv4 (RFC 791): header checksum and lengths verified; options are skipped; fragments are
 //!   reassembled (`frag.rs`) and the whole datagram goes through this input again.
+//! - IPv6 (RFC 8200), with `Config::ipv6` only: fd00::2 and fd00::3 answer neighbour
+//!   solicitations (RFC 4861) and echo; TCP and UDP go to their modules as for IPv4; packets
+//!   with extension headers (MLD's hop-by-hop, fragments) are dropped. Everything we send
+//!   over IPv6 has hop limit 255, which neighbour discovery requires.
 //! - ICMP (RFC 792): echo to the gateway or DNS address is answered here. Echo to other
 //!   destinations is forwarded through an unprivileged ICMP socket (`SOCK_DGRAM,
 //!   IPPROTO_ICMP`) where `net.ipv4.ping_group_range` allows it; where it does not, the guest
@@ -23,16 +27,16 @@
 //! Malformed frames of any kind are dropped silently: nothing here can panic on input
 //! (property-tested and fuzzed).
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Instant;
 
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, IpProtocol,
-    Ipv4Address, Ipv4Packet,
+    Ipv4Address, Ipv4Packet, Ipv6Packet,
 };
 
-use crate::wire::{self, ETH_HDR_LEN, IPV4_HDR_LEN, VNET_HDR_LEN, VnetHdr};
+use crate::wire::{self, ETH_HDR_LEN, IPV4_HDR_LEN, IPV6_HDR_LEN, VNET_HDR_LEN, VnetHdr};
 use crate::{Config, GuestTx, dhcp, frag, icmp, tcp, udp};
 
 /// Everything a protocol module needs to send frames and register sockets, borrowed from
@@ -53,12 +57,17 @@ impl Ctx<'_> {
     /// Sends an IPv4 datagram whose L4 header and payload are already complete in `l4`
     /// (checksums filled), from `src` to the guest address `dst`.
     pub fn send_ipv4(&mut self, src: Ipv4Addr, dst: Ipv4Addr, proto: u8, l4: &[u8]) {
-        let mut hdr = [0u8; VNET_HDR_LEN + ETH_HDR_LEN + IPV4_HDR_LEN];
+        self.send_ip(src.into(), dst.into(), proto, l4)
+    }
+
+    /// Sends an IPv4 or IPv6 packet whose L4 part is complete in `l4`.
+    pub fn send_ip(&mut self, src: IpAddr, dst: IpAddr, proto: u8, l4: &[u8]) {
+        let mut hdr = [0u8; VNET_HDR_LEN + ETH_HDR_LEN + IPV6_HDR_LEN];
         VnetHdr::default().emit(&mut hdr);
         *self.ident = self.ident.wrapping_add(1);
-        wire::emit_eth_ipv4(
+        let n = wire::emit_eth_ip(
             &mut hdr[VNET_HDR_LEN..],
-            mac_for(src),
+            mac_for_ip(src),
             self.guest_mac,
             src,
             dst,
@@ -66,7 +75,7 @@ impl Ctx<'_> {
             l4.len(),
             *self.ident,
         );
-        self.tx.send(&[&hdr, l4]);
+        self.tx.send(&[&hdr[..VNET_HDR_LEN + n], l4]);
     }
 
     /// Like [`Ctx::send_ipv4`], fragmenting (RFC 791 2.3) what does not fit the guest MTU.
@@ -105,8 +114,12 @@ impl Ctx<'_> {
     }
 
     /// ICMP destination unreachable (type 3, `code`) about the datagram `orig` (IPv4 header
-    /// and on), sent from the gateway.
+    /// and on), sent from the gateway; for an IPv6 `orig`, ICMPv6 destination unreachable
+    /// (RFC 4443 3.1) with the matching code.
     pub fn send_unreachable(&mut self, code: u8, orig: &[u8]) {
+        if orig.first().is_some_and(|b| b >> 4 == 6) {
+            return self.send_unreachable6(code, orig);
+        }
         let Some(dst) = orig.get(12..16) else { return };
         let dst = Ipv4Addr::new(dst[0], dst[1], dst[2], dst[3]);
         let quoted = &orig[..orig.len().min(IPV4_HDR_LEN + 8 + 40)];
@@ -119,6 +132,32 @@ impl Ctx<'_> {
         let src = self.cfg.gateway();
         self.send_ipv4(src, dst, 1, &l4);
     }
+
+    fn send_unreachable6(&mut self, code: u8, orig: &[u8]) {
+        let Some(d) = orig.get(8..24) else { return };
+        let dst = IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(d).expect("16 bytes")));
+        // No route (→ ENETUNREACH), address unreachable, port unreachable (→ ECONNREFUSED).
+        let code6 = match code {
+            UNREACH_NET => 0,
+            UNREACH_PORT => 4,
+            _ => 3,
+        };
+        let quoted = &orig[..orig.len().min(IPV6_HDR_LEN + 8 + 40)];
+        let mut l4 = vec![0u8; 8 + quoted.len()];
+        l4[0] = 1;
+        l4[1] = code6;
+        l4[8..].copy_from_slice(quoted);
+        let src = IpAddr::V6(self.cfg.gateway6());
+        icmp6_checksum(&mut l4, src, dst);
+        self.send_ip(src, dst, 58, &l4);
+    }
+}
+
+/// Fills the ICMPv6 checksum (RFC 4443 2.3: over the pseudo-header too).
+pub(crate) fn icmp6_checksum(msg: &mut [u8], src: IpAddr, dst: IpAddr) {
+    msg[2..4].fill(0);
+    let c = !wire::fold(wire::sum(wire::pseudo_sum_ip(src, dst, 58, msg.len()), msg));
+    msg[2..4].copy_from_slice(&c.to_be_bytes());
 }
 
 /// A [`Ctx`] borrowing the stack's fields one by one (so its tables stay borrowable), or
@@ -142,6 +181,17 @@ macro_rules! ctx {
 pub fn mac_for(ip: Ipv4Addr) -> EthernetAddress {
     let o = ip.octets();
     EthernetAddress([0x52, 0x55, o[0], o[1], o[2], o[3]])
+}
+
+/// [`mac_for`] for either family (IPv6: `52:55:` and the address's last four bytes).
+pub fn mac_for_ip(ip: IpAddr) -> EthernetAddress {
+    match ip {
+        IpAddr::V4(a) => mac_for(a),
+        IpAddr::V6(a) => {
+            let o = a.octets();
+            EthernetAddress([0x52, 0x55, o[12], o[13], o[14], o[15]])
+        }
+    }
 }
 
 /// ICMP code "network unreachable" (what slirp4netns answers for refused host loopback).
@@ -229,6 +279,7 @@ impl Stack {
         match eth.ethertype() {
             EthernetProtocol::Arp => self.arp(eth.payload()),
             EthernetProtocol::Ipv4 => self.ipv4(&vnet, eth.payload(), now),
+            EthernetProtocol::Ipv6 if self.cfg.ipv6 => self.ipv6(&vnet, eth.payload(), now),
             _ => self.stats.dropped_unsupported += 1,
         }
     }
@@ -316,10 +367,49 @@ impl Stack {
         }
         let Some(mut ctx) = ctx!(self) else { return };
         match proto {
-            IpProtocol::Tcp => self.tcp.segment(&mut ctx, src, dst, l4, datagram, now),
-            IpProtocol::Udp => self.udp.datagram(&mut ctx, src, dst, l4, datagram, now),
+            IpProtocol::Tcp => {
+                self.tcp
+                    .segment(&mut ctx, src.into(), dst.into(), l4, datagram, now)
+            }
+            IpProtocol::Udp => {
+                self.udp
+                    .datagram(&mut ctx, src.into(), dst.into(), l4, datagram, now)
+            }
             IpProtocol::Icmp => self.icmp.message(&mut ctx, src, dst, l4, datagram, now),
             _ => self.stats.dropped_unsupported += 1,
+        }
+    }
+
+    fn ipv6(&mut self, vnet: &VnetHdr, payload: &[u8], now: Instant) {
+        let Ok(ip) = Ipv6Packet::new_checked(payload) else {
+            self.stats.dropped_malformed += 1;
+            return;
+        };
+        if ip.version() != 6 {
+            self.stats.dropped_malformed += 1;
+            return;
+        }
+        let datagram = &payload[..IPV6_HDR_LEN + ip.payload_len() as usize];
+        let (src, dst) = (IpAddr::V6(ip.src_addr()), IpAddr::V6(ip.dst_addr()));
+        let l4 = ip.payload();
+        let proto: u8 = ip.next_header().into();
+        // Extension headers (hop-by-hop MLD reports, fragments) are not routed.
+        if !matches!(proto, 6 | 17 | 58) || ip.src_addr().is_multicast() {
+            self.stats.dropped_unsupported += 1;
+            return;
+        }
+        let trusted = vnet.checksum_trusted() && proto != 58;
+        let sum = wire::sum(wire::pseudo_sum_ip(src, dst, proto, l4.len()), l4);
+        if !trusted && wire::fold(sum) != 0xffff {
+            self.stats.dropped_malformed += 1;
+            return;
+        }
+        let Some(mut ctx) = ctx!(self) else { return };
+        match proto {
+            58 => icmp::message6(&mut ctx, src, dst, l4, datagram),
+            _ if ip.dst_addr().is_multicast() => self.stats.dropped_unsupported += 1,
+            6 => self.tcp.segment(&mut ctx, src, dst, l4, datagram, now),
+            _ => self.udp.datagram(&mut ctx, src, dst, l4, datagram, now),
         }
     }
 

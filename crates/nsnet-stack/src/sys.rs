@@ -2,7 +2,7 @@
 //! path. They take raw fds and return `io::Result`, so the protocol modules read as protocol.
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
@@ -21,7 +21,7 @@ fn cvt_size(r: libc::ssize_t) -> io::Result<usize> {
     }
 }
 
-pub fn sockaddr(a: SocketAddrV4) -> libc::sockaddr_in {
+fn sockaddr(a: SocketAddrV4) -> libc::sockaddr_in {
     libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
         sin_port: a.port().to_be(),
@@ -32,50 +32,73 @@ pub fn sockaddr(a: SocketAddrV4) -> libc::sockaddr_in {
     }
 }
 
-pub fn from_sockaddr(sa: &libc::sockaddr_in) -> SocketAddrV4 {
-    SocketAddrV4::new(
-        Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr)),
-        u16::from_be(sa.sin_port),
-    )
+fn sockaddr6(a: SocketAddrV6) -> libc::sockaddr_in6 {
+    libc::sockaddr_in6 {
+        sin6_family: libc::AF_INET6 as libc::sa_family_t,
+        sin6_port: a.port().to_be(),
+        sin6_flowinfo: 0,
+        sin6_addr: libc::in6_addr {
+            s6_addr: a.ip().octets(),
+        },
+        sin6_scope_id: 0,
+    }
 }
 
-/// A non-blocking, close-on-exec IPv4 socket, bound to `bind` (port 0) when given.
-pub fn socket(ty: libc::c_int, proto: libc::c_int, bind: Option<Ipv4Addr>) -> io::Result<OwnedFd> {
-    // SAFETY: plain syscall.
-    let fd = cvt(unsafe {
-        libc::socket(
-            libc::AF_INET,
-            ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            proto,
-        )
-    })?;
-    // SAFETY: fresh fd.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    if let Some(addr) = bind {
-        let sa = sockaddr(SocketAddrV4::new(addr, 0));
-        // SAFETY: sa is a valid sockaddr_in of the given size.
-        cvt(unsafe {
-            libc::bind(
-                std::os::fd::AsRawFd::as_raw_fd(&fd),
+/// Calls `f` with a C socket address for `a` and its length.
+fn with_sockaddr<T>(
+    a: SocketAddr,
+    f: impl FnOnce(*const libc::sockaddr, libc::socklen_t) -> T,
+) -> T {
+    match a {
+        SocketAddr::V4(a) => {
+            let sa = sockaddr(a);
+            f(
                 (&sa as *const libc::sockaddr_in).cast(),
                 size_of::<libc::sockaddr_in>() as libc::socklen_t,
             )
-        })?;
+        }
+        SocketAddr::V6(a) => {
+            let sa = sockaddr6(a);
+            f(
+                (&sa as *const libc::sockaddr_in6).cast(),
+                size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+            )
+        }
+    }
+}
+
+/// A non-blocking, close-on-exec socket of `to`'s family, bound to `bind` (port 0) when given
+/// and of the same family.
+pub fn socket(
+    to: SocketAddr,
+    ty: libc::c_int,
+    proto: libc::c_int,
+    bind: Option<IpAddr>,
+) -> io::Result<OwnedFd> {
+    let domain = if to.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    // SAFETY: plain syscall.
+    let fd =
+        cvt(unsafe { libc::socket(domain, ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, proto) })?;
+    // SAFETY: fresh fd.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    if let Some(addr) = bind.filter(|b| b.is_ipv4() == to.is_ipv4()) {
+        let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+        // SAFETY: the address is valid for its length.
+        cvt(with_sockaddr(SocketAddr::new(addr, 0), |sa, len| unsafe {
+            libc::bind(raw, sa, len)
+        }))?;
     }
     Ok(fd)
 }
 
 /// `connect(2)`; `Ok(true)` when connected at once, `Ok(false)` when in progress.
-pub fn connect(fd: RawFd, to: SocketAddrV4) -> io::Result<bool> {
-    let sa = sockaddr(to);
-    // SAFETY: sa is a valid sockaddr_in.
-    let r = unsafe {
-        libc::connect(
-            fd,
-            (&sa as *const libc::sockaddr_in).cast(),
-            size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        )
-    };
+pub fn connect(fd: RawFd, to: SocketAddr) -> io::Result<bool> {
+    // SAFETY: the address is valid for its length.
+    let r = with_sockaddr(to, |sa, len| unsafe { libc::connect(fd, sa, len) });
     if r == 0 {
         return Ok(true);
     }
@@ -162,22 +185,9 @@ pub fn shutdown_write(fd: RawFd) {
     unsafe { libc::shutdown(fd, libc::SHUT_WR) };
 }
 
-pub fn recvfrom(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, SocketAddrV4)> {
-    // SAFETY: sockaddr_in is plain old data.
-    let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-    let mut len = size_of::<libc::sockaddr_in>() as libc::socklen_t;
-    // SAFETY: buf, sa and len are valid for writing.
-    let n = cvt_size(unsafe {
-        libc::recvfrom(
-            fd,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            0,
-            (&mut sa as *mut libc::sockaddr_in).cast(),
-            &mut len,
-        )
-    })?;
-    Ok((n, from_sockaddr(&sa)))
+pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: buf is valid for writing.
+    cvt_size(unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) })
 }
 
 pub fn epoll_add(epoll: RawFd, fd: RawFd, events: u32, token: u64) -> io::Result<()> {

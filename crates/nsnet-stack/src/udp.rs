@@ -21,7 +21,7 @@
 //! guest MTU are fragmented (RFC 791 section 2.3).
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -29,7 +29,7 @@ use smoltcp::wire::UdpPacket;
 
 use crate::stack::{Ctx, UNREACH_NET, UNREACH_PORT};
 use crate::sys;
-use crate::wire::{self, IPV4_HDR_LEN, UDP_HDR_LEN};
+use crate::wire::{self, IPV4_HDR_LEN, IPV6_HDR_LEN, UDP_HDR_LEN};
 
 pub(crate) const TOKEN_KIND: u64 = 2;
 const MAX_FLOWS: usize = 4096;
@@ -39,8 +39,8 @@ const READ_BUDGET: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Key {
-    guest: SocketAddrV4,
-    remote: SocketAddrV4,
+    guest: SocketAddr,
+    remote: SocketAddr,
 }
 
 struct Flow {
@@ -69,8 +69,8 @@ impl UdpTable {
     pub fn datagram(
         &mut self,
         ctx: &mut Ctx<'_>,
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
+        src: IpAddr,
+        dst: IpAddr,
         l4: &[u8],
         datagram: &[u8],
         now: Instant,
@@ -82,11 +82,16 @@ impl UdpTable {
             return;
         }
         let key = Key {
-            guest: SocketAddrV4::new(src, udp.src_port()),
-            remote: SocketAddrV4::new(dst, udp.dst_port()),
+            guest: SocketAddr::new(src, udp.src_port()),
+            remote: SocketAddr::new(dst, udp.dst_port()),
         };
         let payload = udp.payload();
-        let quote = &datagram[..datagram.len().min(IPV4_HDR_LEN + UDP_HDR_LEN)];
+        let iphl = if src.is_ipv4() {
+            IPV4_HDR_LEN
+        } else {
+            IPV6_HDR_LEN
+        };
+        let quote = &datagram[..datagram.len().min(iphl + UDP_HDR_LEN)];
         let idx = match self.by_key.get(&key) {
             Some(&i) => i,
             None => match self.open(ctx, key, quote, now) {
@@ -113,8 +118,8 @@ impl UdpTable {
         if self.by_key.len() >= MAX_FLOWS {
             return None;
         }
-        let bind = ctx.cfg.outbound_addr.filter(|_| !to.ip().is_loopback());
-        let sock = sys::socket(libc::SOCK_DGRAM, 0, bind).ok()?;
+        let bind = ctx.cfg.outbound_for(to);
+        let sock = sys::socket(to, libc::SOCK_DGRAM, 0, bind).ok()?;
         if sys::connect(sock.as_raw_fd(), to).is_err() {
             ctx.send_unreachable(UNREACH_NET, quote);
             return None;
@@ -133,7 +138,8 @@ impl UdpTable {
             self.free.push(idx);
             return None;
         }
-        let dns = *key.remote.ip() == ctx.cfg.dns();
+        let dns = key.remote.ip() == IpAddr::V4(ctx.cfg.dns())
+            || key.remote.ip() == IpAddr::V6(ctx.cfg.dns6());
         self.flows[idx] = Some(Flow {
             key,
             sock,
@@ -163,13 +169,17 @@ impl UdpTable {
             self.buf = vec![0; 65536];
         }
         for _ in 0..READ_BUDGET {
-            match sys::recvfrom(f.sock.as_raw_fd(), &mut self.buf[UDP_HDR_LEN..]) {
-                Ok((n, _)) => {
+            match sys::recv(f.sock.as_raw_fd(), &mut self.buf[UDP_HDR_LEN..]) {
+                Ok(n) => {
                     f.last = now;
                     let l4 = &mut self.buf[..UDP_HDR_LEN + n];
                     let (src, dst) = (f.key.remote, f.key.guest);
                     emit_udp(l4, src, dst);
-                    ctx.send_ipv4_fragmented(*src.ip(), *dst.ip(), 17, l4);
+                    match (src.ip(), dst.ip()) {
+                        (IpAddr::V4(s), IpAddr::V4(d)) => ctx.send_ipv4_fragmented(s, d, 17, l4),
+                        // IPv6 replies above the MTU are sent whole (no fragment header yet).
+                        (s, d) => ctx.send_ip(s, d, 17, l4),
+                    }
                 }
                 Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
                     let q = f.quote.clone();
@@ -202,14 +212,14 @@ impl UdpTable {
 }
 
 /// Fills the UDP header (ports, length, checksum) of `l4`, whose payload is in place.
-pub(crate) fn emit_udp(l4: &mut [u8], src: SocketAddrV4, dst: SocketAddrV4) {
+pub(crate) fn emit_udp(l4: &mut [u8], src: SocketAddr, dst: SocketAddr) {
     let len = l4.len();
     l4[0..2].copy_from_slice(&src.port().to_be_bytes());
     l4[2..4].copy_from_slice(&dst.port().to_be_bytes());
     l4[4..6].copy_from_slice(&(len as u16).to_be_bytes());
     l4[6..8].fill(0);
     let mut c = !wire::fold(wire::sum(
-        wire::pseudo_sum(*src.ip(), *dst.ip(), 17, len),
+        wire::pseudo_sum_ip(src.ip(), dst.ip(), 17, len),
         l4,
     ));
     if c == 0 {

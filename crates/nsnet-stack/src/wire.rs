@@ -25,12 +25,15 @@
 //! Frames we build are a header block (vnet header, Ethernet, IPv4, L4 header) plus payload
 //! slices, written with one `writev`, so payload bytes are never copied into a frame buffer.
 
+use std::net::IpAddr;
+
 use smoltcp::wire::{EthernetAddress, Ipv4Address};
 
 /// Size of the legacy `virtio_net_hdr` (no `num_buffers`).
 pub const VNET_HDR_LEN: usize = 10;
 pub const ETH_HDR_LEN: usize = 14;
 pub const IPV4_HDR_LEN: usize = 20;
+pub const IPV6_HDR_LEN: usize = 40;
 pub const TCP_HDR_LEN: usize = 20;
 pub const UDP_HDR_LEN: usize = 8;
 
@@ -38,6 +41,7 @@ pub const VNET_F_NEEDS_CSUM: u8 = 1;
 pub const VNET_F_DATA_VALID: u8 = 2;
 pub const VNET_GSO_NONE: u8 = 0;
 pub const VNET_GSO_TCPV4: u8 = 1;
+pub const VNET_GSO_TCPV6: u8 = 4;
 
 /// A zero-copy view of a `virtio_net_hdr`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -109,6 +113,67 @@ pub fn pseudo_sum(src: Ipv4Address, dst: Ipv4Address, proto: u8, len: usize) -> 
     let mut acc = sum(0, &src.octets());
     acc = sum(acc, &dst.octets());
     acc + proto as u64 + len as u64
+}
+
+/// The pseudo-header sum for an L4 segment of `len` bytes over IPv4 (RFC 793) or IPv6
+/// (RFC 8200 section 8.1); both addresses must be of one family.
+pub fn pseudo_sum_ip(src: IpAddr, dst: IpAddr, proto: u8, len: usize) -> u64 {
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => pseudo_sum(s, d, proto, len),
+        _ => {
+            let mut acc = sum(0, &ip_octets(src));
+            acc = sum(acc, &ip_octets(dst));
+            acc + proto as u64 + len as u64
+        }
+    }
+}
+
+/// The 16 bytes of an IPv6 address (IPv4 as mapped, only for mixed-up callers).
+fn ip_octets(ip: IpAddr) -> [u8; 16] {
+    match ip {
+        IpAddr::V6(a) => a.octets(),
+        IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+    }
+}
+
+/// The length of the Ethernet + IP header block for `ip`'s family.
+pub fn eth_ip_hdr_len(ip: IpAddr) -> usize {
+    ETH_HDR_LEN
+        + match ip {
+            IpAddr::V4(_) => IPV4_HDR_LEN,
+            IpAddr::V6(_) => IPV6_HDR_LEN,
+        }
+}
+
+/// Writes Ethernet + IPv4 or IPv6 headers into `buf` (see [`emit_eth_ipv4`]; IPv6 with hop
+/// limit 255, which neighbour discovery requires and nothing else minds). Returns their
+/// length.
+#[allow(clippy::too_many_arguments)]
+pub fn emit_eth_ip(
+    buf: &mut [u8],
+    src_mac: EthernetAddress,
+    dst_mac: EthernetAddress,
+    src: IpAddr,
+    dst: IpAddr,
+    proto: u8,
+    l4_len: usize,
+    ident: u16,
+) -> usize {
+    if let (IpAddr::V4(s), IpAddr::V4(d)) = (src, dst) {
+        emit_eth_ipv4(buf, src_mac, dst_mac, s, d, proto, l4_len, ident);
+        return ETH_HDR_LEN + IPV4_HDR_LEN;
+    }
+    buf[0..6].copy_from_slice(dst_mac.as_bytes());
+    buf[6..12].copy_from_slice(src_mac.as_bytes());
+    buf[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
+    let ip = &mut buf[ETH_HDR_LEN..ETH_HDR_LEN + IPV6_HDR_LEN];
+    ip[0..4].copy_from_slice(&0x6000_0000u32.to_be_bytes());
+    ip[4..6].copy_from_slice(&(l4_len as u16).to_be_bytes());
+    ip[6] = proto;
+    ip[7] = 255;
+    ip[8..24].copy_from_slice(&ip_octets(src));
+    ip[24..40].copy_from_slice(&ip_octets(dst));
+    ETH_HDR_LEN + IPV6_HDR_LEN
 }
 
 /// Writes Ethernet + IPv4 headers (no options, DF set, TTL 64) into `buf`, with the IPv4

@@ -492,3 +492,34 @@ fn a_missing_slirp4netns_binary_is_one_error_line() {
         "{err}"
     );
 }
+
+#[test]
+fn ipv6_reaches_host_ipv6_loopback_through_fd00_2() {
+    let l = TcpListener::bind("[::1]:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut c in l.incoming().flatten() {
+            let mut all = Vec::new();
+            let _ = c.read_to_end(&mut all);
+            let _ = c.write_all(&all);
+        }
+    });
+    let script = format!(
+        r#"
+import socket, subprocess
+print(subprocess.run(["ip", "-6", "-o", "addr", "show", "tap0", "scope", "global"], capture_output=True, text=True).stdout.split()[3])
+print(subprocess.run(["ip", "-6", "route", "show", "default"], capture_output=True, text=True).stdout.split()[2])
+data = bytes(range(256)) * 4096
+s = socket.create_connection(("fd00::2", {port}), timeout=10)
+s.sendall(data); s.shutdown(socket.SHUT_WR)
+got = bytearray()
+while True:
+    b = s.recv(1 << 16)
+    if not b: break
+    got += b
+print(bytes(got) == data)
+"#
+    );
+    let out = ok_stdout(&guest_py(&["--ipv6"], &script, &[]));
+    assert_eq!(out, "fd00::100/64\nfd00::2\nTrue\n");
+}

@@ -41,7 +41,7 @@
 //! byte accepted moves `rcv_nxt` forward by one while using at most one byte of room.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -81,6 +81,22 @@ const RST: u8 = 0x04;
 const PSH: u8 = 0x08;
 const ACK: u8 = 0x10;
 
+/// The IP header length of a connection's family.
+fn ip_hdr_len(a: SocketAddr) -> usize {
+    if a.is_ipv4() {
+        IPV4_HDR_LEN
+    } else {
+        crate::wire::IPV6_HDR_LEN
+    }
+}
+
+/// The MSS the guest's MTU allows for a connection's family.
+fn our_mss(ctx: &Ctx<'_>, a: SocketAddr) -> u16 {
+    (ctx.cfg.mtu as usize)
+        .saturating_sub(ip_hdr_len(a) + TCP_HDR_LEN)
+        .clamp(536, 65535) as u16
+}
+
 fn seq_lt(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) < 0
 }
@@ -91,8 +107,8 @@ fn seq_le(a: u32, b: u32) -> bool {
 /// A guest connection: its two ends as the guest sees them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Key {
-    guest: SocketAddrV4,
-    remote: SocketAddrV4,
+    guest: SocketAddr,
+    remote: SocketAddr,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -262,8 +278,8 @@ impl TcpTable {
     pub fn segment(
         &mut self,
         ctx: &mut Ctx<'_>,
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
+        src: IpAddr,
+        dst: IpAddr,
         l4: &[u8],
         datagram: &[u8],
         now: Instant,
@@ -275,8 +291,8 @@ impl TcpTable {
             return;
         }
         let key = Key {
-            guest: SocketAddrV4::new(src, sport),
-            remote: SocketAddrV4::new(dst, dport),
+            guest: SocketAddr::new(src, sport),
+            remote: SocketAddr::new(dst, dport),
         };
         match self.by_key.get(&key) {
             Some(&idx) => self.on_segment(ctx, idx, &seg, now),
@@ -296,8 +312,8 @@ impl TcpTable {
             reset_unknown(ctx, key, seg);
             return;
         }
-        let bind = ctx.cfg.outbound_addr.filter(|_| !to.ip().is_loopback());
-        let sock = match sys::socket(libc::SOCK_STREAM, 0, bind) {
+        let bind = ctx.cfg.outbound_for(to);
+        let sock = match sys::socket(to, libc::SOCK_STREAM, 0, bind) {
             Ok(s) => s,
             Err(e) => {
                 tracing::debug!("tcp socket for {:?}: {e}", key.remote);
@@ -331,7 +347,7 @@ impl TcpTable {
         self.isn_counter = self.isn_counter.wrapping_add(0x0001_0001);
         let nanos = now.elapsed().subsec_nanos();
         let iss = nanos ^ self.isn_counter ^ ((key.guest.port() as u32) << 16);
-        let quote_len = datagram.len().min(IPV4_HDR_LEN + 8);
+        let quote_len = datagram.len().min(ip_hdr_len(key.guest) + 8);
         let conn = Conn {
             key,
             sock,
@@ -355,8 +371,7 @@ impl TcpTable {
             snd_wnd: seg.window as u32,
             snd_wscale: seg.wscale.unwrap_or(0).min(14),
             wscale_ok: seg.wscale.is_some(),
-            mss: (seg.mss.unwrap_or(536) as usize)
-                .clamp(64, (ctx.cfg.mtu as usize).saturating_sub(40).max(64)),
+            mss: (seg.mss.unwrap_or(536) as usize).clamp(64, our_mss(ctx, key.guest) as usize),
             dupacks: 0,
             rto: RTO_MIN,
             rto_at: None,

@@ -1,14 +1,14 @@
 //! The host → guest half of TCP termination: the ring of unacknowledged bytes, segment
 //! emission (TSO, partial checksums) and the sender (window, FIN). Theory in `mod.rs`.
 
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::{ACK, Conn, FIN, Key, PSH, RCV_WSCALE, RING_CAP, RST, SYN, Seg, State};
 use crate::stack::Ctx;
 use crate::wire::{
-    self, ETH_HDR_LEN, IPV4_HDR_LEN, TCP_HDR_LEN, VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4, VNET_HDR_LEN,
-    VnetHdr,
+    self, ETH_HDR_LEN, IPV6_HDR_LEN, TCP_HDR_LEN, VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4,
+    VNET_GSO_TCPV6, VNET_HDR_LEN, VnetHdr,
 };
 
 /// A fixed-capacity byte ring, allocated on first use.
@@ -65,8 +65,8 @@ impl Ring {
 #[allow(clippy::too_many_arguments)]
 pub(super) fn emit(
     ctx: &mut Ctx<'_>,
-    remote: SocketAddrV4,
-    guest: SocketAddrV4,
+    remote: SocketAddr,
+    guest: SocketAddr,
     seq: u32,
     ack: u32,
     flags: u8,
@@ -82,21 +82,21 @@ pub(super) fn emit(
     };
     let tcp_len = TCP_HDR_LEN + opt_len;
     let plen = payload[0].len() + payload[1].len();
-    let mut hdr = [0u8; VNET_HDR_LEN + ETH_HDR_LEN + IPV4_HDR_LEN + TCP_HDR_LEN + 8];
-    let hlen = VNET_HDR_LEN + ETH_HDR_LEN + IPV4_HDR_LEN + tcp_len;
+    let mut hdr = [0u8; VNET_HDR_LEN + ETH_HDR_LEN + IPV6_HDR_LEN + TCP_HDR_LEN + 8];
     *ctx.ident = ctx.ident.wrapping_add(1);
     let src_mac = ctx.gateway_mac();
-    wire::emit_eth_ipv4(
+    let l3 = wire::emit_eth_ip(
         &mut hdr[VNET_HDR_LEN..],
         src_mac,
         ctx.guest_mac,
-        *remote.ip(),
-        *guest.ip(),
+        remote.ip(),
+        guest.ip(),
         6,
         tcp_len + plen,
         *ctx.ident,
     );
-    let t = &mut hdr[VNET_HDR_LEN + ETH_HDR_LEN + IPV4_HDR_LEN..hlen];
+    let hlen = VNET_HDR_LEN + l3 + tcp_len;
+    let t = &mut hdr[VNET_HDR_LEN + l3..hlen];
     t[0..2].copy_from_slice(&remote.port().to_be_bytes());
     t[2..4].copy_from_slice(&guest.port().to_be_bytes());
     t[4..8].copy_from_slice(&seq.to_be_bytes());
@@ -111,7 +111,7 @@ pub(super) fn emit(
             t[24..28].copy_from_slice(&[1, 3, 3, ws]);
         }
     }
-    let pseudo = wire::pseudo_sum(*remote.ip(), *guest.ip(), 6, tcp_len + plen);
+    let pseudo = wire::pseudo_sum_ip(remote.ip(), guest.ip(), 6, tcp_len + plen);
     let mut vnet = VnetHdr::default();
     if plen == 0 {
         let c = !wire::fold(wire::sum(pseudo, t));
@@ -121,12 +121,16 @@ pub(super) fn emit(
         // completes it; 64 KiB are never summed in software.
         t[16..18].copy_from_slice(&wire::fold(pseudo).to_be_bytes());
         vnet.flags = VNET_F_NEEDS_CSUM;
-        vnet.csum_start = (ETH_HDR_LEN + IPV4_HDR_LEN) as u16;
+        vnet.csum_start = l3 as u16;
         vnet.csum_offset = 16;
         if plen > mss {
-            vnet.gso_type = VNET_GSO_TCPV4;
+            vnet.gso_type = if guest.is_ipv4() {
+                VNET_GSO_TCPV4
+            } else {
+                VNET_GSO_TCPV6
+            };
             vnet.gso_size = mss as u16;
-            vnet.hdr_len = (ETH_HDR_LEN + IPV4_HDR_LEN + tcp_len) as u16;
+            vnet.hdr_len = (l3 + tcp_len) as u16;
         }
     }
     vnet.emit(&mut hdr);
@@ -171,7 +175,7 @@ pub(super) fn reset_unknown(ctx: &mut Ctx<'_>, key: Key, seg: &Seg<'_>) {
 
 pub(super) fn send_synack(ctx: &mut Ctx<'_>, c: &mut Conn) {
     let ws = c.wscale_ok.then_some(RCV_WSCALE);
-    let mss = (ctx.cfg.mtu as usize).saturating_sub(40).clamp(536, 65535) as u16;
+    let mss = super::our_mss(ctx, c.key.guest);
     let win = c.room().min(65535) as u16;
     c.last_adv_room = c.room();
     let (r, g, iss, ack) = (c.key.remote, c.key.guest, c.iss, c.rcv_nxt);

@@ -16,6 +16,7 @@ use smoltcp::wire::{
 use crate::wire::{self, VNET_F_NEEDS_CSUM, VNET_HDR_LEN, VnetHdr};
 use crate::{Config, GuestTx, Stack};
 
+mod ipv6;
 mod tcp;
 
 /// MSS 1460, window scale 7.
@@ -204,7 +205,7 @@ fn tcp(
 fn udp(src: Ipv4Addr, dst: SocketAddrV4, sport: u16, data: &[u8]) -> Vec<u8> {
     let mut l4 = vec![0u8; 8];
     l4.extend_from_slice(data);
-    crate::udp::emit_udp(&mut l4, SocketAddrV4::new(src, sport), dst);
+    crate::udp::emit_udp(&mut l4, SocketAddrV4::new(src, sport).into(), dst.into());
     frame(src, *dst.ip(), 17, &l4)
 }
 
