@@ -92,6 +92,14 @@ pub fn main(init_logging: fn(bool)) -> i32 {
     if protocol::send(&mut to_parent, &ChildMsg::Ready { warnings }).is_err() {
         return 1;
     }
+    // The command starts only once $STATE/child_pid and api.sock exist, so that it can use
+    // them at once (RootlessKit leaves a window here).
+    if !matches!(
+        protocol::recv::<ParentMsg>(&mut from_parent),
+        Ok(ParentMsg::Go)
+    ) {
+        return 1;
+    }
     drop(from_parent);
     drop(to_parent);
     run_command(&config)
@@ -252,10 +260,16 @@ fn run_command(cfg: &ChildConfig) -> i32 {
     cmd.arg0(&cfg.command[0]).args(&cfg.command[1..]);
     // SAFETY: the child stage is single-threaded, so the forked process may call anything;
     // what runs here is a few syscalls and, for socket activation, setenv.
+    let me = std::process::id() as libc::pid_t;
     unsafe {
         cmd.pre_exec(move || {
             unblock_all();
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+            // If we died between the fork and the prctl, no signal will ever come: the
+            // command must not outlive the instance (prctl(2)'s documented race).
+            if libc::getppid() != me {
+                libc::_exit(1);
+            }
             if socket_activation {
                 // systemd's LISTEN_PID must name the process that receives the descriptors,
                 // which is the command, not us (RootlessKit re-executes a helper for this).

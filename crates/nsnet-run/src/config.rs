@@ -290,6 +290,7 @@ pub struct LaunchPlan {
     pub copy_up: Vec<PathBuf>,
     pub propagation: Propagation,
     pub port_driver: PortDriver,
+    pub publish: Vec<nsnet_port::PortSpec>,
     pub pidns: bool,
     pub cgroupns: bool,
     pub utsns: bool,
@@ -341,9 +342,11 @@ pub enum ConfigError {
     )]
     NetUnavailable(&'static str),
     #[error(
-        "--port-driver={0} is not available in this nsnet build yet (available: none); see issue #4"
+        "--port-driver={0} is not available in this nsnet build yet (available: none, builtin)"
     )]
     PortUnavailable(&'static str),
+    #[error("{0}")]
+    Port(#[from] nsnet_port::PortError),
 }
 
 fn invalid(msg: impl Into<String>) -> ConfigError {
@@ -403,6 +406,27 @@ impl LaunchPlan {
 
         let port_driver = PortDriver::parse(&raw.port_driver)
             .ok_or_else(|| ConfigError::UnknownPortDriver(raw.port_driver.clone()))?;
+        let publish = raw
+            .publish
+            .iter()
+            .map(|p| {
+                let spec = nsnet_port::PortSpec::parse(p)?;
+                spec.plan()?;
+                Ok(spec)
+            })
+            .collect::<Result<Vec<_>, nsnet_port::PortError>>()?;
+        if let Some((i, a)) = publish.iter().enumerate().find_map(|(i, a)| {
+            publish[..i]
+                .iter()
+                .any(|b| b.conflicts_with(a))
+                .then_some((i, a))
+        }) {
+            return Err(invalid(format!(
+                "-p {} is published twice (entry {})",
+                a.text(),
+                i + 1
+            )));
+        }
         match port_driver {
             PortDriver::None if !raw.publish.is_empty() => {
                 return Err(invalid(format!(
@@ -490,7 +514,7 @@ impl LaunchPlan {
         if !net.available() {
             return Err(ConfigError::NetUnavailable(net.name()));
         }
-        if port_driver != PortDriver::None {
+        if !matches!(port_driver, PortDriver::None | PortDriver::Builtin) {
             return Err(ConfigError::PortUnavailable(port_driver.name()));
         }
 
@@ -524,6 +548,7 @@ impl LaunchPlan {
             copy_up,
             propagation,
             port_driver,
+            publish,
             pidns: raw.pidns,
             cgroupns: raw.cgroupns,
             utsns: raw.utsns,

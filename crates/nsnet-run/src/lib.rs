@@ -20,7 +20,9 @@
 //! (tap0, sockets there)
 //! ParentMsg::NetworkReady{dns} ──────────────────▶  resolv.conf + hosts
 //!                               ◀─────────────────  ChildMsg::Ready  (or ChildMsg::Failed)
-//! write $STATE/child_pid
+//! services: async runtime, port driver (-p),
+//! api.sock; write $STATE/child_pid
+//! ParentMsg::Go ─────────────────────────────────▶
 //! forward signals, wait                            spawn COMMAND (PDEATHSIG), forward signals,
 //!                                                  reap (PID 1 of a new pidns reaps orphans)
 //! exit with the child's status  ◀─────────────────  exit with the command's status
@@ -43,6 +45,7 @@ pub mod external_net;
 pub mod net;
 pub mod parent;
 pub mod protocol;
+pub mod services;
 mod sigwait;
 
 pub use config::{LaunchPlan, Personality, RawOptions};
@@ -72,6 +75,11 @@ pub enum LaunchError {
     },
     #[error("parent/child channel: {0}")]
     Protocol(#[from] protocol::ProtocolError),
+    #[error("failed to expose port {spec}: {source}")]
+    Publish {
+        spec: String,
+        source: nsnet_port::PortError,
+    },
     /// The child reported a setup failure; the message is the child's.
     #[error("{0}")]
     Child(String),

@@ -7,6 +7,7 @@ use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::ffi::OsStringExt;
+use std::sync::Arc;
 
 use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
@@ -17,10 +18,10 @@ use nsnet_ns::statedir::StateDir;
 use nsnet_ns::{enter, idmap};
 
 use crate::config::{LaunchPlan, Personality};
-use crate::net;
 use crate::protocol::{self, ChildMsg, ParentMsg};
 use crate::sigwait::{Exit, SignalWaiter, reap};
 use crate::{CHILD_ENV, LaunchError, sys};
+use crate::{net, services};
 
 fn threads() -> usize {
     std::fs::read_dir("/proc/self/task")
@@ -246,27 +247,39 @@ pub fn run(plan: &LaunchPlan, warn: &mut dyn FnMut(&str)) -> Result<Exit, Launch
     expect(&mut from_child, &mut guard)?;
 
     let netns_thread = if net::needs_netns_thread(plan) {
-        Some(enter_child_netns(plan, child.as_raw(), state.path())?)
+        Some(Arc::new(enter_child_netns(
+            plan,
+            child.as_raw(),
+            state.path(),
+        )?))
     } else {
         None
     };
-    let ctx = netns_thread.as_ref().map(|t| net::NetContext {
+    let ctx = netns_thread.as_deref().map(|t| net::NetContext {
         netns: t,
         child_pid: child.as_raw(),
         state_dir: state.path(),
     });
     let (setup, _network) = net::start(plan, ctx.as_ref())?;
-    protocol::send(&mut to_child, &ParentMsg::NetworkReady { dns: setup.dns })?;
+    protocol::send(
+        &mut to_child,
+        &ParentMsg::NetworkReady {
+            dns: setup.dns.clone(),
+        },
+    )?;
     expect(&mut from_child, &mut guard)?;
+    let services = services::start(plan, netns_thread, &setup, child.as_raw(), state.path())?;
+    state.write_child_pid(child.as_raw())?;
+    protocol::send(&mut to_child, &ParentMsg::Go)?;
     drop(to_child);
     drop(from_child);
-    state.write_child_pid(child.as_raw())?;
     tracing::debug!(state_dir = %state.path().display(), "child ready");
     guard.armed = false;
     let exit = match reap(child, false)? {
         Some(e) => e,
         None => waiter.wait_forwarding(child, false)?,
     };
+    drop(services);
     drop(state);
     Ok(exit)
 }

@@ -16,8 +16,10 @@ pub const MAX_MESSAGE: usize = 1 << 20;
 pub enum ParentMsg {
     /// Everything the child needs to build its namespaces and run the command.
     Start(Box<ChildConfig>),
-    /// The network driver is set up; the child writes resolv.conf and starts the command.
+    /// The network driver is set up; the child writes resolv.conf and hosts.
     NetworkReady { dns: Vec<String> },
+    /// `child_pid` is written and the API serves: the child starts the command.
+    Go,
 }
 
 /// Child → parent.

@@ -29,6 +29,11 @@ enum Cmd {
         after_help = "Defaults differ from the rootlesskit personality only where noted in the README."
     )]
     Run(Box<RunArgs>),
+    /// Publish, list and remove ports of a running instance (RootlessKit's API).
+    Port(crate::port_cmd::PortArgs),
+    /// Inspect namespaces and the rootless network: list, explain, draw.
+    #[command(subcommand)]
+    Ns(crate::ns_cmd::NsCmd),
     /// Internal entry points used by nsnet itself.
     #[command(hide = true, subcommand)]
     Internal(Internal),
@@ -55,8 +60,22 @@ fn usage_error(e: clap::Error) -> i32 {
         let _ = e.print();
         return 0;
     }
+    if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        // `nsnet ns` alone: the list of subcommands is the useful answer.
+        eprint!("{}", e.render());
+        return 2;
+    }
     let text = e.to_string();
-    let first = text.lines().next().unwrap_or("invalid usage");
+    let mut lines = text.lines();
+    let mut first = lines.next().unwrap_or("invalid usage").to_string();
+    if first.ends_with(':') {
+        // clap names the missing arguments on the indented lines that follow.
+        let items: Vec<&str> = lines
+            .take_while(|l| l.starts_with("  "))
+            .map(str::trim)
+            .collect();
+        first = format!("{first} {}", items.join(" "));
+    }
     eprintln!(
         "{} (see nsnet --help)",
         Personality::Nsnet.error_line(Role::Parent, first.trim_start_matches("error: "))
@@ -71,6 +90,8 @@ pub fn main() -> i32 {
     };
     match cli.cmd {
         Cmd::Run(args) => run(*args),
+        Cmd::Port(args) => crate::port_cmd::main(args),
+        Cmd::Ns(cmd) => crate::ns_cmd::main(cmd),
         Cmd::Internal(Internal::Whoami { host_ns }) => crate::report::whoami(&host_ns),
     }
 }

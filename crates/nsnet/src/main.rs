@@ -1,13 +1,17 @@
 //! nsnet: rootless container networking in one binary.
 //!
 //! The binary is thin: it picks a personality from `argv[0]` (`rootlesskit`, or nsnet's own
-//! command line), parses flags, and hands a validated plan to the launcher crate. The child
+//! command line), parses flags, and hands a validated plan to the launcher crate (`nsnet ns`
+//! goes to the inspector crate, through `ns_cmd`). The child
 //! stage of the launcher is this same binary re-executed with `_NSNET_CHILD_FDS` set, so that
 //! check comes before any parsing.
 
 mod cli;
 mod launch_flags;
+mod ns_cmd;
+mod port_cmd;
 mod report;
+mod rootlessctl;
 mod rootlesskit;
 
 use std::path::Path;
@@ -23,7 +27,8 @@ fn main() {
         .unwrap_or_default();
     let code = match name.as_str() {
         "rootlesskit" => rootlesskit::main(),
-        "rootlessctl" | "slirp4netns" => {
+        "rootlessctl" => rootlessctl::main(),
+        "slirp4netns" => {
             eprintln!(
                 "nsnet: error: the {name} personality is not available in this build yet; run nsnet --help"
             );

@@ -9,9 +9,6 @@ use nsnet_run::{LaunchPlan, Personality};
 
 use crate::launch_flags::LaunchFlags;
 
-/// The RootlessKit release whose behaviour (flags, API 1.1.1) this personality reproduces.
-pub const COMPAT_VERSION: (u32, u32, u32) = (2, 3, 4);
-
 #[derive(Debug, Parser)]
 #[command(
     name = "rootlesskit",
@@ -55,11 +52,17 @@ pub fn main() -> i32 {
         Ok(c) => c,
         Err(e) => return fail(&e.to_string()),
     };
-    let (major, minor, patch) = COMPAT_VERSION;
+    // The RootlessKit release whose behaviour (flags, API 1.1.1) this personality reproduces.
+    let mut semver = nsnet_api::ROOTLESSKIT_COMPAT_VERSION.split('.');
+    let (major, minor, patch) = (
+        semver.next().unwrap_or("0"),
+        semver.next().unwrap_or("0"),
+        semver.next().unwrap_or("0"),
+    );
     if cli.version {
         println!(
-            "rootlesskit version {major}.{minor}.{patch} (nsnet {})",
-            env!("CARGO_PKG_VERSION")
+            "rootlesskit version {}",
+            nsnet_run::services::implementation_version()
         );
         return 0;
     }

@@ -132,7 +132,7 @@ fn sigusr1_to_child_pid_as_integration_exit_code_sh() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let child: i32 = wait_for_file(&state.join("child_pid"), Duration::from_secs(10))
+        let child: i32 = wait_for_file(&state.join("child_pid"), Duration::from_secs(30))
             .parse()
             .unwrap();
         kill(Pid::from_raw(child), Signal::SIGUSR1).unwrap();
@@ -158,13 +158,13 @@ fn restart_after_sigkill_as_integration_restart_sh() {
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
-    let child: i32 = wait_for_file(&state.join("child_pid"), Duration::from_secs(10))
+    let child: i32 = wait_for_file(&state.join("child_pid"), Duration::from_secs(30))
         .parse()
         .unwrap();
     kill(Pid::from_raw(job.id() as i32), Signal::SIGKILL).unwrap();
     job.wait().unwrap();
     assert!(
-        wait_gone(child, Duration::from_secs(5)),
+        wait_gone(child, Duration::from_secs(15)),
         "pdeathsig: child survived"
     );
     let o = output(

@@ -180,7 +180,7 @@ fn root_only_propagation_of_a_later_host_mount() {
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
-        let pid: i32 = wait_for_file(&state.join("child_pid"), Duration::from_secs(10))
+        let pid: i32 = wait_for_file(&state.join("child_pid"), Duration::from_secs(30))
             .parse()
             .unwrap();
         nix::mount::mount(
@@ -234,7 +234,7 @@ fn detached_netns_is_reachable_while_the_command_stays_in_the_host_netns() {
         .unwrap();
     // While it runs: from the host mount namespace $STATE/netns is a plain empty file, and
     // through the child's root it is the namespace itself.
-    let pid = wait_for_file(&state.join("child_pid"), Duration::from_secs(10));
+    let pid = wait_for_file(&state.join("child_pid"), Duration::from_secs(30));
     let host_view = std::fs::metadata(state.join("netns")).unwrap();
     assert!(host_view.is_file() && host_view.len() == 0);
     let via_child = format!("/proc/{pid}/root{}/netns", state.display());
@@ -392,7 +392,7 @@ fn start_sleeper(state: &Path, extra: &[&str]) -> (std::process::Child, i32) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let pid = wait_for_file(&state.join("child_pid"), Duration::from_secs(10))
+    let pid = wait_for_file(&state.join("child_pid"), Duration::from_secs(30))
         .parse()
         .unwrap();
     (job, pid)
@@ -421,7 +421,7 @@ fn killing_the_parent_takes_the_child_and_command_down() {
         kill(Pid::from_raw(job.id() as i32), Signal::SIGKILL).unwrap();
         job.wait().unwrap();
         assert!(
-            wait_gone(child, Duration::from_secs(5)),
+            wait_gone(child, Duration::from_secs(15)),
             "{extra:?}: child {child} outlived its parent"
         );
         // The command (the child's child) dies of its own PDEATHSIG, a moment after the
@@ -446,7 +446,7 @@ fn killing_the_parent_takes_the_child_and_command_down() {
         };
         let leftovers: Vec<i32> = survivors()
             .into_iter()
-            .filter(|pid| !wait_gone(*pid, Duration::from_secs(5)))
+            .filter(|pid| !wait_gone(*pid, Duration::from_secs(15)))
             .collect();
         assert!(leftovers.is_empty(), "processes left behind: {leftovers:?}");
     }
@@ -476,7 +476,7 @@ fn a_second_instance_on_the_same_state_dir_is_refused_and_a_restart_works() {
     // RootlessKit issue 220: after SIGKILL of the parent, a restart on the same dir works.
     kill(Pid::from_raw(first.id() as i32), Signal::SIGKILL).unwrap();
     first.wait().unwrap();
-    assert!(wait_gone(child, Duration::from_secs(5)));
+    assert!(wait_gone(child, Duration::from_secs(15)));
     let o = output(nsnet().args([
         "run",
         "--state-dir",
@@ -494,8 +494,10 @@ fn a_second_instance_on_the_same_state_dir_is_refused_and_a_restart_works() {
 fn environment_and_state_files() {
     let base = tempfile::tempdir().unwrap();
     let state = base.path().join("state");
+    // On the host network: no resolv.conf or hosts of our own in the state dir.
     let o = output(nsnet().args([
         "run",
+        "--net=host",
         "--state-dir",
         state.to_str().unwrap(),
         "--",
@@ -513,8 +515,8 @@ fn environment_and_state_files() {
         lines.next().unwrap(),
         format!("{} {uid} {gid}", state.display())
     );
-    // child_pid is written once the child is ready, before the command starts reading.
-    assert!(lines.next().unwrap().contains("lock"));
+    // child_pid and api.sock exist before the command starts.
+    assert_eq!(lines.next(), Some("api.sock child_pid lock "));
     assert_eq!(lines.next(), Some("0"), "internal variables do not leak");
     assert!(!state.exists());
 }

@@ -44,7 +44,8 @@ pub fn nsnet() -> Command {
     Command::new(nsnet_bin())
 }
 
-/// A directory holding `rootlesskit` (a link to nsnet), to put first on `PATH`.
+/// A directory holding `rootlesskit` and `rootlessctl` (links to nsnet), to put first on
+/// `PATH`.
 pub struct Personalities {
     pub dir: tempfile::TempDir,
 }
@@ -52,7 +53,9 @@ pub struct Personalities {
 impl Personalities {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        symlink(nsnet_bin(), dir.path().join("rootlesskit")).expect("symlink personality");
+        for name in ["rootlesskit", "rootlessctl"] {
+            symlink(nsnet_bin(), dir.path().join(name)).expect("symlink personality");
+        }
         Personalities { dir }
     }
 

@@ -1,0 +1,98 @@
+//! # nsnet-inspect — namespace and topology discovery
+//!
+//! The layer behind `nsnet ns`. It reads, never changes (the one exception, [`join`], moves
+//! only the calling process): it finds every namespace reachable from here and explains the
+//! network ones — which is the host's, which is a rootless child's, which belongs to a
+//! container — with their interfaces and the links between them.
+//!
+//! - [`nsfs`]: namespace identities and the nsfs ioctls (owner, parent, owner uid).
+//! - [`procscan`]: one pass over `/proc` (namespaces, descriptors, tun devices, state
+//!   directories) and the nsfs bind mounts of every mount namespace.
+//! - [`namespaces`]: the namespace list (`nsnet ns ls`) with owners and holders.
+//! - [`enter`]: a netlink socket inside another netns, root or rootless (forked helper).
+//! - [`netlink`]: a small synchronous route-netlink reader (links, addresses, routes, nsids).
+//! - [`net`]: the network view (`nsnet ns net`): roles, veth pairs resolved through the nsid
+//!   maps, bridges, tap devices and the processes that own them.
+//! - [`render`]: tables and the graph forms (text tree, DOT, mermaid); [`svg`]: SVG laid
+//!   out in-process.
+//! - [`join`]: joining a target's namespaces (`nsnet ns exec`), by PID or as the rootless
+//!   child of a running instance.
+//!
+//! What it leaves to others: the command line, exit codes and running the command after
+//! [`join`] are the binary's; creating links or namespaces is `nsnet-ns`'s and the netlink
+//! layer's. It names no launcher type:
+//! RootlessKit and nsnet instances are recognised by their state-directory contract
+//! (`ROOTLESSKIT_STATE_DIR`, `child_pid`, `netns`), which both share.
+//!
+//! Kernel rules it relies on: a netlink socket answers for the namespace it was created in;
+//! `setns` into a user namespace needs a single-threaded caller (hence the forked helper);
+//! `RTM_GETNSID` resolves an fd in the sender's table; nsfs inodes identify namespaces.
+
+pub mod enter;
+pub mod join;
+pub mod namespaces;
+pub mod net;
+pub mod netlink;
+pub mod nsfs;
+pub mod procscan;
+pub mod render;
+pub mod svg;
+
+pub use namespaces::{Snapshot, discover};
+pub use nsfs::{NsId, NsType};
+
+/// Every failure names the operation and the object.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("netlink: cannot {op}: {source}")]
+    Netlink {
+        op: &'static str,
+        source: std::io::Error,
+    },
+    #[error("cannot enter {ns}: cannot {op}: {source}")]
+    Enter {
+        ns: NsId,
+        op: &'static str,
+        source: std::io::Error,
+    },
+    #[error("{what} is gone")]
+    TargetGone { what: String },
+    #[error("no running nsnet or RootlessKit instance{}", .state_dir.as_ref().map(|d| format!(" with state directory {}", d.display())).unwrap_or_default())]
+    NoInstance {
+        state_dir: Option<std::path::PathBuf>,
+    },
+    #[error("more than one instance is running ({}); choose one with --state-dir", .dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "))]
+    AmbiguousChild { dirs: Vec<std::path::PathBuf> },
+    #[error("cannot open {what}: {source}")]
+    Open {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("cannot join {ns}: {source}")]
+    Join { ns: NsId, source: std::io::Error },
+    #[error("unknown namespace type {0:?} (want net, user, mnt, pid, uts, ipc, cgroup or time)")]
+    UnknownType(String),
+}
+
+/// Parses a comma-separated `--type` list.
+pub fn parse_types(list: &str) -> Result<Vec<NsType>, Error> {
+    list.split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| NsType::from_name(s.trim()).ok_or_else(|| Error::UnknownType(s.into())))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_lists_parse_and_bad_names_are_named() {
+        assert_eq!(
+            parse_types("net,user").unwrap(),
+            vec![NsType::Net, NsType::User]
+        );
+        let e = parse_types("net,bogus").unwrap_err().to_string();
+        assert!(e.starts_with("unknown namespace type \"bogus\""), "{e}");
+    }
+}

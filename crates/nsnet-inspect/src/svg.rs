@@ -1,0 +1,235 @@
+//! SVG, rendered in-process with layout-rs (no `dot` binary needed).
+//!
+//! layout-rs draws no nested clusters, so the SVG is the namespace-level picture: one box per
+//! network namespace (role, label, id, then each interface with its addresses), and the edges
+//! between boxes that carry traffic: launcher → rootless child, tap owner's netns → the tap's
+//! netns (named by the owning process), and each veth pair. Laid out top to bottom, the host
+//! comes first and containers last.
+
+use std::collections::BTreeMap;
+
+use layout::backends::svg::SVGWriter;
+use layout::core::base::Orientation;
+use layout::core::geometry::Point;
+use layout::core::style::StyleAttr;
+use layout::std_shapes::shapes::{Arrow, Element, ShapeKind};
+use layout::topo::layout::VisualGraph;
+
+use crate::net::{NetNs, NetView, Role};
+
+fn box_label(n: &NetNs) -> String {
+    let mut lines = vec![
+        match n.role {
+            Role::Host => format!("host ({})", n.label),
+            r => format!("{} {}", r.name(), n.label),
+        },
+        format!("net:[{}]", n.inode),
+    ];
+    if let Some(e) = &n.error {
+        lines.push(format!("(not readable: {e})"));
+    }
+    for i in &n.interfaces {
+        let mut l = format!("{} ({})", i.name, i.kind);
+        for a in i.addresses.iter().filter(|a| !a.starts_with("fe80:")) {
+            l.push(' ');
+            l.push_str(a);
+        }
+        lines.push(l);
+    }
+    lines.join("\n")
+}
+
+/// The SVG document, or why layout failed.
+pub fn graph_svg(view: &NetView) -> Result<String, String> {
+    // layout-rs asserts on what it cannot lay out; never let that reach the user as a panic.
+    let prev = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let r = std::panic::catch_unwind(|| draw(view));
+    std::panic::set_hook(prev);
+    r.map_err(|p| {
+        p.downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "layout failed".into())
+    })
+}
+
+fn draw(view: &NetView) -> String {
+    let mut vg = VisualGraph::new(Orientation::TopToBottom);
+    let mut handles = BTreeMap::new();
+    let mut order: Vec<&NetNs> = view.netns.iter().collect();
+    order.sort_by_key(|n| (n.role as u8, n.inode));
+    for n in order {
+        let label = box_label(n);
+        // layout-rs sizes a box from the size it is given, not from its text.
+        // (Its own estimate, one font size per character, is twice too wide for 15px text.)
+        let cols = label.lines().map(|l| l.chars().count()).max().unwrap_or(1);
+        let rows = label.lines().count().max(1);
+        let size = Point::new(cols as f64 * 7.5 + 24., rows as f64 * 17. + 16.);
+        let shape = ShapeKind::new_box(&label);
+        let e = Element::create(shape, StyleAttr::simple(), Orientation::TopToBottom, size);
+        handles.insert(n.inode, vg.add_node(e));
+    }
+    let mut edge = |from: u64, to: u64, label: String| {
+        if let (Some(a), Some(b)) = (handles.get(&from), handles.get(&to))
+            && a != b
+        {
+            vg.add_edge(Arrow::simple(&label), *a, *b);
+        }
+    };
+    for i in &view.instances {
+        if let (Some(p), Some(c)) = (i.parent_netns, i.child_netns) {
+            edge(
+                p,
+                c,
+                format!(
+                    "launched by {} {}",
+                    i.parent_comm.as_deref().unwrap_or("?"),
+                    i.parent_pid.unwrap_or(0)
+                ),
+            );
+        }
+    }
+    for t in &view.taps {
+        if let Some(o) = t.owner.netns {
+            edge(
+                o,
+                t.tap.netns,
+                format!("{} ◀ {} {}", t.tap.name, t.owner.comm, t.owner.pid),
+            );
+        }
+    }
+    // A veth pair has no direction; draw it from the side nearer the host (the bridge side),
+    // so that containers come below their rootless child whatever the inode order.
+    let rank = |ns: u64| view.get(ns).map(|n| n.role as u8).unwrap_or(u8::MAX);
+    for p in &view.veth_pairs {
+        let (near, far) = if rank(p.b.netns) < rank(p.a.netns) {
+            (&p.b, &p.a)
+        } else {
+            (&p.a, &p.b)
+        };
+        edge(
+            near.netns,
+            far.netns,
+            format!("{} ⇄ {}", near.name, far.name),
+        );
+    }
+    let mut svg = SVGWriter::new();
+    vg.do_it(false, false, false, &mut svg);
+    trim(&svg.finalize())
+}
+
+/// layout-rs sizes the canvas for its unrolled layout, often twice the drawing: shrink it to
+/// the boxes (edges run between boxes, so they fit too).
+fn trim(svg: &str) -> String {
+    let attr = |tag: &str, name: &str| -> Option<f64> {
+        let i = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+        tag[i..].split('"').next()?.parse().ok()
+    };
+    let (mut w, mut h) = (0f64, 0f64);
+    for tag in svg.split("<rect").skip(1) {
+        let tag = tag.split('>').next().unwrap_or("");
+        if let (Some(x), Some(y), Some(rw), Some(rh)) = (
+            attr(tag, "x"),
+            attr(tag, "y"),
+            attr(tag, "width"),
+            attr(tag, "height"),
+        ) {
+            w = w.max(x + rw);
+            h = h.max(y + rh);
+        }
+    }
+    let Some(head_end) = svg
+        .find('>')
+        .and_then(|a| Some(a + 1 + svg[a + 1..].find('>')?))
+    else {
+        return svg.to_string();
+    };
+    let head = &svg[..head_end];
+    let (Some(old_w), Some(old_h)) = (attr(head, "width"), attr(head, "height")) else {
+        return svg.to_string();
+    };
+    if w == 0. || h == 0. {
+        return svg.to_string();
+    }
+    let (w, h) = ((w + 30.).min(old_w), (h + 30.).min(old_h));
+    let new_head = head
+        .replacen(
+            &format!(" width=\"{old_w}\""),
+            &format!(" width=\"{w}\""),
+            1,
+        )
+        .replacen(
+            &format!(" height=\"{old_h}\""),
+            &format!(" height=\"{h}\""),
+            1,
+        )
+        .replacen(
+            &format!("viewBox=\"0 0 {old_w} {old_h}\""),
+            &format!("viewBox=\"0 0 {w} {h}\""),
+            1,
+        );
+    format!("{new_head}{}", &svg[head_end..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::namespaces::Owner;
+
+    #[test]
+    fn boxes_list_interfaces_without_link_local_addresses() {
+        let n = NetNs {
+            inode: 7,
+            role: Role::Container,
+            label: "web".into(),
+            owner: Owner {
+                userns: None,
+                uid: None,
+            },
+            processes: Vec::new(),
+            held_by: Vec::new(),
+            interfaces: vec![crate::net::Iface {
+                index: 2,
+                name: "eth0".into(),
+                kind: "veth".into(),
+                up: true,
+                state: "up".into(),
+                mtu: 1500,
+                mac: None,
+                master: None,
+                addresses: vec!["10.4.0.2/24".into(), "fe80::1/64".into()],
+                peer: None,
+                ports: Vec::new(),
+                tap_owners: Vec::new(),
+            }],
+            default_routes: Vec::new(),
+            error: None,
+        };
+        assert_eq!(
+            box_label(&n),
+            "container web\nnet:[7]\neth0 (veth) 10.4.0.2/24"
+        );
+        let view = NetView {
+            host: None,
+            host_basis: String::new(),
+            netns: vec![n],
+            veth_pairs: Vec::new(),
+            taps: Vec::new(),
+            instances: Vec::new(),
+            unreadable_pids: Vec::new(),
+            problems: Vec::new(),
+        };
+        let svg = graph_svg(&view).unwrap();
+        assert!(svg.contains(">container web<") && svg.contains(">eth0 (veth) 10.4.0.2/24<"));
+    }
+
+    #[test]
+    fn the_canvas_is_trimmed_to_the_boxes() {
+        let svg = "<?xml version=\"1.0\"?><svg width=\"500\" height=\"900\" viewBox=\"0 0 500 900\" x=\"1\">\n<rect x=\"30\" y=\"40\" width=\"100\" height=\"60\" />\n</svg>";
+        assert_eq!(
+            trim(svg),
+            "<?xml version=\"1.0\"?><svg width=\"160\" height=\"130\" viewBox=\"0 0 160 130\" x=\"1\">\n<rect x=\"30\" y=\"40\" width=\"100\" height=\"60\" />\n</svg>"
+        );
+    }
+}

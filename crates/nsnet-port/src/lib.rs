@@ -1,0 +1,233 @@
+//! # nsnet-port — the builtin port driver
+//!
+//! Layer: port publishing. A published port is a listener in the host's network namespace;
+//! each connection (TCP) or client flow (UDP) gets a socket created *inside the child's
+//! network namespace* and connected to the target there, and the two are relayed. There is
+//! no user-mode TCP/IP on this path: two kernel sockets and a splice(2) relay.
+//!
+//! Child-side sockets come from a [`ChildSockets`] implementation: [`NetnsThreadSockets`]
+//! asks the parent's thread that lives in the child's netns (`nsnet_ns::netns::NetnsThread`)
+//! for a socket — one short round trip per connection, no descriptor passing — and
+//! [`HostSockets`] is the do-nothing variant that creates them in the caller's own netns
+//! (tests and `--net=host`).
+//!
+//! [`PortManager`] is RootlessKit's `port.Manager`: ids from 1, never reused, the same
+//! validation rules and error strings. What it leaves to others: the REST API (`nsnet-api`),
+//! when to start and stop (`nsnet-run`), how the child netns is reached (`nsnet-ns`).
+
+pub mod relay;
+pub mod spec;
+mod tcp;
+mod udp;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::sync::oneshot;
+
+pub use spec::{PortSpec, PortStatus, Transport};
+
+/// Failures of the port driver; the texts are RootlessKit's where it has one.
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    #[error("unknown proto: {0:?}")]
+    UnknownProto(String),
+    #[error("{0}")]
+    Syntax(String),
+    #[error("invalid {which}: {port}")]
+    InvalidPort { which: &'static str, port: i64 },
+    #[error("invalid {0}: {1:?}")]
+    InvalidIp(&'static str, String),
+    #[error("parent IP {ip} does not match proto {proto}")]
+    FamilyMismatch { ip: IpAddr, proto: String },
+    #[error("conflict with ID {0}")]
+    Conflict(u64),
+    #[error("unknown id: {0}")]
+    UnknownId(u64),
+    #[error("{0}")]
+    Listen(String),
+}
+
+/// Creates sockets inside the child's network namespace.
+pub trait ChildSockets: Send + Sync + 'static {
+    fn socket(&self, domain: Domain, ty: Type) -> std::io::Result<Socket>;
+}
+
+/// Sockets in the caller's own network namespace.
+pub struct HostSockets;
+
+impl ChildSockets for HostSockets {
+    fn socket(&self, domain: Domain, ty: Type) -> std::io::Result<Socket> {
+        Socket::new(domain, ty.cloexec(), None)
+    }
+}
+
+/// Sockets made by the parent's thread inside the child's network namespace.
+pub struct NetnsThreadSockets(pub Arc<nsnet_ns::netns::NetnsThread>);
+
+impl ChildSockets for NetnsThreadSockets {
+    fn socket(&self, domain: Domain, ty: Type) -> std::io::Result<Socket> {
+        self.0.run(move || Socket::new(domain, ty.cloexec(), None))
+    }
+}
+
+struct Published {
+    status: PortStatus,
+    stop: oneshot::Sender<()>,
+    /// The listener's task; it drops the listening socket when it returns.
+    task: tokio::task::JoinHandle<()>,
+}
+
+struct State {
+    next_id: u64,
+    ports: BTreeMap<u64, Published>,
+}
+
+/// The set of published ports of one instance.
+pub struct PortManager {
+    sockets: Arc<dyn ChildSockets>,
+    runtime: tokio::runtime::Handle,
+    state: Mutex<State>,
+}
+
+/// `net.ipv4.ip_unprivileged_port_start`, when readable.
+fn unprivileged_port_start() -> Option<u16> {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Go's wording of a failed listen, plus RootlessKit's advice for privileged ports.
+fn listen_error(proto: &str, addr: SocketAddr, e: &std::io::Error) -> PortError {
+    let errno = nix::Error::from_raw(e.raw_os_error().unwrap_or(0));
+    let net = if proto.starts_with("udp") {
+        "udp"
+    } else {
+        "tcp"
+    };
+    let base = format!("listen {net} {addr}: bind: {}", errno.desc().to_lowercase());
+    let denied = matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM));
+    match unprivileged_port_start() {
+        Some(start) if denied && addr.port() < start => PortError::Listen(format!(
+            "cannot expose privileged port {p}, you can add 'net.ipv4.ip_unprivileged_port_start={p}' to /etc/sysctl.conf (currently {start}), or choose a larger port number (>= {start}): {base}",
+            p = addr.port()
+        )),
+        _ => PortError::Listen(base),
+    }
+}
+
+fn bind(plan: &spec::Plan) -> std::io::Result<Socket> {
+    let ty = match plan.transport {
+        Transport::Tcp => Type::STREAM,
+        Transport::Udp => Type::DGRAM,
+    };
+    let proto = match plan.transport {
+        Transport::Tcp => Protocol::TCP,
+        Transport::Udp => Protocol::UDP,
+    };
+    let s = Socket::new(Domain::for_address(plan.listen), ty.cloexec(), Some(proto))?;
+    if plan.listen.is_ipv6() {
+        s.set_only_v6(!plan.dual_stack)?;
+    }
+    if plan.transport == Transport::Tcp {
+        s.set_reuse_address(true)?;
+    }
+    s.set_nonblocking(true)?;
+    s.bind(&plan.listen.into())?;
+    if plan.transport == Transport::Tcp {
+        s.listen(1024)?;
+    }
+    Ok(s)
+}
+
+impl PortManager {
+    /// A manager whose forwarding tasks run on `runtime`.
+    pub fn new(sockets: Arc<dyn ChildSockets>, runtime: tokio::runtime::Handle) -> Self {
+        PortManager {
+            sockets,
+            runtime,
+            state: Mutex::new(State {
+                next_id: 1,
+                ports: BTreeMap::new(),
+            }),
+        }
+    }
+
+    /// Publishes a port: validates, checks conflicts, binds, starts forwarding.
+    pub fn add(&self, spec: PortSpec) -> Result<PortStatus, PortError> {
+        let plan = spec.plan()?;
+        {
+            let st = self.state.lock().expect("port state lock");
+            if let Some((id, _)) = st
+                .ports
+                .iter()
+                .find(|(_, p)| p.status.spec.conflicts_with(&spec))
+            {
+                return Err(PortError::Conflict(*id));
+            }
+        }
+        let sock = bind(&plan).map_err(|e| listen_error(&spec.proto, plan.listen, &e))?;
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let _guard = self.runtime.enter();
+        let sockets = self.sockets.clone();
+        let task = match plan.transport {
+            Transport::Tcp => {
+                let l = tokio::net::TcpListener::from_std(sock.into())
+                    .map_err(|e| listen_error(&spec.proto, plan.listen, &e))?;
+                self.runtime
+                    .spawn(tcp::serve(l, plan.target, sockets, stop_rx))
+            }
+            Transport::Udp => {
+                let u = tokio::net::UdpSocket::from_std(sock.into())
+                    .map_err(|e| listen_error(&spec.proto, plan.listen, &e))?;
+                self.runtime
+                    .spawn(udp::serve(u, plan.target, sockets, stop_rx))
+            }
+        };
+        let mut st = self.state.lock().expect("port state lock");
+        let id = st.next_id;
+        st.next_id += 1;
+        let status = PortStatus { id, spec };
+        st.ports.insert(
+            id,
+            Published {
+                status: status.clone(),
+                stop: stop_tx,
+                task,
+            },
+        );
+        tracing::debug!(id, spec = %status.spec.text(), "published");
+        Ok(status)
+    }
+
+    /// Every published port, by id.
+    pub fn list(&self) -> Vec<PortStatus> {
+        let st = self.state.lock().expect("port state lock");
+        st.ports.values().map(|p| p.status.clone()).collect()
+    }
+
+    /// Stops listening on a port; when this returns the port is closed (connections already
+    /// accepted keep going, as in RootlessKit).
+    pub async fn remove(&self, id: u64) -> Result<(), PortError> {
+        let p = {
+            let mut st = self.state.lock().expect("port state lock");
+            st.ports.remove(&id).ok_or(PortError::UnknownId(id))?
+        };
+        let _ = p.stop.send(());
+        let _ = p.task.await;
+        Ok(())
+    }
+}
+
+/// Raises the soft descriptor limit to the hard one: each relayed connection holds two
+/// sockets and two pipes, so the usual soft limit of 1024 caps a port at ~250 connections.
+pub fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}

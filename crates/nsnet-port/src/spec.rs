@@ -1,0 +1,338 @@
+//! Port specifications: RootlessKit's `port.Spec`, its text form and its validation rules.
+//!
+//! Text form (`-p`, `rootlessctl add-ports`):
+//!
+//! ```text
+//! [PARENTIP:]PARENTPORT:[CHILDIP:]CHILDPORT/PROTO        PROTO: tcp tcp4 tcp6 udp udp4 udp6
+//! 8080:80/tcp   127.0.0.1:8080:80/tcp   [::1]:8080:[::1]:80/tcp6   0.0.0.0:8080:10.4.0.2:80/tcp
+//! ```
+//!
+//! Listening: `tcp`/`udp` without a parent IP listen dual-stack on `[::]` (Go's `net.Listen`
+//! semantics, which RootlessKit inherits), `tcp4` on `0.0.0.0`, `tcp6` on `[::]` IPv6-only.
+//! Dialling inside the child: the child IP when given, else `127.0.0.1`, else — when the
+//! parent IP is a specific address rather than a wildcard — that address (RootlessKit's rule).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+
+use crate::PortError;
+
+/// RootlessKit's `port.Spec` (field order and names as its JSON).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortSpec {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub proto: String,
+    #[serde(rename = "parentIP", default, skip_serializing_if = "String::is_empty")]
+    pub parent_ip: String,
+    #[serde(rename = "parentPort", default, skip_serializing_if = "is_zero")]
+    pub parent_port: i64,
+    #[serde(rename = "childPort", default, skip_serializing_if = "is_zero")]
+    pub child_port: i64,
+    #[serde(rename = "childIP", default, skip_serializing_if = "String::is_empty")]
+    pub child_ip: String,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+/// A published port (`port.Status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortStatus {
+    pub id: u64,
+    pub spec: PortSpec,
+}
+
+/// Transport of a published port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Tcp,
+    Udp,
+}
+
+/// Address family restriction of a proto (`tcp4` → V4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Any,
+    V4,
+    V6,
+}
+
+/// The protos the builtin driver serves, as `/v1/info` lists them.
+pub const PROTOS: [&str; 6] = ["tcp", "tcp4", "tcp6", "udp", "udp4", "udp6"];
+
+/// A validated spec: where to listen and where to dial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    pub transport: Transport,
+    pub listen: SocketAddr,
+    /// Clear IPV6_V6ONLY on the listener (dual-stack `tcp`/`udp` on `[::]`).
+    pub dual_stack: bool,
+    pub target: SocketAddr,
+}
+
+fn parse_proto(p: &str) -> Option<(Transport, Family)> {
+    Some(match p {
+        "tcp" => (Transport::Tcp, Family::Any),
+        "tcp4" => (Transport::Tcp, Family::V4),
+        "tcp6" => (Transport::Tcp, Family::V6),
+        "udp" => (Transport::Udp, Family::Any),
+        "udp4" => (Transport::Udp, Family::V4),
+        "udp6" => (Transport::Udp, Family::V6),
+        _ => return None,
+    })
+}
+
+fn port(n: i64, which: &'static str) -> Result<u16, PortError> {
+    u16::try_from(n)
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or(PortError::InvalidPort { which, port: n })
+}
+
+impl PortSpec {
+    /// Parses the text form.
+    pub fn parse(text: &str) -> Result<PortSpec, PortError> {
+        let bad = |what: &str| PortError::Syntax(format!("{what} in PortSpec string: {text:?}"));
+        let (rest, proto) = text.rsplit_once('/').ok_or_else(|| bad("missing proto"))?;
+        if parse_proto(proto).is_none() {
+            return Err(PortError::UnknownProto(proto.to_string()));
+        }
+        let (rest, child_port) = rest.rsplit_once(':').ok_or_else(|| bad("unexpected"))?;
+        // The rest is `[IP:]PORT[:IP]` where an IPv6 address is in brackets.
+        let mut parts: Vec<String> = Vec::new();
+        let mut cur = String::new();
+        let mut in_brackets = false;
+        for c in rest.chars() {
+            match c {
+                '[' if !in_brackets && cur.is_empty() => in_brackets = true,
+                ']' if in_brackets => in_brackets = false,
+                ':' if !in_brackets => parts.push(std::mem::take(&mut cur)),
+                c => cur.push(c),
+            }
+        }
+        if in_brackets {
+            return Err(bad("unclosed bracket"));
+        }
+        parts.push(cur);
+        let (parent_ip, parent_port, child_ip) = match parts.as_slice() {
+            [p] => (String::new(), p.clone(), String::new()),
+            [ip, p] => (ip.clone(), p.clone(), String::new()),
+            [ip, p, cip] => (ip.clone(), p.clone(), cip.clone()),
+            _ => return Err(bad("unexpected")),
+        };
+        let num = |s: &str, what: &str| s.parse::<i64>().map_err(|_| bad(what));
+        Ok(PortSpec {
+            proto: proto.to_string(),
+            parent_ip,
+            parent_port: num(&parent_port, "unexpected ParentPort")?,
+            child_port: num(child_port, "unexpected ChildPort")?,
+            child_ip,
+        })
+    }
+
+    /// Checks the spec and works out where to listen and where to dial.
+    pub fn plan(&self) -> Result<Plan, PortError> {
+        let (transport, family) =
+            parse_proto(&self.proto).ok_or_else(|| PortError::UnknownProto(self.proto.clone()))?;
+        let parent_ip: Option<IpAddr> = match self.parent_ip.as_str() {
+            "" => None,
+            s => Some(
+                s.parse()
+                    .map_err(|_| PortError::InvalidIp("ParentIP", s.to_string()))?,
+            ),
+        };
+        let parent_port = port(self.parent_port, "ParentPort")?;
+        let child_port = port(self.child_port, "ChildPort")?;
+        let child_ip: Option<IpAddr> = match self.child_ip.as_str() {
+            "" => None,
+            s => Some(
+                s.parse()
+                    .map_err(|_| PortError::InvalidIp("ChildIP", s.to_string()))?,
+            ),
+        };
+        let (listen_ip, dual_stack) = match (parent_ip, family) {
+            (None, Family::Any) => (IpAddr::V6(Ipv6Addr::UNSPECIFIED), true),
+            (None, Family::V4) => (IpAddr::V4(Ipv4Addr::UNSPECIFIED), false),
+            (None, Family::V6) => (IpAddr::V6(Ipv6Addr::UNSPECIFIED), false),
+            (Some(ip @ IpAddr::V4(_)), Family::V6) | (Some(ip @ IpAddr::V6(_)), Family::V4) => {
+                return Err(PortError::FamilyMismatch {
+                    ip,
+                    proto: self.proto.clone(),
+                });
+            }
+            (Some(ip), _) => (ip, false),
+        };
+        let dial_ip = match (child_ip, parent_ip) {
+            (Some(ip), _) => ip,
+            (None, Some(ip)) if !ip.is_unspecified() => ip,
+            _ => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        };
+        Ok(Plan {
+            transport,
+            listen: SocketAddr::new(listen_ip, parent_port),
+            dual_stack,
+            target: SocketAddr::new(dial_ip, child_port),
+        })
+    }
+
+    /// Whether two specs claim the same listener (RootlessKit's conflict rule).
+    pub fn conflicts_with(&self, other: &PortSpec) -> bool {
+        self.proto == other.proto
+            && self.parent_ip == other.parent_ip
+            && self.parent_port == other.parent_port
+    }
+
+    /// The text form, for messages and tables.
+    pub fn text(&self) -> String {
+        let ip = |s: &str| {
+            if s.contains(':') {
+                format!("[{s}]:")
+            } else if s.is_empty() {
+                String::new()
+            } else {
+                format!("{s}:")
+            }
+        };
+        format!(
+            "{}{}:{}{}/{}",
+            ip(&self.parent_ip),
+            self.parent_port,
+            ip(&self.child_ip),
+            self.child_port,
+            self.proto
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(text: &str) -> PortSpec {
+        PortSpec::parse(text).unwrap()
+    }
+
+    #[test]
+    fn parses_every_form() {
+        assert_eq!(
+            spec("8080:80/tcp"),
+            PortSpec {
+                proto: "tcp".into(),
+                parent_port: 8080,
+                child_port: 80,
+                ..Default::default()
+            }
+        );
+        let s = spec("127.0.0.1:8080:10.4.0.2:80/udp4");
+        assert_eq!(
+            (s.parent_ip.as_str(), s.child_ip.as_str(), s.proto.as_str()),
+            ("127.0.0.1", "10.4.0.2", "udp4")
+        );
+        let s = spec("[::1]:8080:[fd00::100]:80/tcp6");
+        assert_eq!(
+            (s.parent_ip.as_str(), s.child_ip.as_str()),
+            ("::1", "fd00::100")
+        );
+        assert_eq!(s.text(), "[::1]:8080:[fd00::100]:80/tcp6");
+        assert_eq!(spec("8080:80/tcp").text(), "8080:80/tcp");
+    }
+
+    #[test]
+    fn rejects_malformed_text() {
+        for bad in [
+            "8080:80",
+            "8080/tcp",
+            "a:8080:80/tcp:",
+            "[::1:8080:80/tcp",
+            "x:80/tcp",
+            "1:2:3:4:5/tcp",
+        ] {
+            assert!(PortSpec::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            PortSpec::parse("8080:80/sctp").unwrap_err().to_string(),
+            "unknown proto: \"sctp\""
+        );
+    }
+
+    #[test]
+    fn plans_follow_rootlesskit() {
+        let p = spec("8080:80/tcp").plan().unwrap();
+        assert_eq!(p.listen.to_string(), "[::]:8080");
+        assert!(p.dual_stack);
+        assert_eq!(p.target.to_string(), "127.0.0.1:80");
+        let p = spec("8080:80/tcp4").plan().unwrap();
+        assert_eq!(p.listen.to_string(), "0.0.0.0:8080");
+        let p = spec("8080:80/udp6").plan().unwrap();
+        assert_eq!(
+            (p.listen.to_string().as_str(), p.dual_stack),
+            ("[::]:8080", false)
+        );
+        assert_eq!(p.transport, Transport::Udp);
+        let p = spec("127.0.0.1:8080:80/tcp").plan().unwrap();
+        assert_eq!(p.target.to_string(), "127.0.0.1:80");
+        let p = spec("[::1]:8080:80/tcp").plan().unwrap();
+        assert_eq!(
+            p.target.to_string(),
+            "[::1]:80",
+            "a specific parent IP is dialled"
+        );
+        let p = spec("0.0.0.0:8080:10.4.0.2:80/tcp").plan().unwrap();
+        assert_eq!(p.target.to_string(), "10.4.0.2:80");
+    }
+
+    #[test]
+    fn validation_messages() {
+        let err = |s: PortSpec| s.plan().unwrap_err().to_string();
+        let base = spec("8080:80/tcp");
+        assert_eq!(
+            err(PortSpec {
+                proto: "bogus".into(),
+                ..base.clone()
+            }),
+            "unknown proto: \"bogus\""
+        );
+        assert_eq!(
+            err(PortSpec {
+                parent_port: 70000,
+                ..base.clone()
+            }),
+            "invalid ParentPort: 70000"
+        );
+        assert_eq!(
+            err(PortSpec {
+                child_port: 0,
+                ..base.clone()
+            }),
+            "invalid ChildPort: 0"
+        );
+        assert_eq!(
+            err(PortSpec {
+                parent_ip: "x".into(),
+                ..base.clone()
+            }),
+            "invalid ParentIP: \"x\""
+        );
+        assert!(
+            err(PortSpec {
+                parent_ip: "127.0.0.1".into(),
+                proto: "tcp6".into(),
+                ..base.clone()
+            })
+            .contains("tcp6")
+        );
+        assert!(spec("127.0.0.1:8080:80/tcp").conflicts_with(&spec("127.0.0.1:8080:81/tcp")));
+        assert!(!spec("127.0.0.1:8080:80/tcp").conflicts_with(&spec("127.0.0.1:8080:80/udp")));
+    }
+
+    #[test]
+    fn json_matches_rootlesskit() {
+        let s = spec("127.0.0.1:8080:80/tcp");
+        assert_eq!(
+            serde_json::to_string(&PortStatus { id: 1, spec: s }).unwrap(),
+            r#"{"id":1,"spec":{"proto":"tcp","parentIP":"127.0.0.1","parentPort":8080,"childPort":80}}"#
+        );
+    }
+}

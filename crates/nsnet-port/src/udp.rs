@@ -1,0 +1,120 @@
+//! UDP forwarding: one host-side socket per published port, and per client address a socket
+//! made in the child's netns and connected to the target. Replies from the target go back to
+//! the client that owns the flow. A flow idle for [`IDLE`] is closed (RootlessKit's 90 s).
+//! Datagrams up to 65507 bytes (the IPv4 maximum) pass whole.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use socket2::{Domain, Type};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::ChildSockets;
+
+pub const IDLE: Duration = Duration::from_secs(90);
+const MAX_DATAGRAM: usize = 65507;
+
+struct Flow {
+    child: Arc<UdpSocket>,
+    last: Arc<AtomicU64>,
+    replies: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Flow {
+    fn drop(&mut self) {
+        // The reply task holds the child socket; end it with the flow (or the port).
+        self.replies.abort();
+    }
+}
+
+fn open_flow(sockets: &dyn ChildSockets, target: SocketAddr) -> std::io::Result<UdpSocket> {
+    let s = sockets.socket(Domain::for_address(target), Type::DGRAM)?;
+    s.set_nonblocking(true)?;
+    s.connect(&target.into())?;
+    UdpSocket::from_std(s.into())
+}
+
+/// Serves one published UDP port until `stop` fires.
+pub(crate) async fn serve(
+    host: UdpSocket,
+    target: SocketAddr,
+    sockets: Arc<dyn ChildSockets>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let host = Arc::new(host);
+    let start = Instant::now();
+    let now = move || start.elapsed().as_millis() as u64;
+    let mut flows: HashMap<SocketAddr, Flow> = HashMap::new();
+    let (gone_tx, mut gone_rx) = mpsc::unbounded_channel::<SocketAddr>();
+    let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            Some(client) = gone_rx.recv() => {
+                flows.remove(&client);
+            }
+            r = host.recv_from(&mut buf) => {
+                let (n, client) = match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::debug!("udp recv: {e}");
+                        continue;
+                    }
+                };
+                let flow = match flows.get(&client) {
+                    Some(f) => f,
+                    None => {
+                        let child = match open_flow(sockets.as_ref(), target) {
+                            Ok(s) => Arc::new(s),
+                            Err(e) => {
+                                tracing::debug!(%client, %target, "udp flow: {e}");
+                                continue;
+                            }
+                        };
+                        let last = Arc::new(AtomicU64::new(now()));
+                        let replies = tokio::spawn(replies(
+                            child.clone(),
+                            host.clone(),
+                            client,
+                            last.clone(),
+                            now,
+                            gone_tx.clone(),
+                        ));
+                        flows.entry(client).or_insert(Flow { child, last, replies })
+                    }
+                };
+                flow.last.store(now(), Ordering::Relaxed);
+                let _ = flow.child.send(&buf[..n]).await;
+            }
+        }
+    }
+}
+
+async fn replies(
+    child: Arc<UdpSocket>,
+    host: Arc<UdpSocket>,
+    client: SocketAddr,
+    last: Arc<AtomicU64>,
+    now: impl Fn() -> u64,
+    gone: mpsc::UnboundedSender<SocketAddr>,
+) {
+    let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+    loop {
+        let idle_for = Duration::from_millis(now().saturating_sub(last.load(Ordering::Relaxed)));
+        let Some(left) = IDLE.checked_sub(idle_for) else {
+            let _ = gone.send(client);
+            return;
+        };
+        // A timeout loops back to the idle check; ECONNREFUSED (an ICMP port unreachable
+        // from the target) leaves the flow in place, like a NAT entry.
+        if let Ok(Ok(n)) = tokio::time::timeout(left, child.recv(&mut buf)).await {
+            last.store(now(), Ordering::Relaxed);
+            let _ = host.send_to(&buf[..n], client).await;
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! The parent's services while the child runs: an async runtime (two worker threads, one per
+//! core here), the builtin port driver with the ports given by `-p`, and the REST API on
+//! `$STATE/api.sock` (served whatever the drivers, as RootlessKit does, so `rootlessctl info`
+//! always answers).
+//!
+//! The runtime's threads are spawned after the launcher blocked its forwarded signals, so
+//! they inherit that mask and every signal still reaches the main thread's signalfd.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use nsnet_api::{Info, NetworkDriverInfo, PortDriverInfo, server};
+use nsnet_ns::netns::NetnsThread;
+use nsnet_port::{NetnsThreadSockets, PortManager};
+
+use crate::LaunchError;
+use crate::config::{LaunchPlan, NetDriver, PortDriver};
+use crate::net::NetworkSetup;
+
+/// Running services; dropping them stops every listener at once.
+pub struct Services {
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for Services {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            // Relays still in flight are cut: the instance is ending.
+            rt.shutdown_background();
+        }
+    }
+}
+
+fn io_err(op: &'static str) -> impl FnOnce(std::io::Error) -> LaunchError {
+    move |source| LaunchError::Io { op, source }
+}
+
+/// The implementation version in `/v1/info` and `rootlesskit --version`: the RootlessKit
+/// release whose behaviour is reproduced, with nsnet's own version as build metadata.
+pub fn implementation_version() -> String {
+    format!(
+        "{}+nsnet.{}",
+        nsnet_api::ROOTLESSKIT_COMPAT_VERSION,
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// Starts the runtime, publishes `plan.publish`, and serves the API.
+pub fn start(
+    plan: &LaunchPlan,
+    netns: Option<Arc<NetnsThread>>,
+    setup: &NetworkSetup,
+    child_pid: i32,
+    state: &Path,
+) -> Result<Services, LaunchError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("nsnet-io")
+        .enable_all()
+        .build()
+        .map_err(io_err("start the async runtime"))?;
+    let mut services = Services { runtime: None };
+    let ports = match (plan.port_driver, netns) {
+        (PortDriver::Builtin, Some(netns)) => {
+            nsnet_port::raise_fd_limit();
+            let pm = Arc::new(PortManager::new(
+                Arc::new(NetnsThreadSockets(netns)),
+                runtime.handle().clone(),
+            ));
+            for spec in &plan.publish {
+                pm.add(spec.clone())
+                    .map_err(|source| LaunchError::Publish {
+                        spec: spec.text(),
+                        source,
+                    })?;
+            }
+            Some(pm)
+        }
+        _ => None,
+    };
+
+    let sock_path = state.join("api.sock");
+    let _ = std::fs::remove_file(&sock_path);
+    let listener =
+        std::os::unix::net::UnixListener::bind(&sock_path).map_err(io_err("bind api.sock"))?;
+    std::fs::set_permissions(&sock_path, std::fs::Permissions::from_mode(0o600))
+        .map_err(io_err("restrict api.sock to its owner"))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(io_err("bind api.sock"))?;
+    let listener = {
+        let _g = runtime.enter();
+        tokio::net::UnixListener::from_std(listener).map_err(io_err("bind api.sock"))?
+    };
+    let info = Info {
+        api_version: nsnet_api::API_VERSION.into(),
+        version: implementation_version(),
+        state_dir: state.display().to_string(),
+        child_pid: child_pid.into(),
+        network_driver: match plan.net {
+            NetDriver::Host => None,
+            other => Some(NetworkDriverInfo {
+                driver: other.name().into(),
+                dns: setup.dns.clone(),
+                child_ip: setup.child_ip.map(|ip| ip.to_string()),
+            }),
+        },
+        port_driver: ports.as_ref().map(|_| PortDriverInfo {
+            driver: "builtin".into(),
+            protos: nsnet_port::spec::PROTOS
+                .iter()
+                .map(|p| p.to_string())
+                .collect(),
+        }),
+    };
+    runtime.spawn(server::serve(
+        listener,
+        Arc::new(server::Backend { info, ports }),
+    ));
+    services.runtime = Some(runtime);
+    Ok(services)
+}

@@ -1,0 +1,237 @@
+//! `nsnet ns`: the namespace inspector's command line. Discovery and rendering are
+//! `nsnet-inspect`'s; this file picks the output form and the exit code.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use nsnet_inspect::render;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum NsCmd {
+    /// List every namespace reachable from here: those with processes, and those held only by
+    /// a file descriptor or a bind mount (in any mount namespace).
+    Ls {
+        /// Only these types (comma-separated: net,user,mnt,pid,uts,ipc,cgroup,time)
+        #[arg(long = "type", short = 't', value_name = "TYPES")]
+        types: Option<String>,
+        /// JSON (schema in docs/ns.md)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Explain every network namespace: role, interfaces, addresses, default route, veth
+    /// pairs, bridges, tap devices and the processes that own them.
+    Net {
+        /// JSON (schema in docs/ns.md)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Draw the network: host → rootless child → containers.
+    Graph {
+        /// text (a tree), dot (Graphviz), mermaid, or svg (laid out in-process)
+        #[arg(long, short = 'f', default_value = "text", value_parser = ["text", "dot", "mermaid", "svg"])]
+        format: String,
+        /// Write to FILE instead of standard output
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Run a command in the namespaces of a process or of a rootless child.
+    ///
+    /// TARGET is a PID, or --child: the rootless child of a running nsnet or RootlessKit
+    /// instance. Rootless, the target's user namespace is joined first. Without
+    /// -n/-m/-U/-p/-u/-i/-C, every namespace of the target that differs from ours.
+    Exec(ExecArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExecArgs {
+    /// The target process
+    #[arg(
+        value_name = "PID",
+        required_unless_present = "child",
+        conflicts_with = "child"
+    )]
+    pid: Option<i32>,
+    /// The rootless child of the running instance (its detached netns when there is one)
+    #[arg(long)]
+    child: bool,
+    /// With --child: the instance's state directory (default: $ROOTLESSKIT_STATE_DIR, else
+    /// the only running instance)
+    #[arg(long, value_name = "DIR", requires = "child")]
+    state_dir: Option<PathBuf>,
+    /// Network namespace
+    #[arg(short = 'n', long)]
+    net: bool,
+    /// Mount namespace
+    #[arg(short = 'm', long)]
+    mount: bool,
+    /// User namespace
+    #[arg(short = 'U', long)]
+    user: bool,
+    /// PID namespace (the command runs as a child of nsnet)
+    #[arg(short = 'p', long)]
+    pid_ns: bool,
+    /// UTS namespace
+    #[arg(short = 'u', long)]
+    uts: bool,
+    /// IPC namespace
+    #[arg(short = 'i', long)]
+    ipc: bool,
+    /// Cgroup namespace
+    #[arg(short = 'C', long)]
+    cgroup: bool,
+    /// The command and its arguments
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    command: Vec<std::ffi::OsString>,
+}
+
+fn emit(text: &str, output: Option<&PathBuf>) -> i32 {
+    let r = match output {
+        Some(p) => {
+            std::fs::write(p, text).map_err(|e| format!("cannot write {}: {e}", p.display()))
+        }
+        None => std::io::stdout()
+            .write_all(text.as_bytes())
+            .map_err(|e| format!("cannot write to standard output: {e}")),
+    };
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("nsnet: error: {e}");
+            1
+        }
+    }
+}
+
+fn json<T: serde::Serialize>(v: &T) -> String {
+    let mut s = serde_json::to_string_pretty(v).expect("inspector types serialize");
+    s.push('\n');
+    s
+}
+
+fn exec(a: ExecArgs) -> i32 {
+    use nsnet_inspect::NsType;
+    use std::os::unix::process::CommandExt;
+    let mut kinds = Vec::new();
+    for (on, k) in [
+        (a.net, NsType::Net),
+        (a.mount, NsType::Mnt),
+        (a.user, NsType::User),
+        (a.pid_ns, NsType::Pid),
+        (a.uts, NsType::Uts),
+        (a.ipc, NsType::Ipc),
+        (a.cgroup, NsType::Cgroup),
+    ] {
+        if on {
+            kinds.push(k);
+        }
+    }
+    let target = match a.pid {
+        Some(pid) => nsnet_inspect::join::pid_target(pid),
+        None => {
+            // Like rootlessctl: inside an instance's environment, that instance.
+            let dir = a.state_dir.clone().or_else(|| {
+                std::env::var_os("ROOTLESSKIT_STATE_DIR")
+                    .filter(|d| !d.is_empty())
+                    .map(PathBuf::from)
+            });
+            nsnet_inspect::join::child_target(&nsnet_inspect::discover(), dir.as_deref())
+        }
+    };
+    let joined = target
+        .and_then(|t| nsnet_inspect::join::open(t, &kinds))
+        .and_then(|list| {
+            nsnet_inspect::join::join(&list)?;
+            Ok(list.iter().any(|(k, _)| *k == NsType::Pid))
+        });
+    let new_pidns = match joined {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("nsnet: error: {e}");
+            return 1;
+        }
+    };
+    let mut cmd = std::process::Command::new(&a.command[0]);
+    cmd.args(&a.command[1..]);
+    let failed = |e: std::io::Error| {
+        eprintln!(
+            "nsnet: error: cannot run {}: {e}",
+            a.command[0].to_string_lossy()
+        );
+        if e.kind() == std::io::ErrorKind::NotFound {
+            127
+        } else {
+            126
+        }
+    };
+    if !new_pidns {
+        return failed(cmd.exec());
+    }
+    // A joined PID namespace holds only children: run the command as one and pass its status.
+    match cmd.status() {
+        Ok(s) => s.code().unwrap_or_else(|| {
+            128 + std::os::unix::process::ExitStatusExt::signal(&s).unwrap_or(0)
+        }),
+        Err(e) => failed(e),
+    }
+}
+
+pub fn main(cmd: NsCmd) -> i32 {
+    match cmd {
+        NsCmd::Exec(a) => exec(a),
+        NsCmd::Ls {
+            types,
+            json: as_json,
+        } => {
+            let types = match types.as_deref().map(nsnet_inspect::parse_types) {
+                None => Vec::new(),
+                Some(Ok(t)) => t,
+                Some(Err(e)) => {
+                    eprintln!("nsnet: error: {e}");
+                    return 2;
+                }
+            };
+            let snap = nsnet_inspect::discover();
+            if as_json {
+                let list: Vec<_> = snap
+                    .namespaces
+                    .iter()
+                    .filter(|n| types.is_empty() || types.contains(&n.id.kind))
+                    .collect();
+                emit(
+                    &json(&serde_json::json!({
+                        "namespaces": list,
+                        "unreadable_pids": snap.unreadable_pids,
+                        "problems": snap.problems,
+                    })),
+                    None,
+                )
+            } else {
+                emit(&render::ls_table(&snap, &types), None)
+            }
+        }
+        NsCmd::Net { json: as_json } => {
+            let view = nsnet_inspect::net::gather();
+            if as_json {
+                emit(&json(&view), None)
+            } else {
+                emit(&render::net_text(&view), None)
+            }
+        }
+        NsCmd::Graph { format, output } => {
+            let view = nsnet_inspect::net::gather();
+            let text = match format.as_str() {
+                "dot" => render::graph_dot(&view),
+                "mermaid" => render::graph_mermaid(&view),
+                "svg" => match nsnet_inspect::svg::graph_svg(&view) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("nsnet: error: cannot lay out the SVG: {e}");
+                        return 1;
+                    }
+                },
+                _ => render::graph_text(&view),
+            };
+            emit(&text, output.as_ref())
+        }
+    }
+}

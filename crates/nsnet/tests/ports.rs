@@ -1,0 +1,525 @@
+//! Published ports (builtin port driver), the REST API on api.sock and the `rootlessctl`
+//! personality, with real listeners, real namespaces and servers running inside the child's
+//! network namespace. Every address is loopback, on the world's side or the child's.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use common::*;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+const SERVER: &str = include_str!("fixtures/echo_server.py");
+
+/// A running instance with the echo servers inside its child netns.
+struct Instance {
+    job: Child,
+    _dir: tempfile::TempDir,
+    state: PathBuf,
+}
+
+impl Instance {
+    fn start(extra: &[&str]) -> Instance {
+        Self::start_with(&nsnet_bin(), "run", extra)
+    }
+
+    fn start_with(bin: &Path, sub: &str, extra: &[&str]) -> Instance {
+        world();
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let script = dir.path().join("server.py");
+        let ready = dir.path().join("ready");
+        std::fs::write(&script, SERVER).unwrap();
+        // The directory must be reachable by the namespace's root, which is the same user.
+        let detached = extra.contains(&"--detach-netns");
+        let inner = if detached {
+            format!(
+                "exec nsenter --net=\"$ROOTLESSKIT_STATE_DIR/netns\" python3 {} {}",
+                script.display(),
+                ready.display()
+            )
+        } else {
+            format!("exec python3 {} {}", script.display(), ready.display())
+        };
+        let mut cmd = std::process::Command::new(bin);
+        if !sub.is_empty() {
+            cmd.arg(sub);
+        }
+        cmd.arg(format!("--state-dir={}", state.display()))
+            .args(["--net=none", "--port-driver=builtin"])
+            .args(extra)
+            .args(["--", "sh", "-c", &inner])
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped());
+        let job = cmd.spawn().unwrap();
+        wait_for_file(&ready, Duration::from_secs(20));
+        Instance {
+            job,
+            _dir: dir,
+            state,
+        }
+    }
+
+    fn api(&self) -> PathBuf {
+        self.state.join("api.sock")
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = kill(Pid::from_raw(self.job.id() as i32), Signal::SIGTERM);
+        let _ = self.job.wait();
+    }
+}
+
+/// One raw HTTP/1.1 exchange over the API socket: (status line, content-type, body).
+fn http(sock: &Path, method: &str, path: &str, body: &str) -> (String, String, String) {
+    let mut s = UnixStream::connect(sock).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: rootlesskit\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let status = head.lines().next().unwrap().to_string();
+    let ctype = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-type: "))
+        .unwrap_or("")
+        .to_string();
+    (status, ctype, body.to_string())
+}
+
+fn echo_tcp(addr: SocketAddr, payload: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.write_all(payload)?;
+    s.shutdown(std::net::Shutdown::Write)?;
+    let mut back = Vec::new();
+    s.read_to_end(&mut back)?;
+    Ok(back)
+}
+
+fn echo_udp(bind: &str, to: SocketAddr, payload: &[u8]) -> std::io::Result<Vec<u8>> {
+    let s = UdpSocket::bind(bind)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.send_to(payload, to)?;
+    let mut buf = vec![0u8; 70000];
+    let (n, from) = s.recv_from(&mut buf)?;
+    assert_eq!(from, to, "the reply comes from the published address");
+    buf.truncate(n);
+    Ok(buf)
+}
+
+fn pattern(n: usize, seed: u32) -> Vec<u8> {
+    (0..n as u32)
+        .map(|i| (i.wrapping_add(seed).wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect()
+}
+
+#[test]
+fn tcp_and_udp_round_trips_over_v4_and_v6() {
+    let inst = Instance::start(&[
+        "-p",
+        "127.0.0.1:18080:80/tcp",
+        "-p",
+        "[::1]:18086:80/tcp",
+        "-p",
+        "18081:81/udp",
+        "-p",
+        "[::1]:18087:[::1]:81/udp6",
+    ]);
+    let data = pattern(3 << 20, 1);
+    assert!(echo_tcp("127.0.0.1:18080".parse().unwrap(), &data).unwrap() == data);
+    assert!(echo_tcp("[::1]:18086".parse().unwrap(), &data[..100_000]).unwrap() == data[..100_000]);
+    assert_eq!(
+        echo_udp("127.0.0.1:0", "127.0.0.1:18081".parse().unwrap(), b"v4").unwrap(),
+        b"v4"
+    );
+    assert_eq!(
+        echo_udp("[::1]:0", "[::1]:18081".parse().unwrap(), b"dual stack").unwrap(),
+        b"dual stack"
+    );
+    let big = pattern(65507, 2);
+    assert!(echo_udp("[::1]:0", "[::1]:18087".parse().unwrap(), &big).unwrap() == big);
+    drop(inst);
+}
+
+#[test]
+fn tcp_tcp4_and_tcp6_listen_where_rootlesskit_does() {
+    let _inst = Instance::start(&[
+        "-p",
+        "18180:80/tcp",
+        "-p",
+        "18184:80/tcp4",
+        "-p",
+        "18186:80/tcp6",
+    ]);
+    let ok = |a: &str| echo_tcp(a.parse().unwrap(), b"x").is_ok();
+    assert!(
+        ok("127.0.0.1:18180") && ok("[::1]:18180"),
+        "tcp is dual-stack"
+    );
+    assert!(
+        ok("127.0.0.1:18184") && !ok("[::1]:18184"),
+        "tcp4 is IPv4 only"
+    );
+    assert!(
+        ok("[::1]:18186") && !ok("127.0.0.1:18186"),
+        "tcp6 is IPv6 only"
+    );
+}
+
+#[test]
+fn ports_added_and_removed_at_run_time_take_effect_at_once() {
+    let inst = Instance::start(&[]);
+    let api = inst.api();
+    let (st, _, body) = http(
+        &api,
+        "POST",
+        "/v1/ports",
+        r#"{"proto":"tcp","parentIP":"127.0.0.1","parentPort":18280,"childPort":80}"#,
+    );
+    assert_eq!(st, "HTTP/1.1 201 Created");
+    assert_eq!(
+        body,
+        r#"{"id":1,"spec":{"proto":"tcp","parentIP":"127.0.0.1","parentPort":18280,"childPort":80}}"#
+    );
+    assert_eq!(
+        echo_tcp("127.0.0.1:18280".parse().unwrap(), b"hi").unwrap(),
+        b"hi"
+    );
+    let (st, _, body) = http(&api, "DELETE", "/v1/ports/1", "");
+    assert_eq!((st.as_str(), body.as_str()), ("HTTP/1.1 200 OK", ""));
+    let refused = TcpStream::connect("127.0.0.1:18280").unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    let (_, _, body) = http(
+        &api,
+        "POST",
+        "/v1/ports",
+        r#"{"proto":"tcp","parentIP":"127.0.0.1","parentPort":18280,"childPort":80}"#,
+    );
+    assert!(
+        body.starts_with(r#"{"id":2,"#),
+        "ids are never reused: {body}"
+    );
+}
+
+#[test]
+fn a_thousand_concurrent_connections_lose_nothing() {
+    let _inst = Instance::start(&["-p", "127.0.0.1:18380:80/tcp"]);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let failures = rt.block_on(async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tasks = Vec::new();
+        for i in 0..1000u32 {
+            tasks.push(tokio::spawn(async move {
+                let data = pattern(64 * 1024 + i as usize, i);
+                let mut s = tokio::net::TcpStream::connect("127.0.0.1:18380").await?;
+                let (mut r, mut w) = s.split();
+                let send = async {
+                    w.write_all(&data).await?;
+                    w.shutdown().await
+                };
+                let mut back = Vec::new();
+                let (a, b) = tokio::join!(send, r.read_to_end(&mut back));
+                a?;
+                b?;
+                Ok::<bool, std::io::Error>(back == data)
+            }));
+        }
+        let mut bad = 0;
+        for t in tasks {
+            match tokio::time::timeout(Duration::from_secs(60), t).await {
+                Ok(Ok(Ok(true))) => {}
+                _ => bad += 1,
+            }
+        }
+        bad
+    });
+    assert_eq!(failures, 0, "connections that lost or altered data");
+}
+
+#[test]
+fn api_contract_byte_for_byte() {
+    let inst = Instance::start(&["-p", "127.0.0.1:18480:80/tcp"]);
+    let api = inst.api();
+    let (st, ct, body) = http(&api, "GET", "/v1/info", "");
+    assert_eq!(
+        (st.as_str(), ct.as_str()),
+        ("HTTP/1.1 200 OK", "application/json")
+    );
+    let child_pid = std::fs::read_to_string(inst.state.join("child_pid")).unwrap();
+    assert_eq!(
+        body,
+        format!(
+            r#"{{"apiVersion":"1.1.1","version":"2.3.4+nsnet.{}","stateDir":"{}","childPID":{child_pid},"networkDriver":{{"driver":"none"}},"portDriver":{{"driver":"builtin","protos":["tcp","tcp4","tcp6","udp","udp4","udp6"]}}}}"#,
+            env!("CARGO_PKG_VERSION"),
+            inst.state.display()
+        )
+    );
+    let (st, _, body) = http(&api, "GET", "/v1/ports", "");
+    assert_eq!(st, "HTTP/1.1 200 OK");
+    assert_eq!(
+        body,
+        r#"[{"id":1,"spec":{"proto":"tcp","parentIP":"127.0.0.1","parentPort":18480,"childPort":80}}]"#
+    );
+    let bad = |body: &str| {
+        let (st, ct, b) = http(&api, "POST", "/v1/ports", body);
+        assert_eq!(st, "HTTP/1.1 400 Bad Request", "{body}");
+        assert_eq!(ct, "text/plain; charset=utf-8");
+        b
+    };
+    assert_eq!(
+        bad(r#"{"proto":"tcp","parentIP":"127.0.0.1","parentPort":18480,"childPort":81}"#),
+        "{\"message\":\"conflict with ID 1\"}\n"
+    );
+    assert_eq!(
+        bad(r#"{"proto":"bogus","parentIP":"127.0.0.1","parentPort":18481,"childPort":81}"#),
+        "{\"message\":\"unknown proto: \\\"bogus\\\"\"}\n"
+    );
+    assert!(bad("{bad").starts_with("{\"message\":"));
+    assert!(
+        bad(r#"{"proto":"tcp","parentPort":70000,"childPort":1}"#).contains("invalid ParentPort")
+    );
+    let (st, _, body) = http(&api, "DELETE", "/v1/ports/99", "");
+    assert_eq!(st, "HTTP/1.1 400 Bad Request");
+    assert_eq!(body, "{\"message\":\"unknown id: 99\"}\n");
+    let (st, _, body) = http(&api, "DELETE", "/v1/ports/abc", "");
+    assert_eq!(st, "HTTP/1.1 400 Bad Request");
+    assert!(body.starts_with("{\"message\":\"bad id abc: "), "{body}");
+    let (st, _, body) = http(&api, "GET", "/v1/nothing", "");
+    assert_eq!(
+        (st.as_str(), body.as_str()),
+        ("HTTP/1.1 404 Not Found", "404 page not found\n")
+    );
+    http(&api, "DELETE", "/v1/ports/1", "");
+    let (_, _, body) = http(&api, "GET", "/v1/ports", "");
+    assert_eq!(
+        body, "null",
+        "an empty list is null, as Go marshals a nil slice"
+    );
+    // The instance still serves after all that.
+    let (st, _, _) = http(&api, "GET", "/v1/info", "");
+    assert_eq!(st, "HTTP/1.1 200 OK");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&api).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "api.sock is owner-only");
+}
+
+#[test]
+fn bad_port_requests_are_refused_and_the_instance_keeps_serving() {
+    let inst = Instance::start(&[]);
+    let api = inst.api();
+    let add = |spec: &str| {
+        let body = format!(
+            r#"{{"proto":"tcp","parentIP":"127.0.0.1","parentPort":{spec},"childPort":80}}"#
+        );
+        http(&api, "POST", "/v1/ports", &body)
+    };
+    let busy = std::net::TcpListener::bind("127.0.0.1:18580").unwrap();
+    let (st, _, body) = add("18580");
+    assert_eq!(st, "HTTP/1.1 400 Bad Request");
+    assert_eq!(
+        body,
+        "{\"message\":\"listen tcp 127.0.0.1:18580: bind: address already in use\"}\n"
+    );
+    drop(busy);
+    let (st, _, body) = add("80");
+    if is_root() {
+        assert_eq!(st, "HTTP/1.1 201 Created", "root may bind port 80: {body}");
+    } else {
+        assert_eq!(st, "HTTP/1.1 400 Bad Request");
+        assert!(
+            body.contains("cannot expose privileged port 80, you can add 'net.ipv4.ip_unprivileged_port_start=80'"),
+            "{body}"
+        );
+    }
+    let (st, _, _) = add("18581");
+    assert_eq!(st, "HTTP/1.1 201 Created");
+    assert_eq!(
+        echo_tcp("127.0.0.1:18581".parse().unwrap(), b"ok").unwrap(),
+        b"ok"
+    );
+}
+
+#[test]
+fn a_refused_target_resets_the_client() {
+    // Nothing listens on port 9 inside the child.
+    let _inst = Instance::start(&["-p", "127.0.0.1:18680:9/tcp"]);
+    let mut s = TcpStream::connect("127.0.0.1:18680").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 1];
+    let r = s.read(&mut buf);
+    assert!(
+        matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
+        "want a reset, got {r:?}"
+    );
+}
+
+#[test]
+fn publishing_into_a_detached_netns() {
+    let _inst = Instance::start(&[
+        "--detach-netns",
+        "-p",
+        "127.0.0.1:18780:80/tcp",
+        "-p",
+        "127.0.0.1:18781:81/udp",
+    ]);
+    assert_eq!(
+        echo_tcp("127.0.0.1:18780".parse().unwrap(), b"detached").unwrap(),
+        b"detached"
+    );
+    assert_eq!(
+        echo_udp("127.0.0.1:0", "127.0.0.1:18781".parse().unwrap(), b"udp").unwrap(),
+        b"udp"
+    );
+}
+
+#[test]
+fn debian_rootlessctl_and_ours_speak_to_nsnet_alike() {
+    let inst = Instance::start(&["-p", "127.0.0.1:18880:80/tcp"]);
+    let p = Personalities::new();
+    let sock = inst.api();
+    let debian = Path::new("/usr/bin/rootlessctl");
+    assert!(
+        debian.exists(),
+        "Debian's rootlessctl (package rootlesskit) is required; scripts/test installs it"
+    );
+    let run = |bin: &Path, args: &[&str]| {
+        let o = output(
+            std::process::Command::new(bin)
+                .arg(format!("--socket={}", sock.display()))
+                .args(args),
+        );
+        (o.status.code(), stdout(&o), stderr(&o))
+    };
+    let ours = p.dir.path().join("rootlessctl");
+    let table = run(debian, &["list-ports"]);
+    assert_eq!(table, run(&ours, &["list-ports"]));
+    assert_eq!(
+        table.1,
+        "ID    PROTO    PARENTIP     PARENTPORT    CHILDIP    CHILDPORT    \n\
+         1     tcp      127.0.0.1    18880                    80           \n"
+    );
+    let added = run(
+        debian,
+        &[
+            "add-ports",
+            "127.0.0.1:18881:80/tcp",
+            "127.0.0.1:18882:81/udp",
+        ],
+    );
+    assert_eq!(added, (Some(0), "2\n3\n".into(), String::new()));
+    assert_eq!(
+        echo_tcp("127.0.0.1:18881".parse().unwrap(), b"a").unwrap(),
+        b"a"
+    );
+    assert_eq!(
+        run(debian, &["list-ports", "--json"]),
+        run(&ours, &["list-ports", "--json"])
+    );
+    assert_eq!(run(debian, &["info"]), run(&ours, &["info"]));
+    assert_eq!(
+        run(debian, &["info", "--json"]).1,
+        run(&ours, &["info", "--json"]).1
+    );
+    assert_eq!(
+        run(debian, &["remove-ports", "2"]),
+        (Some(0), "2\n".into(), String::new())
+    );
+    assert_eq!(
+        run(&ours, &["remove-ports", "3"]),
+        (Some(0), "3\n".into(), String::new())
+    );
+    let e = run(debian, &["remove-ports", "99"]);
+    assert_eq!(e, run(&ours, &["remove-ports", "99"]));
+    assert_eq!((e.0, e.2.as_str()), (Some(1), "error: unknown id: 99\n"));
+}
+
+#[test]
+fn rootlesskit_personality_publishes_with_p() {
+    let p = Personalities::new();
+    let inst = Instance::start_with(
+        &p.dir.path().join("rootlesskit"),
+        "",
+        &["-p", "127.0.0.1:18980:80/tcp"],
+    );
+    assert_eq!(
+        echo_tcp("127.0.0.1:18980".parse().unwrap(), b"rk").unwrap(),
+        b"rk"
+    );
+    let o = output(std::process::Command::new(nsnet_bin()).args([
+        "port",
+        "ls",
+        &format!("--state-dir={}", inst.state.display()),
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("127.0.0.1:18980"), "{}", stdout(&o));
+}
+
+#[test]
+fn nsnet_port_cli_adds_lists_and_removes() {
+    let inst = Instance::start(&[]);
+    let sd = format!("--state-dir={}", inst.state.display());
+    let nsnet_port = |args: &[&str]| {
+        output(
+            std::process::Command::new(nsnet_bin())
+                .arg("port")
+                .args(args)
+                .arg(&sd),
+        )
+    };
+    let o = nsnet_port(&["add", "127.0.0.1:19080:80/tcp"]);
+    assert_eq!(stdout(&o), "1 127.0.0.1:19080:80/tcp\n", "{}", stderr(&o));
+    assert_eq!(
+        echo_tcp("127.0.0.1:19080".parse().unwrap(), b"cli").unwrap(),
+        b"cli"
+    );
+    let o = nsnet_port(&["ls", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v[0]["spec"]["parentPort"], 19080);
+    let o = nsnet_port(&["rm", "1"]);
+    assert!(o.status.success());
+    let o = nsnet_port(&["rm", "1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stderr(&o), "nsnet: error: unknown id: 1\n");
+}
+
+#[test]
+fn a_port_that_cannot_be_published_at_start_fails_the_launch_cleanly() {
+    world();
+    let busy = std::net::TcpListener::bind("127.0.0.1:19180").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let o = output(std::process::Command::new(nsnet_bin()).args([
+        "run",
+        &format!("--state-dir={}", state.display()),
+        "--net=none",
+        "--port-driver=builtin",
+        "-p",
+        "127.0.0.1:19180:80/tcp",
+        "--",
+        "true",
+    ]));
+    drop(busy);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        errors(&o),
+        "nsnet: error: failed to expose port 127.0.0.1:19180:80/tcp: listen tcp 127.0.0.1:19180: bind: address already in use\n"
+    );
+    assert!(!state.exists(), "nothing left behind");
+}
