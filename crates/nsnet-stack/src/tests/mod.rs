@@ -758,3 +758,33 @@ fn fragmented_guest_datagrams_reach_the_host_whole() {
     let (n, _) = srv.recv_from(&mut b).unwrap();
     assert_eq!(&b[..n], &data[..]);
 }
+
+#[test]
+fn outbound_addresses_bind_only_non_loopback_flows_of_their_family() {
+    use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+    let mut c = Config::new(Ipv4Addr::new(10, 0, 2, 0), 24).unwrap();
+    let v4 = SocketAddr::from((Ipv4Addr::new(192, 0, 2, 1), 80));
+    let v6 = SocketAddr::from((Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1), 80));
+    assert_eq!(c.outbound_for(v4), None);
+    c.outbound_addr = Some(Ipv4Addr::new(192, 0, 2, 9));
+    c.outbound_addr6 = Some(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 9));
+    assert_eq!(
+        c.outbound_for(v4),
+        Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9)))
+    );
+    assert_eq!(
+        c.outbound_for(v6),
+        Some(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 9)))
+    );
+    // The gateway's flows go to host loopback, which a bound outbound address cannot reach.
+    assert_eq!(
+        c.outbound_for(SocketAddr::from((Ipv4Addr::LOCALHOST, 80))),
+        None
+    );
+    // IPv6 destinations are refused unless IPv6 is on.
+    assert_eq!(c.host_destination(v6), None);
+    c.ipv6 = true;
+    assert_eq!(c.host_destination(v6), Some(v6));
+    let link_local = SocketAddr::from((Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1), 80));
+    assert_eq!(c.host_destination(link_local), None);
+}
