@@ -39,10 +39,10 @@
 //! The measurement behind the choice: smoltcp's figures above were taken on this machine
 //! before this crate existed (`shared/design.md` section 6); a tuned smoltcp was not built for
 //! comparison. This terminator, measured side by side with slirp4netns and pasta in one run
-//! (`bench/net.sh`, `docs/benchmarks.md`), moved 7–12 Gbit/s at both MTUs: 2–4× slirp4netns at
-//! MTU 65520 and 7–20× at MTU 1500, with a third to a half of slirp4netns's CPU per GB at 65520
-//! and a seventh to a twentieth at 1500. Its profile is two kernel copies per byte and the guest's own TCP
-//! work; the stack's user-space code is a few percent.
+//! (`bench/net.sh`, `docs/benchmarks.md`), moved 7–12 Gbit/s at both MTUs: 2–4× slirp4netns
+//! at MTU 65520 and 7–20× at MTU 1500, with a third to a half of slirp4netns's CPU per GB at
+//! 65520 and a seventh to a twentieth at 1500. Its profile is two kernel copies per byte and
+//! the guest's own TCP work; the stack's user-space code is a few percent.
 //!
 //! Time is a parameter: every entry point of [`Stack`] takes `now`, so tests drive timers on
 //! a virtual clock. One thread runs a stack ([`spawn`]): an epoll loop over the tap and the
