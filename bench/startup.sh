@@ -25,7 +25,7 @@ touch "$out"; chown "$USER_NAME" "$out"
 unshare --net -- runuser -u "$USER_NAME" -- sh -c "cd $stage && hyperfine -N --warmup 5 --runs ${RUNS:-100} --export-json $out \
 	-n 'nsnet run --net=host true' '$stage/nsnet run --net=host true' \
 	-n 'rootlesskit --net=host true' 'rootlesskit --net=host true' \
-	-n 'nsnet run --copy-up=/etc --pidns true' '$stage/nsnet run --copy-up=/etc --pidns true' \
+	-n 'nsnet run --copy-up=/etc --pidns true' '$stage/nsnet run --net=host --copy-up=/etc --pidns true' \
 	-n 'rootlesskit --copy-up=/etc --pidns true' 'rootlesskit --copy-up=/etc --pidns true'"
 python3 - "$out" <<'PY'
 import json, sys

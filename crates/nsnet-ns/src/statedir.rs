@@ -28,7 +28,6 @@ pub const OWNED_FILES: &[&str] = &[
     "resolv.conf",
     "hosts",
     ".child.sock",
-    "slirp4netns.log",
     "lock",
 ];
 

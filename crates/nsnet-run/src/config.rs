@@ -137,7 +137,10 @@ impl NetDriver {
 
     /// Whether this build can run the driver.
     pub fn available(self) -> bool {
-        matches!(self, Self::Host | Self::None | Self::Slirp4netns)
+        matches!(
+            self,
+            Self::Host | Self::None | Self::Builtin | Self::Slirp4netns
+        )
     }
 
     /// The MTU `--mtu=0` stands for.
@@ -254,10 +257,20 @@ pub struct RawOptions {
     pub evacuate_cgroup2: Option<String>,
     pub subid_source: String,
     pub debug: bool,
-    pub slirp4netns_binary: String,
     pub slirp4netns_sandbox: String,
     pub slirp4netns_seccomp: String,
+    pub slirp4netns_binary: String,
     pub command: Vec<String>,
+}
+
+/// How to run the external slirp4netns (`--net=slirp4netns`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Slirp4netnsOptions {
+    /// The binary (`--slirp4netns-binary`; looked up in `PATH` when it has no `/`).
+    pub binary: String,
+    /// `--slirp4netns-sandbox`, `--slirp4netns-seccomp`: `auto`, `true` or `false`.
+    pub sandbox: String,
+    pub seccomp: String,
 }
 
 /// A validated launch.
@@ -270,7 +283,9 @@ pub struct LaunchPlan {
     pub cidr: Ipv4Cidr,
     pub ifname: String,
     pub disable_host_loopback: bool,
+    /// `--ipv6` (passed on to slirp4netns as `--enable-ipv6`).
     pub ipv6: bool,
+    pub slirp4netns: Slirp4netnsOptions,
     pub detach_netns: bool,
     pub copy_up: Vec<PathBuf>,
     pub propagation: Propagation,
@@ -283,33 +298,9 @@ pub struct LaunchPlan {
     pub reaper: bool,
     pub subid_source: SubidSource,
     pub debug: bool,
-    /// `--net=slirp4netns`: the binary (resolved on $PATH) and its sandbox/seccomp choice.
-    pub slirp4netns: Option<Slirp4netnsOptions>,
     pub command: Vec<String>,
     /// Things worth saying that do not stop the launch.
     pub warnings: Vec<String>,
-}
-
-/// How to run Debian's (or any) slirp4netns for `--net=slirp4netns`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Slirp4netnsOptions {
-    pub binary: PathBuf,
-    pub sandbox: bool,
-    pub seccomp: bool,
-}
-
-/// Resolves a program name on `$PATH` (a name with a slash is taken as it is).
-pub fn look_path(prog: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    if prog.contains('/') {
-        return Some(PathBuf::from(prog));
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(prog))
-        .find(|p| {
-            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
 }
 
 /// What the child receives from the parent.
@@ -347,7 +338,7 @@ pub enum ConfigError {
     #[error(transparent)]
     CopyUp(#[from] nsnet_ns::Error),
     #[error(
-        "--net={0} is not available in this nsnet build yet (available: host, none, slirp4netns)"
+        "--net={0} is not available in this nsnet build yet (available: host, none, builtin, slirp4netns); see issue #3"
     )]
     NetUnavailable(&'static str),
     #[error(
@@ -518,27 +509,6 @@ impl LaunchPlan {
         };
         tri_state("slirp4netns-sandbox", &raw.slirp4netns_sandbox)?;
         tri_state("slirp4netns-seccomp", &raw.slirp4netns_seccomp)?;
-        let slirp4netns = if net == NetDriver::Slirp4netns {
-            let binary = look_path(&raw.slirp4netns_binary).ok_or_else(|| {
-                invalid(format!(
-                    "exec: {:?}: executable file not found in $PATH (install the slirp4netns package or pass --slirp4netns-binary)",
-                    raw.slirp4netns_binary
-                ))
-            })?;
-            // slirp4netns 1.x has both; "auto" means on, except the sandbox with a detached
-            // netns: joining a user namespace by path (--userns-path), slirp4netns 1.2.0's
-            // sandbox fails ("setegid(0)", "parent failed").
-            Some(Slirp4netnsOptions {
-                binary,
-                sandbox: match raw.slirp4netns_sandbox.as_str() {
-                    "auto" => !raw.detach_netns,
-                    v => v == "true",
-                },
-                seccomp: raw.slirp4netns_seccomp != "false",
-            })
-        } else {
-            None
-        };
 
         // Only now, with every rule checked, say what this build cannot run.
         if !net.available() {
@@ -565,6 +535,15 @@ impl LaunchPlan {
             },
             disable_host_loopback: raw.disable_host_loopback,
             ipv6: raw.ipv6,
+            slirp4netns: Slirp4netnsOptions {
+                binary: if raw.slirp4netns_binary.is_empty() {
+                    "slirp4netns".into()
+                } else {
+                    raw.slirp4netns_binary
+                },
+                sandbox: raw.slirp4netns_sandbox,
+                seccomp: raw.slirp4netns_seccomp,
+            },
             detach_netns: raw.detach_netns,
             copy_up,
             propagation,
@@ -577,7 +556,6 @@ impl LaunchPlan {
             reaper,
             subid_source,
             debug: raw.debug,
-            slirp4netns,
             command: raw.command,
             warnings,
         })
@@ -761,7 +739,7 @@ mod tests {
         );
         assert!(
             err(RawOptions {
-                net: "pasta".into(),
+                net: "vpnkit".into(),
                 ..raw()
             })
             .contains("not available")

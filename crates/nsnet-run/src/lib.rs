@@ -38,14 +38,15 @@
 //! in through [`net`] (one closed enum each, dispatched in one place), their implementations
 //! live in their own crates. Command-line parsing belongs to the binary.
 
+pub mod builtin_net;
 pub mod child;
 pub mod config;
+pub mod external_net;
 pub mod net;
 pub mod parent;
 pub mod protocol;
 pub mod services;
 mod sigwait;
-pub mod slirp4netns;
 
 pub use config::{LaunchPlan, Personality, RawOptions};
 pub use sigwait::Exit;
@@ -79,16 +80,15 @@ pub enum LaunchError {
         spec: String,
         source: nsnet_port::PortError,
     },
-    #[error("{driver}: {message}")]
-    Driver {
-        driver: &'static str,
-        message: String,
-    },
     /// The child reported a setup failure; the message is the child's.
     #[error("{0}")]
     Child(String),
     #[error("child exited before it was ready: {0}")]
     ChildDied(String),
+    #[error(transparent)]
+    Builtin(#[from] builtin_net::BuiltinError),
+    #[error(transparent)]
+    External(#[from] external_net::ExternalError),
 }
 
 /// Shorthand for a failed system call.

@@ -38,39 +38,35 @@ pub struct NetworkSetup {
 pub enum RunningNetwork {
     /// `--net=host` and `--net=none`: nothing runs in the parent.
     Nothing,
-    /// `--net=slirp4netns`: the external process.
-    Slirp4netns(crate::slirp4netns::Slirp4netns),
+    /// `--net=builtin`: the user-mode network's thread (stopped on drop).
+    Builtin(nsnet_stack::Running),
+    /// `--net=slirp4netns`: the external process (told to exit on drop).
+    External(crate::external_net::External),
 }
 
-/// Whether the plan's drivers need a thread in the child's network namespace (in-process
-/// network drivers, and the builtin port driver).
+/// Whether the plan's drivers need a thread in the child's network namespace.
 pub fn needs_netns_thread(plan: &LaunchPlan) -> bool {
-    matches!(plan.net, NetDriver::Builtin) || plan.port_driver != crate::config::PortDriver::None
-}
-
-/// Starts a driver that runs as a separate process, before the parent changes user
-/// namespace (see [`crate::slirp4netns`]); `None` for the other drivers.
-pub fn start_external(
-    plan: &LaunchPlan,
-    child_pid: i32,
-    state_dir: &Path,
-) -> Result<Option<(NetworkSetup, RunningNetwork)>, LaunchError> {
-    match (plan.net, &plan.slirp4netns) {
-        (NetDriver::Slirp4netns, Some(opts)) => {
-            let (setup, running) = crate::slirp4netns::start(plan, opts, child_pid, state_dir)?;
-            Ok(Some((setup, RunningNetwork::Slirp4netns(running))))
-        }
-        _ => Ok(None),
-    }
+    !matches!(plan.net, NetDriver::Host | NetDriver::None)
+        || plan.port_driver != crate::config::PortDriver::None
 }
 
 /// Starts the network driver of `plan`.
 pub fn start(
     plan: &LaunchPlan,
-    _ctx: Option<&NetContext<'_>>,
+    ctx: Option<&NetContext<'_>>,
 ) -> Result<(NetworkSetup, RunningNetwork), LaunchError> {
-    match plan.net {
-        NetDriver::Host | NetDriver::None => Ok((NetworkSetup::default(), RunningNetwork::Nothing)),
-        other => Err(ConfigError::NetUnavailable(other.name()).into()),
+    match (plan.net, ctx) {
+        (NetDriver::Host | NetDriver::None, _) => {
+            Ok((NetworkSetup::default(), RunningNetwork::Nothing))
+        }
+        (NetDriver::Builtin, Some(ctx)) => {
+            let (setup, running) = crate::builtin_net::start(plan, ctx)?;
+            Ok((setup, RunningNetwork::Builtin(running)))
+        }
+        (NetDriver::Slirp4netns, Some(ctx)) => {
+            let (setup, running) = crate::external_net::start_slirp4netns(plan, ctx)?;
+            Ok((setup, RunningNetwork::External(running)))
+        }
+        (other, _) => Err(ConfigError::NetUnavailable(other.name()).into()),
     }
 }

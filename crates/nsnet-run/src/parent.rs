@@ -246,7 +246,6 @@ pub fn run(plan: &LaunchPlan, warn: &mut dyn FnMut(&str)) -> Result<Exit, Launch
     };
     expect(&mut from_child, &mut guard)?;
 
-    let external = net::start_external(plan, child.as_raw(), state.path())?;
     let netns_thread = if net::needs_netns_thread(plan) {
         Some(Arc::new(enter_child_netns(
             plan,
@@ -261,10 +260,7 @@ pub fn run(plan: &LaunchPlan, warn: &mut dyn FnMut(&str)) -> Result<Exit, Launch
         child_pid: child.as_raw(),
         state_dir: state.path(),
     });
-    let (setup, _network) = match external {
-        Some(started) => started,
-        None => net::start(plan, ctx.as_ref())?,
-    };
+    let (setup, _network) = net::start(plan, ctx.as_ref())?;
     protocol::send(
         &mut to_child,
         &ParentMsg::NetworkReady {

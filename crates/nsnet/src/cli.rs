@@ -98,7 +98,7 @@ pub fn main() -> i32 {
 
 fn run(args: RunArgs) -> i32 {
     crate::init_logging(args.flags.debug);
-    let mut raw = args.flags.raw("host");
+    let mut raw = args.flags.raw("builtin");
     if raw.command.is_empty() {
         raw.command = vec![
             "/proc/self/exe".into(),

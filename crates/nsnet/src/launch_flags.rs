@@ -20,7 +20,7 @@ pub struct LaunchFlags {
     #[arg(long, value_name = "DIR", help_heading = "State")]
     pub state_dir: Option<PathBuf>,
 
-    /// Network driver [host, none, builtin, slirp4netns, pasta, vpnkit, lxc-user-nic, gvisor-tap-vsock]
+    /// Network driver [host, none, builtin, slirp4netns, pasta, vpnkit, lxc-user-nic, gvisor-tap-vsock] (default: builtin for nsnet run, host for rootlesskit)
     #[arg(long, value_name = "DRIVER", help_heading = "Network")]
     pub net: Option<String>,
 

@@ -62,9 +62,10 @@ fn default_command_reports_the_namespaces() {
             .any(|l| l.trim_start().starts_with("user") && l.ends_with("new")),
         "{out}"
     );
+    // The default network is builtin: a new network namespace with tap0.
     assert!(
         out.lines()
-            .any(|l| l.trim_start().starts_with("net") && l.contains("shared with the host")),
+            .any(|l| l.trim_start().starts_with("net") && l.ends_with("new")),
         "{out}"
     );
     assert!(out.contains("uid_map: 0 "), "{out}");
@@ -326,6 +327,7 @@ fn uts_ipc_and_cgroup_namespaces_on_request() {
         "readlink /proc/self/ns/uts /proc/self/ns/ipc /proc/self/ns/cgroup /proc/self/ns/net";
     let o = output(nsnet().args([
         "run",
+        "--net=host",
         "--utsns",
         "--ipcns",
         "--cgroupns",
@@ -454,8 +456,15 @@ fn killing_the_parent_takes_the_child_and_command_down() {
 fn a_second_instance_on_the_same_state_dir_is_refused_and_a_restart_works() {
     let base = tempfile::tempdir().unwrap();
     let state = base.path().join("state");
-    let (mut first, child) = start_sleeper(&state, &[]);
-    let o = output(nsnet().args(["run", "--state-dir", state.to_str().unwrap(), "--", "true"]));
+    let (mut first, child) = start_sleeper(&state, &["--net=host"]);
+    let o = output(nsnet().args([
+        "run",
+        "--net=host",
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--",
+        "true",
+    ]));
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
     assert!(stderr(&o).contains("failed to lock"), "{}", stderr(&o));
@@ -485,8 +494,10 @@ fn a_second_instance_on_the_same_state_dir_is_refused_and_a_restart_works() {
 fn environment_and_state_files() {
     let base = tempfile::tempdir().unwrap();
     let state = base.path().join("state");
+    // On the host network: no resolv.conf or hosts of our own in the state dir.
     let o = output(nsnet().args([
         "run",
+        "--net=host",
         "--state-dir",
         state.to_str().unwrap(),
         "--",
@@ -568,12 +579,12 @@ fn invalid_flags_fail_with_one_line_and_leave_nothing() {
         &["--mtu=-1"],
         &["--net=none", "--cidr=10.0.2.100/24"],
         &["--net=none", "--cidr=nonsense"],
-        &["--cidr=10.0.2.0/24"],
-        &["--ifname=eth0"],
+        &["--net=host", "--cidr=10.0.2.0/24"],
+        &["--net=host", "--ifname=eth0"],
         &["--net=none", "--ifname=a/b"],
-        &["--detach-netns"],
-        &["-p", "8080:80/tcp"],
-        &["--port-driver=builtin"],
+        &["--net=host", "--detach-netns"],
+        &["--net=host", "-p", "8080:80/tcp"],
+        &["--net=host", "--port-driver=builtin"],
         &["--port-driver=bogus"],
         &["--net=none", "--port-driver=slirp4netns"],
         &["--net=none", "--port-driver=implicit"],
@@ -612,7 +623,7 @@ fn drivers_of_later_issues_are_named_not_faked() {
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         stderr(&o),
-        "nsnet: error: --net=pasta is not available in this nsnet build yet (available: host, none, slirp4netns)\n"
+        "nsnet: error: --net=pasta is not available in this nsnet build yet (available: host, none, builtin, slirp4netns); see issue #3\n"
     );
 }
 

@@ -1,0 +1,354 @@
+//! Links, addresses, routes and tap devices: the thin kernel-configuration layer of nsnet.
+//!
+//! Everything here acts on the network namespace of the *calling thread*: callers that
+//! configure a child namespace run these functions on a thread that lives there (nsnet-ns's
+//! netns thread, or a forked helper in tests). This crate never decides addresses or policy;
+//! the launcher and the stack hand it concrete values.
+//!
+//! Design:
+//! - Tap devices cannot be created over netlink: [`create_tap`] uses the `TUNSETIFF` ioctl on
+//!   `/dev/net/tun`, with `IFF_VNET_HDR` and `TUNSETOFFLOAD` so that 64 KiB TSO segments with
+//!   partial checksums cross the tap (the user-mode stack reads and writes a 10-byte
+//!   `virtio_net_hdr` before every frame; see nsnet-stack's `vnet` module).
+//! - Addresses, routes and link state go over a synchronous rtnetlink socket
+//!   ([`Netlink`]): one request, one ACK, built with netlink-packet-route's message types. No
+//!   async runtime, because these run once at start-up on a thread pinned to a namespace.
+
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use netlink_packet_core::{
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
+};
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
+};
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
+
+/// Errors, each naming the operation and the object it acted on.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("open /dev/net/tun: {0}")]
+    OpenTun(#[source] io::Error),
+    #[error(
+        "open /dev/net/tun: permission denied (the device is mode 0600 here; most distributions ship 0666: `chmod 0666 /dev/net/tun` as root)"
+    )]
+    TunPermission,
+    #[error("create tap {name}: {source}")]
+    CreateTap {
+        name: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("set offloads on tap {name}: {source}")]
+    TapOffload {
+        name: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("interface name {0:?} is empty or longer than 15 bytes")]
+    BadName(String),
+    #[error("no interface named {0}")]
+    NoSuchLink(String),
+    #[error("open rtnetlink socket: {0}")]
+    Socket(#[source] io::Error),
+    #[error("{op} {object}: {source}")]
+    Request {
+        op: &'static str,
+        object: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+const TUNSETOFFLOAD: libc::c_ulong = 0x4004_54d0;
+const TUN_F_CSUM: libc::c_uint = 0x01;
+const TUN_F_TSO4: libc::c_uint = 0x02;
+const TUN_F_TSO6: libc::c_uint = 0x04;
+const IFF_TAP: libc::c_short = 0x0002;
+const IFF_NO_PI: libc::c_short = 0x1000;
+const IFF_VNET_HDR: libc::c_short = 0x4000;
+
+fn ifreq(name: &str) -> Result<libc::ifreq> {
+    if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains('\0') {
+        return Err(Error::BadName(name.to_string()));
+    }
+    // SAFETY: ifreq is plain old data; all-zero is valid.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in ifr.ifr_name.iter_mut().zip(name.bytes()) {
+        *d = s as libc::c_char;
+    }
+    Ok(ifr)
+}
+
+/// Creates the tap device `name` in the calling thread's network namespace and returns its
+/// file descriptor (non-blocking, close-on-exec), opened with `IFF_TAP | IFF_NO_PI |
+/// IFF_VNET_HDR` and with checksum and TSO (v4 and v6) offloads enabled.
+pub fn create_tap(name: &str) -> Result<OwnedFd> {
+    let mut ifr = ifreq(name)?;
+    // SAFETY: a NUL-terminated path; the result is checked.
+    let fd = unsafe {
+        libc::open(
+            c"/dev/net/tun".as_ptr(),
+            libc::O_RDWR | libc::O_CLOEXEC | libc::O_NONBLOCK,
+        )
+    };
+    if fd < 0 {
+        let e = io::Error::last_os_error();
+        return Err(if e.raw_os_error() == Some(libc::EACCES) {
+            Error::TunPermission
+        } else {
+            Error::OpenTun(e)
+        });
+    }
+    // SAFETY: fd was just opened and is owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    ifr.ifr_ifru.ifru_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+    // SAFETY: TUNSETIFF reads and writes the ifreq we own.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETIFF, &mut ifr) } < 0 {
+        return Err(Error::CreateTap {
+            name: name.to_string(),
+            source: io::Error::last_os_error(),
+        });
+    }
+    let offloads = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
+    // SAFETY: TUNSETOFFLOAD takes its argument by value.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETOFFLOAD, offloads as libc::c_ulong) } < 0 {
+        return Err(Error::TapOffload {
+            name: name.to_string(),
+            source: io::Error::last_os_error(),
+        });
+    }
+    Ok(fd)
+}
+
+/// The index of the link `name` in the calling thread's network namespace.
+pub fn link_index(name: &str) -> Result<u32> {
+    let cname = std::ffi::CString::new(name).map_err(|_| Error::BadName(name.to_string()))?;
+    // SAFETY: a valid C string.
+    let idx = unsafe { libc::if_nametoindex(cname.as_ptr()) };
+    if idx == 0 {
+        return Err(Error::NoSuchLink(name.to_string()));
+    }
+    Ok(idx)
+}
+
+/// A synchronous rtnetlink socket bound in the calling thread's network namespace.
+pub struct Netlink {
+    sock: Socket,
+    seq: u32,
+}
+
+impl Netlink {
+    pub fn open() -> Result<Self> {
+        let mut sock = Socket::new(NETLINK_ROUTE).map_err(Error::Socket)?;
+        sock.bind_auto().map_err(Error::Socket)?;
+        sock.connect(&SocketAddr::new(0, 0))
+            .map_err(Error::Socket)?;
+        Ok(Netlink { sock, seq: 0 })
+    }
+
+    /// Sends one request and waits for its ACK (or the kernel's error).
+    fn request(
+        &mut self,
+        op: &'static str,
+        object: String,
+        msg: RouteNetlinkMessage,
+    ) -> Result<()> {
+        let err = |source: io::Error| Error::Request {
+            op,
+            object: object.clone(),
+            source,
+        };
+        self.seq += 1;
+        let mut req = NetlinkMessage::from(msg);
+        req.header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+        req.header.sequence_number = self.seq;
+        req.finalize();
+        let mut buf = vec![0u8; req.buffer_len()];
+        req.serialize(&mut buf);
+        self.sock.send(&buf, 0).map_err(err)?;
+        let mut rx = vec![0u8; 8192];
+        loop {
+            let n = self.sock.recv(&mut &mut rx[..], 0).map_err(err)?;
+            let mut off = 0;
+            while off < n {
+                let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rx[off..n])
+                    .map_err(|e| err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())))?;
+                let len = reply.header.length as usize;
+                if reply.header.sequence_number == self.seq
+                    && let NetlinkPayload::Error(e) = reply.payload
+                {
+                    return match e.code {
+                        None => Ok(()),
+                        Some(code) => Err(err(io::Error::from_raw_os_error(-code.get()))),
+                    };
+                }
+                if len == 0 {
+                    break;
+                }
+                off += (len + 3) & !3;
+            }
+        }
+    }
+
+    /// `ip link set INDEX [mtu MTU] up`.
+    pub fn link_up(&mut self, index: u32, mtu: Option<u32>) -> Result<()> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        msg.header.flags |= LinkFlags::Up;
+        msg.header.change_mask |= LinkFlags::Up;
+        if let Some(mtu) = mtu {
+            msg.attributes.push(LinkAttribute::Mtu(mtu));
+        }
+        self.request(
+            "set up link",
+            format!("index {index}"),
+            RouteNetlinkMessage::SetLink(msg),
+        )
+    }
+
+    /// `ip addr add ADDR/PREFIX dev INDEX`.
+    pub fn add_address_v4(&mut self, index: u32, addr: Ipv4Addr, prefix: u8) -> Result<()> {
+        let mut msg = AddressMessage::default();
+        msg.header.family = AddressFamily::Inet;
+        msg.header.prefix_len = prefix;
+        msg.header.index = index;
+        msg.attributes.push(AddressAttribute::Address(addr.into()));
+        msg.attributes.push(AddressAttribute::Local(addr.into()));
+        if prefix < 31 {
+            let brd = Ipv4Addr::from(u32::from(addr) | (u32::MAX >> prefix));
+            msg.attributes.push(AddressAttribute::Broadcast(brd));
+        }
+        self.request(
+            "add address",
+            format!("{addr}/{prefix} on index {index}"),
+            RouteNetlinkMessage::NewAddress(msg),
+        )
+    }
+
+    /// `ip addr add ADDR/PREFIX dev INDEX nodad`: usable at once, without duplicate address
+    /// detection (nobody else is on a tap).
+    pub fn add_address_v6(&mut self, index: u32, addr: Ipv6Addr, prefix: u8) -> Result<()> {
+        let mut msg = AddressMessage::default();
+        msg.header.family = AddressFamily::Inet6;
+        msg.header.prefix_len = prefix;
+        msg.header.index = index;
+        msg.header.flags = AddressHeaderFlags::Nodad;
+        msg.attributes.push(AddressAttribute::Address(addr.into()));
+        msg.attributes
+            .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        self.request(
+            "add address",
+            format!("{addr}/{prefix} on index {index}"),
+            RouteNetlinkMessage::NewAddress(msg),
+        )
+    }
+
+    /// `ip -6 route add default via GATEWAY dev INDEX`.
+    pub fn add_default_route_v6(&mut self, index: u32, gateway: Ipv6Addr) -> Result<()> {
+        let mut msg = RouteMessage::default();
+        msg.header.address_family = AddressFamily::Inet6;
+        msg.header.table = RouteHeader::RT_TABLE_MAIN;
+        msg.header.protocol = RouteProtocol::Boot;
+        msg.header.scope = RouteScope::Universe;
+        msg.header.kind = RouteType::Unicast;
+        msg.attributes
+            .push(RouteAttribute::Gateway(RouteAddress::Inet6(gateway)));
+        msg.attributes.push(RouteAttribute::Oif(index));
+        self.request(
+            "add default route",
+            format!("via {gateway}"),
+            RouteNetlinkMessage::NewRoute(msg),
+        )
+    }
+
+    /// `ip route add default via GATEWAY dev INDEX`.
+    pub fn add_default_route_v4(&mut self, index: u32, gateway: Ipv4Addr) -> Result<()> {
+        let mut msg = RouteMessage::default();
+        msg.header.address_family = AddressFamily::Inet;
+        msg.header.table = RouteHeader::RT_TABLE_MAIN;
+        msg.header.protocol = RouteProtocol::Boot;
+        msg.header.scope = RouteScope::Universe;
+        msg.header.kind = RouteType::Unicast;
+        msg.header.destination_prefix_length = 0;
+        msg.attributes
+            .push(RouteAttribute::Gateway(RouteAddress::Inet(gateway)));
+        msg.attributes.push(RouteAttribute::Oif(index));
+        self.request(
+            "add default route",
+            format!("via {gateway}"),
+            RouteNetlinkMessage::NewRoute(msg),
+        )
+    }
+}
+
+/// The guest side of a user-mode network, as slirp4netns `--configure` sets it up.
+#[derive(Debug, Clone)]
+pub struct TapConfig {
+    pub name: String,
+    pub address: Ipv4Addr,
+    pub prefix: u8,
+    pub mtu: u32,
+    pub gateway: Ipv4Addr,
+    /// With IPv6: the guest's address (a /64) and the gateway.
+    pub ipv6: Option<(Ipv6Addr, Ipv6Addr)>,
+}
+
+/// Creates and configures the tap in the calling thread's netns: `lo` up, the tap up with
+/// its MTU and address, and a default route via the gateway. Returns the tap fd.
+pub fn create_configured_tap(cfg: &TapConfig) -> Result<OwnedFd> {
+    let fd = create_tap(&cfg.name)?;
+    let mut nl = Netlink::open()?;
+    nl.link_up(link_index("lo")?, None)?;
+    let idx = link_index(&cfg.name)?;
+    nl.link_up(idx, Some(cfg.mtu))?;
+    nl.add_address_v4(idx, cfg.address, cfg.prefix)?;
+    nl.add_default_route_v4(idx, cfg.gateway)?;
+    if let Some((addr, gateway)) = cfg.ipv6 {
+        nl.add_address_v6(idx, addr, 64)?;
+        nl.add_default_route_v6(idx, gateway)?;
+    }
+    Ok(fd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked_before_any_syscall() {
+        assert!(matches!(ifreq(""), Err(Error::BadName(_))));
+        assert!(matches!(
+            ifreq("a-name-longer-than-15"),
+            Err(Error::BadName(_))
+        ));
+        assert!(ifreq("tap0").is_ok());
+        assert!(matches!(
+            link_index("nonexistent0"),
+            Err(Error::NoSuchLink(_))
+        ));
+    }
+
+    #[test]
+    fn errors_name_the_operation_and_object() {
+        let e = Error::Request {
+            op: "add address",
+            object: "10.0.2.100/24 on index 2".into(),
+            source: io::Error::from_raw_os_error(libc::EEXIST),
+        };
+        assert!(
+            e.to_string()
+                .starts_with("add address 10.0.2.100/24 on index 2: ")
+        );
+    }
+}

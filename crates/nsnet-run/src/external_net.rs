@@ -1,0 +1,264 @@
+//! External network drivers, as RootlessKit runs them: `--net=slirp4netns`.
+//!
+//! The parent starts `slirp4netns --configure --mtu M --cidr C [--disable-host-loopback]
+//! [--enable-ipv6] [--enable-sandbox] [--enable-seccomp] -r 3 -e 4 --netns-type=path NETNS IFNAME` and waits
+//! for `1` on the ready fd (3). The exit fd (4) is the read end of a pipe whose write end the
+//! parent keeps: dropping [`External`] closes it, and slirp4netns exits.
+//!
+//! No `--userns-path`: rootless, the parent has already joined the child's user namespace
+//! (to keep a thread in the child's netns), so slirp4netns starts inside it as uid 0 with its
+//! capabilities, and `setns` into the same user namespace would fail; as root, the initial
+//! user namespace's capabilities cover the child's netns anyway.
+//!
+//! `--net=pasta` is not driven yet: pasta needs a template interface with a default route in
+//! the parent's netns, which the test worlds (only `lo`) do not have.
+
+use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::LaunchError;
+use crate::config::LaunchPlan;
+use crate::net::{NetContext, NetworkSetup};
+
+/// How long slirp4netns may take to report ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExternalError {
+    #[error("--net=slirp4netns: start {binary}: {source}")]
+    Spawn {
+        binary: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("--net=slirp4netns: {binary} exited before it was ready ({status})")]
+    EarlyExit { binary: String, status: String },
+    #[error("--net=slirp4netns: {binary} was not ready within {secs} s")]
+    Timeout { binary: String, secs: u64 },
+    #[error("--net=slirp4netns: pipe: {0}")]
+    Pipe(#[source] std::io::Error),
+}
+
+/// A running external driver; dropping it stops the process.
+pub struct External {
+    child: Child,
+    exit_w: Option<OwnedFd>,
+}
+
+impl Drop for External {
+    fn drop(&mut self) {
+        // Closing the exit fd's writer tells slirp4netns to exit; kill it if it lingers.
+        self.exit_w.take();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), ExternalError> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| ExternalError::Pipe(std::io::Error::from_raw_os_error(e as i32)))
+}
+
+/// Whether `binary --help` lists `flag` (RootlessKit's feature probe for `auto`).
+fn supports(binary: &str, flag: &str) -> bool {
+    Command::new(binary)
+        .arg("--help")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(flag))
+}
+
+fn wanted(mode: &str, binary: &str, flag: &str) -> bool {
+    match mode {
+        "true" => true,
+        "auto" => supports(binary, flag),
+        _ => false,
+    }
+}
+
+/// The slirp4netns command line for a plan (without the fds and the netns path).
+pub fn slirp4netns_args(plan: &LaunchPlan, sandbox: bool, seccomp: bool) -> Vec<String> {
+    let mut a = vec![
+        "--configure".to_string(),
+        format!("--mtu={}", plan.mtu),
+        format!("--cidr={}/{}", plan.cidr.network, plan.cidr.prefix),
+    ];
+    if plan.disable_host_loopback {
+        a.push("--disable-host-loopback".into());
+    }
+    if plan.ipv6 {
+        a.push("--enable-ipv6".into());
+    }
+    if sandbox {
+        a.push("--enable-sandbox".into());
+    }
+    if seccomp {
+        a.push("--enable-seccomp".into());
+    }
+    a
+}
+
+pub fn start_slirp4netns(
+    plan: &LaunchPlan,
+    ctx: &NetContext<'_>,
+) -> Result<(NetworkSetup, External), LaunchError> {
+    let opts = &plan.slirp4netns;
+    let binary = opts.binary.clone();
+    let sandbox = wanted(&opts.sandbox, &binary, "--enable-sandbox");
+    let seccomp = wanted(&opts.seccomp, &binary, "--enable-seccomp");
+    let netns = if plan.detach_netns {
+        format!(
+            "/proc/{}/root{}",
+            ctx.child_pid,
+            ctx.state_dir.join("netns").display()
+        )
+    } else {
+        format!("/proc/{}/ns/net", ctx.child_pid)
+    };
+    let (ready_r, ready_w) = pipe()?;
+    let (exit_r, exit_w) = pipe()?;
+    let mut cmd = Command::new(&binary);
+    cmd.args(slirp4netns_args(plan, sandbox, seccomp))
+        .args([
+            "-r",
+            "3",
+            "-e",
+            "4",
+            "--netns-type=path",
+            &netns,
+            &plan.ifname,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    if !plan.debug {
+        // Its start-up chatter ("sent tapfd=…") is for --debug only.
+        cmd.stderr(Stdio::null());
+    }
+    let (rw, er) = (ready_w.as_raw_fd(), exit_r.as_raw_fd());
+    // SAFETY: dup2 is async-signal-safe; it clears close-on-exec on the new descriptors.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(rw, 3) < 0 || libc::dup2(er, 4) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    tracing::debug!(?cmd, "starting slirp4netns");
+    let child = cmd.spawn().map_err(|source| ExternalError::Spawn {
+        binary: binary.clone(),
+        source,
+    })?;
+    drop(ready_w);
+    drop(exit_r);
+    let mut running = External {
+        child,
+        exit_w: Some(exit_w),
+    };
+    // Wait for "1" on the ready fd, or for slirp4netns to die or time out.
+    let mut ready = std::fs::File::from(ready_r);
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        let mut pfd = libc::pollfd {
+            fd: ready.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut pfd, 1, 100) };
+        if pfd.revents != 0 {
+            let mut b = [0u8; 1];
+            if matches!(ready.read(&mut b), Ok(1) if b[0] == b'1') {
+                break;
+            }
+        }
+        if let Ok(Some(status)) = running.child.try_wait() {
+            return Err(ExternalError::EarlyExit {
+                binary,
+                status: status.to_string(),
+            }
+            .into());
+        }
+        if Instant::now() > deadline {
+            return Err(ExternalError::Timeout {
+                binary,
+                secs: READY_TIMEOUT.as_secs(),
+            }
+            .into());
+        }
+    }
+    let net = |n: u32| std::net::Ipv4Addr::from(u32::from(plan.cidr.network) + n);
+    Ok((
+        NetworkSetup {
+            dns: vec![net(3).to_string()],
+            child_ip: Some(net(100)),
+        },
+        running,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Personality, RawOptions};
+
+    fn plan_raw() -> RawOptions {
+        RawOptions {
+            mtu: 1500,
+            cidr: Some("10.0.135.128/25".into()),
+            disable_host_loopback: true,
+            ipv6: true,
+            copy_up_mode: "tmpfs+symlink".into(),
+            propagation: "rprivate".into(),
+            port_driver: "none".into(),
+            reaper: "auto".into(),
+            subid_source: "auto".into(),
+            slirp4netns_sandbox: "true".into(),
+            slirp4netns_seccomp: "false".into(),
+            command: vec!["true".into()],
+            ..RawOptions::default()
+        }
+    }
+
+    #[test]
+    fn slirp4netns_gets_rootlesskits_flags() {
+        let plan = LaunchPlan::from_raw(
+            RawOptions {
+                net: "slirp4netns".into(),
+                ..plan_raw()
+            },
+            Personality::Nsnet,
+        )
+        .unwrap();
+        assert_eq!(plan.slirp4netns.binary, "slirp4netns");
+        assert_eq!(plan.slirp4netns.sandbox, "true");
+        assert_eq!(
+            slirp4netns_args(&plan, true, false),
+            [
+                "--configure",
+                "--mtu=1500",
+                "--cidr=10.0.135.128/25",
+                "--disable-host-loopback",
+                "--enable-ipv6",
+                "--enable-sandbox"
+            ]
+        );
+        assert!(wanted("true", "/nonexistent", "--x"));
+        assert!(!wanted("false", "/nonexistent", "--x"));
+        assert!(
+            !wanted("auto", "/nonexistent", "--x"),
+            "auto probes the binary"
+        );
+    }
+}

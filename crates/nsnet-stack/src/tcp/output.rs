@@ -1,0 +1,242 @@
+//! The host → guest half of TCP termination: the ring of unacknowledged bytes, segment
+//! emission (TSO, partial checksums) and the sender (window, FIN). Theory in `mod.rs`.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use super::{ACK, Conn, FIN, Key, PSH, RCV_WSCALE, RING_CAP, RST, SYN, Seg, State};
+use crate::stack::Ctx;
+use crate::wire::{
+    self, ETH_HDR_LEN, IPV6_HDR_LEN, TCP_HDR_LEN, VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4,
+    VNET_GSO_TCPV6, VNET_HDR_LEN, VnetHdr,
+};
+
+/// A fixed-capacity byte ring, allocated on first use.
+#[derive(Default)]
+pub(super) struct Ring {
+    buf: Vec<u8>,
+    head: usize,
+    pub(super) len: usize,
+}
+
+impl Ring {
+    pub(super) fn free(&self) -> usize {
+        RING_CAP - self.len
+    }
+    /// Up to `max` bytes of the free space as up to two slices, in order.
+    pub(super) fn free_slices(&mut self, max: usize) -> [&mut [u8]; 2] {
+        if self.buf.is_empty() {
+            self.buf = vec![0; RING_CAP];
+        }
+        let tail = (self.head + self.len) % RING_CAP;
+        let free = (RING_CAP - self.len).min(max);
+        let (a, b) = self.buf.split_at_mut(tail);
+        if tail + free <= RING_CAP {
+            [&mut b[..free], &mut []]
+        } else {
+            let first = RING_CAP - tail;
+            [b, &mut a[..free - first]]
+        }
+    }
+    /// The bytes at logical offsets `off..off + n`, as up to two slices.
+    pub(super) fn slices(&self, off: usize, n: usize) -> [&[u8]; 2] {
+        if n == 0 {
+            return [&[], &[]];
+        }
+        let start = (self.head + off) % RING_CAP;
+        if start + n <= RING_CAP {
+            [&self.buf[start..start + n], &[]]
+        } else {
+            let first = RING_CAP - start;
+            [&self.buf[start..], &self.buf[..n - first]]
+        }
+    }
+    pub(super) fn consume(&mut self, n: usize) {
+        let n = n.min(self.len);
+        self.head = (self.head + n) % RING_CAP;
+        self.len -= n;
+        if self.len == 0 {
+            self.head = 0;
+        }
+    }
+}
+
+/// Sends one segment from `remote` to `guest`; `payload` may be split over ring slices.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn emit(
+    ctx: &mut Ctx<'_>,
+    remote: SocketAddr,
+    guest: SocketAddr,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    window: u16,
+    syn_opts: Option<(u16, Option<u8>)>,
+    payload: [&[u8]; 2],
+    mss: usize,
+) {
+    let opt_len = match syn_opts {
+        Some((_, Some(_))) => 8,
+        Some((_, None)) => 4,
+        None => 0,
+    };
+    let tcp_len = TCP_HDR_LEN + opt_len;
+    let plen = payload[0].len() + payload[1].len();
+    let mut hdr = [0u8; VNET_HDR_LEN + ETH_HDR_LEN + IPV6_HDR_LEN + TCP_HDR_LEN + 8];
+    *ctx.ident = ctx.ident.wrapping_add(1);
+    let src_mac = ctx.gateway_mac();
+    let l3 = wire::emit_eth_ip(
+        &mut hdr[VNET_HDR_LEN..],
+        src_mac,
+        ctx.guest_mac,
+        remote.ip(),
+        guest.ip(),
+        6,
+        tcp_len + plen,
+        *ctx.ident,
+    );
+    let hlen = VNET_HDR_LEN + l3 + tcp_len;
+    let t = &mut hdr[VNET_HDR_LEN + l3..hlen];
+    t[0..2].copy_from_slice(&remote.port().to_be_bytes());
+    t[2..4].copy_from_slice(&guest.port().to_be_bytes());
+    t[4..8].copy_from_slice(&seq.to_be_bytes());
+    t[8..12].copy_from_slice(&ack.to_be_bytes());
+    t[12] = ((tcp_len / 4) as u8) << 4;
+    t[13] = flags;
+    t[14..16].copy_from_slice(&window.to_be_bytes());
+    t[16..20].fill(0);
+    if let Some((mss_opt, ws)) = syn_opts {
+        t[20..24].copy_from_slice(&[2, 4, (mss_opt >> 8) as u8, mss_opt as u8]);
+        if let Some(ws) = ws {
+            t[24..28].copy_from_slice(&[1, 3, 3, ws]);
+        }
+    }
+    let pseudo = wire::pseudo_sum_ip(remote.ip(), guest.ip(), 6, tcp_len + plen);
+    let mut vnet = VnetHdr::default();
+    if plen == 0 {
+        let c = !wire::fold(wire::sum(pseudo, t));
+        t[16..18].copy_from_slice(&c.to_be_bytes());
+    } else {
+        // Partial checksum: the kernel (or the guest's stack, which trusts CHECKSUM_PARTIAL)
+        // completes it; 64 KiB are never summed in software.
+        t[16..18].copy_from_slice(&wire::fold(pseudo).to_be_bytes());
+        vnet.flags = VNET_F_NEEDS_CSUM;
+        vnet.csum_start = l3 as u16;
+        vnet.csum_offset = 16;
+        if plen > mss {
+            vnet.gso_type = if guest.is_ipv4() {
+                VNET_GSO_TCPV4
+            } else {
+                VNET_GSO_TCPV6
+            };
+            vnet.gso_size = mss as u16;
+            vnet.hdr_len = (l3 + tcp_len) as u16;
+        }
+    }
+    vnet.emit(&mut hdr);
+    ctx.tx.send(&[&hdr[..hlen], payload[0], payload[1]]);
+}
+
+/// A RST for a segment that belongs to no connection (RFC 9293 3.10.7.1).
+pub(super) fn reset_unknown(ctx: &mut Ctx<'_>, key: Key, seg: &Seg<'_>) {
+    if seg.has(RST) {
+        return;
+    }
+    if seg.has(ACK) {
+        emit(
+            ctx,
+            key.remote,
+            key.guest,
+            seg.ack,
+            0,
+            RST,
+            0,
+            None,
+            [&[], &[]],
+            1,
+        );
+    } else {
+        let len = seg.payload.len() as u32 + seg.has(SYN) as u32 + seg.has(FIN) as u32;
+        let ack = seg.seq.wrapping_add(len);
+        emit(
+            ctx,
+            key.remote,
+            key.guest,
+            0,
+            ack,
+            RST | ACK,
+            0,
+            None,
+            [&[], &[]],
+            1,
+        );
+    }
+}
+
+pub(super) fn send_synack(ctx: &mut Ctx<'_>, c: &mut Conn) {
+    let ws = c.wscale_ok.then_some(RCV_WSCALE);
+    let mss = super::our_mss(ctx, c.key.guest);
+    let win = c.room().min(65535) as u16;
+    c.last_adv_room = c.room();
+    let (r, g, iss, ack) = (c.key.remote, c.key.guest, c.iss, c.rcv_nxt);
+    emit(
+        ctx,
+        r,
+        g,
+        iss,
+        ack,
+        SYN | ACK,
+        win,
+        Some((mss, ws)),
+        [&[], &[]],
+        1,
+    );
+}
+
+pub(super) fn send_ack(ctx: &mut Ctx<'_>, c: &mut Conn) {
+    c.ack_pending = false;
+    c.acked_to = c.rcv_nxt;
+    c.last_adv_room = c.room();
+    let w = c.window_field();
+    let (r, g, seq, ack) = (c.key.remote, c.key.guest, c.snd_nxt, c.rcv_nxt);
+    emit(ctx, r, g, seq, ack, ACK, w, None, [&[], &[]], 1);
+}
+
+/// Sends ring data the guest's window allows, then our FIN once the host is done.
+pub(super) fn push(ctx: &mut Ctx<'_>, c: &mut Conn, now: Instant) {
+    if c.state != State::Open {
+        return;
+    }
+    let max = c.max_payload();
+    loop {
+        if c.fin_sent {
+            break;
+        }
+        let sent = c.data_in_flight();
+        let unsent = c.ring.len - sent;
+        let n = unsent.min(c.wnd_left()).min(max);
+        if n == 0 {
+            break;
+        }
+        c.ack_pending = false;
+        c.acked_to = c.rcv_nxt;
+        c.last_adv_room = c.room();
+        let w = c.window_field();
+        let payload = c.ring.slices(sent, n);
+        let (r, g, seq, ack, mss) = (c.key.remote, c.key.guest, c.snd_nxt, c.rcv_nxt, c.mss);
+        emit(ctx, r, g, seq, ack, ACK | PSH, w, None, payload, mss);
+        c.snd_nxt = c.snd_nxt.wrapping_add(n as u32);
+    }
+    if c.host_eof && !c.fin_sent && c.data_in_flight() == c.ring.len {
+        c.ack_pending = false;
+        c.last_adv_room = c.room();
+        let w = c.window_field();
+        let (r, g, seq, ack) = (c.key.remote, c.key.guest, c.snd_nxt, c.rcv_nxt);
+        emit(ctx, r, g, seq, ack, FIN | ACK, w, None, [&[], &[]], 1);
+        c.snd_nxt = c.snd_nxt.wrapping_add(1);
+        c.fin_sent = true;
+    }
+    if c.rto_at.is_none() && (c.in_flight() > 0 || (c.ring.len > 0 && c.snd_wnd == 0)) {
+        c.rto_at = Some(now + c.rto);
+    }
+}

@@ -1,0 +1,229 @@
+//! UDP NAT and the DNS forwarder.
+//!
+//! # Theory of operation (RFC 768; RFC 4787 for NAT behaviour; RFC 1035 4.2.1 for DNS over UDP)
+//!
+//! Each guest flow — (guest address and port, destination address and port) — gets its own
+//! host socket, `connect()`ed to where the destination maps on the host (see
+//! [`Config::host_destination`](crate::Config::host_destination)): the gateway CIDR+2 is
+//! host loopback unless `disable_host_loopback`, and CIDR+3 port 53 is the first host
+//! nameserver. That makes the DNS forwarder a flow like any other: queries go out from a
+//! host socket to the resolver, answers come back with their source rewritten to CIDR+3.
+//! Loopback resolvers (`127.0.0.53`) are reached even with `disable_host_loopback`, as
+//! slirp4netns does: the guest names only CIDR+3, never host loopback itself.
+//!
+//! A connected socket only receives from its peer, so the mapping is endpoint-dependent
+//! (RFC 4787's "address and port-dependent"), which is what the guest expects of a NAT and
+//! what keeps strangers out. An ICMP port unreachable received by the host socket shows up
+//! as `ECONNREFUSED` and is passed to the guest as an ICMP port unreachable quoting its own
+//! last datagram, so `recv()` in the guest fails the way it would on a real network.
+//!
+//! Flows expire after `udp_timeout` idle (DNS flows after 10 s). Replies longer than the
+//! guest MTU are fragmented (RFC 791 section 2.3).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use smoltcp::wire::UdpPacket;
+
+use crate::stack::{Ctx, UNREACH_NET, UNREACH_PORT};
+use crate::sys;
+use crate::wire::{self, IPV4_HDR_LEN, IPV6_HDR_LEN, UDP_HDR_LEN};
+
+pub(crate) const TOKEN_KIND: u64 = 2;
+const MAX_FLOWS: usize = 4096;
+const DNS_TIMEOUT: Duration = Duration::from_secs(10);
+/// Datagrams read per readiness event before giving others a turn.
+const READ_BUDGET: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Key {
+    guest: SocketAddr,
+    remote: SocketAddr,
+}
+
+struct Flow {
+    key: Key,
+    sock: OwnedFd,
+    last: Instant,
+    dns: bool,
+    /// The guest's last datagram (IPv4 header + 8 bytes), quoted in ICMP errors.
+    quote: Vec<u8>,
+}
+
+#[derive(Default)]
+pub(crate) struct UdpTable {
+    flows: Vec<Option<Flow>>,
+    gens: Vec<u32>,
+    free: Vec<usize>,
+    by_key: HashMap<Key, usize>,
+    buf: Vec<u8>,
+}
+
+impl UdpTable {
+    pub fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    pub fn datagram(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        src: IpAddr,
+        dst: IpAddr,
+        l4: &[u8],
+        datagram: &[u8],
+        now: Instant,
+    ) {
+        let Ok(udp) = UdpPacket::new_checked(l4) else {
+            return;
+        };
+        if udp.src_port() == 0 || udp.dst_port() == 0 {
+            return;
+        }
+        let key = Key {
+            guest: SocketAddr::new(src, udp.src_port()),
+            remote: SocketAddr::new(dst, udp.dst_port()),
+        };
+        let payload = udp.payload();
+        let iphl = if src.is_ipv4() {
+            IPV4_HDR_LEN
+        } else {
+            IPV6_HDR_LEN
+        };
+        let quote = &datagram[..datagram.len().min(iphl + UDP_HDR_LEN)];
+        let idx = match self.by_key.get(&key) {
+            Some(&i) => i,
+            None => match self.open(ctx, key, quote, now) {
+                Some(i) => i,
+                None => return,
+            },
+        };
+        let f = self.flows[idx].as_mut().expect("indexed flow");
+        f.last = now;
+        f.quote.clear();
+        f.quote.extend_from_slice(quote);
+        if let Err(e) = sys::write(f.sock.as_raw_fd(), payload)
+            && e.raw_os_error() == Some(libc::ECONNREFUSED)
+        {
+            ctx.send_unreachable(UNREACH_PORT, quote);
+        }
+    }
+
+    fn open(&mut self, ctx: &mut Ctx<'_>, key: Key, quote: &[u8], now: Instant) -> Option<usize> {
+        let Some(to) = ctx.cfg.host_destination(key.remote) else {
+            ctx.send_unreachable(UNREACH_NET, quote);
+            return None;
+        };
+        if self.by_key.len() >= MAX_FLOWS {
+            return None;
+        }
+        let bind = ctx.cfg.outbound_for(to);
+        let sock = sys::socket(to, libc::SOCK_DGRAM, 0, bind).ok()?;
+        if sys::connect(sock.as_raw_fd(), to).is_err() {
+            ctx.send_unreachable(UNREACH_NET, quote);
+            return None;
+        }
+        let idx = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.flows.push(None);
+                self.gens.push(0);
+                self.flows.len() - 1
+            }
+        };
+        self.gens[idx] = self.gens[idx].wrapping_add(1);
+        let token = (TOKEN_KIND << 56) | ((self.gens[idx] as u64 & 0xff_ffff) << 32) | idx as u64;
+        if sys::epoll_add(ctx.epoll, sock.as_raw_fd(), libc::EPOLLIN as u32, token).is_err() {
+            self.free.push(idx);
+            return None;
+        }
+        let dns = key.remote.ip() == IpAddr::V4(ctx.cfg.dns())
+            || key.remote.ip() == IpAddr::V6(ctx.cfg.dns6());
+        self.flows[idx] = Some(Flow {
+            key,
+            sock,
+            last: now,
+            dns,
+            quote: Vec::new(),
+        });
+        self.by_key.insert(key, idx);
+        Some(idx)
+    }
+
+    /// The host socket of a flow is readable: pass its datagrams to the guest.
+    pub fn ready(&mut self, ctx: &mut Ctx<'_>, token: u64, now: Instant) {
+        let idx = (token & 0xffff_ffff) as usize;
+        let g = (token >> 32) & 0xff_ffff;
+        if self
+            .gens
+            .get(idx)
+            .is_none_or(|x| *x as u64 & 0xff_ffff != g)
+        {
+            return;
+        }
+        let Some(f) = self.flows[idx].as_mut() else {
+            return;
+        };
+        if self.buf.len() < 65536 {
+            self.buf = vec![0; 65536];
+        }
+        for _ in 0..READ_BUDGET {
+            match sys::recv(f.sock.as_raw_fd(), &mut self.buf[UDP_HDR_LEN..]) {
+                Ok(n) => {
+                    f.last = now;
+                    let l4 = &mut self.buf[..UDP_HDR_LEN + n];
+                    let (src, dst) = (f.key.remote, f.key.guest);
+                    emit_udp(l4, src, dst);
+                    match (src.ip(), dst.ip()) {
+                        (IpAddr::V4(s), IpAddr::V4(d)) => ctx.send_ipv4_fragmented(s, d, 17, l4),
+                        // IPv6 replies above the MTU are sent whole (no fragment header yet).
+                        (s, d) => ctx.send_ip(s, d, 17, l4),
+                    }
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
+                    let q = f.quote.clone();
+                    ctx.send_unreachable(UNREACH_PORT, &q);
+                }
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Closes flows idle for longer than their timeout.
+    pub fn expire(&mut self, epoll: i32, now: Instant, timeout: Duration) {
+        for idx in 0..self.flows.len() {
+            let expired = self.flows[idx].as_ref().is_some_and(|f| {
+                let t = if f.dns {
+                    DNS_TIMEOUT.min(timeout)
+                } else {
+                    timeout
+                };
+                now.saturating_duration_since(f.last) >= t
+            });
+            if expired {
+                let f = self.flows[idx].take().expect("checked");
+                sys::epoll_del(epoll, f.sock.as_raw_fd());
+                self.by_key.remove(&f.key);
+                self.free.push(idx);
+            }
+        }
+    }
+}
+
+/// Fills the UDP header (ports, length, checksum) of `l4`, whose payload is in place.
+pub(crate) fn emit_udp(l4: &mut [u8], src: SocketAddr, dst: SocketAddr) {
+    let len = l4.len();
+    l4[0..2].copy_from_slice(&src.port().to_be_bytes());
+    l4[2..4].copy_from_slice(&dst.port().to_be_bytes());
+    l4[4..6].copy_from_slice(&(len as u16).to_be_bytes());
+    l4[6..8].fill(0);
+    let mut c = !wire::fold(wire::sum(
+        wire::pseudo_sum_ip(src.ip(), dst.ip(), 17, len),
+        l4,
+    ));
+    if c == 0 {
+        c = 0xffff;
+    }
+    l4[6..8].copy_from_slice(&c.to_be_bytes());
+}

@@ -1,0 +1,525 @@
+//! `nsnet run --net=builtin`: the in-process user-mode network, end to end.
+//!
+//! The guest is a real kernel network namespace made by nsnet (tap0, its routes and
+//! resolv.conf); its programs are `ip` and `/usr/bin/python3` one-liners. The "outside" is
+//! this test world's loopback, reached from the guest through the gateway 10.0.2.2, and a
+//! DNS resolver this test runs on loopback (`NSNET_DNS_UPSTREAM`). Nothing leaves the world.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, UdpSocket};
+use std::process::Output;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use common::*;
+
+const PY: &str = "/usr/bin/python3";
+
+/// Runs `script` with python3 inside `nsnet run --net=builtin ARGS`.
+fn guest_py(args: &[&str], script: &str, env: &[(&str, String)]) -> Output {
+    guest_py_on("builtin", args, script, env)
+}
+
+/// Runs `script` with python3 inside `nsnet run --net=NET ARGS`.
+fn guest_py_on(net: &str, args: &[&str], script: &str, env: &[(&str, String)]) -> Output {
+    let mut c = nsnet();
+    c.arg("run").arg(format!("--net={net}")).args(args);
+    c.args(["--", PY, "-c", script]);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    output(&mut c)
+}
+
+fn ok_stdout(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        stdout(o),
+        stderr(o)
+    );
+    stdout(o)
+}
+
+#[test]
+fn builtin_configures_tap0_route_and_resolv_conf() {
+    let o = output(nsnet().args([
+        "run",
+        "--net=builtin",
+        "--",
+        "sh",
+        "-c",
+        "cat /sys/class/net/tap0/mtu; ip -4 -o addr show tap0; ip route; cat /etc/resolv.conf; ip -o link show lo",
+    ]));
+    let out = ok_stdout(&o);
+    assert!(out.starts_with("65520\n"), "{out}");
+    assert!(out.contains("inet 10.0.2.100/24"), "{out}");
+    assert!(out.contains("default via 10.0.2.2 dev tap0"), "{out}");
+    assert!(out.contains("nameserver 10.0.2.3"), "{out}");
+    assert!(out.contains("lo: <LOOPBACK,UP"), "{out}");
+}
+
+#[test]
+fn builtin_honours_mtu_cidr_and_ifname() {
+    let o = output(nsnet().args([
+        "run",
+        "--net=builtin",
+        "--mtu=1500",
+        "--cidr=10.0.135.128/25",
+        "--ifname=eth7",
+        "--",
+        "sh",
+        "-c",
+        "cat /sys/class/net/eth7/mtu; ip -4 -o addr show eth7; ip route; cat /etc/resolv.conf",
+    ]));
+    let out = ok_stdout(&o);
+    assert!(out.starts_with("1500\n"), "{out}");
+    assert!(out.contains("inet 10.0.135.228/25"), "{out}");
+    assert!(out.contains("default via 10.0.135.130"), "{out}");
+    assert!(out.contains("nameserver 10.0.135.131"), "{out}");
+}
+
+#[test]
+fn builtin_is_the_default_network_of_nsnet_run() {
+    let o = output(nsnet().args(["run", "--", "cat", "/sys/class/net/tap0/mtu"]));
+    assert_eq!(ok_stdout(&o), "65520\n");
+}
+
+/// An echo server on the world's loopback: each connection gets back what it sent, after
+/// the client's half-close. Returns the port and a count of connections served.
+fn echo_server() -> (u16, Arc<AtomicUsize>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let served = Arc::new(AtomicUsize::new(0));
+    let s = served.clone();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { continue };
+            let s = s.clone();
+            std::thread::spawn(move || {
+                let mut all = Vec::new();
+                if c.read_to_end(&mut all).is_ok() && c.write_all(&all).is_ok() {
+                    s.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    (port, served)
+}
+
+const ECHO_CLIENT: &str = r#"
+import socket, sys, threading, hashlib
+port, n, size = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+errors = []
+def one(i):
+    try:
+        data = hashlib.sha256(str(i).encode()).digest() * (size // 32)
+        s = socket.create_connection(("10.0.2.2", port), timeout=30)
+        def send():
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+        t = threading.Thread(target=send); t.start()
+        got = bytearray()
+        while True:
+            b = s.recv(1 << 16)
+            if not b: break
+            got += b
+        t.join()
+        if bytes(got) != data:
+            errors.append("flow %d: %d bytes back of %d" % (i, len(got), len(data)))
+    except Exception as e:
+        errors.append("flow %d: %r" % (i, e))
+ts = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+[t.start() for t in ts]; [t.join() for t in ts]
+print("\n".join(errors) if errors else "ok")
+"#;
+
+fn echo_run(args: &[&str], flows: usize, size: usize) {
+    echo_run_on("builtin", args, flows, size)
+}
+
+fn echo_run_on(net: &str, args: &[&str], flows: usize, size: usize) {
+    let (port, served) = echo_server();
+    let script = format!("import sys; sys.argv=['x','{port}','{flows}','{size}']\n{ECHO_CLIENT}");
+    let o = guest_py_on(net, args, &script, &[]);
+    assert_eq!(ok_stdout(&o).trim(), "ok", "stderr: {}", stderr(&o));
+    assert_eq!(served.load(Ordering::SeqCst), flows);
+}
+
+#[test]
+fn tcp_through_the_gateway_reaches_host_loopback_intact_both_ways() {
+    // 16 MiB each way on one connection, with half-close: nothing lost or reordered.
+    echo_run(&[], 1, 16 << 20);
+}
+
+#[test]
+fn tcp_at_mtu_1500_uses_tso_frames_and_stays_intact() {
+    echo_run(&["--mtu=1500"], 1, 8 << 20);
+}
+
+#[test]
+fn many_concurrent_tcp_flows() {
+    echo_run(&[], 64, 256 << 10);
+}
+
+#[test]
+fn tcp_to_a_closed_host_port_is_refused() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let script = format!(
+        r#"
+import socket, errno
+try:
+    socket.create_connection(("10.0.2.2", {port}), timeout=10)
+    print("connected")
+except OSError as e:
+    print(errno.errorcode.get(e.errno, e))
+"#
+    );
+    assert_eq!(
+        ok_stdout(&guest_py(&[], &script, &[])).trim(),
+        "ECONNREFUSED"
+    );
+}
+
+const PING_GATEWAY: &str = r#"
+import socket, struct
+def csum(b):
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    s = (s >> 16) + (s & 0xffff); s += s >> 16
+    return ~s & 0xffff
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+s.settimeout(5)
+m = struct.pack("!BBHHH", 8, 0, 0, 0x4242, 1) + b"nsnetping"
+m = m[:2] + struct.pack("!H", csum(m + b"\0")) + m[4:]
+s.sendto(m, ("10.0.2.2", 0))
+while True:
+    r = s.recv(2048)
+    icmp = r[(r[0] & 15) * 4:]
+    if icmp[0] == 0 and icmp[4:6] == b"\x42\x42":
+        print("pong", r[12:16] == bytes([10, 0, 2, 2]))
+        break
+"#;
+
+#[test]
+fn disable_host_loopback_blocks_host_loopback_but_the_gateway_answers_ping() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    l.set_nonblocking(true).unwrap();
+    let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let uport = u.local_addr().unwrap().port();
+    u.set_nonblocking(true).unwrap();
+    let script = format!(
+        r#"
+import socket, errno
+for addr in ["10.0.2.2", "127.0.0.1"]:
+    try:
+        socket.create_connection((addr, {port}), timeout=10)
+        print(addr, "connected")
+    except OSError as e:
+        print(addr, errno.errorcode.get(e.errno, e))
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.sendto(b"x", ("10.0.2.2", {uport}))
+{PING_GATEWAY}
+"#
+    );
+    let o = guest_py(&["--disable-host-loopback"], &script, &[]);
+    let out = ok_stdout(&o);
+    assert!(out.contains("10.0.2.2 ENETUNREACH"), "{out}");
+    // 127.0.0.1 inside the guest is the guest's own loopback: refused there, by its kernel.
+    assert!(out.contains("127.0.0.1 ECONNREFUSED"), "{out}");
+    assert!(out.contains("pong True"), "{out}");
+    assert!(
+        l.accept().is_err(),
+        "nothing reached the host's TCP listener"
+    );
+    assert!(
+        u.recv(&mut [0u8; 8]).is_err(),
+        "nothing reached the host's UDP socket"
+    );
+}
+
+#[test]
+fn ping_to_the_gateway_answers() {
+    let o = guest_py(&[], PING_GATEWAY, &[]);
+    assert_eq!(ok_stdout(&o).trim(), "pong True");
+}
+
+#[test]
+fn udp_through_the_gateway_round_trips() {
+    let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = u.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut b = [0u8; 65536];
+        while let Ok((n, from)) = u.recv_from(&mut b) {
+            let _ = u.send_to(&b[..n], from);
+        }
+    });
+    let script = format!(
+        r#"
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(5)
+for size in [1, 1400, 8000]:
+    m = bytes(i % 251 for i in range(size))
+    s.sendto(m, ("10.0.2.2", {port}))
+    r, a = s.recvfrom(65536)
+    print(size, r == m, a)
+"#
+    );
+    let out = ok_stdout(&guest_py(&["--mtu=1500"], &script, &[]));
+    for size in [1, 1400, 8000] {
+        assert!(
+            out.contains(&format!("{size} True ('10.0.2.2', {port})")),
+            "{out}"
+        );
+    }
+}
+
+/// A DNS server on loopback that answers every A query with 192.0.2.7 and records the names.
+fn fake_resolver() -> (String, Arc<Mutex<Vec<String>>>) {
+    let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = u.local_addr().unwrap().to_string();
+    let names = Arc::new(Mutex::new(Vec::new()));
+    let n = names.clone();
+    std::thread::spawn(move || {
+        let mut b = [0u8; 512];
+        while let Ok((len, from)) = u.recv_from(&mut b) {
+            let q = &b[..len];
+            if len < 17 {
+                continue;
+            }
+            let mut i = 12;
+            let mut labels = Vec::new();
+            while i < len && q[i] != 0 {
+                let l = q[i] as usize;
+                labels.push(String::from_utf8_lossy(&q[i + 1..(i + 1 + l).min(len)]).into_owned());
+                i += 1 + l;
+            }
+            let qend = i + 5;
+            if qend > len {
+                continue;
+            }
+            let qtype = u16::from_be_bytes([q[i + 1], q[i + 2]]);
+            n.lock().unwrap().push(labels.join("."));
+            let mut r = q[..qend].to_vec();
+            r[2] = 0x81;
+            r[3] = 0x80;
+            r[6..12].copy_from_slice(&[0, (qtype == 1) as u8, 0, 0, 0, 0]);
+            if qtype == 1 {
+                r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 7]);
+            }
+            let _ = u.send_to(&r, from);
+        }
+    });
+    (addr, names)
+}
+
+#[test]
+fn dns_forwarder_on_cidr_plus_3_reaches_the_hosts_resolver() {
+    let (addr, names) = fake_resolver();
+    let script = r#"
+import socket
+print(socket.getaddrinfo("probe.nsnet.test", 80, socket.AF_INET, socket.SOCK_STREAM)[0][4][0])
+"#;
+    // With host loopback disabled too: the forwarder still reaches a loopback resolver.
+    for args in [&[][..], &["--disable-host-loopback"][..]] {
+        names.lock().unwrap().clear();
+        let o = guest_py(args, script, &[("NSNET_DNS_UPSTREAM", addr.clone())]);
+        assert_eq!(ok_stdout(&o).trim(), "192.0.2.7");
+        assert!(
+            names
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|n| n == "probe.nsnet.test"),
+            "the query reached the test's resolver"
+        );
+    }
+}
+
+/// Gives this world's `lo` the address 192.0.2.10 (TEST-NET-1, on no real network) and lets
+/// every group use ping sockets here: a destination that is neither the gateway nor host
+/// loopback. Needs root in the world (scripts/test's root pass).
+fn world_address_and_ping_sockets() {
+    assert!(is_root(), "root_only test run unprivileged");
+    let ok = std::process::Command::new("ip")
+        .args(["addr", "add", "192.0.2.10/32", "dev", "lo"])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "ip addr add in the test world");
+    std::fs::write("/proc/sys/net/ipv4/ping_group_range", "0 2147483647").unwrap();
+}
+
+#[test]
+fn root_only_other_destinations_are_reached_from_host_sockets() {
+    world_address_and_ping_sockets();
+    let l = TcpListener::bind("192.0.2.10:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut c in l.incoming().flatten() {
+            let _ = c.write_all(b"from 192.0.2.10");
+        }
+    });
+    let script = format!(
+        r#"
+import socket, struct
+s = socket.create_connection(("192.0.2.10", {port}), timeout=10)
+print(s.recv(100).decode())
+def csum(b):
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    s = (s >> 16) + (s & 0xffff); s += s >> 16
+    return ~s & 0xffff
+p = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+p.settimeout(5)
+m = struct.pack("!BBHHH", 8, 0, 0, 0x77, 1) + b"nsnetping"
+m = m[:2] + struct.pack("!H", csum(m + b"\0")) + m[4:]
+p.sendto(m, ("192.0.2.10", 0))
+while True:
+    r = p.recv(2048)
+    icmp = r[(r[0] & 15) * 4:]
+    if icmp[0] == 0:
+        print("echo reply from", socket.inet_ntoa(r[12:16]), "id", struct.unpack("!H", icmp[4:6])[0], icmp[8:])
+        break
+"#
+    );
+    // With host loopback disabled too: 192.0.2.10 is not host loopback, whatever device
+    // holds it.
+    for args in [&[][..], &["--disable-host-loopback"][..]] {
+        let out = ok_stdout(&guest_py(args, &script, &[]));
+        assert!(out.contains("from 192.0.2.10"), "{out}");
+        assert!(
+            out.contains("echo reply from 192.0.2.10 id 119 b'nsnetping'"),
+            "ping forwarded through a ping socket, identifier restored: {out}"
+        );
+    }
+}
+
+#[test]
+fn builtin_with_a_detached_netns_puts_tap0_there() {
+    let (port, served) = echo_server();
+    let script = format!(
+        r#"readlink /proc/self/ns/net
+ip -o link show | grep -c tap0 || true
+nsenter --net="$ROOTLESSKIT_STATE_DIR/netns" ip -4 -o addr show tap0
+nsenter --net="$ROOTLESSKIT_STATE_DIR/netns" {PY} -c '
+import socket
+s = socket.create_connection(("10.0.2.2", {port}), timeout=10)
+s.sendall(b"detached"); s.shutdown(socket.SHUT_WR)
+print(s.recv(100).decode())'
+"#
+    );
+    let o = output(nsnet().args([
+        "run",
+        "--net=builtin",
+        "--detach-netns",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]));
+    let out = ok_stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        std::fs::read_link("/proc/self/ns/net")
+            .unwrap()
+            .to_string_lossy(),
+        "the command stays in the host netns"
+    );
+    assert_eq!(lines[1], "0", "no tap0 in the host netns");
+    assert!(lines[2].contains("inet 10.0.2.100/24"), "{out}");
+    assert_eq!(lines[3], "detached");
+    assert_eq!(served.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn external_slirp4netns_driver_carries_tcp_and_honours_disable_host_loopback() {
+    let o = output(nsnet().args([
+        "run",
+        "--net=slirp4netns",
+        "--mtu=1500",
+        "--",
+        "sh",
+        "-c",
+        "cat /sys/class/net/tap0/mtu; ip -4 -o addr show tap0; cat /etc/resolv.conf",
+    ]));
+    let out = ok_stdout(&o);
+    assert!(out.starts_with("1500\n"), "{out}");
+    assert!(out.contains("inet 10.0.2.100/24"), "{out}");
+    assert!(out.contains("nameserver 10.0.2.3"), "{out}");
+    echo_run_on("slirp4netns", &[], 4, 1 << 20);
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let script = format!(
+        r#"
+import socket, errno
+try:
+    socket.create_connection(("10.0.2.2", {port}), timeout=10)
+    print("connected")
+except OSError as e:
+    print(errno.errorcode.get(e.errno, e))
+"#
+    );
+    let o = guest_py_on("slirp4netns", &["--disable-host-loopback"], &script, &[]);
+    assert_eq!(ok_stdout(&o).trim(), "ENETUNREACH");
+}
+
+#[test]
+fn a_missing_slirp4netns_binary_is_one_error_line() {
+    let o = output(nsnet().args([
+        "run",
+        "--net=slirp4netns",
+        "--slirp4netns-binary=/nonexistent/slirp4netns",
+        "--",
+        "true",
+    ]));
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("nsnet: error: --net=slirp4netns: start /nonexistent/slirp4netns: "),
+        "{err}"
+    );
+}
+
+#[test]
+fn ipv6_reaches_host_ipv6_loopback_through_fd00_2() {
+    let l = TcpListener::bind("[::1]:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut c in l.incoming().flatten() {
+            let mut all = Vec::new();
+            let _ = c.read_to_end(&mut all);
+            let _ = c.write_all(&all);
+        }
+    });
+    let script = format!(
+        r#"
+import socket, subprocess
+print(subprocess.run(["ip", "-6", "-o", "addr", "show", "tap0", "scope", "global"], capture_output=True, text=True).stdout.split()[3])
+print(subprocess.run(["ip", "-6", "route", "show", "default"], capture_output=True, text=True).stdout.split()[2])
+data = bytes(range(256)) * 4096
+s = socket.create_connection(("fd00::2", {port}), timeout=10)
+s.sendall(data); s.shutdown(socket.SHUT_WR)
+got = bytearray()
+while True:
+    b = s.recv(1 << 16)
+    if not b: break
+    got += b
+print(bytes(got) == data)
+"#
+    );
+    let out = ok_stdout(&guest_py(&["--ipv6"], &script, &[]));
+    assert_eq!(out, "fd00::100/64\nfd00::2\nTrue\n");
+}
