@@ -188,9 +188,9 @@ impl LaunchFlags {
             evacuate_cgroup2: self.evacuate_cgroup2.clone(),
             subid_source: self.subid_source.clone(),
             debug: self.debug,
+            slirp4netns_binary: self.slirp4netns_binary.clone(),
             slirp4netns_sandbox: self.slirp4netns_sandbox.clone(),
             slirp4netns_seccomp: self.slirp4netns_seccomp.clone(),
-            slirp4netns_binary: self.slirp4netns_binary.clone(),
             command: self.command.clone(),
         }
     }

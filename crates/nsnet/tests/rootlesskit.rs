@@ -231,3 +231,45 @@ fn detach_netns_as_containerd_rootless_uses_it() {
     assert_eq!(lines[2], "run-writable");
     assert!(!std::path::Path::new("/run/nsnet-probe").exists());
 }
+
+/// RootlessKit's hack/integration-restart.sh (issue 220): SIGKILL the parent of an instance
+/// with slirp4netns and the builtin port driver, then start again on the same state dir and
+/// use the API from inside.
+#[test]
+fn integration_restart_sh_with_slirp4netns_and_builtin_ports() {
+    let p = Personalities::new();
+    let base = tempfile::tempdir().unwrap();
+    let state = base.path().join("state");
+    let sd = format!("--state-dir={}", state.display());
+    let mut job = p
+        .command("rootlesskit")
+        .args([
+            &sd,
+            "--port-driver=builtin",
+            "--net=slirp4netns",
+            "sleep",
+            "infinity",
+        ])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let child: i32 = wait_for_file(&state.join("child_pid"), Duration::from_secs(30))
+        .parse()
+        .unwrap();
+    kill(Pid::from_raw(job.id() as i32), Signal::SIGKILL).unwrap();
+    job.wait().unwrap();
+    assert!(wait_gone(child, Duration::from_secs(15)));
+    let o = output(p.command("rootlesskit").args([
+        &sd,
+        "--port-driver=builtin",
+        "--net=slirp4netns",
+        "rootlessctl",
+        "list-ports",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "ID    PROTO    PARENTIP    PARENTPORT    CHILDIP    CHILDPORT    \n"
+    );
+}

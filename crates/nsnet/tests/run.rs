@@ -626,3 +626,98 @@ fn drivers_of_later_issues_are_named_not_faked() {
         "nsnet: error: --net=pasta is not available in this nsnet build yet (available: host, none, builtin, slirp4netns); see issue #3\n"
     );
 }
+
+/// An echo server on the world's loopback, for the child to reach through 10.0.2.2.
+fn loopback_echo() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut c in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = std::io::Read::read(&mut c, &mut buf) {
+                    if n == 0 || std::io::Write::write_all(&mut c, &buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn slirp4netns_gives_tap0_and_reaches_the_host_loopback_via_the_gateway() {
+    let port = loopback_echo();
+    let script = format!(
+        "cat /sys/class/net/tap0/mtu; ip -o -4 addr show tap0 | awk '{{print $4}}'; \
+         ip route show default | cut -d' ' -f1-3; cat /etc/resolv.conf; \
+         exec 3<>/dev/tcp/10.0.2.2/{port}; echo through-slirp >&3; head -n1 <&3"
+    );
+    let o = output(nsnet().args([
+        "run",
+        "--net=slirp4netns",
+        "--copy-up=/etc",
+        "--",
+        "bash",
+        "-c",
+        &script,
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "65520\n10.0.2.100/24\ndefault via 10.0.2.2\nnameserver 10.0.2.3\nthrough-slirp\n"
+    );
+}
+
+#[test]
+fn slirp4netns_disable_host_loopback_closes_the_gateway_to_host_loopback() {
+    let port = loopback_echo();
+    let script = format!("exec 3<>/dev/tcp/10.0.2.2/{port} && echo connected || echo refused");
+    let o = output(nsnet().args([
+        "run",
+        "--net=slirp4netns",
+        "--disable-host-loopback",
+        "--mtu=1500",
+        "--",
+        "bash",
+        "-c",
+        &script,
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "refused\n");
+}
+
+#[test]
+fn slirp4netns_with_a_detached_netns_and_published_port() {
+    let script = "nsenter --net=\"$ROOTLESSKIT_STATE_DIR/netns\" sh -c \
+        'ip -o -4 addr show tap0 | awk \"{print \\$4}\"'";
+    let o = output(nsnet().args([
+        "run",
+        "--net=slirp4netns",
+        "--detach-netns",
+        "--port-driver=builtin",
+        "-p",
+        "127.0.0.1:19280:80/tcp",
+        "--",
+        "sh",
+        "-c",
+        script,
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "10.0.2.100/24\n");
+}
+
+#[test]
+fn a_missing_slirp4netns_binary_is_one_line() {
+    let o = output(nsnet().args([
+        "run",
+        "--net=slirp4netns",
+        "--slirp4netns-binary=nsnet-no-such-slirp",
+        "--",
+        "true",
+    ]));
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(errors(&o).lines().count(), 1, "{}", stderr(&o));
+    assert!(errors(&o).contains("nsnet-no-such-slirp"), "{}", stderr(&o));
+}
