@@ -671,24 +671,6 @@ fn slirp4netns_gives_tap0_and_reaches_the_host_loopback_via_the_gateway() {
 }
 
 #[test]
-fn slirp4netns_disable_host_loopback_closes_the_gateway_to_host_loopback() {
-    let port = loopback_echo();
-    let script = format!("exec 3<>/dev/tcp/10.0.2.2/{port} && echo connected || echo refused");
-    let o = output(nsnet().args([
-        "run",
-        "--net=slirp4netns",
-        "--disable-host-loopback",
-        "--mtu=1500",
-        "--",
-        "bash",
-        "-c",
-        &script,
-    ]));
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(stdout(&o), "refused\n");
-}
-
-#[test]
 fn slirp4netns_with_a_detached_netns_and_published_port() {
     let script = "nsenter --net=\"$ROOTLESSKIT_STATE_DIR/netns\" sh -c \
         'ip -o -4 addr show tap0 | awk \"{print \\$4}\"'";
@@ -706,18 +688,4 @@ fn slirp4netns_with_a_detached_netns_and_published_port() {
     ]));
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "10.0.2.100/24\n");
-}
-
-#[test]
-fn a_missing_slirp4netns_binary_is_one_line() {
-    let o = output(nsnet().args([
-        "run",
-        "--net=slirp4netns",
-        "--slirp4netns-binary=nsnet-no-such-slirp",
-        "--",
-        "true",
-    ]));
-    assert_eq!(o.status.code(), Some(1));
-    assert_eq!(errors(&o).lines().count(), 1, "{}", stderr(&o));
-    assert!(errors(&o).contains("nsnet-no-such-slirp"), "{}", stderr(&o));
 }
