@@ -13,6 +13,7 @@ mod port_cmd;
 mod report;
 mod rootlessctl;
 mod rootlesskit;
+mod slirp4netns;
 
 use std::path::Path;
 
@@ -28,12 +29,7 @@ fn main() {
     let code = match name.as_str() {
         "rootlesskit" => rootlesskit::main(),
         "rootlessctl" => rootlessctl::main(),
-        "slirp4netns" => {
-            eprintln!(
-                "nsnet: error: the {name} personality is not available in this build yet; run nsnet --help"
-            );
-            1
-        }
+        "slirp4netns" => slirp4netns::main(),
         _ => cli::main(),
     };
     std::process::exit(code);

@@ -523,3 +523,98 @@ print(bytes(got) == data)
     let out = ok_stdout(&guest_py(&["--ipv6"], &script, &[]));
     assert_eq!(out, "fd00::100/64\nfd00::2\nTrue\n");
 }
+
+/// Debian's RootlessKit 1.1.0 drives nsnet linked as `slirp4netns`
+/// (`--net=slirp4netns --slirp4netns-binary=…`): it probes `--help`, starts it with
+/// `--mtu 65520 -r 3 [--disable-host-loopback] --userns-path=… --netns-type=path …/ns/net
+/// tap0`, waits for the ready fd and configures tap0 itself.
+fn rootlesskit_over_the_personality(extra: &[&str], script: &str) -> Output {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let link = dir.path().join("slirp4netns");
+    std::os::unix::fs::symlink(nsnet_bin(), &link).unwrap();
+    // RootlessKit refuses root without subordinate ids: as root, the test user runs it
+    // (scripts/test creates the user).
+    let mut c = if is_root() {
+        let mut c = std::process::Command::new("runuser");
+        c.args(["-u", "nsnet-test", "--", "rootlesskit"]);
+        c
+    } else {
+        world();
+        std::process::Command::new("rootlesskit")
+    };
+    c.current_dir("/")
+        .arg("--net=slirp4netns")
+        .arg(format!("--slirp4netns-binary={}", link.display()))
+        .args(extra)
+        .args(["--", PY, "-c", script]);
+    output(&mut c)
+}
+
+#[test]
+fn rootlesskit_drives_the_slirp4netns_personality() {
+    let (port, served) = echo_server();
+    let script = format!(
+        "import sys; sys.argv=['x','{port}','4','{size}']\n{ECHO_CLIENT}",
+        size = 1 << 20
+    );
+    let o = rootlesskit_over_the_personality(&[], &script);
+    assert_eq!(ok_stdout(&o).trim(), "ok", "stderr: {}", stderr(&o));
+    assert_eq!(served.load(Ordering::SeqCst), 4);
+    // With --disable-host-loopback the gateway still answers ping but host loopback is
+    // unreachable.
+    let script = format!(
+        r#"
+import socket, errno
+try:
+    socket.create_connection(("10.0.2.2", {port}), timeout=10)
+    print("connected")
+except OSError as e:
+    print(errno.errorcode.get(e.errno, e))
+{PING_GATEWAY}
+"#
+    );
+    let o = rootlesskit_over_the_personality(&["--disable-host-loopback"], &script);
+    let out = ok_stdout(&o);
+    assert!(out.contains("ENETUNREACH"), "{out}");
+    assert!(out.contains("pong True"), "{out}");
+}
+
+#[test]
+fn the_slirp4netns_personality_speaks_slirp4netns() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("slirp4netns");
+    symlink(nsnet_bin(), &link).unwrap();
+    world();
+    let o = output(std::process::Command::new(&link).arg("--version"));
+    assert!(o.status.success());
+    assert!(
+        stdout(&o)
+            .lines()
+            .any(|l| l == "SLIRP_CONFIG_VERSION_MAX: 4"),
+        "{}",
+        stdout(&o)
+    );
+    let o = output(std::process::Command::new(&link).arg("--help"));
+    for flag in [
+        "--netns-type",
+        "--userns-path",
+        "--disable-host-loopback",
+        "--cidr",
+    ] {
+        assert!(stdout(&o).contains(flag), "{flag} in --help");
+    }
+    let o = output(std::process::Command::new(&link).args(["--mtu=65522", "1"]));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).starts_with("slirp4netns: MTU must be a positive integer (< 65522)\n"));
+    let o = output(std::process::Command::new(&link).args(["--cidr=10.0.2.100/24", "1"]));
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        "CIDR needs to be a network address like 10.0.2.0/24, not like 10.0.2.100/24\n"
+    );
+    let o = output(std::process::Command::new(&link).args(["--api-socket=/x", "1"]));
+    assert_eq!(o.status.code(), Some(1), "refused, not ignored");
+}

@@ -42,7 +42,8 @@ fn isolate() {
 
 fuzz_target!(|data: &[u8]| {
     isolate();
-    let cfg = Config::new(Ipv4Addr::new(10, 0, 2, 0), 24).unwrap();
+    let mut cfg = Config::new(Ipv4Addr::new(10, 0, 2, 0), 24).unwrap();
+    cfg.ipv6 = true;
     let Ok(mut stack) = Stack::new(cfg, Box::new(Check)) else { return };
     let mut now = Instant::now();
     let mut rest = data;

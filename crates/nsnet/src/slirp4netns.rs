@@ -1,0 +1,429 @@
+//! The `slirp4netns` personality: nsnet installed (or linked) as `slirp4netns` runs its own
+//! user-mode network with slirp4netns's command line (`shared/design.md` 5.2), so RootlessKit
+//! (`--net=slirp4netns --slirp4netns-binary=…`) and other callers get nsnet's stack.
+//!
+//! `slirp4netns [OPTION]... PID|PATH [TAPNAME]`: joins the target's user namespace
+//! (`--userns-path`, or `/proc/PID/ns/user` for `--netns-type=pid` when not root) while still
+//! single-threaded, creates the tap on a thread inside the target network namespace
+//! (configured with `-c`), prints slirp4netns's start-up lines, writes `1` to the ready fd and
+//! runs the stack until the exit fd's writer goes away or a signal arrives.
+//!
+//! Not supported yet, and refused with a one-line error rather than ignored: `--api-socket`
+//! (host port forwarding into the guest), `--enable-sandbox`, `--enable-seccomp`,
+//! `--macaddress`, `--target-type=bess`. `--help` does not list them, so feature probes such
+//! as RootlessKit's do not ask for them.
+
+use std::io::Write;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::PathBuf;
+
+const HELP: &str = "Usage: slirp4netns [OPTION]... PID|PATH [TAPNAME]
+User-mode networking for unprivileged network namespaces (nsnet's stack).
+
+-c, --configure          bring up the interface
+-e, --exit-fd=FD         specify the FD for terminating slirp4netns
+-r, --ready-fd=FD        specify the FD to write to when the network is configured
+-m, --mtu=MTU            specify MTU (default=1500, max=65521)
+-6, --enable-ipv6        enable IPv6 (experimental)
+--cidr=CIDR              specify network address CIDR (default=10.0.2.0/24)
+--disable-host-loopback  prohibit connecting to 127.0.0.1:* on the host namespace
+--netns-type=TYPE 	 specify network namespace type ([path|pid], default=pid)
+--userns-path=PATH	 specify user namespace path
+--outbound-addr=IPv4     sets outbound ipv4 address to bound to (experimental)
+--outbound-addr6=IPv6    sets outbound ipv6 address to bound to (experimental)
+--disable-dns            disables 10.0.2.3 (or configured internal ip) to host dns redirect (experimental)
+-h, --help               show this help and exit
+-v, --version            show version and exit
+";
+
+#[derive(Debug, Default, PartialEq)]
+struct Opts {
+    configure: bool,
+    exit_fd: Option<i32>,
+    ready_fd: Option<i32>,
+    mtu: u32,
+    ipv6: bool,
+    cidr: Option<String>,
+    disable_host_loopback: bool,
+    netns_type_path: bool,
+    userns_path: Option<PathBuf>,
+    outbound_addr: Option<Ipv4Addr>,
+    outbound_addr6: Option<Ipv6Addr>,
+    disable_dns: bool,
+    target: String,
+    ifname: String,
+}
+
+enum Parsed {
+    Run(Box<Opts>),
+    Help,
+    Version,
+}
+
+/// Parses slirp4netns's command line (getopt_long style: `--opt=v`, `--opt v`, `-xv`, `-x v`).
+fn parse(args: &[String]) -> Result<Parsed, String> {
+    let mut o = Opts {
+        mtu: 1500,
+        ..Opts::default()
+    };
+    let mut pos = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        i += 1;
+        let (name, inline): (String, Option<String>) = if let Some(l) = a.strip_prefix("--") {
+            match l.split_once('=') {
+                Some((n, v)) => (n.to_string(), Some(v.to_string())),
+                None => (l.to_string(), None),
+            }
+        } else if a.len() > 1 && a.starts_with('-') {
+            let short = &a[1..2];
+            let rest = (a.len() > 2).then(|| a[2..].to_string());
+            let long = match short {
+                "c" => "configure",
+                "e" => "exit-fd",
+                "r" => "ready-fd",
+                "m" => "mtu",
+                "6" => "enable-ipv6",
+                "a" => "api-socket",
+                "h" => "help",
+                "v" => "version",
+                _ => return Err(format!("invalid option -- '{short}'")),
+            };
+            (long.to_string(), rest)
+        } else {
+            pos.push(a.clone());
+            continue;
+        };
+        let mut value = || -> Result<String, String> {
+            if let Some(v) = inline.clone() {
+                return Ok(v);
+            }
+            let v = args
+                .get(i)
+                .cloned()
+                .ok_or_else(|| format!("option '--{name}' requires an argument"))?;
+            i += 1;
+            Ok(v)
+        };
+        let fd = |v: String| -> Result<i32, String> {
+            v.parse::<i32>()
+                .ok()
+                .filter(|f| *f >= 0)
+                .ok_or_else(|| format!("FD must be a non-negative integer: {v}"))
+        };
+        match name.as_str() {
+            "configure" => o.configure = true,
+            "exit-fd" => o.exit_fd = Some(fd(value()?)?),
+            "ready-fd" => o.ready_fd = Some(fd(value()?)?),
+            "mtu" => {
+                let v = value()?;
+                o.mtu = v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|m| (1..=65521).contains(m))
+                    .ok_or("MTU must be a positive integer (< 65522)")?;
+            }
+            "enable-ipv6" => o.ipv6 = true,
+            "cidr" => o.cidr = Some(value()?),
+            "disable-host-loopback" => o.disable_host_loopback = true,
+            "netns-type" => match value()?.as_str() {
+                "path" => o.netns_type_path = true,
+                "pid" => o.netns_type_path = false,
+                t => return Err(format!("unknown netns type: {t}")),
+            },
+            "userns-path" => o.userns_path = Some(value()?.into()),
+            "outbound-addr" => {
+                let v = value()?;
+                o.outbound_addr = Some(
+                    v.parse()
+                        .map_err(|_| format!("outbound-addr must be an IPv4 address: {v}"))?,
+                );
+            }
+            "outbound-addr6" => {
+                let v = value()?;
+                o.outbound_addr6 = Some(
+                    v.parse()
+                        .map_err(|_| format!("outbound-addr6 must be an IPv6 address: {v}"))?,
+                );
+            }
+            "disable-dns" => o.disable_dns = true,
+            "help" => return Ok(Parsed::Help),
+            "version" => return Ok(Parsed::Version),
+            "api-socket" | "enable-sandbox" | "enable-seccomp" | "macaddress" | "target-type" => {
+                return Err(format!(
+                    "--{name} is not supported by nsnet's slirp4netns yet"
+                ));
+            }
+            _ => return Err(format!("unrecognized option '--{name}'")),
+        }
+    }
+    match pos.as_slice() {
+        [t] => o.target = t.clone(),
+        [t, n] => {
+            o.target = t.clone();
+            o.ifname = n.clone();
+        }
+        _ => return Err("PID|PATH must be specified".into()),
+    }
+    if o.ifname.is_empty() {
+        o.ifname = "tap0".into();
+    }
+    Ok(Parsed::Run(Box::new(o)))
+}
+
+/// slirp4netns's CIDR rules and messages.
+fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
+    let (ip, prefix) = s.split_once('/').ok_or("invalid CIDR")?;
+    let ip: Ipv4Addr = ip.parse().map_err(|_| "invalid CIDR")?;
+    let prefix: u8 = prefix.parse().map_err(|_| "invalid CIDR")?;
+    if !(1..=25).contains(&prefix) {
+        return Err("prefix length needs to be 1-25".into());
+    }
+    if u32::from(ip) & !(u32::MAX << (32 - prefix)) != 0 {
+        return Err(format!(
+            "CIDR needs to be a network address like 10.0.2.0/24, not like {s}"
+        ));
+    }
+    Ok((ip, prefix))
+}
+
+pub fn main() -> i32 {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match parse(&args) {
+        Ok(Parsed::Help) => {
+            print!("{HELP}");
+            0
+        }
+        Ok(Parsed::Version) => {
+            println!(
+                "slirp4netns version 1.2.0+nsnet{}",
+                env!("CARGO_PKG_VERSION")
+            );
+            println!("commit: nsnet");
+            println!("libslirp: none (nsnet-stack {})", env!("CARGO_PKG_VERSION"));
+            println!("SLIRP_CONFIG_VERSION_MAX: 4");
+            0
+        }
+        Ok(Parsed::Run(o)) => match run(&o) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("{e}");
+                1
+            }
+        },
+        Err(e) => {
+            eprintln!("slirp4netns: {e}");
+            eprintln!("{HELP}");
+            1
+        }
+    }
+}
+
+fn run(o: &Opts) -> Result<(), String> {
+    let (network, prefix) = parse_cidr(o.cidr.as_deref().unwrap_or("10.0.2.0/24"))?;
+    let mut cfg = nsnet_stack::Config::new(network, prefix)
+        .and_then(|c| c.with_mtu(o.mtu))
+        .map_err(|e| e.to_string())?;
+    cfg.disable_host_loopback = o.disable_host_loopback;
+    cfg.ipv6 = o.ipv6;
+    cfg.outbound_addr = o.outbound_addr;
+    cfg.outbound_addr6 = o.outbound_addr6;
+    if !o.disable_dns {
+        cfg.nameservers = nsnet_stack::nameservers_from_resolv_conf(
+            &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        );
+    }
+    let netns_path = if o.netns_type_path {
+        PathBuf::from(&o.target)
+    } else {
+        let pid: i32 = o
+            .target
+            .parse()
+            .map_err(|_| format!("invalid PID: {}", o.target))?;
+        PathBuf::from(format!("/proc/{pid}/ns/net"))
+    };
+    // Signals are blocked before any thread exists, so every thread inherits the mask and the
+    // main thread alone takes them, through a signalfd.
+    let sigfd = block_signals()?;
+    let netns = nsnet_ns::enter::open_ns(&netns_path).map_err(|e| e.to_string())?;
+    let userns = match (&o.userns_path, o.netns_type_path) {
+        (Some(p), _) => Some(p.clone()),
+        (None, false) if !nix::unistd::geteuid().is_root() => {
+            Some(PathBuf::from(format!("/proc/{}/ns/user", o.target)))
+        }
+        _ => None,
+    };
+    if let Some(p) = userns {
+        let fd = nsnet_ns::enter::open_ns(&p).map_err(|e| e.to_string())?;
+        nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWUSER)
+            .map_err(|e| format!("setns(CLONE_NEWUSER) {}: {e}", p.display()))?;
+    }
+    let thread =
+        nsnet_ns::netns::NetnsThread::spawn(netns, &netns_path).map_err(|e| e.to_string())?;
+    let tap_cfg = nsnet_netlink::TapConfig {
+        name: o.ifname.clone(),
+        address: cfg.guest(),
+        prefix: cfg.prefix,
+        mtu: cfg.mtu,
+        gateway: cfg.gateway(),
+        ipv6: cfg.ipv6.then(|| (cfg.guest6(), cfg.gateway6())),
+    };
+    let configure = o.configure;
+    let tap = thread
+        .run(move || {
+            if configure {
+                nsnet_netlink::create_configured_tap(&tap_cfg)
+            } else {
+                nsnet_netlink::create_tap(&tap_cfg.name)
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    let tapfd = tap.as_raw_fd();
+    eprintln!("sent tapfd={tapfd} for {}", o.ifname);
+    eprintln!("received tapfd={tapfd}");
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "Starting slirp");
+    let _ = writeln!(out, "* MTU:             {}", cfg.mtu);
+    let _ = writeln!(out, "* Network:         {}", cfg.network);
+    let _ = writeln!(out, "* Netmask:         {}", cfg.netmask());
+    let _ = writeln!(out, "* Gateway:         {}", cfg.gateway());
+    let _ = writeln!(out, "* DNS:             {}", cfg.dns());
+    let _ = writeln!(out, "* DHCP begin:      {}", cfg.dhcp_start());
+    let end = Ipv4Addr::from(u32::from(cfg.dhcp_start()) + 15);
+    let _ = writeln!(out, "* DHCP end:        {end}");
+    let _ = writeln!(out, "* Recommended IP:  {}", cfg.guest());
+    if !o.disable_host_loopback {
+        let _ = writeln!(
+            out,
+            "WARNING: 127.0.0.1:* on the host is accessible as {} (set --disable-host-loopback to prohibit connecting to 127.0.0.1:*)",
+            cfg.gateway()
+        );
+    }
+    let _ = out.flush();
+    drop(out);
+    let running = nsnet_stack::spawn(tap, cfg).map_err(|e| e.to_string())?;
+    if let Some(fd) = o.ready_fd {
+        // SAFETY: the caller handed us this fd; we own it from here and close it.
+        let f = unsafe { OwnedFd::from_raw_fd(fd) };
+        let mut f = std::fs::File::from(f);
+        f.write_all(b"1")
+            .map_err(|e| format!("write to ready fd {fd}: {e}"))?;
+    }
+    wait_for_exit(o.exit_fd, sigfd.as_raw_fd());
+    running.stop().map_err(|e| e.to_string())?;
+    drop(thread);
+    Ok(())
+}
+
+fn block_signals() -> Result<OwnedFd, String> {
+    // SAFETY: sigset manipulation on a local set; signalfd on it. Checked.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC);
+        if fd < 0 {
+            return Err(format!("signalfd: {}", std::io::Error::last_os_error()));
+        }
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+/// Returns when the exit fd becomes readable or hangs up (its writer is gone), or a
+/// terminating signal arrives.
+fn wait_for_exit(exit_fd: Option<i32>, sigfd: i32) {
+    let mut fds = vec![libc::pollfd {
+        fd: sigfd,
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    if let Some(fd) = exit_fd {
+        fds.push(libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        });
+    }
+    loop {
+        // SAFETY: fds is a valid array of pollfd.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+        if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        }
+        if n != 0 {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn parses_rootlesskits_and_podmans_command_lines() {
+        let Ok(Parsed::Run(o)) = parse(&args(
+            "--mtu 65520 -r 3 --disable-host-loopback --userns-path=/proc/7/ns/user --netns-type=path /proc/7/ns/net tap0",
+        )) else {
+            panic!()
+        };
+        assert_eq!(o.mtu, 65520);
+        assert_eq!(o.ready_fd, Some(3));
+        assert!(o.disable_host_loopback && o.netns_type_path && !o.configure);
+        assert_eq!(o.userns_path, Some(PathBuf::from("/proc/7/ns/user")));
+        assert_eq!(
+            (o.target.as_str(), o.ifname.as_str()),
+            ("/proc/7/ns/net", "tap0")
+        );
+        let Ok(Parsed::Run(o)) = parse(&args("-c -e3 -r 4 -m1500 -6 1234")) else {
+            panic!()
+        };
+        assert!(o.configure && o.ipv6);
+        assert_eq!((o.exit_fd, o.ready_fd, o.mtu), (Some(3), Some(4), 1500));
+        assert_eq!((o.target.as_str(), o.ifname.as_str()), ("1234", "tap0"));
+    }
+
+    #[test]
+    fn slirp4netns_errors() {
+        let err = |s: &str| match parse(&args(s)) {
+            Err(e) => e,
+            Ok(_) => panic!("{s} accepted"),
+        };
+        assert_eq!(
+            err("--mtu 65522 1"),
+            "MTU must be a positive integer (< 65522)"
+        );
+        assert_eq!(err("--mtu 0 1"), "MTU must be a positive integer (< 65522)");
+        assert_eq!(err(""), "PID|PATH must be specified");
+        assert!(err("--api-socket /x 1").contains("not supported by nsnet's slirp4netns yet"));
+        assert!(err("--enable-sandbox 1").contains("not supported"));
+        assert_eq!(
+            parse_cidr("10.0.2.0/24"),
+            Ok((Ipv4Addr::new(10, 0, 2, 0), 24))
+        );
+        assert_eq!(parse_cidr("10.0.2.0"), Err("invalid CIDR".into()));
+        assert_eq!(
+            parse_cidr("10.0.0.0/26"),
+            Err("prefix length needs to be 1-25".into())
+        );
+        assert_eq!(
+            parse_cidr("10.0.2.100/24"),
+            Err(
+                "CIDR needs to be a network address like 10.0.2.0/24, not like 10.0.2.100/24"
+                    .into()
+            )
+        );
+        assert!(matches!(parse(&args("-h")), Ok(Parsed::Help)));
+        assert!(matches!(parse(&args("--version")), Ok(Parsed::Version)));
+        assert!(!HELP.contains("--enable-sandbox") && !HELP.contains("--api-socket"));
+    }
+}
