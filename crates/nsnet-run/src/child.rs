@@ -169,7 +169,7 @@ fn write_name_files(
     if cfg.detach_netns {
         return Ok(());
     }
-    if !etc_copied {
+    if !etc_copied && cfg.personality == Personality::Rootlesskit {
         warnings.push("Mounting /etc/resolv.conf without copying-up /etc. Note that /etc/resolv.conf in the namespace will be unmounted when it is recreated on the host. Unless /etc/resolv.conf is statically configured, copying-up /etc is highly recommended.".into());
     }
     for (src, dst) in [(&resolv, "/etc/resolv.conf"), (&hosts, "/etc/hosts")] {

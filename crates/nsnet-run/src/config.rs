@@ -397,7 +397,12 @@ impl LaunchPlan {
                     "--detach-netns requires a non-host network (e.g. --net=none)",
                 ));
             }
-        } else if !raw.disable_host_loopback && !matches!(net, NetDriver::None) {
+        } else if !raw.disable_host_loopback
+            && !matches!(net, NetDriver::None)
+            && personality == Personality::Rootlesskit
+        {
+            // nsnet's own `run` documents this instead of saying it on every launch: its
+            // default network is the builtin one, and the exposure is slirp4netns's default.
             warnings.push("specifying --disable-host-loopback is highly recommended to prohibit connecting to 127.0.0.1:* on the host namespace (requires slirp4netns or VPNKit)".into());
         }
         if raw.ipv6 && !matches!(net, NetDriver::Slirp4netns | NetDriver::Builtin) {

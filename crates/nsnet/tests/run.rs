@@ -689,3 +689,24 @@ fn slirp4netns_with_a_detached_netns_and_published_port() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "10.0.2.100/24\n");
 }
+
+/// `nsnet run`'s default (builtin network, no copy-up) launches without RootlessKit's two
+/// advisory warnings; the rootlesskit personality keeps them.
+#[test]
+fn the_default_launch_is_quiet_and_rootlesskit_keeps_its_warnings() {
+    let o = output(nsnet().args(["run", "--", "true"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        !err.contains("--disable-host-loopback") && !err.contains("resolv.conf"),
+        "{err}"
+    );
+    let p = Personalities::new();
+    let o = output(p.command("rootlesskit").args(["--net=slirp4netns", "true"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("specifying --disable-host-loopback is highly recommended"),
+        "{}",
+        stderr(&o)
+    );
+}
