@@ -147,35 +147,6 @@ fn sigusr1_to_child_pid_as_integration_exit_code_sh() {
 }
 
 #[test]
-fn restart_after_sigkill_as_integration_restart_sh() {
-    let p = Personalities::new();
-    let base = tempfile::tempdir().unwrap();
-    let state = base.path().join("state");
-    let mut job = p
-        .command("rootlesskit")
-        .arg(format!("--state-dir={}", state.display()))
-        .args(["sleep", "infinity"])
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let child: i32 = wait_for_file(&state.join("child_pid"), Duration::from_secs(30))
-        .parse()
-        .unwrap();
-    kill(Pid::from_raw(job.id() as i32), Signal::SIGKILL).unwrap();
-    job.wait().unwrap();
-    assert!(
-        wait_gone(child, Duration::from_secs(15)),
-        "pdeathsig: child survived"
-    );
-    let o = output(
-        p.command("rootlesskit")
-            .arg(format!("--state-dir={}", state.display()))
-            .args(["cat", "/proc/self/uid_map"]),
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
-}
-
-#[test]
 fn error_lines_match_rootlesskit() {
     let p = Personalities::new();
     let cases: &[(&[&str], &str)] = &[
@@ -232,24 +203,18 @@ fn detach_netns_as_containerd_rootless_uses_it() {
     assert!(!std::path::Path::new("/run/nsnet-probe").exists());
 }
 
-/// RootlessKit's hack/integration-restart.sh (issue 220): SIGKILL the parent of an instance
-/// with slirp4netns and the builtin port driver, then start again on the same state dir and
-/// use the API from inside.
-#[test]
-fn integration_restart_sh_with_slirp4netns_and_builtin_ports() {
+/// Starts `rootlesskit ARGS… sleep infinity` on a fresh state dir, SIGKILLs its parent, checks
+/// the child died with it (PDEATHSIG), then runs `rootlesskit ARGS… THEN…` on the same dir.
+fn restart_after_sigkill(args: &[&str], then: &[&str]) -> std::process::Output {
     let p = Personalities::new();
     let base = tempfile::tempdir().unwrap();
     let state = base.path().join("state");
     let sd = format!("--state-dir={}", state.display());
     let mut job = p
         .command("rootlesskit")
-        .args([
-            &sd,
-            "--port-driver=builtin",
-            "--net=slirp4netns",
-            "sleep",
-            "infinity",
-        ])
+        .arg(&sd)
+        .args(args)
+        .args(["sleep", "infinity"])
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -259,14 +224,27 @@ fn integration_restart_sh_with_slirp4netns_and_builtin_ports() {
         .unwrap();
     kill(Pid::from_raw(job.id() as i32), Signal::SIGKILL).unwrap();
     job.wait().unwrap();
-    assert!(wait_gone(child, Duration::from_secs(15)));
-    let o = output(p.command("rootlesskit").args([
-        &sd,
-        "--port-driver=builtin",
-        "--net=slirp4netns",
-        "rootlessctl",
-        "list-ports",
-    ]));
+    assert!(
+        wait_gone(child, Duration::from_secs(15)),
+        "pdeathsig: child survived"
+    );
+    output(p.command("rootlesskit").arg(&sd).args(args).args(then))
+}
+
+#[test]
+fn restart_after_sigkill_as_integration_restart_sh() {
+    let o = restart_after_sigkill(&[], &["cat", "/proc/self/uid_map"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// RootlessKit's hack/integration-restart.sh (issue 220) itself: slirp4netns and the builtin
+/// port driver, and the API used from inside after the restart.
+#[test]
+fn integration_restart_sh_with_slirp4netns_and_builtin_ports() {
+    let o = restart_after_sigkill(
+        &["--port-driver=builtin", "--net=slirp4netns"],
+        &["rootlessctl", "list-ports"],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(
         stdout(&o),
