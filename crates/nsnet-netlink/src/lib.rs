@@ -28,6 +28,7 @@ use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
+use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
@@ -287,6 +288,56 @@ impl Netlink {
         self.request(
             "add default route",
             format!("via {gateway}"),
+            RouteNetlinkMessage::NewRoute(msg),
+        )
+    }
+}
+
+impl Netlink {
+    /// `ip [-6] rule add fwmark MARK lookup TABLE priority PRIORITY`.
+    pub fn add_fwmark_rule(
+        &mut self,
+        v6: bool,
+        mark: u32,
+        table: u32,
+        priority: u32,
+    ) -> Result<()> {
+        let mut msg = RuleMessage::default();
+        msg.header.family = if v6 {
+            AddressFamily::Inet6
+        } else {
+            AddressFamily::Inet
+        };
+        msg.header.action = RuleAction::ToTable;
+        msg.header.table = if table < 256 { table as u8 } else { 0 };
+        msg.attributes.push(RuleAttribute::Table(table));
+        msg.attributes.push(RuleAttribute::FwMark(mark));
+        msg.attributes.push(RuleAttribute::Priority(priority));
+        self.request(
+            "add rule",
+            format!("fwmark {mark} lookup {table}"),
+            RouteNetlinkMessage::NewRule(msg),
+        )
+    }
+
+    /// `ip [-6] route add local default dev INDEX table TABLE`: every address is local in
+    /// that table (how replies to a transparently bound, non-local source are delivered).
+    pub fn add_local_default_route(&mut self, v6: bool, index: u32, table: u32) -> Result<()> {
+        let mut msg = RouteMessage::default();
+        msg.header.address_family = if v6 {
+            AddressFamily::Inet6
+        } else {
+            AddressFamily::Inet
+        };
+        msg.header.table = if table < 256 { table as u8 } else { 0 };
+        msg.header.protocol = RouteProtocol::Boot;
+        msg.header.scope = RouteScope::Host;
+        msg.header.kind = RouteType::Local;
+        msg.attributes.push(RouteAttribute::Table(table));
+        msg.attributes.push(RouteAttribute::Oif(index));
+        self.request(
+            "add local default route",
+            format!("table {table}"),
             RouteNetlinkMessage::NewRoute(msg),
         )
     }

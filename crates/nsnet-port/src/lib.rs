@@ -89,6 +89,8 @@ struct State {
 pub struct PortManager {
     sockets: Arc<dyn ChildSockets>,
     runtime: tokio::runtime::Handle,
+    /// The firewall mark of the child's source-IP routing, when it is set up.
+    source_ip_mark: Option<u32>,
     state: Mutex<State>,
 }
 
@@ -150,11 +152,19 @@ impl PortManager {
         PortManager {
             sockets,
             runtime,
+            source_ip_mark: None,
             state: Mutex::new(State {
                 next_id: 1,
                 ports: BTreeMap::new(),
             }),
         }
+    }
+
+    /// Keeps TCP clients' source addresses, given the child's routing for `mark` is in place
+    /// (see `tcp.rs`).
+    pub fn with_source_ip(mut self, mark: u32) -> Self {
+        self.source_ip_mark = Some(mark);
+        self
     }
 
     /// Publishes a port: validates, checks conflicts, binds, starts forwarding.
@@ -178,8 +188,13 @@ impl PortManager {
             Transport::Tcp => {
                 let l = tokio::net::TcpListener::from_std(sock.into())
                     .map_err(|e| listen_error(&spec.proto, plan.listen, &e))?;
-                self.runtime
-                    .spawn(tcp::serve(l, plan.target, sockets, stop_rx))
+                self.runtime.spawn(tcp::serve(
+                    l,
+                    plan.target,
+                    sockets,
+                    self.source_ip_mark,
+                    stop_rx,
+                ))
             }
             Transport::Udp => {
                 let u = tokio::net::UdpSocket::from_std(sock.into())

@@ -18,10 +18,68 @@ fn reset(client: TcpStream) {
     drop(client);
 }
 
+/// A child-side socket that appears to come from the client's own address: IP_TRANSPARENT
+/// lets it bind a non-local address, and its mark routes the server's replies to that
+/// address back to it (the parent's routing setup: `fwmark MARK lookup MARK`, a local default
+/// route in that table, and `tcp_fwmark_accept` so the server's accepted socket inherits the
+/// mark). The client's port is kept when it is free in the child.
+fn transparent_socket(
+    sockets: &dyn ChildSockets,
+    target: SocketAddr,
+    source: SocketAddr,
+    mark: u32,
+) -> std::io::Result<socket2::Socket> {
+    let s = sockets.socket(Domain::for_address(target), Type::STREAM)?;
+    if target.is_ipv4() {
+        s.set_ip_transparent_v4(true)?;
+    } else {
+        s.set_ip_transparent_v6(true)?;
+    }
+    s.set_mark(mark)?;
+    s.set_nonblocking(true)?;
+    if s.bind(&source.into()).is_err() {
+        s.bind(&SocketAddr::new(source.ip(), 0).into())?;
+    }
+    Ok(s)
+}
+
+/// The client's address as the child should see it (an IPv4 client of a dual-stack listener
+/// arrives as `::ffff:a.b.c.d`).
+fn unmapped(a: SocketAddr) -> SocketAddr {
+    match a.ip() {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(|v4| SocketAddr::new(v4.into(), a.port()))
+            .unwrap_or(a),
+        _ => a,
+    }
+}
+
 async fn connect_child(
     sockets: &dyn ChildSockets,
     target: SocketAddr,
+    peer: SocketAddr,
+    mark: Option<u32>,
 ) -> std::io::Result<TcpStream> {
+    let source = unmapped(peer);
+    // Loopback clients are left as they are (RootlessKit's rule: inside, 127.0.0.1 is the
+    // child's own), and only targets local to the child can answer through the mark route.
+    if let Some(mark) = mark
+        && !source.ip().is_loopback()
+        && source.is_ipv4() == target.is_ipv4()
+        && target.ip().is_loopback()
+    {
+        match transparent_socket(sockets, target, source, mark) {
+            Ok(s) => {
+                let std: std::net::TcpStream = s.into();
+                match TcpSocket::from_std_stream(std).connect(target).await {
+                    Ok(c) => return Ok(c),
+                    Err(e) => tracing::debug!(%source, %target, "transparent connect: {e}"),
+                }
+            }
+            Err(e) => tracing::debug!(%source, %target, "transparent socket: {e}"),
+        }
+    }
     let s = sockets.socket(Domain::for_address(target), Type::STREAM)?;
     s.set_nonblocking(true)?;
     let std: std::net::TcpStream = s.into();
@@ -33,8 +91,9 @@ async fn handle(
     peer: SocketAddr,
     target: SocketAddr,
     sockets: Arc<dyn ChildSockets>,
+    mark: Option<u32>,
 ) {
-    match connect_child(sockets.as_ref(), target).await {
+    match connect_child(sockets.as_ref(), target, peer, mark).await {
         Ok(child) => {
             if let Err(e) = crate::relay::relay(client, child).await {
                 tracing::debug!(%peer, %target, "relay ended: {e}");
@@ -52,6 +111,7 @@ pub(crate) async fn serve(
     listener: TcpListener,
     target: SocketAddr,
     sockets: Arc<dyn ChildSockets>,
+    mark: Option<u32>,
     mut stop: oneshot::Receiver<()>,
 ) {
     loop {
@@ -59,7 +119,7 @@ pub(crate) async fn serve(
             _ = &mut stop => return,
             r = listener.accept() => match r {
                 Ok((client, peer)) => {
-                    tokio::spawn(handle(client, peer, target, sockets.clone()));
+                    tokio::spawn(handle(client, peer, target, sockets.clone(), mark));
                 }
                 Err(e) => {
                     // Out of descriptors or memory: back off rather than spin; the listener

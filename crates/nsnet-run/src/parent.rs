@@ -268,7 +268,14 @@ pub fn run(plan: &LaunchPlan, warn: &mut dyn FnMut(&str)) -> Result<Exit, Launch
         },
     )?;
     expect(&mut from_child, &mut guard)?;
-    let services = services::start(plan, netns_thread, &setup, child.as_raw(), state.path())?;
+    let services = services::start(
+        plan,
+        &mut *warn,
+        netns_thread,
+        &setup,
+        child.as_raw(),
+        state.path(),
+    )?;
     state.write_child_pid(child.as_raw())?;
     protocol::send(&mut to_child, &ParentMsg::Go)?;
     drop(to_child);

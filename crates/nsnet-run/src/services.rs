@@ -46,9 +46,36 @@ pub fn implementation_version() -> String {
     )
 }
 
+/// Firewall mark and routing table of the child's source-IP routing (RootlessKit's 100).
+const SOURCE_IP_MARK: u32 = 100;
+
+/// In the child's netns (run on the parent's thread there): replies to a transparently bound
+/// client address are delivered locally. `ip rule add fwmark 100 lookup 100`, `ip route add
+/// local default dev lo table 100` (IPv4; IPv6 where the kernel has it), and
+/// `net.ipv4.tcp_fwmark_accept=1` so a server's accepted socket carries the mark of the SYN.
+/// No iptables: the targets are sockets local to the child, which need no connmark.
+fn source_ip_routing() -> Result<(), String> {
+    std::fs::write("/proc/sys/net/ipv4/tcp_fwmark_accept", "1")
+        .map_err(|e| format!("net.ipv4.tcp_fwmark_accept: {e}"))?;
+    let lo = nsnet_netlink::link_index("lo").map_err(|e| e.to_string())?;
+    let mut nl = nsnet_netlink::Netlink::open().map_err(|e| e.to_string())?;
+    nl.add_fwmark_rule(false, SOURCE_IP_MARK, SOURCE_IP_MARK, 100)
+        .map_err(|e| e.to_string())?;
+    nl.add_local_default_route(false, lo, SOURCE_IP_MARK)
+        .map_err(|e| e.to_string())?;
+    if nl
+        .add_fwmark_rule(true, SOURCE_IP_MARK, SOURCE_IP_MARK, 100)
+        .is_ok()
+    {
+        let _ = nl.add_local_default_route(true, lo, SOURCE_IP_MARK);
+    }
+    Ok(())
+}
+
 /// Starts the runtime, publishes `plan.publish`, and serves the API.
 pub fn start(
     plan: &LaunchPlan,
+    warn: &mut dyn FnMut(&str),
     netns: Option<Arc<NetnsThread>>,
     setup: &NetworkSetup,
     child_pid: i32,
@@ -64,10 +91,19 @@ pub fn start(
     let ports = match (plan.port_driver, netns) {
         (PortDriver::Builtin, Some(netns)) => {
             nsnet_port::raise_fd_limit();
-            let pm = Arc::new(PortManager::new(
-                Arc::new(NetnsThreadSockets(netns)),
+            let mut pm = PortManager::new(
+                Arc::new(NetnsThreadSockets(netns.clone())),
                 runtime.handle().clone(),
-            ));
+            );
+            if plan.source_ip_transparent {
+                match netns.run(source_ip_routing) {
+                    Ok(()) => pm = pm.with_source_ip(SOURCE_IP_MARK),
+                    Err(e) => warn(&format!(
+                        "source IP transparent: falling back to non-transparent mode, client source IPs will not be preserved ({e})"
+                    )),
+                }
+            }
+            let pm = Arc::new(pm);
             for spec in &plan.publish {
                 pm.add(spec.clone())
                     .map_err(|source| LaunchError::Publish {

@@ -180,6 +180,7 @@ impl LaunchFlags {
             propagation: self.propagation.clone(),
             port_driver: self.port_driver.clone(),
             publish: self.publish.clone(),
+            source_ip_transparent: self.source_ip_transparent,
             pidns: self.pidns,
             cgroupns: self.cgroupns,
             utsns: self.utsns,

@@ -344,17 +344,18 @@ print(socket.getaddrinfo("probe.nsnet.test", 80, socket.AF_INET, socket.SOCK_STR
     }
 }
 
-/// Gives this world's `lo` the address 192.0.2.10 (TEST-NET-1, on no real network) and lets
-/// every group use ping sockets here: a destination that is neither the gateway nor host
-/// loopback. Needs root in the world (scripts/test's root pass).
+/// Makes sure this world's `lo` has 192.0.2.10 (TEST-NET-1, on no real network; scripts/test
+/// gives every world that address) and lets every group use ping sockets here: a destination
+/// that is neither the gateway nor host loopback. Needs root in the world (scripts/test's root
+/// pass).
 fn world_address_and_ping_sockets() {
     assert!(is_root(), "root_only test run unprivileged");
     let ok = std::process::Command::new("ip")
-        .args(["addr", "add", "192.0.2.10/32", "dev", "lo"])
+        .args(["addr", "replace", "192.0.2.10/32", "dev", "lo"])
         .status()
         .unwrap()
         .success();
-    assert!(ok, "ip addr add in the test world");
+    assert!(ok, "ip addr replace in the test world");
     std::fs::write("/proc/sys/net/ipv4/ping_group_range", "0 2147483647").unwrap();
 }
 

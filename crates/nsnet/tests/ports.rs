@@ -523,3 +523,42 @@ fn a_port_that_cannot_be_published_at_start_fails_the_launch_cleanly() {
     );
     assert!(!state.exists(), "nothing left behind");
 }
+
+/// The address the server inside (port 82 answers with its peer's address) sees for a client
+/// bound to `from`.
+fn seen_from(from: &str, to: &str) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use tokio::io::AsyncReadExt;
+        let s = tokio::net::TcpSocket::new_v4().unwrap();
+        s.bind(from.parse().unwrap()).unwrap();
+        let mut c = s.connect(to.parse().unwrap()).await.unwrap();
+        let mut line = String::new();
+        c.read_to_string(&mut line).await.unwrap();
+        line.trim().to_string()
+    })
+}
+
+#[test]
+fn tcp_clients_keep_their_source_address() {
+    let _inst = Instance::start(&["-p", "19380:82/tcp", "-p", "127.0.0.1:19381:82/tcp4"]);
+    assert_eq!(
+        seen_from("192.0.2.10:0", "192.0.2.10:19380"),
+        "192.0.2.10",
+        "a client's own address reaches the server (through the dual-stack listener)"
+    );
+    assert_eq!(
+        seen_from("127.0.0.1:0", "127.0.0.1:19381"),
+        "127.0.0.1",
+        "loopback clients stay the child's loopback, as in RootlessKit"
+    );
+}
+
+#[test]
+fn source_ip_transparent_false_dials_from_inside() {
+    let _inst = Instance::start(&["--source-ip-transparent=false", "-p", "19480:82/tcp"]);
+    assert_eq!(seen_from("192.0.2.10:0", "192.0.2.10:19480"), "127.0.0.1");
+}

@@ -1,7 +1,8 @@
 //! Shared pieces of the integration worlds.
 //!
 //! Every integration test runs in a world that `scripts/test` builds for it: a fresh network
-//! namespace holding only `lo`, and a mount namespace whose `/` is shared (so propagation can
+//! namespace holding only `lo` (127.0.0.1, and 192.0.2.10 for clients that must not look like
+//! loopback), and a mount namespace whose `/` is shared (so propagation can
 //! be observed), entered as root or as the unprivileged test user. [`world`] refuses to run
 //! anywhere else, so no test can send a packet off the machine or touch the host's mounts.
 
