@@ -56,6 +56,7 @@ mod runtime;
 mod stack;
 mod sys;
 mod tcp;
+mod token;
 mod udp;
 pub mod wire;
 

@@ -133,7 +133,7 @@ impl UdpTable {
             }
         };
         self.gens[idx] = self.gens[idx].wrapping_add(1);
-        let token = (TOKEN_KIND << 56) | ((self.gens[idx] as u64 & 0xff_ffff) << 32) | idx as u64;
+        let token = crate::token::encode(TOKEN_KIND, self.gens[idx], idx);
         if sys::epoll_add(ctx.epoll, sock.as_raw_fd(), libc::EPOLLIN as u32, token).is_err() {
             self.free.push(idx);
             return None;
@@ -153,15 +153,9 @@ impl UdpTable {
 
     /// The host socket of a flow is readable: pass its datagrams to the guest.
     pub fn ready(&mut self, ctx: &mut Ctx<'_>, token: u64, now: Instant) {
-        let idx = (token & 0xffff_ffff) as usize;
-        let g = (token >> 32) & 0xff_ffff;
-        if self
-            .gens
-            .get(idx)
-            .is_none_or(|x| *x as u64 & 0xff_ffff != g)
-        {
+        let Some(idx) = crate::token::current(token, &self.gens) else {
             return;
-        }
+        };
         let Some(f) = self.flows[idx].as_mut() else {
             return;
         };

@@ -264,13 +264,11 @@ impl TcpTable {
     }
 
     fn token(&self, idx: usize) -> u64 {
-        (TOKEN_KIND << 56) | ((self.gens[idx] as u64 & 0xff_ffff) << 32) | idx as u64
+        crate::token::encode(TOKEN_KIND, self.gens[idx], idx)
     }
 
     fn lookup_token(&self, token: u64) -> Option<usize> {
-        let idx = (token & 0xffff_ffff) as usize;
-        let g = (token >> 32) & 0xff_ffff;
-        (self.conns.get(idx)?.is_some() && self.gens[idx] as u64 & 0xff_ffff == g).then_some(idx)
+        crate::token::current(token, &self.gens).filter(|i| self.conns[*i].is_some())
     }
 
     /// One TCP segment from the guest. `datagram` is the whole IPv4 datagram (for ICMP
