@@ -6,8 +6,9 @@
 //! This crate sits between a tap file descriptor (opened by `nsnet-netlink` inside the child
 //! network namespace, with `IFF_VNET_HDR` and TSO/checksum offloads) and the host's socket
 //! API in the namespace the stack runs in. It decides nothing about namespaces, processes,
-//! ports published into the guest, bridges or the command line: callers hand it a tap fd and
-//! a [`Config`], and get a [`Running`] guard back (drop = stop).
+//! bridges or the command line: callers hand it a tap fd and a [`Config`], and get a
+//! [`Running`] guard back (drop = stop). Host ports forwarded into the guest (slirp4netns's
+//! `hostfwd`) arrive as listening sockets the caller bound ([`Forward`], `forward.rs`).
 //!
 //! ```text
 //!  guest kernel ── tap0 ──(vnet_hdr + frame)──► Stack::receive ──► arp / ipv4 ─┬─ tcp ──► host TCP sockets
@@ -50,6 +51,7 @@
 //!
 
 mod dhcp;
+mod forward;
 mod frag;
 mod icmp;
 mod runtime;
@@ -63,7 +65,8 @@ pub mod wire;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
-pub use runtime::{Running, TapTx, spawn};
+pub use forward::Forward;
+pub use runtime::{Forwards, Running, TapTx, spawn};
 pub use stack::{Stack, Stats, mac_for, mac_for_ip};
 
 /// Where the stack sends frames for the guest: `parts` concatenated form one tap write

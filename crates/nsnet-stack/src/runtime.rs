@@ -8,13 +8,51 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use crate::{Config, Error, GuestTx, Stack, sys};
+use crate::{Config, Error, Forward, GuestTx, Stack, sys};
+
+/// A request to the stack's thread, answered on its own channel.
+enum Cmd {
+    Add(Forward, mpsc::SyncSender<io::Result<()>>),
+    Remove(u32, mpsc::SyncSender<bool>),
+}
+
+/// Adds and removes host forwards of a running stack from any thread; each call returns
+/// once the stack's thread has applied it (a removed port is closed when `remove` returns).
+#[derive(Clone)]
+pub struct Forwards {
+    tx: mpsc::Sender<Cmd>,
+    wake: Arc<OwnedFd>,
+}
+
+impl Forwards {
+    fn call<T>(&self, make: impl FnOnce(mpsc::SyncSender<T>) -> Cmd) -> Option<T> {
+        let (rtx, rrx) = mpsc::sync_channel(1);
+        self.tx.send(make(rtx)).ok()?;
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: writing 8 bytes to our eventfd.
+        unsafe { libc::write(self.wake.as_raw_fd(), one.as_ptr().cast(), 8) };
+        rrx.recv().ok()
+    }
+
+    /// Starts forwarding `fwd` (see [`Stack::add_forward`]).
+    pub fn add(&self, fwd: Forward) -> io::Result<()> {
+        self.call(|r| Cmd::Add(fwd, r))
+            .unwrap_or_else(|| Err(io::Error::other("the stack has stopped")))
+    }
+
+    /// Stops forward `id`; false if there is no such forward (or the stack has stopped).
+    pub fn remove(&self, id: u32) -> bool {
+        self.call(|r| Cmd::Remove(id, r)).unwrap_or(false)
+    }
+}
 
 const TAP_TOKEN: u64 = 0;
 const STOP_TOKEN: u64 = u64::MAX;
+const CMD_TOKEN: u64 = u64::MAX - 1;
 const TAP_BATCH: usize = 256;
 const FRAME_MAX: usize = crate::wire::VNET_HDR_LEN + crate::wire::ETH_HDR_LEN + 65535 + 4;
 
@@ -44,9 +82,15 @@ impl GuestTx for TapTx {
 pub struct Running {
     stop: OwnedFd,
     thread: Option<JoinHandle<Result<(), Error>>>,
+    forwards: Forwards,
 }
 
 impl Running {
+    /// The handle that adds and removes host forwards.
+    pub fn forwards(&self) -> Forwards {
+        self.forwards.clone()
+    }
+
     /// Stops the stack and reports how its loop ended.
     pub fn stop(mut self) -> Result<(), Error> {
         self.stop_inner()
@@ -102,23 +146,40 @@ pub fn spawn(tap: OwnedFd, cfg: Config) -> Result<Running, Error> {
     }
     // SAFETY: fresh fd.
     let stop = unsafe { OwnedFd::from_raw_fd(efd) };
+    // SAFETY: plain syscall; checked.
+    let cfd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    if cfd < 0 {
+        return Err(Error::Epoll(io::Error::last_os_error()));
+    }
+    // SAFETY: fresh fd.
+    let wake = Arc::new(unsafe { OwnedFd::from_raw_fd(cfd) });
+    let (ctx, crx) = mpsc::channel();
     let stack = Stack::new(cfg, Box::new(TapTx::new(tap.as_raw_fd()))).map_err(Error::Epoll)?;
     let ep = stack.epoll_fd();
     sys::epoll_add(ep, tap.as_raw_fd(), libc::EPOLLIN as u32, TAP_TOKEN)
         .map_err(Error::RegisterTap)?;
     sys::epoll_add(ep, stop.as_raw_fd(), libc::EPOLLIN as u32, STOP_TOKEN)
         .map_err(Error::RegisterTap)?;
+    sys::epoll_add(ep, wake.as_raw_fd(), libc::EPOLLIN as u32, CMD_TOKEN)
+        .map_err(Error::RegisterTap)?;
+    let wake_rx = wake.clone();
     let thread = std::thread::Builder::new()
         .name("nsnet-stack".into())
-        .spawn(move || run(tap, stack))
+        .spawn(move || run(tap, stack, crx, wake_rx))
         .map_err(Error::Thread)?;
     Ok(Running {
         stop,
         thread: Some(thread),
+        forwards: Forwards { tx: ctx, wake },
     })
 }
 
-fn run(tap: OwnedFd, mut stack: Stack) -> Result<(), Error> {
+fn run(
+    tap: OwnedFd,
+    mut stack: Stack,
+    cmds: mpsc::Receiver<Cmd>,
+    wake: Arc<OwnedFd>,
+) -> Result<(), Error> {
     let mut buf = vec![0u8; FRAME_MAX];
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
     loop {
@@ -145,6 +206,17 @@ fn run(tap: OwnedFd, mut stack: Stack) -> Result<(), Error> {
             let (token, bits) = (ev.u64, ev.events);
             match token {
                 STOP_TOKEN => return Ok(()),
+                CMD_TOKEN => {
+                    let mut b = [0u8; 8];
+                    // SAFETY: reading 8 bytes from our eventfd into b.
+                    unsafe { libc::read(wake.as_raw_fd(), b.as_mut_ptr().cast(), 8) };
+                    while let Ok(cmd) = cmds.try_recv() {
+                        match cmd {
+                            Cmd::Add(f, r) => drop(r.send(stack.add_forward(f))),
+                            Cmd::Remove(id, r) => drop(r.send(stack.remove_forward(id))),
+                        }
+                    }
+                }
                 TAP_TOKEN => {
                     for _ in 0..TAP_BATCH {
                         // SAFETY: buf is valid for writing its length.

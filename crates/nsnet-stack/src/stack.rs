@@ -27,6 +27,7 @@
 //! Malformed frames of any kind are dropped silently: nothing here can panic on input
 //! (property-tested and fuzzed).
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Instant;
@@ -37,7 +38,7 @@ use smoltcp::wire::{
 };
 
 use crate::wire::{self, ETH_HDR_LEN, IPV4_HDR_LEN, IPV6_HDR_LEN, VNET_HDR_LEN, VnetHdr};
-use crate::{Config, GuestTx, dhcp, frag, icmp, tcp, udp};
+use crate::{Config, GuestTx, dhcp, forward, frag, icmp, tcp, udp};
 
 /// Everything a protocol module needs to send frames and register sockets, borrowed from
 /// the [`Stack`] so the modules' tables can be borrowed mutably beside it.
@@ -45,13 +46,37 @@ pub(crate) struct Ctx<'a> {
     pub cfg: &'a Config,
     pub tx: &'a mut dyn GuestTx,
     pub epoll: i32,
+    /// The guest's MAC, or broadcast while it is not known yet (see `guest_known`).
     pub guest_mac: EthernetAddress,
+    /// Whether the guest has sent a frame yet: until it has, only ARP requests for it are
+    /// useful (an IP packet in a broadcast frame is dropped by the guest's TCP).
+    pub guest_known: bool,
     pub ident: &'a mut u16,
 }
 
 impl Ctx<'_> {
     pub fn gateway_mac(&self) -> EthernetAddress {
         mac_for(self.cfg.gateway())
+    }
+
+    /// An ARP request for `target` from the gateway: how the stack learns the guest's MAC
+    /// when it speaks first (a host connection forwarded into a guest that has sent nothing).
+    pub fn send_arp_request(&mut self, target: Ipv4Addr) {
+        let gw = self.cfg.gateway();
+        let req = ArpRepr::EthernetIpv4 {
+            operation: ArpOperation::Request,
+            source_hardware_addr: mac_for(gw),
+            source_protocol_addr: gw,
+            target_hardware_addr: EthernetAddress([0; 6]),
+            target_protocol_addr: target,
+        };
+        let mut out = [0u8; VNET_HDR_LEN + ETH_HDR_LEN + 28];
+        let mut eth = EthernetFrame::new_unchecked(&mut out[VNET_HDR_LEN..]);
+        eth.set_src_addr(mac_for(gw));
+        eth.set_dst_addr(EthernetAddress::BROADCAST);
+        eth.set_ethertype(EthernetProtocol::Arp);
+        req.emit(&mut ArpPacket::new_unchecked(eth.payload_mut()));
+        self.tx.send(&[&out]);
     }
 
     /// Sends an IPv4 datagram whose L4 header and payload are already complete in `l4`
@@ -170,9 +195,25 @@ macro_rules! ctx {
                 tx: &mut *$s.tx,
                 epoll: $s.epoll.as_raw_fd(),
                 guest_mac,
+                guest_known: true,
                 ident: &mut $s.ident,
             }),
             None => None,
+        }
+    };
+}
+
+/// A [`Ctx`] even before the guest's MAC is known (`guest_known` false, broadcast MAC): for
+/// paths where the stack speaks first (host forwards) and the timers that retry them.
+macro_rules! ctx_any {
+    ($s:expr) => {
+        Ctx {
+            cfg: &$s.cfg,
+            tx: &mut *$s.tx,
+            epoll: $s.epoll.as_raw_fd(),
+            guest_mac: $s.guest_mac.unwrap_or(EthernetAddress::BROADCAST),
+            guest_known: $s.guest_mac.is_some(),
+            ident: &mut $s.ident,
         }
     };
 }
@@ -210,6 +251,8 @@ pub struct Stack {
     pub(crate) tcp: tcp::TcpTable,
     pub(crate) udp: udp::UdpTable,
     pub(crate) icmp: icmp::IcmpTable,
+    /// Host listeners forwarded into the guest, by forward id.
+    forwards: HashMap<u32, forward::Listener>,
     dhcp: dhcp::Dhcp,
     frag: frag::Reassembly,
     /// Counters for tests and `--debug`.
@@ -245,6 +288,7 @@ impl Stack {
             tcp: tcp::TcpTable::default(),
             udp: udp::UdpTable::default(),
             icmp: icmp::IcmpTable::default(),
+            forwards: HashMap::new(),
             frag: frag::Reassembly::default(),
             stats: Stats::default(),
         })
@@ -275,13 +319,57 @@ impl Stack {
             self.stats.dropped_malformed += 1;
             return;
         }
+        let first = self.guest_mac.is_none();
         self.guest_mac = Some(src);
+        if first {
+            // Connections forwarded into the guest before it spoke waited for its MAC.
+            let mut ctx = ctx_any!(self);
+            self.tcp.resend_syns(&mut ctx);
+        }
         match eth.ethertype() {
             EthernetProtocol::Arp => self.arp(eth.payload()),
             EthernetProtocol::Ipv4 => self.ipv4(&vnet, eth.payload(), now),
             EthernetProtocol::Ipv6 if self.cfg.ipv6 => self.ipv6(&vnet, eth.payload(), now),
             _ => self.stats.dropped_unsupported += 1,
         }
+    }
+
+    /// Starts forwarding a host listener into the guest (slirp4netns's `hostfwd`): each
+    /// connection accepted on a TCP listener, or each client of a UDP socket, becomes a flow
+    /// from the gateway address to `fwd.guest`. Fails if the id is taken or epoll refuses.
+    pub fn add_forward(&mut self, fwd: forward::Forward) -> std::io::Result<()> {
+        if self.forwards.contains_key(&fwd.id) {
+            return Err(std::io::Error::from_raw_os_error(libc::EEXIST));
+        }
+        let token = crate::token::encode(forward::TOKEN_KIND, 0, fwd.id as usize);
+        crate::sys::epoll_add(
+            self.epoll.as_raw_fd(),
+            fwd.listener.as_raw_fd(),
+            libc::EPOLLIN as u32,
+            token,
+        )?;
+        self.forwards.insert(
+            fwd.id,
+            forward::Listener {
+                udp: fwd.udp,
+                sock: fwd.listener,
+                guest: fwd.guest,
+            },
+        );
+        Ok(())
+    }
+
+    /// Stops a forward: its listener is closed; TCP connections already forwarded live on
+    /// (as with slirp), UDP flows that answer through the listener end with it.
+    pub fn remove_forward(&mut self, id: u32) -> bool {
+        let Some(l) = self.forwards.remove(&id) else {
+            return false;
+        };
+        crate::sys::epoll_del(self.epoll.as_raw_fd(), l.sock.as_raw_fd());
+        if l.udp {
+            self.udp.remove_forward(self.epoll.as_raw_fd(), id);
+        }
+        true
     }
 
     fn arp(&mut self, payload: &[u8]) {
@@ -415,6 +503,20 @@ impl Stack {
 
     /// A host socket registered by the stack became ready (`events` from epoll).
     pub fn socket_ready(&mut self, token: u64, events: u32, now: Instant) {
+        if token >> 56 == forward::TOKEN_KIND {
+            let id = (token & 0xffff_ffff) as u32;
+            let Some(l) = self.forwards.get(&id) else {
+                return;
+            };
+            let mut ctx = ctx_any!(self);
+            if l.udp {
+                self.udp
+                    .forward_ready(&mut ctx, id, l.sock.as_raw_fd(), l.guest, now);
+            } else {
+                forward::accept_all(&mut self.tcp, &mut ctx, l, now);
+            }
+            return;
+        }
         let Some(mut ctx) = ctx!(self) else { return };
         match token >> 56 {
             tcp::TOKEN_KIND => self.tcp.ready(&mut ctx, token, events, now),
@@ -434,7 +536,9 @@ impl Stack {
 
     /// Timers: TCP retransmission and zero-window probes, UDP and ICMP flow expiry.
     pub fn poll_timers(&mut self, now: Instant) {
-        if let Some(mut ctx) = ctx!(self) {
+        {
+            // Also before the guest has spoken: forwarded connections retry their ARP.
+            let mut ctx = ctx_any!(self);
             self.tcp.timers(&mut ctx, now);
         }
         self.udp

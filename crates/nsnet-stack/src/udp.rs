@@ -17,12 +17,16 @@
 //! as `ECONNREFUSED` and is passed to the guest as an ICMP port unreachable quoting its own
 //! last datagram, so `recv()` in the guest fails the way it would on a real network.
 //!
+//! Host forwards (`forward.rs`) add flows the other way: a host client's datagrams to a
+//! forwarded port go to the guest from the gateway address, and the guest's replies leave
+//! through the forward's listener to that client.
+//!
 //! Flows expire after `udp_timeout` idle (DNS flows after 10 s). Replies longer than the
 //! guest MTU are fragmented (RFC 791 section 2.3).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use smoltcp::wire::UdpPacket;
@@ -45,11 +49,22 @@ struct Key {
 
 struct Flow {
     key: Key,
-    sock: OwnedFd,
+    /// The flow's own connected host socket; `None` for a flow of a host forward, which
+    /// answers through the forward's listener (`back`).
+    sock: Option<OwnedFd>,
+    back: Option<Back>,
     last: Instant,
     dns: bool,
     /// The guest's last datagram (IPv4 header + 8 bytes), quoted in ICMP errors.
     quote: Vec<u8>,
+}
+
+/// Where a forwarded flow's guest replies go: `sendto(listener, client)`.
+struct Back {
+    fwd: u32,
+    /// The forward's listener; it outlives the flow (removing a forward ends its flows).
+    listener: RawFd,
+    client: SocketAddr,
 }
 
 #[derive(Default)]
@@ -58,6 +73,9 @@ pub(crate) struct UdpTable {
     gens: Vec<u32>,
     free: Vec<usize>,
     by_key: HashMap<Key, usize>,
+    /// Flows of host forwards, by (forward id, host client).
+    by_client: HashMap<(u32, SocketAddr), usize>,
+    fwd_port: u16,
     buf: Vec<u8>,
 }
 
@@ -103,10 +121,133 @@ impl UdpTable {
         f.last = now;
         f.quote.clear();
         f.quote.extend_from_slice(quote);
-        if let Err(e) = sys::write(f.sock.as_raw_fd(), payload)
+        let sent = match (&f.sock, &f.back) {
+            (Some(s), _) => sys::write(s.as_raw_fd(), payload),
+            (None, Some(b)) => sys::sendto(b.listener, payload, b.client),
+            (None, None) => return,
+        };
+        if let Err(e) = sent
             && e.raw_os_error() == Some(libc::ECONNREFUSED)
         {
             ctx.send_unreachable(UNREACH_PORT, quote);
+        }
+    }
+
+    fn alloc(&mut self) -> usize {
+        let idx = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.flows.push(None);
+                self.gens.push(0);
+                self.flows.len() - 1
+            }
+        };
+        self.gens[idx] = self.gens[idx].wrapping_add(1);
+        idx
+    }
+
+    /// Datagrams from host clients of forward `fwd`: each client's become a flow from the
+    /// gateway (an ephemeral port) to `guest`.
+    pub fn forward_ready(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        fwd: u32,
+        listener: RawFd,
+        guest: SocketAddr,
+        now: Instant,
+    ) {
+        if self.buf.len() < 65536 {
+            self.buf = vec![0; 65536];
+        }
+        for _ in 0..READ_BUDGET {
+            let (n, client) = match sys::recvfrom(listener, &mut self.buf[UDP_HDR_LEN..]) {
+                Ok(r) => r,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return,
+            };
+            if !ctx.guest_known {
+                // Dropped like a datagram to a host whose MAC is unresolved; the ARP
+                // request lets the client's retry through.
+                if let IpAddr::V4(ip) = guest.ip() {
+                    ctx.send_arp_request(ip);
+                }
+                continue;
+            }
+            let idx = match self.by_client.get(&(fwd, client)) {
+                Some(&i) => i,
+                None => {
+                    if self.by_key.len() >= MAX_FLOWS {
+                        continue;
+                    }
+                    let gw = match guest {
+                        SocketAddr::V4(_) => IpAddr::V4(ctx.cfg.gateway()),
+                        SocketAddr::V6(_) => IpAddr::V6(ctx.cfg.gateway6()),
+                    };
+                    let by_key = &self.by_key;
+                    let Some(port) = crate::tcp::next_ephemeral(&mut self.fwd_port, |p| {
+                        by_key.contains_key(&Key {
+                            guest,
+                            remote: SocketAddr::new(gw, p),
+                        })
+                    }) else {
+                        continue;
+                    };
+                    let key = Key {
+                        guest,
+                        remote: SocketAddr::new(gw, port),
+                    };
+                    let idx = self.alloc();
+                    self.flows[idx] = Some(Flow {
+                        key,
+                        sock: None,
+                        back: Some(Back {
+                            fwd,
+                            listener,
+                            client,
+                        }),
+                        last: now,
+                        dns: false,
+                        quote: Vec::new(),
+                    });
+                    self.by_key.insert(key, idx);
+                    self.by_client.insert((fwd, client), idx);
+                    idx
+                }
+            };
+            let f = self.flows[idx].as_mut().expect("indexed flow");
+            f.last = now;
+            let l4 = &mut self.buf[..UDP_HDR_LEN + n];
+            let (src, dst) = (f.key.remote, f.key.guest);
+            emit_udp(l4, src, dst);
+            match (src.ip(), dst.ip()) {
+                (IpAddr::V4(s), IpAddr::V4(d)) => ctx.send_ipv4_fragmented(s, d, 17, l4),
+                (s, d) => ctx.send_ip(s, d, 17, l4),
+            }
+        }
+    }
+
+    /// Ends the flows of a removed forward (their listener is about to close).
+    pub fn remove_forward(&mut self, epoll: i32, fwd: u32) {
+        for idx in 0..self.flows.len() {
+            if self.flows[idx]
+                .as_ref()
+                .is_some_and(|f| f.back.as_ref().is_some_and(|b| b.fwd == fwd))
+            {
+                self.close(epoll, idx);
+            }
+        }
+    }
+
+    fn close(&mut self, epoll: i32, idx: usize) {
+        if let Some(f) = self.flows[idx].take() {
+            if let Some(s) = &f.sock {
+                sys::epoll_del(epoll, s.as_raw_fd());
+            }
+            if let Some(b) = &f.back {
+                self.by_client.remove(&(b.fwd, b.client));
+            }
+            self.by_key.remove(&f.key);
+            self.free.push(idx);
         }
     }
 
@@ -124,15 +265,7 @@ impl UdpTable {
             ctx.send_unreachable(UNREACH_NET, quote);
             return None;
         }
-        let idx = match self.free.pop() {
-            Some(i) => i,
-            None => {
-                self.flows.push(None);
-                self.gens.push(0);
-                self.flows.len() - 1
-            }
-        };
-        self.gens[idx] = self.gens[idx].wrapping_add(1);
+        let idx = self.alloc();
         let token = crate::token::encode(TOKEN_KIND, self.gens[idx], idx);
         if sys::epoll_add(ctx.epoll, sock.as_raw_fd(), libc::EPOLLIN as u32, token).is_err() {
             self.free.push(idx);
@@ -142,7 +275,8 @@ impl UdpTable {
             || key.remote.ip() == IpAddr::V6(ctx.cfg.dns6());
         self.flows[idx] = Some(Flow {
             key,
-            sock,
+            sock: Some(sock),
+            back: None,
             last: now,
             dns,
             quote: Vec::new(),
@@ -159,11 +293,14 @@ impl UdpTable {
         let Some(f) = self.flows[idx].as_mut() else {
             return;
         };
+        let Some(sock) = f.sock.as_ref().map(|s| s.as_raw_fd()) else {
+            return;
+        };
         if self.buf.len() < 65536 {
             self.buf = vec![0; 65536];
         }
         for _ in 0..READ_BUDGET {
-            match sys::recv(f.sock.as_raw_fd(), &mut self.buf[UDP_HDR_LEN..]) {
+            match sys::recv(sock, &mut self.buf[UDP_HDR_LEN..]) {
                 Ok(n) => {
                     f.last = now;
                     let l4 = &mut self.buf[..UDP_HDR_LEN + n];
@@ -196,10 +333,7 @@ impl UdpTable {
                 now.saturating_duration_since(f.last) >= t
             });
             if expired {
-                let f = self.flows[idx].take().expect("checked");
-                sys::epoll_del(epoll, f.sock.as_raw_fd());
-                self.by_key.remove(&f.key);
-                self.free.push(idx);
+                self.close(epoll, idx);
             }
         }
     }

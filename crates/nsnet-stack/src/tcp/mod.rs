@@ -52,7 +52,7 @@ use crate::sys;
 use crate::wire::{IPV4_HDR_LEN, TCP_HDR_LEN};
 
 mod output;
-use output::{Ring, emit, push, reset_unknown, send_ack, send_synack};
+use output::{Ring, emit, push, reset_unknown, send_ack, send_syn, send_synack};
 
 pub(crate) const TOKEN_KIND: u64 = 1;
 
@@ -117,6 +117,8 @@ enum State {
     Connecting,
     /// Host connected, our SYN-ACK sent, waiting for the guest's ACK.
     SynAckSent,
+    /// A host connection forwarded into the guest: our SYN sent, waiting for its SYN-ACK.
+    SynSent,
     Open,
 }
 
@@ -206,6 +208,27 @@ pub(crate) struct TcpTable {
     pending: Vec<usize>,
     next_scan: Option<Instant>,
     isn_counter: u32,
+    /// The last ephemeral port given to a connection forwarded into the guest.
+    fwd_port: u16,
+}
+
+/// Ephemeral ports for connections forwarded into the guest (Linux's default range).
+pub(crate) const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
+
+/// The next port after `last` in [`EPHEMERAL`] for which `taken` is false, if any.
+pub(crate) fn next_ephemeral(last: &mut u16, taken: impl Fn(u16) -> bool) -> Option<u16> {
+    let span = (EPHEMERAL.end() - EPHEMERAL.start()) as u32 + 1;
+    for _ in 0..span {
+        *last = if EPHEMERAL.contains(last) && *last < *EPHEMERAL.end() {
+            *last + 1
+        } else {
+            *EPHEMERAL.start()
+        };
+        if !taken(*last) {
+            return Some(*last);
+        }
+    }
+    None
 }
 
 /// Header fields of a segment, parsed once.
@@ -326,25 +349,11 @@ impl TcpTable {
                 return;
             }
         };
-        let idx = match self.free.pop() {
-            Some(i) => i,
-            None => {
-                self.conns.push(None);
-                self.gens.push(0);
-                self.conns.len() - 1
-            }
-        };
-        self.gens[idx] = self.gens[idx].wrapping_add(1);
-        let token = self.token(idx);
-        let ev = (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
-        if sys::epoll_add(ctx.epoll, sock.as_raw_fd(), ev, token).is_err() {
-            self.free.push(idx);
+        let Some(idx) = self.register(ctx, &sock) else {
             reset_unknown(ctx, key, seg);
             return;
-        }
-        self.isn_counter = self.isn_counter.wrapping_add(0x0001_0001);
-        let nanos = now.elapsed().subsec_nanos();
-        let iss = nanos ^ self.isn_counter ^ ((key.guest.port() as u32) << 16);
+        };
+        let iss = self.new_iss(key, now);
         let quote_len = datagram.len().min(ip_hdr_len(key.guest) + 8);
         let conn = Conn {
             key,
@@ -380,6 +389,149 @@ impl TcpTable {
         if connected {
             self.connected(ctx, idx, now);
         }
+    }
+
+    /// A free slot, with `sock` registered in epoll under its token.
+    fn register(&mut self, ctx: &Ctx<'_>, sock: &OwnedFd) -> Option<usize> {
+        let idx = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.conns.push(None);
+                self.gens.push(0);
+                self.conns.len() - 1
+            }
+        };
+        self.gens[idx] = self.gens[idx].wrapping_add(1);
+        let token = self.token(idx);
+        let ev = (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
+        if sys::epoll_add(ctx.epoll, sock.as_raw_fd(), ev, token).is_err() {
+            self.free.push(idx);
+            return None;
+        }
+        Some(idx)
+    }
+
+    fn new_iss(&mut self, key: Key, now: Instant) -> u32 {
+        self.isn_counter = self.isn_counter.wrapping_add(0x0001_0001);
+        let nanos = now.elapsed().subsec_nanos();
+        nanos ^ self.isn_counter ^ ((key.guest.port() as u32) << 16)
+    }
+
+    /// A host connection accepted on a forward: opened into the guest at `guest`, from the
+    /// gateway address and an ephemeral port (our SYN now, or once the guest's MAC is known).
+    /// Over the connection limit, or out of ports, the host client is reset.
+    pub fn open_to_guest(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        sock: OwnedFd,
+        guest: SocketAddr,
+        now: Instant,
+    ) {
+        let gw = match guest {
+            SocketAddr::V4(_) => IpAddr::V4(ctx.cfg.gateway()),
+            SocketAddr::V6(_) => IpAddr::V6(ctx.cfg.gateway6()),
+        };
+        let by_key = &self.by_key;
+        let port = next_ephemeral(&mut self.fwd_port, |p| {
+            by_key.contains_key(&Key {
+                guest,
+                remote: SocketAddr::new(gw, p),
+            })
+        });
+        let (Some(port), true) = (port, self.by_key.len() < MAX_CONNS) else {
+            sys::set_linger_zero(sock.as_raw_fd());
+            return;
+        };
+        let key = Key {
+            guest,
+            remote: SocketAddr::new(gw, port),
+        };
+        let Some(idx) = self.register(ctx, &sock) else {
+            sys::set_linger_zero(sock.as_raw_fd());
+            return;
+        };
+        let iss = self.new_iss(key, now);
+        let conn = Conn {
+            key,
+            sock,
+            state: State::SynSent,
+            syn_quote: Vec::new(),
+            rcv_nxt: 0,
+            to_host: Vec::new(),
+            to_host_off: 0,
+            guest_fin: false,
+            host_wr_shut: false,
+            last_adv_room: TO_HOST_CAP,
+            ack_pending: false,
+            acked_to: 0,
+            iss,
+            snd_una: iss,
+            snd_nxt: iss.wrapping_add(1),
+            ring: Ring::default(),
+            // The client may have written before we accepted; edge-triggered epoll would
+            // not say so again.
+            readable: true,
+            host_eof: false,
+            fin_sent: false,
+            snd_wnd: 0,
+            snd_wscale: 0,
+            wscale_ok: false,
+            mss: our_mss(ctx, guest) as usize,
+            dupacks: 0,
+            rto: RTO_MIN,
+            rto_at: Some(now + RTO_MIN),
+            retries: 0,
+        };
+        self.conns[idx] = Some(conn);
+        self.by_key.insert(key, idx);
+        send_syn(ctx, self.conns[idx].as_mut().expect("just stored"));
+    }
+
+    /// Sends the SYN of every connection still waiting for the guest (its MAC just became
+    /// known).
+    pub fn resend_syns(&mut self, ctx: &mut Ctx<'_>) {
+        for c in self.conns.iter_mut().flatten() {
+            if c.state == State::SynSent {
+                send_syn(ctx, c);
+            }
+        }
+    }
+
+    /// The guest's answer to our SYN (RFC 9293 3.10.7.3, without simultaneous open).
+    fn on_syn_sent(&mut self, ctx: &mut Ctx<'_>, idx: usize, seg: &Seg<'_>, now: Instant) {
+        let c = self.conns[idx].as_mut().expect("indexed connection");
+        let ack_ok = seg.has(ACK) && seg.ack == c.iss.wrapping_add(1);
+        if seg.has(ACK) && !ack_ok {
+            if !seg.has(RST) {
+                let (r, g) = (c.key.remote, c.key.guest);
+                emit(ctx, r, g, seg.ack, 0, RST, 0, None, [&[], &[]], 1);
+            }
+            return;
+        }
+        if seg.has(RST) {
+            if ack_ok {
+                // The guest refused: the host client sees a reset too.
+                self.remove(ctx, idx, true);
+            }
+            return;
+        }
+        if !seg.has(SYN) || !ack_ok {
+            return;
+        }
+        c.rcv_nxt = seg.seq.wrapping_add(1);
+        c.acked_to = c.rcv_nxt;
+        c.snd_una = seg.ack;
+        c.wscale_ok = seg.wscale.is_some();
+        c.snd_wscale = seg.wscale.unwrap_or(0).min(14);
+        // The window of a SYN is never scaled.
+        c.snd_wnd = seg.window as u32;
+        c.mss = (seg.mss.unwrap_or(536) as usize).clamp(64, our_mss(ctx, c.key.guest) as usize);
+        c.state = State::Open;
+        c.rto = RTO_MIN;
+        c.rto_at = None;
+        c.retries = 0;
+        send_ack(ctx, c);
+        self.pump(ctx, idx, now);
     }
 
     /// The host refused a connection: RST, or ICMP for an unreachable network or host.
@@ -449,6 +601,10 @@ impl TcpTable {
 
     fn on_segment(&mut self, ctx: &mut Ctx<'_>, idx: usize, seg: &Seg<'_>, now: Instant) {
         let c = self.conns[idx].as_mut().expect("indexed connection");
+        if c.state == State::SynSent {
+            self.on_syn_sent(ctx, idx, seg, now);
+            return;
+        }
         if seg.has(RST) {
             // Accept a RST only in window (RFC 5961 3.2 in its simplest form).
             let off = seg.seq.wrapping_sub(c.rcv_nxt);
@@ -719,6 +875,7 @@ impl TcpTable {
             match c.state {
                 State::Connecting => {}
                 State::SynAckSent => send_synack(ctx, c),
+                State::SynSent => send_syn(ctx, c),
                 State::Open if c.in_flight() > 0 => {
                     go_back(c);
                     push(ctx, c, now);

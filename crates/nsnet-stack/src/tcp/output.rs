@@ -193,6 +193,33 @@ pub(super) fn send_synack(ctx: &mut Ctx<'_>, c: &mut Conn) {
     );
 }
 
+/// Our SYN of a connection forwarded into the guest; an ARP request for the guest instead
+/// while its MAC is unknown (the retransmission timer and the guest's first frame retry).
+pub(super) fn send_syn(ctx: &mut Ctx<'_>, c: &mut Conn) {
+    if !ctx.guest_known {
+        if let std::net::IpAddr::V4(ip) = c.key.guest.ip() {
+            ctx.send_arp_request(ip);
+        }
+        return;
+    }
+    let mss = super::our_mss(ctx, c.key.guest);
+    let win = c.room().min(65535) as u16;
+    c.last_adv_room = c.room();
+    let (r, g, iss) = (c.key.remote, c.key.guest, c.iss);
+    emit(
+        ctx,
+        r,
+        g,
+        iss,
+        0,
+        SYN,
+        win,
+        Some((mss, Some(RCV_WSCALE))),
+        [&[], &[]],
+        1,
+    );
+}
+
 pub(super) fn send_ack(ctx: &mut Ctx<'_>, c: &mut Conn) {
     c.ack_pending = false;
     c.acked_to = c.rcv_nxt;

@@ -16,6 +16,7 @@ use smoltcp::wire::{
 use crate::wire::{self, VNET_F_NEEDS_CSUM, VNET_HDR_LEN, VnetHdr};
 use crate::{Config, GuestTx, Stack};
 
+mod forward;
 mod ipv6;
 mod tcp;
 
