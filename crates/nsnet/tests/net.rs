@@ -616,6 +616,6 @@ fn the_slirp4netns_personality_speaks_slirp4netns() {
         stderr(&o),
         "CIDR needs to be a network address like 10.0.2.0/24, not like 10.0.2.100/24\n"
     );
-    let o = output(std::process::Command::new(&link).args(["--api-socket=/x", "1"]));
+    let o = output(std::process::Command::new(&link).args(["--target-type=bess", "1"]));
     assert_eq!(o.status.code(), Some(1), "refused, not ignored");
 }

@@ -8,10 +8,14 @@
 //! (configured with `-c`), prints slirp4netns's start-up lines, writes `1` to the ready fd and
 //! runs the stack until the exit fd's writer goes away or a signal arrives.
 //!
-//! Not supported yet, and refused with a one-line error rather than ignored: `--api-socket`
-//! (host port forwarding into the guest), `--enable-sandbox`, `--enable-seccomp`,
-//! `--macaddress`, `--target-type=bess`. `--help` does not list them, so feature probes such
+//! `--api-socket PATH` serves slirp4netns's JSON API (`api.rs`): host ports forwarded into
+//! the guest by nsnet's stack.
+//!
+//! Not supported yet, and refused with a one-line error rather than ignored:
+//! `--enable-sandbox`, `--enable-seccomp`, `--macaddress`, `--target-type=bess`. `--help` does not list them, so feature probes such
 //! as RootlessKit's do not ask for them.
+
+mod api;
 
 use std::io::Write;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -26,6 +30,7 @@ User-mode networking for unprivileged network namespaces (nsnet's stack).
 -r, --ready-fd=FD        specify the FD to write to when the network is configured
 -m, --mtu=MTU            specify MTU (default=1500, max=65521)
 -6, --enable-ipv6        enable IPv6 (experimental)
+-a, --api-socket=PATH    specify API socket path
 --cidr=CIDR              specify network address CIDR (default=10.0.2.0/24)
 --disable-host-loopback  prohibit connecting to 127.0.0.1:* on the host namespace
 --netns-type=TYPE 	 specify network namespace type ([path|pid], default=pid)
@@ -51,6 +56,7 @@ struct Opts {
     outbound_addr: Option<Ipv4Addr>,
     outbound_addr6: Option<Ipv6Addr>,
     disable_dns: bool,
+    api_socket: Option<PathBuf>,
     target: String,
     ifname: String,
 }
@@ -149,9 +155,10 @@ fn parse(args: &[String]) -> Result<Parsed, String> {
                 );
             }
             "disable-dns" => o.disable_dns = true,
+            "api-socket" => o.api_socket = Some(value()?.into()),
             "help" => return Ok(Parsed::Help),
             "version" => return Ok(Parsed::Version),
-            "api-socket" | "enable-sandbox" | "enable-seccomp" | "macaddress" | "target-type" => {
+            "enable-sandbox" | "enable-seccomp" | "macaddress" | "target-type" => {
                 return Err(format!(
                     "--{name} is not supported by nsnet's slirp4netns yet"
                 ));
@@ -303,7 +310,17 @@ fn run(o: &Opts) -> Result<(), String> {
     }
     let _ = out.flush();
     drop(out);
+    let guest = cfg.guest();
     let running = nsnet_stack::spawn(tap, cfg).map_err(|e| e.to_string())?;
+    // The API socket exists before the ready fd says so (callers connect right after).
+    if let Some(path) = &o.api_socket {
+        let sock = api::Socket::bind(path)?;
+        let backend = api::StackBackend(running.forwards());
+        std::thread::Builder::new()
+            .name("slirp4netns-api".into())
+            .spawn(move || sock.serve(api::Api::new(backend, guest)))
+            .map_err(|e| format!("start the API socket's thread: {e}"))?;
+    }
     if let Some(fd) = o.ready_fd {
         // SAFETY: the caller handed us this fd; we own it from here and close it.
         let f = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -312,6 +329,9 @@ fn run(o: &Opts) -> Result<(), String> {
             .map_err(|e| format!("write to ready fd {fd}: {e}"))?;
     }
     wait_for_exit(o.exit_fd, sigfd.as_raw_fd());
+    if let Some(path) = &o.api_socket {
+        let _ = std::fs::remove_file(path);
+    }
     running.stop().map_err(|e| e.to_string())?;
     drop(thread);
     Ok(())
@@ -404,7 +424,10 @@ mod tests {
         );
         assert_eq!(err("--mtu 0 1"), "MTU must be a positive integer (< 65522)");
         assert_eq!(err(""), "PID|PATH must be specified");
-        assert!(err("--api-socket /x 1").contains("not supported by nsnet's slirp4netns yet"));
+        let Ok(Parsed::Run(o)) = parse(&args("-a /run/x.sock 1")) else {
+            panic!()
+        };
+        assert_eq!(o.api_socket, Some(PathBuf::from("/run/x.sock")));
         assert!(err("--enable-sandbox 1").contains("not supported"));
         assert_eq!(
             parse_cidr("10.0.2.0/24"),
@@ -424,6 +447,6 @@ mod tests {
         );
         assert!(matches!(parse(&args("-h")), Ok(Parsed::Help)));
         assert!(matches!(parse(&args("--version")), Ok(Parsed::Version)));
-        assert!(!HELP.contains("--enable-sandbox") && !HELP.contains("--api-socket"));
+        assert!(!HELP.contains("--enable-sandbox") && HELP.contains("--api-socket"));
     }
 }
