@@ -282,3 +282,113 @@ fn api_socket_adds_lists_and_removes_hostfwds_that_carry_tcp_and_udp() {
     assert!(err.contains("api_handler: got request: {garbage"), "{err}");
     assert!(!sock.exists(), "API socket removed on exit");
 }
+
+/// A status field of /proc/PID/status.
+fn status_field(pid: i32, name: &str) -> String {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .unwrap_or_else(|| panic!("{name} in /proc/{pid}/status"))
+        .trim()
+        .to_string()
+}
+
+/// From inside the guest's namespaces (nsenter), a TCP echo through the gateway to a
+/// server on this world's loopback.
+fn outbound_from_guest(guest: &Guest) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut c, _) = l.accept().unwrap();
+        let mut b = [0u8; 5];
+        c.read_exact(&mut b).unwrap();
+        c.write_all(&b).unwrap();
+    });
+    let script = format!(
+        "import socket; s=socket.create_connection(('10.0.2.2',{port}),timeout=10); s.sendall(b'hello'); print(s.recv(5).decode())"
+    );
+    let o = output(
+        Command::new("nsenter")
+            .args(["--preserve-credentials", "-U", "-n", "-t"])
+            .arg(guest.pid().to_string())
+            .args(["/usr/bin/python3", "-c", &script]),
+    );
+    assert_eq!(stdout(&o), "hello\n", "stderr: {}", stderr(&o));
+    server.join().unwrap();
+}
+
+#[test]
+fn sandbox_and_seccomp_confine_the_process_and_traffic_still_flows() {
+    let guest = Guest::start();
+    let slirp = Slirp::start(&guest, &["--enable-sandbox", "--enable-seccomp"]);
+    let pid = slirp.pid();
+    // The filter is installed (mode 2) and covers every thread, started after it.
+    assert_eq!(status_field(pid, "Seccomp"), "2");
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let t = t.unwrap().file_name().into_string().unwrap();
+        let s = std::fs::read_to_string(format!("/proc/{pid}/task/{t}/status")).unwrap();
+        assert!(s.contains("Seccomp:\t2\n"), "thread {t} unfiltered");
+    }
+    assert_eq!(status_field(pid, "NoNewPrivs"), "1");
+    // Only CAP_NET_BIND_SERVICE (bit 10) is left, in every set.
+    assert_eq!(status_field(pid, "CapEff"), "0000000000000400");
+    assert_eq!(status_field(pid, "CapBnd"), "0000000000000400");
+    // Its root is a tmpfs holding etc and run only, not this world's /.
+    use std::os::unix::fs::MetadataExt;
+    let root = format!("/proc/{pid}/root");
+    let (theirs, ours) = (
+        std::fs::metadata(format!("{root}/")).unwrap(),
+        std::fs::metadata("/").unwrap(),
+    );
+    assert_ne!((theirs.dev(), theirs.ino()), (ours.dev(), ours.ino()));
+    let mut names: Vec<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["etc", "run"]);
+    assert!(Path::new(&format!("{root}/etc/passwd")).exists());
+    assert_ne!(
+        std::fs::read_link(format!("/proc/{pid}/ns/mnt")).unwrap(),
+        std::fs::read_link("/proc/self/ns/mnt").unwrap(),
+        "a mount namespace of its own"
+    );
+    // Traffic still flows: a hostfwd both ways over TCP and UDP, and outbound.
+    let (tp, up) = (free_port(), free_port());
+    assert_eq!(
+        api(
+            &slirp.sock,
+            &format!(
+                r#"{{"execute":"add_hostfwd","arguments":{{"proto":"tcp","host_addr":"127.0.0.1","host_port":{tp},"guest_port":8080}}}}"#
+            )
+        ),
+        r#"{"return":{"id":1}}"#
+    );
+    assert_eq!(tcp_round_trip(tp, b"abc"), b"ABC");
+    assert_eq!(
+        api(
+            &slirp.sock,
+            &format!(
+                r#"{{"execute":"add_hostfwd","arguments":{{"proto":"udp","host_addr":"127.0.0.1","host_port":{up},"guest_port":5353}}}}"#
+            )
+        ),
+        r#"{"return":{"id":2}}"#
+    );
+    let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+    u.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut got = Vec::new();
+    for _ in 0..10 {
+        u.send_to(b"x", ("127.0.0.1", up)).unwrap();
+        let mut b = [0u8; 4];
+        if let Ok((n, _)) = u.recv_from(&mut b) {
+            got = b[..n].to_vec();
+            break;
+        }
+    }
+    assert_eq!(got, b"X");
+    outbound_from_guest(&guest);
+    let sock = slirp.sock.clone();
+    slirp.stop();
+    assert!(!sock.exists(), "API socket removed from inside the sandbox");
+}

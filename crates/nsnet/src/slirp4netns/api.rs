@@ -202,6 +202,36 @@ impl Backend for StackBackend {
     }
 }
 
+/// The API socket's file, removable after the sandbox hid its path: its directory is held
+/// open and the name unlinked relative to it.
+pub struct SocketFile {
+    dir: OwnedFd,
+    name: std::ffi::CString,
+}
+
+impl SocketFile {
+    pub fn new(path: &Path) -> Result<SocketFile, String> {
+        use std::os::unix::ffi::OsStrExt;
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let dir = std::fs::File::open(parent)
+            .map_err(|e| format!("api socket directory {}: {e}", parent.display()))?;
+        let name = path.file_name().unwrap_or_default().as_bytes().to_vec();
+        Ok(SocketFile {
+            dir: dir.into(),
+            name: std::ffi::CString::new(name).map_err(|_| "api socket path has a NUL byte")?,
+        })
+    }
+
+    pub fn remove(self) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid directory fd and a NUL-terminated name.
+        unsafe { libc::unlinkat(self.dir.as_raw_fd(), self.name.as_ptr(), 0) };
+    }
+}
+
 /// The API socket: bound at start-up (an existing file is replaced, as slirp4netns does);
 /// the caller removes the file when it exits.
 pub struct Socket {

@@ -11,11 +11,16 @@
 //! `--api-socket PATH` serves slirp4netns's JSON API (`api.rs`): host ports forwarded into
 //! the guest by nsnet's stack.
 //!
+//! `--enable-sandbox` (`sandbox.rs`) and `--enable-seccomp` (`seccomp.rs`) confine the process
+//! after start-up, as slirp4netns does, before the stack's threads start.
+//!
 //! Not supported yet, and refused with a one-line error rather than ignored:
-//! `--enable-sandbox`, `--enable-seccomp`, `--macaddress`, `--target-type=bess`. `--help` does not list them, so feature probes such
+//! `--macaddress`, `--target-type=bess`. `--help` does not list them, so feature probes such
 //! as RootlessKit's do not ask for them.
 
 mod api;
+mod sandbox;
+mod seccomp;
 
 use std::io::Write;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -35,6 +40,8 @@ User-mode networking for unprivileged network namespaces (nsnet's stack).
 --disable-host-loopback  prohibit connecting to 127.0.0.1:* on the host namespace
 --netns-type=TYPE 	 specify network namespace type ([path|pid], default=pid)
 --userns-path=PATH	 specify user namespace path
+--enable-sandbox         create a new mount namespace (and drop all caps except CAP_NET_BIND_SERVICE if running as the root)
+--enable-seccomp         enable seccomp to limit syscalls (experimental)
 --outbound-addr=IPv4     sets outbound ipv4 address to bound to (experimental)
 --outbound-addr6=IPv6    sets outbound ipv6 address to bound to (experimental)
 --disable-dns            disables 10.0.2.3 (or configured internal ip) to host dns redirect (experimental)
@@ -57,6 +64,8 @@ struct Opts {
     outbound_addr6: Option<Ipv6Addr>,
     disable_dns: bool,
     api_socket: Option<PathBuf>,
+    sandbox: bool,
+    seccomp: bool,
     target: String,
     ifname: String,
 }
@@ -156,9 +165,11 @@ fn parse(args: &[String]) -> Result<Parsed, String> {
             }
             "disable-dns" => o.disable_dns = true,
             "api-socket" => o.api_socket = Some(value()?.into()),
+            "enable-sandbox" => o.sandbox = true,
+            "enable-seccomp" => o.seccomp = true,
             "help" => return Ok(Parsed::Help),
             "version" => return Ok(Parsed::Version),
-            "enable-sandbox" | "enable-seccomp" | "macaddress" | "target-type" => {
+            "macaddress" | "target-type" => {
                 return Err(format!(
                     "--{name} is not supported by nsnet's slirp4netns yet"
                 ));
@@ -267,8 +278,6 @@ fn run(o: &Opts) -> Result<(), String> {
         nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWUSER)
             .map_err(|e| format!("setns(CLONE_NEWUSER) {}: {e}", p.display()))?;
     }
-    let thread =
-        nsnet_ns::netns::NetnsThread::spawn(netns, &netns_path).map_err(|e| e.to_string())?;
     let tap_cfg = nsnet_netlink::TapConfig {
         name: o.ifname.clone(),
         address: cfg.guest(),
@@ -277,16 +286,26 @@ fn run(o: &Opts) -> Result<(), String> {
         gateway: cfg.gateway(),
         ipv6: cfg.ipv6.then(|| (cfg.guest6(), cfg.gateway6())),
     };
+    // The tap is made by a thread that enters the target netns and ends: the process is
+    // single-threaded again for the sandbox and the seccomp filter (a mount namespace and a
+    // filter are per thread; threads started later inherit them).
     let configure = o.configure;
-    let tap = thread
-        .run(move || {
-            if configure {
+    let tap = std::thread::scope(|s| {
+        s.spawn(|| -> Result<OwnedFd, String> {
+            nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| {
+                format!("enter the network namespace {}: {e}", netns_path.display())
+            })?;
+            let r = if configure {
                 nsnet_netlink::create_configured_tap(&tap_cfg)
             } else {
                 nsnet_netlink::create_tap(&tap_cfg.name)
-            }
+            };
+            r.map_err(|e| e.to_string())
         })
-        .map_err(|e| e.to_string())?;
+        .join()
+        .map_err(|_| "the tap thread panicked".to_string())?
+    })?;
+    drop(netns);
     let tapfd = tap.as_raw_fd();
     eprintln!("sent tapfd={tapfd} for {}", o.ifname);
     eprintln!("received tapfd={tapfd}");
@@ -311,15 +330,27 @@ fn run(o: &Opts) -> Result<(), String> {
     let _ = out.flush();
     drop(out);
     let guest = cfg.guest();
+    // The API socket exists before the ready fd says so (callers connect right after), and
+    // before the sandbox hides its directory; that directory stays open to remove it at exit.
+    let api_sock = match &o.api_socket {
+        Some(path) => Some((api::Socket::bind(path)?, api::SocketFile::new(path)?)),
+        None => None,
+    };
+    if o.sandbox {
+        sandbox::enter()?;
+    }
+    if o.seccomp {
+        seccomp::apply(&seccomp::program()?)?;
+    }
     let running = nsnet_stack::spawn(tap, cfg).map_err(|e| e.to_string())?;
-    // The API socket exists before the ready fd says so (callers connect right after).
-    if let Some(path) = &o.api_socket {
-        let sock = api::Socket::bind(path)?;
+    let mut sock_file = None;
+    if let Some((sock, file)) = api_sock {
         let backend = api::StackBackend(running.forwards());
         std::thread::Builder::new()
             .name("slirp4netns-api".into())
             .spawn(move || sock.serve(api::Api::new(backend, guest)))
             .map_err(|e| format!("start the API socket's thread: {e}"))?;
+        sock_file = Some(file);
     }
     if let Some(fd) = o.ready_fd {
         // SAFETY: the caller handed us this fd; we own it from here and close it.
@@ -329,11 +360,10 @@ fn run(o: &Opts) -> Result<(), String> {
             .map_err(|e| format!("write to ready fd {fd}: {e}"))?;
     }
     wait_for_exit(o.exit_fd, sigfd.as_raw_fd());
-    if let Some(path) = &o.api_socket {
-        let _ = std::fs::remove_file(path);
+    if let Some(f) = sock_file {
+        f.remove();
     }
     running.stop().map_err(|e| e.to_string())?;
-    drop(thread);
     Ok(())
 }
 
@@ -428,7 +458,11 @@ mod tests {
             panic!()
         };
         assert_eq!(o.api_socket, Some(PathBuf::from("/run/x.sock")));
-        assert!(err("--enable-sandbox 1").contains("not supported"));
+        assert!(err("--macaddress=02:00:00:00:00:01 1").contains("not supported"));
+        let Ok(Parsed::Run(o)) = parse(&args("--enable-sandbox --enable-seccomp 1")) else {
+            panic!()
+        };
+        assert!(o.sandbox && o.seccomp);
         assert_eq!(
             parse_cidr("10.0.2.0/24"),
             Ok((Ipv4Addr::new(10, 0, 2, 0), 24))
@@ -447,6 +481,8 @@ mod tests {
         );
         assert!(matches!(parse(&args("-h")), Ok(Parsed::Help)));
         assert!(matches!(parse(&args("--version")), Ok(Parsed::Version)));
-        assert!(!HELP.contains("--enable-sandbox") && HELP.contains("--api-socket"));
+        for f in ["--enable-sandbox", "--enable-seccomp", "--api-socket"] {
+            assert!(HELP.contains(f), "{f} in --help");
+        }
     }
 }
