@@ -139,7 +139,7 @@ impl NetDriver {
     pub fn available(self) -> bool {
         matches!(
             self,
-            Self::Host | Self::None | Self::Builtin | Self::Slirp4netns
+            Self::Host | Self::None | Self::Builtin | Self::Slirp4netns | Self::Pasta
         )
     }
 
@@ -261,6 +261,7 @@ pub struct RawOptions {
     pub slirp4netns_sandbox: String,
     pub slirp4netns_seccomp: String,
     pub slirp4netns_binary: String,
+    pub pasta_binary: String,
     pub command: Vec<String>,
 }
 
@@ -287,6 +288,8 @@ pub struct LaunchPlan {
     /// `--ipv6` (passed on to slirp4netns as `--enable-ipv6`).
     pub ipv6: bool,
     pub slirp4netns: Slirp4netnsOptions,
+    /// The pasta binary for `--net=pasta` (`--pasta-binary`; looked up in `PATH`).
+    pub pasta_binary: String,
     pub detach_netns: bool,
     pub copy_up: Vec<PathBuf>,
     pub propagation: Propagation,
@@ -341,7 +344,7 @@ pub enum ConfigError {
     #[error(transparent)]
     CopyUp(#[from] nsnet_ns::Error),
     #[error(
-        "--net={0} is not available in this nsnet build yet (available: host, none, builtin, slirp4netns); see issue #3"
+        "--net={0} is not available in this nsnet build yet (available: host, none, builtin, slirp4netns, pasta); see issue #3"
     )]
     NetUnavailable(&'static str),
     #[error(
@@ -408,7 +411,12 @@ impl LaunchPlan {
             // default network is the builtin one, and the exposure is slirp4netns's default.
             warnings.push("specifying --disable-host-loopback is highly recommended to prohibit connecting to 127.0.0.1:* on the host namespace (requires slirp4netns or VPNKit)".into());
         }
-        if raw.ipv6 && !matches!(net, NetDriver::Slirp4netns | NetDriver::Builtin) {
+        if raw.ipv6
+            && !matches!(
+                net,
+                NetDriver::Slirp4netns | NetDriver::Builtin | NetDriver::Pasta
+            )
+        {
             warnings.push(format!("--ipv6 is discarded for --net={}", net.name()));
         }
 
@@ -449,16 +457,9 @@ impl LaunchPlan {
                 return Err(invalid("port driver requires slirp4netns network"));
             }
             PortDriver::Implicit if net != NetDriver::Pasta => {
-                return Err(invalid("port driver \"implicit\" requires --net=pasta"));
+                return Err(invalid("port driver requires pasta network"));
             }
             _ => {}
-        }
-        if net == NetDriver::Pasta
-            && !matches!(port_driver, PortDriver::None | PortDriver::Implicit)
-        {
-            return Err(invalid(
-                "--net=pasta supports only --port-driver=none or --port-driver=implicit",
-            ));
         }
 
         let propagation = Propagation::parse(&raw.propagation).ok_or_else(|| {
@@ -551,6 +552,11 @@ impl LaunchPlan {
                 },
                 sandbox: raw.slirp4netns_sandbox,
                 seccomp: raw.slirp4netns_seccomp,
+            },
+            pasta_binary: if raw.pasta_binary.is_empty() {
+                "pasta".into()
+            } else {
+                raw.pasta_binary
             },
             detach_netns: raw.detach_netns,
             copy_up,
@@ -732,19 +738,11 @@ mod tests {
         );
         assert!(
             err(RawOptions {
-                net: "pasta".into(),
-                port_driver: "builtin".into(),
-                ..raw()
-            })
-            .contains("pasta supports only")
-        );
-        assert!(
-            err(RawOptions {
                 net: "none".into(),
                 port_driver: "implicit".into(),
                 ..raw()
             })
-            .contains("requires --net=pasta")
+            .contains("port driver requires pasta network")
         );
         assert!(
             err(RawOptions {

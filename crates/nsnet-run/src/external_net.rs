@@ -1,4 +1,4 @@
-//! External network drivers, as RootlessKit runs them: `--net=slirp4netns`.
+//! External network drivers, as RootlessKit runs them: `--net=slirp4netns` and `--net=pasta`.
 //!
 //! The parent starts `slirp4netns --configure --mtu M --cidr C [--disable-host-loopback]
 //! [--enable-ipv6] [--enable-sandbox] [--enable-seccomp] -r 3 -e 4 --netns-type=path NETNS IFNAME` and waits
@@ -10,8 +10,17 @@
 //! capabilities, and `setns` into the same user namespace would fail; as root, the initial
 //! user namespace's capabilities cover the child's netns anyway.
 //!
-//! `--net=pasta` is not driven yet: pasta needs a template interface with a default route in
-//! the parent's netns, which the test worlds (only `lo`) do not have.
+//! `--net=pasta` (RootlessKit 2.x's command line): `pasta --stderr --ns-ifname=IF --mtu=M
+//! --config-net --address=CIDR+100 --netmask=P --gateway=CIDR+2 --dns-forward=CIDR+3
+//! [--no-map-gw] [--ipv4-only] --tcp-ports=none --udp-ports=none --netns-only --netns=PATH
+//! --pid=FILE`. pasta configures the interface itself, forks to the background once ready
+//! and exits in the foreground: success of that exit is readiness. `--netns-only` for the
+//! same reason as slirp4netns's missing `--userns-path` (rootless, we already are in the
+//! child's user namespace). RootlessKit leaves the daemon to notice the namespace is gone;
+//! we also take its PID from `--pid` and stop it (SIGTERM, then SIGKILL) when the child
+//! exits, so nothing outlives the launch. pasta copies addresses and routes from a template
+//! interface with a default route in the parent's netns and refuses to start without one
+//! ("External interface not usable").
 
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -69,6 +78,143 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), ExternalError> {
         .map_err(|e| ExternalError::Pipe(std::io::Error::from_raw_os_error(e as i32)))
 }
 
+/// A running pasta daemon (it forked away from us); dropping it stops it by PID.
+pub struct Pasta {
+    pid: i32,
+}
+
+impl Drop for Pasta {
+    fn drop(&mut self) {
+        use nix::sys::signal::{Signal, kill};
+        let pid = nix::unistd::Pid::from_raw(self.pid);
+        if kill(pid, Signal::SIGTERM).is_err() {
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            if kill(pid, None).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = kill(pid, Signal::SIGKILL);
+    }
+}
+
+/// pasta's command line for a plan (RootlessKit 2.x's), without the namespace and PID file.
+pub fn pasta_args(plan: &LaunchPlan) -> Vec<String> {
+    let net = |n: u32| std::net::Ipv4Addr::from(u32::from(plan.cidr.network) + n);
+    let mut a = vec![
+        "--stderr".to_string(),
+        format!("--ns-ifname={}", plan.ifname),
+        format!("--mtu={}", plan.mtu),
+        "--config-net".into(),
+        format!("--address={}", net(100)),
+        format!("--netmask={}", plan.cidr.prefix),
+        format!("--gateway={}", net(2)),
+        format!("--dns-forward={}", net(3)),
+    ];
+    if plan.disable_host_loopback {
+        a.push("--no-map-gw".into());
+    }
+    if !plan.ipv6 {
+        a.push("--ipv4-only".into());
+    }
+    a.extend(["--tcp-ports=none".into(), "--udp-ports=none".into()]);
+    a
+}
+
+pub fn start_pasta(
+    plan: &LaunchPlan,
+    ctx: &NetContext<'_>,
+) -> Result<(NetworkSetup, Pasta), LaunchError> {
+    let binary = plan.pasta_binary.clone();
+    let netns = netns_path(plan, ctx);
+    let pidfile = ctx.state_dir.join("pasta.pid");
+    let _ = std::fs::remove_file(&pidfile);
+    let mut cmd = Command::new(&binary);
+    cmd.args(pasta_args(plan))
+        .arg("--netns-only")
+        .arg(format!("--netns={netns}"))
+        .arg(format!("--pid={}", pidfile.display()))
+        .arg("--runas=0:0")
+        .stdin(Stdio::null());
+    tracing::debug!(?cmd, "starting pasta");
+    let out = cmd.output().map_err(|source| PastaError::Spawn {
+        binary: binary.clone(),
+        source,
+    })?;
+    let pid = std::fs::read_to_string(&pidfile)
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok());
+    let _ = std::fs::remove_file(&pidfile);
+    // Whatever happened, a daemon it left is ours to stop.
+    let running = pid.map(|pid| Pasta { pid });
+    if !out.status.success() {
+        let text = String::from_utf8_lossy(&out.stderr);
+        // Its last line says why; syslog noise ("Failed to send … to syslog") is not it.
+        let why = text
+            .lines()
+            .rev()
+            .find(|l| !l.contains("syslog") && !l.trim().is_empty())
+            .unwrap_or("no message")
+            .trim()
+            .to_string();
+        return Err(PastaError::Failed {
+            binary,
+            status: out.status.to_string(),
+            why,
+        }
+        .into());
+    }
+    let Some(running) = running else {
+        return Err(PastaError::NoPid { binary }.into());
+    };
+    if plan.debug {
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let net = |n: u32| std::net::Ipv4Addr::from(u32::from(plan.cidr.network) + n);
+    Ok((
+        NetworkSetup {
+            dns: vec![net(3).to_string()],
+            child_ip: Some(net(100)),
+        },
+        running,
+    ))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PastaError {
+    #[error("--net=pasta: start {binary}: {source}")]
+    Spawn {
+        binary: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("--net=pasta: {binary} failed ({status}): {why}")]
+    Failed {
+        binary: String,
+        status: String,
+        why: String,
+    },
+    #[error("--net=pasta: {binary} wrote no PID file; is it pasta from passt?")]
+    NoPid { binary: String },
+}
+
+/// Where an external driver finds the child's netns (detached: the bind mount in the
+/// child's mount namespace).
+fn netns_path(plan: &LaunchPlan, ctx: &NetContext<'_>) -> String {
+    if plan.detach_netns {
+        format!(
+            "/proc/{}/root{}",
+            ctx.child_pid,
+            ctx.state_dir.join("netns").display()
+        )
+    } else {
+        format!("/proc/{}/ns/net", ctx.child_pid)
+    }
+}
+
 /// Whether `binary --help` lists `flag` (RootlessKit's feature probe for `auto`).
 fn supports(binary: &str, flag: &str) -> bool {
     Command::new(binary)
@@ -117,15 +263,7 @@ pub fn start_slirp4netns(
     let binary = opts.binary.clone();
     let sandbox = wanted(&opts.sandbox, &binary, "--enable-sandbox");
     let seccomp = wanted(&opts.seccomp, &binary, "--enable-seccomp");
-    let netns = if plan.detach_netns {
-        format!(
-            "/proc/{}/root{}",
-            ctx.child_pid,
-            ctx.state_dir.join("netns").display()
-        )
-    } else {
-        format!("/proc/{}/ns/net", ctx.child_pid)
-    };
+    let netns = netns_path(plan, ctx);
     let (ready_r, ready_w) = pipe()?;
     let (exit_r, exit_w) = pipe()?;
     let mut cmd = Command::new(&binary);
@@ -259,6 +397,38 @@ mod tests {
         assert!(
             !wanted("auto", "/nonexistent", "--x"),
             "auto probes the binary"
+        );
+    }
+
+    #[test]
+    fn pasta_gets_rootlesskit_2s_flags() {
+        let plan = LaunchPlan::from_raw(
+            RawOptions {
+                net: "pasta".into(),
+                pasta_binary: "/usr/bin/pasta".into(),
+                port_driver: "builtin".into(),
+                publish: vec!["8080:80/tcp".into()],
+                ..plan_raw()
+            },
+            Personality::Nsnet,
+        )
+        .unwrap();
+        assert_eq!(plan.pasta_binary, "/usr/bin/pasta");
+        assert_eq!(
+            pasta_args(&plan),
+            [
+                "--stderr",
+                "--ns-ifname=tap0",
+                "--mtu=1500",
+                "--config-net",
+                "--address=10.0.135.228",
+                "--netmask=25",
+                "--gateway=10.0.135.130",
+                "--dns-forward=10.0.135.131",
+                "--no-map-gw",
+                "--tcp-ports=none",
+                "--udp-ports=none"
+            ]
         );
     }
 }

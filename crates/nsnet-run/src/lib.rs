@@ -89,6 +89,8 @@ pub enum LaunchError {
     Builtin(#[from] builtin_net::BuiltinError),
     #[error(transparent)]
     External(#[from] external_net::ExternalError),
+    #[error(transparent)]
+    Pasta(#[from] external_net::PastaError),
 }
 
 /// Shorthand for a failed system call.

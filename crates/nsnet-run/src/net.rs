@@ -42,6 +42,8 @@ pub enum RunningNetwork {
     Builtin(nsnet_stack::Running),
     /// `--net=slirp4netns`: the external process (told to exit on drop).
     External(crate::external_net::External),
+    /// `--net=pasta`: pasta's daemon (stopped by PID on drop).
+    Pasta(crate::external_net::Pasta),
 }
 
 /// Whether the plan's drivers need a thread in the child's network namespace.
@@ -66,6 +68,10 @@ pub fn start(
         (NetDriver::Slirp4netns, Some(ctx)) => {
             let (setup, running) = crate::external_net::start_slirp4netns(plan, ctx)?;
             Ok((setup, RunningNetwork::External(running)))
+        }
+        (NetDriver::Pasta, Some(ctx)) => {
+            let (setup, running) = crate::external_net::start_pasta(plan, ctx)?;
+            Ok((setup, RunningNetwork::Pasta(running)))
         }
         (other, _) => Err(ConfigError::NetUnavailable(other.name()).into()),
     }

@@ -192,6 +192,7 @@ impl LaunchFlags {
             slirp4netns_binary: self.slirp4netns_binary.clone(),
             slirp4netns_sandbox: self.slirp4netns_sandbox.clone(),
             slirp4netns_seccomp: self.slirp4netns_seccomp.clone(),
+            pasta_binary: self.pasta_binary.clone(),
             command: self.command.clone(),
         }
     }

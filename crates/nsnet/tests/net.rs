@@ -619,3 +619,117 @@ fn the_slirp4netns_personality_speaks_slirp4netns() {
     let o = output(std::process::Command::new(&link).args(["--target-type=bess", "1"]));
     assert_eq!(o.status.code(), Some(1), "refused, not ignored");
 }
+
+/// `--net=pasta` in a world of its own: pasta copies addresses and routes from a template
+/// interface with a default route, which the test world (only `lo`) lacks, so the scenario
+/// runs in a further user + network namespace holding a veth pair with a default route (both
+/// ends inside it; nothing answers there, nothing leaves). Its loopback is "the host".
+/// `script` runs there with `sh`; `$T` is a directory holding `echo_server.py` (ADDR PORT:
+/// answers one connection's line upper-cased) and `echo_client.py` (HOST PORT: sends 1 MiB
+/// and a newline, prints `echo True` if it came back upper-cased).
+fn pasta_world(script: &str) -> Output {
+    use std::os::unix::fs::PermissionsExt;
+    world();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(
+        dir.path().join("echo_server.py"),
+        r#"import socket, sys
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((sys.argv[1], int(sys.argv[2]))); l.listen(1); l.settimeout(20)
+c, _ = l.accept(); d = b""
+while not d.endswith(b"\n"): d += c.recv(65536)
+c.sendall(d.upper()); c.close()
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("echo_client.py"),
+        r#"import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+d = b"ping" * 262144 + b"\n"; s.sendall(d); g = b""
+while not g.endswith(b"\n"):
+    b = s.recv(65536)
+    if not b: break
+    g += b
+print("echo", g == d.upper())
+"#,
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("script.sh"), script).unwrap();
+    let setup = "ip link set lo up && ip link add dummy0 type veth peer name dummy1 && \
+        ip link set dummy1 up && ip addr add 192.0.2.1/24 dev dummy0 && ip link set dummy0 up && \
+        ip route add default via 192.0.2.254 dev dummy0";
+    let mut c = std::process::Command::new("unshare");
+    c.args(["--user", "--map-root-user", "--net", "--", "sh", "-c"])
+        .arg(format!("{setup} && exec sh \"$T/script.sh\""))
+        .env("NSNET", nsnet_bin())
+        .env("T", dir.path())
+        .current_dir("/");
+    output(&mut c)
+}
+
+#[test]
+fn pasta_driver_configures_tap0_and_carries_tcp_through_the_gateway() {
+    let o = pasta_world(&format!(
+        r#"{PY} $T/echo_server.py 127.0.0.1 9101 &
+sleep 0.3
+"$NSNET" run --net=pasta --pasta-binary=/usr/bin/pasta --mtu=1500 -- sh -c '
+ip -o -4 addr show tap0 | awk "{{print \$4}}"; cat /sys/class/net/tap0/mtu; ip route show default
+grep nameserver /etc/resolv.conf; {PY} $T/echo_client.py 10.0.2.2 9101'
+echo rc=$?
+# pasta's daemon was stopped with the launch.
+pgrep -x pasta || echo no pasta left
+"#
+    ));
+    assert_eq!(
+        stdout(&o),
+        "10.0.2.100/24\n1500\ndefault via 10.0.2.2 dev tap0 \nnameserver 10.0.2.3\necho True\nrc=0\nno pasta left\n",
+        "stderr: {}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn pasta_driver_with_detach_netns_and_the_builtin_port_driver() {
+    // The command stays in the (nested) host netns: it reaches a server in the detached netns
+    // through a published port, and from inside that netns a server on loopback via 10.0.2.2.
+    let o = pasta_world(&format!(
+        r#"{PY} $T/echo_server.py 127.0.0.1 9103 &
+sleep 0.3
+"$NSNET" run --net=pasta --pasta-binary=/usr/bin/pasta --detach-netns \
+  --port-driver=builtin -p 127.0.0.1:9102:80/tcp -- sh -c '
+NS=$ROOTLESSKIT_STATE_DIR/netns
+nsenter --net=$NS {PY} $T/echo_server.py 0.0.0.0 80 &
+sleep 0.3
+{PY} $T/echo_client.py 127.0.0.1 9102
+nsenter --net=$NS {PY} $T/echo_client.py 10.0.2.2 9103
+wait'
+echo rc=$?
+"#
+    ));
+    assert_eq!(
+        stdout(&o),
+        "echo True\necho True\nrc=0\n",
+        "stderr: {}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn pasta_failing_to_start_is_one_error_line_and_leaves_nothing() {
+    // No template interface: pasta refuses, and says why.
+    let o = output(nsnet().args([
+        "run",
+        "--net=pasta",
+        "--pasta-binary=/usr/bin/pasta",
+        "--",
+        "true",
+    ]));
+    assert_eq!(o.status.code(), Some(1));
+    let last = errors(&o);
+    assert_eq!(
+        last,
+        "nsnet: error: --net=pasta: /usr/bin/pasta failed (exit status: 1): External interface not usable\n"
+    );
+}

@@ -619,11 +619,11 @@ fn invalid_flags_fail_with_one_line_and_leave_nothing() {
 
 #[test]
 fn drivers_of_later_issues_are_named_not_faked() {
-    let o = output(nsnet().args(["run", "--net=pasta", "--", "true"]));
+    let o = output(nsnet().args(["run", "--net=vpnkit", "--", "true"]));
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         stderr(&o),
-        "nsnet: error: --net=pasta is not available in this nsnet build yet (available: host, none, builtin, slirp4netns); see issue #3\n"
+        "nsnet: error: --net=vpnkit is not available in this nsnet build yet (available: host, none, builtin, slirp4netns, pasta); see issue #3\n"
     );
 }
 
