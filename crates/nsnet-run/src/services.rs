@@ -53,7 +53,8 @@ const SOURCE_IP_MARK: u32 = 100;
 /// client address are delivered locally. `ip rule add fwmark 100 lookup 100`, `ip route add
 /// local default dev lo table 100` (IPv4; IPv6 where the kernel has it), and
 /// `net.ipv4.tcp_fwmark_accept=1` so a server's accepted socket carries the mark of the SYN.
-/// No iptables: the targets are sockets local to the child, which need no connmark.
+/// No iptables: the targets are sockets local to the child, which need no connmark. UDP
+/// replies carry no mark; [`ChildReplyRoutes`] adds a rule per published UDP child port.
 fn source_ip_routing() -> Result<(), String> {
     std::fs::write("/proc/sys/net/ipv4/tcp_fwmark_accept", "1")
         .map_err(|e| format!("net.ipv4.tcp_fwmark_accept: {e}"))?;
@@ -70,6 +71,22 @@ fn source_ip_routing() -> Result<(), String> {
         let _ = nl.add_local_default_route(true, lo, SOURCE_IP_MARK);
     }
     Ok(())
+}
+
+/// Priority of the UDP reply rules (after the TCP fwmark rule's 100).
+const UDP_REPLY_RULE_PRIORITY: u32 = 101;
+
+/// The UDP reply rules, added and removed by the parent's thread in the child's netns.
+struct ChildReplyRoutes(Arc<NetnsThread>);
+
+impl nsnet_port::ReplyRoutes for ChildReplyRoutes {
+    fn udp_source_port(&self, v6: bool, port: u16, add: bool) -> Result<(), String> {
+        self.0.run(move || {
+            let mut nl = nsnet_netlink::Netlink::open().map_err(|e| e.to_string())?;
+            nl.udp_sport_rule(add, v6, port, SOURCE_IP_MARK, UDP_REPLY_RULE_PRIORITY)
+                .map_err(|e| e.to_string())
+        })
+    }
 }
 
 /// Starts the runtime, publishes `plan.publish`, and serves the API.
@@ -97,7 +114,11 @@ pub fn start(
             );
             if plan.source_ip_transparent {
                 match netns.run(source_ip_routing) {
-                    Ok(()) => pm = pm.with_source_ip(SOURCE_IP_MARK),
+                    Ok(()) => {
+                        pm = pm
+                            .with_source_ip(SOURCE_IP_MARK)
+                            .with_udp_source_ip(Arc::new(ChildReplyRoutes(netns.clone())))
+                    }
                     Err(e) => warn(&format!(
                         "source IP transparent: falling back to non-transparent mode, client source IPs will not be preserved ({e})"
                     )),

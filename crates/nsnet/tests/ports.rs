@@ -557,6 +557,67 @@ fn tcp_clients_keep_their_source_address() {
     );
 }
 
+/// What the UDP server inside (port 83 answers with its client's "address port") sees for a
+/// client bound to `from`, and the client's own address.
+fn udp_seen_from(from: &str, to: &str) -> (String, SocketAddr) {
+    let s = UdpSocket::bind(from).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.send_to(b"who", to).unwrap();
+    let mut buf = [0u8; 256];
+    let (n, _) = s.recv_from(&mut buf).unwrap();
+    (
+        String::from_utf8_lossy(&buf[..n]).into_owned(),
+        s.local_addr().unwrap(),
+    )
+}
+
+/// `ip rule` of the instance's child netns.
+fn child_rules(inst: &Instance) -> String {
+    let pid = std::fs::read_to_string(inst.state.join("child_pid")).unwrap();
+    let o = std::process::Command::new("nsenter")
+        .args(["--preserve-credentials", "-t", pid.trim(), "-n"])
+        .args(if is_root() { vec![] } else { vec!["-U"] })
+        .args(["ip", "rule"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn udp_clients_keep_their_source_address() {
+    let inst = Instance::start(&["-p", "19382:83/udp", "-p", "127.0.0.1:19383:83/udp4"]);
+    for _ in 0..2 {
+        // Twice: the second datagram goes through the flow the first one made.
+        let (seen, me) = udp_seen_from("192.0.2.10:0", "192.0.2.10:19382");
+        assert_eq!(
+            seen,
+            format!("{} {}", me.ip(), me.port()),
+            "the server sees the client's own address and port"
+        );
+    }
+    let (seen, _) = udp_seen_from("127.0.0.1:0", "127.0.0.1:19383");
+    assert!(
+        seen.starts_with("127.0.0.1 "),
+        "loopback clients stay the child's loopback: {seen}"
+    );
+    let rules = child_rules(&inst);
+    assert_eq!(
+        rules.matches("ipproto udp sport 83").count(),
+        1,
+        "one reply rule for the two ports of child port 83:\n{rules}"
+    );
+    for id in ["1", "2"] {
+        let (status, _, body) = http(&inst.api(), "DELETE", &format!("/v1/ports/{id}"), "");
+        assert!(status.contains("200"), "{status} {body}");
+    }
+    let rules = child_rules(&inst);
+    assert!(
+        !rules.contains("sport 83"),
+        "the reply rule leaves with the last port:\n{rules}"
+    );
+}
+
 #[test]
 fn source_ip_transparent_false_dials_from_inside() {
     let _inst = Instance::start(&["--source-ip-transparent=false", "-p", "19480:82/tcp"]);
