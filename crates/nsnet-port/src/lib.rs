@@ -16,6 +16,7 @@
 //! when to start and stop (`nsnet-run`), how the child netns is reached (`nsnet-ns`).
 
 pub mod relay;
+pub mod slirp4netns;
 pub mod spec;
 mod tcp;
 mod udp;
@@ -48,6 +49,55 @@ pub enum PortError {
     UnknownId(u64),
     #[error("{0}")]
     Listen(String),
+    /// The driver's backend (slirp4netns's API) failed or refused.
+    #[error("{0}")]
+    Backend(String),
+}
+
+/// The port driver of an instance, one of a closed set (RootlessKit's `port.ParentDriver`).
+pub enum Ports {
+    Builtin(PortManager),
+    Slirp4netns(slirp4netns::Slirp4netnsPorts),
+}
+
+impl Ports {
+    /// The driver's name in `GET /v1/info`.
+    pub fn driver(&self) -> &'static str {
+        match self {
+            Ports::Builtin(_) => "builtin",
+            Ports::Slirp4netns(_) => "slirp4netns",
+        }
+    }
+
+    /// The protocols it offers, as `GET /v1/info` lists them.
+    pub fn protos(&self) -> Vec<String> {
+        let list: &[&str] = match self {
+            Ports::Builtin(_) => &spec::PROTOS,
+            Ports::Slirp4netns(_) => &slirp4netns::PROTOS,
+        };
+        list.iter().map(|p| p.to_string()).collect()
+    }
+
+    pub async fn add(&self, spec: PortSpec) -> Result<PortStatus, PortError> {
+        match self {
+            Ports::Builtin(pm) => pm.add(spec),
+            Ports::Slirp4netns(d) => d.add(spec).await,
+        }
+    }
+
+    pub fn list(&self) -> Vec<PortStatus> {
+        match self {
+            Ports::Builtin(pm) => pm.list(),
+            Ports::Slirp4netns(d) => d.list(),
+        }
+    }
+
+    pub async fn remove(&self, id: u64) -> Result<(), PortError> {
+        match self {
+            Ports::Builtin(pm) => pm.remove(id).await,
+            Ports::Slirp4netns(d) => d.remove(id).await,
+        }
+    }
 }
 
 /// Creates sockets inside the child's network namespace.

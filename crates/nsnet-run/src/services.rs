@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use nsnet_api::{Info, NetworkDriverInfo, PortDriverInfo, server};
 use nsnet_ns::netns::NetnsThread;
-use nsnet_port::{NetnsThreadSockets, PortManager};
+use nsnet_port::{NetnsThreadSockets, PortManager, Ports};
 
 use crate::LaunchError;
 use crate::config::{LaunchPlan, NetDriver, PortDriver};
@@ -124,18 +124,33 @@ pub fn start(
                     )),
                 }
             }
-            let pm = Arc::new(pm);
-            for spec in &plan.publish {
-                pm.add(spec.clone())
-                    .map_err(|source| LaunchError::Publish {
-                        spec: spec.text(),
-                        source,
-                    })?;
-            }
-            Some(pm)
+            Some(Arc::new(Ports::Builtin(pm)))
+        }
+        (PortDriver::Slirp4netns, _) => {
+            // The configuration allows this driver only with --net=slirp4netns, which was
+            // started with its API socket here and gives the child an IPv4 address.
+            let Some(child_ip) = setup.child_ip else {
+                return Err(LaunchError::NoChildIp);
+            };
+            Some(Arc::new(Ports::Slirp4netns(
+                nsnet_port::slirp4netns::Slirp4netnsPorts::new(
+                    state.join(crate::external_net::SLIRP4NETNS_API_SOCKET),
+                    child_ip,
+                ),
+            )))
         }
         _ => None,
     };
+    if let Some(ports) = &ports {
+        for spec in &plan.publish {
+            runtime
+                .block_on(ports.add(spec.clone()))
+                .map_err(|source| LaunchError::Publish {
+                    spec: spec.text(),
+                    source,
+                })?;
+        }
+    }
 
     let sock_path = state.join("api.sock");
     let _ = std::fs::remove_file(&sock_path);
@@ -163,12 +178,9 @@ pub fn start(
                 child_ip: setup.child_ip.map(|ip| ip.to_string()),
             }),
         },
-        port_driver: ports.as_ref().map(|_| PortDriverInfo {
-            driver: "builtin".into(),
-            protos: nsnet_port::spec::PROTOS
-                .iter()
-                .map(|p| p.to_string())
-                .collect(),
+        port_driver: ports.as_ref().map(|p| PortDriverInfo {
+            driver: p.driver().into(),
+            protos: p.protos(),
         }),
     };
     runtime.spawn(server::serve(
