@@ -91,6 +91,8 @@ pub enum LaunchError {
     External(#[from] external_net::ExternalError),
     #[error(transparent)]
     Pasta(#[from] external_net::PastaError),
+    #[error("the slirp4netns port driver needs the child's IPv4 address from --net=slirp4netns")]
+    NoChildIp,
 }
 
 /// Shorthand for a failed system call.
