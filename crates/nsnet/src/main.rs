@@ -8,6 +8,7 @@
 
 mod cli;
 mod launch_flags;
+mod network_cmd;
 mod ns_cmd;
 mod port_cmd;
 mod report;
