@@ -16,8 +16,7 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
     Capability, Hook, HookBuilder, Hooks, HooksBuilder, LinuxBuilder, LinuxCapabilitiesBuilder,
-    LinuxNamespaceBuilder, LinuxNamespaceType, Mount, MountBuilder, PosixRlimitBuilder,
-    PosixRlimitType, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+    LinuxNamespaceBuilder, LinuxNamespaceType, Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
     get_default_maskedpaths, get_default_readonly_paths,
 };
 
@@ -105,14 +104,6 @@ pub fn spec(o: &Options) -> Result<Spec, Error> {
         .env(o.env.clone())
         .cwd(if o.cwd.is_empty() { "/" } else { &o.cwd })
         .capabilities(capabilities)
-        .rlimits(vec![
-            PosixRlimitBuilder::default()
-                .typ(PosixRlimitType::RlimitNofile)
-                .hard(1_048_576u64)
-                .soft(1_048_576u64)
-                .build()
-                .map_err(spec_err)?,
-        ])
         .no_new_privileges(true)
         .build()
         .map_err(spec_err)?;
