@@ -14,12 +14,16 @@
 //!   ([`Netlink`]): one request, one ACK, built with netlink-packet-route's message types. No
 //!   async runtime, because these run once at start-up on a thread pinned to a namespace.
 
+mod links;
+
+pub use links::Link;
+
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
 };
 use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
@@ -158,13 +162,32 @@ impl Netlink {
         Ok(Netlink { sock, seq: 0 })
     }
 
-    /// Sends one request and waits for its ACK (or the kernel's error).
+    /// Sends one request that creates something (`NLM_F_CREATE | NLM_F_EXCL`) and waits for
+    /// its ACK (or the kernel's error).
     fn request(
         &mut self,
         op: &'static str,
         object: String,
         msg: RouteNetlinkMessage,
     ) -> Result<()> {
+        self.exchange(
+            op,
+            object,
+            msg,
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        )
+        .map(drop)
+    }
+
+    /// Sends one request with `flags` and collects the replies until its ACK, its error, or
+    /// the end of a dump.
+    fn exchange(
+        &mut self,
+        op: &'static str,
+        object: String,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+    ) -> Result<Vec<RouteNetlinkMessage>> {
         let err = |source: io::Error| Error::Request {
             op,
             object: object.clone(),
@@ -172,13 +195,14 @@ impl Netlink {
         };
         self.seq += 1;
         let mut req = NetlinkMessage::from(msg);
-        req.header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+        req.header.flags = flags;
         req.header.sequence_number = self.seq;
         req.finalize();
         let mut buf = vec![0u8; req.buffer_len()];
         req.serialize(&mut buf);
         self.sock.send(&buf, 0).map_err(err)?;
-        let mut rx = vec![0u8; 8192];
+        let mut rx = vec![0u8; 65536];
+        let mut out = Vec::new();
         loop {
             let n = self.sock.recv(&mut &mut rx[..], 0).map_err(err)?;
             let mut off = 0;
@@ -186,13 +210,23 @@ impl Netlink {
                 let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rx[off..n])
                     .map_err(|e| err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())))?;
                 let len = reply.header.length as usize;
-                if reply.header.sequence_number == self.seq
-                    && let NetlinkPayload::Error(e) = reply.payload
-                {
-                    return match e.code {
-                        None => Ok(()),
-                        Some(code) => Err(err(io::Error::from_raw_os_error(-code.get()))),
-                    };
+                if reply.header.sequence_number == self.seq {
+                    match reply.payload {
+                        NetlinkPayload::Error(e) => {
+                            return match e.code {
+                                None => Ok(out),
+                                Some(code) => Err(err(io::Error::from_raw_os_error(-code.get()))),
+                            };
+                        }
+                        NetlinkPayload::Done(_) => return Ok(out),
+                        NetlinkPayload::InnerMessage(m) => {
+                            out.push(m);
+                            if flags & NLM_F_ACK == 0 && flags & NLM_F_DUMP != NLM_F_DUMP {
+                                return Ok(out);
+                            }
+                        }
+                        _ => {}
+                    }
                 }
                 if len == 0 {
                     break;

@@ -33,6 +33,8 @@ enum Cmd {
     Run(Box<RunArgs>),
     /// Publish, list and remove ports of a running instance (RootlessKit's API).
     Port(crate::port_cmd::PortArgs),
+    /// Bridge networks of a running instance: create, list, connect namespaces, collect garbage.
+    Network(crate::network_cmd::NetworkArgs),
     /// Inspect namespaces and the rootless network: list, explain, draw.
     #[command(subcommand)]
     Ns(crate::ns_cmd::NsCmd),
@@ -110,6 +112,7 @@ pub fn main() -> i32 {
         Cmd::Port(args) => crate::port_cmd::main(args),
         Cmd::Ns(cmd) => crate::ns_cmd::main(cmd),
         Cmd::Container(args) => crate::container_cmd::main(args),
+        Cmd::Network(args) => crate::network_cmd::main(args),
         Cmd::Internal(Internal::Whoami { host_ns }) => crate::report::whoami(&host_ns),
         Cmd::Internal(Internal::OciHook {
             phase,

@@ -9,6 +9,7 @@
 mod cli;
 mod container_cmd;
 mod launch_flags;
+mod network_cmd;
 mod ns_cmd;
 mod port_cmd;
 mod report;
