@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
     Capability, Hook, HookBuilder, Hooks, HooksBuilder, LinuxBuilder, LinuxCapabilitiesBuilder,
-    LinuxNamespaceBuilder, LinuxNamespaceType, Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
-    get_default_maskedpaths, get_default_readonly_paths,
+    LinuxNamespaceBuilder, LinuxNamespaceType, Mount, MountBuilder, ProcessBuilder, RootBuilder,
+    Spec, SpecBuilder, UserBuilder, get_default_maskedpaths, get_default_readonly_paths,
 };
 
 use crate::Error;
@@ -99,7 +99,13 @@ pub fn spec(o: &Options) -> Result<Spec, Error> {
         .map_err(spec_err)?;
     let process = ProcessBuilder::default()
         .terminal(o.terminal)
-        .user(UserBuilder::default().uid(0u32).gid(0u32).build().map_err(spec_err)?)
+        .user(
+            UserBuilder::default()
+                .uid(0u32)
+                .gid(0u32)
+                .build()
+                .map_err(spec_err)?,
+        )
         .args(o.args.clone())
         .env(o.env.clone())
         .cwd(if o.cwd.is_empty() { "/" } else { &o.cwd })
@@ -119,7 +125,13 @@ pub fn spec(o: &Options) -> Result<Spec, Error> {
             "/dev/pts",
             "devpts",
             "devpts",
-            &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"],
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+            ],
         )?,
         mount(
             "/dev/shm",

@@ -79,8 +79,10 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
 }
 
 fn load_config(dir: &Path) -> Result<Config, Error> {
-    let text = std::fs::read(dir.join("container.json"))
-        .map_err(Error::io(format!("read {}", dir.join("container.json").display())))?;
+    let text = std::fs::read(dir.join("container.json")).map_err(Error::io(format!(
+        "read {}",
+        dir.join("container.json").display()
+    )))?;
     serde_json::from_slice(&text).map_err(|e| Error::Invalid(format!("container.json: {e}")))
 }
 
@@ -103,18 +105,20 @@ pub fn create_runtime(dir: &Path, instance: &Path, state: &OciState) -> Result<(
         let a = crate::net::attach(&config.network, &state.id, Path::new(&sandbox))?;
         net.attachment = Some(a.clone());
         store::save_net(dir, &net)?;
-        crate::write_atomic(
-            &dir.join("hosts"),
-            bundle::hosts_file(&config.hostname, Some(a.ip)).as_bytes(),
-        )?;
+        // In place, not by rename: the container's /etc/hosts is a bind mount of this inode.
+        std::fs::write(
+            dir.join("hosts"),
+            bundle::hosts_file(&config.hostname, Some(a.ip)),
+        )
+        .map_err(Error::io(format!("write {}", dir.join("hosts").display())))?;
         if !config.publish.is_empty() {
             let client = Client::new(&instance.join("api.sock"));
             let rt = runtime()?;
             for p in &config.publish {
                 let spec = p.port_spec(IpAddr::V4(a.ip));
-                let st = rt.block_on(client.add_port(&spec)).map_err(|e| {
-                    Error::Network(format!("publish {}: {e}", p.display()))
-                })?;
+                let st = rt
+                    .block_on(client.add_port(&spec))
+                    .map_err(|e| Error::Network(format!("publish {}: {e}", p.display())))?;
                 net.ports.push((st.id, p.clone()));
                 store::save_net(dir, &net)?;
             }
@@ -140,10 +144,7 @@ fn teardown(dir: &Path, instance: &Path, config: &Config, net: &NetState) -> Res
                     continue;
                 }
                 if !e.to_string().contains("unknown id") {
-                    first.get_or_insert(Error::Network(format!(
-                        "unpublish {}: {e}",
-                        p.display()
-                    )));
+                    first.get_or_insert(Error::Network(format!("unpublish {}: {e}", p.display())));
                 }
             }
         }

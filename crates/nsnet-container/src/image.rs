@@ -114,7 +114,10 @@ fn oci_layout(layout: &Path, image: &Path) -> Result<(PathBuf, Vec<PathBuf>), Er
                     .ok_or_else(|| {
                         err(
                             image,
-                            format!("the index lists {} manifests and none for {arch}", many.len()),
+                            format!(
+                                "the index lists {} manifests and none for {arch}",
+                                many.len()
+                            ),
                         )
                     })?
             }
@@ -456,9 +459,13 @@ mod tests {
     #[test]
     fn bad_images_say_what_they_are() {
         let t = tempfile::tempdir().unwrap();
-        let e = unpack(&t.path().join("nope"), &t.path().join("r"), &t.path().join("s"))
-            .unwrap_err()
-            .to_string();
+        let e = unpack(
+            &t.path().join("nope"),
+            &t.path().join("r"),
+            &t.path().join("s"),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("--rootfs"), "{e}");
         let e = unpack(t.path(), &t.path().join("r"), &t.path().join("s"))
             .unwrap_err()

@@ -91,15 +91,30 @@ mod tests {
         assert_eq!(p.display(), "127.0.0.1:8080->80/tcp");
         let s = p.port_spec("10.4.0.2".parse().unwrap());
         assert_eq!(
-            (s.parent_ip.as_str(), s.parent_port, s.child_ip.as_str(), s.child_port),
+            (
+                s.parent_ip.as_str(),
+                s.parent_port,
+                s.child_ip.as_str(),
+                s.child_port
+            ),
             ("127.0.0.1", 8080, "10.4.0.2", 80)
         );
-        assert_eq!(Publish::parse("53:53/udp").unwrap().display(), "0.0.0.0:53->53/udp");
+        assert_eq!(
+            Publish::parse("53:53/udp").unwrap().display(),
+            "0.0.0.0:53->53/udp"
+        );
         assert_eq!(
             Publish::parse("[::1]:8080:80").unwrap().display(),
             "[::1]:8080->80/tcp"
         );
-        for bad in ["80", "x:80", "8080:0", "1.2.3:8080:80", "8080:80/sctp", "::80"] {
+        for bad in [
+            "80",
+            "x:80",
+            "8080:0",
+            "1.2.3:8080:80",
+            "8080:80/sctp",
+            "::80",
+        ] {
             assert!(Publish::parse(bad).is_err(), "{bad}");
         }
     }

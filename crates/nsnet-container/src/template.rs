@@ -55,7 +55,10 @@ pub fn render(template: &str, root: &Value) -> Result<String, Error> {
         let end = after
             .find("}}")
             .ok_or_else(|| Error::Invalid(format!("template: unclosed action in {template:?}")))?;
-        let action = after[..end].trim().trim_start_matches('-').trim_end_matches('-');
+        let action = after[..end]
+            .trim()
+            .trim_start_matches('-')
+            .trim_end_matches('-');
         let action = action.trim();
         if let Some(arg) = action.strip_prefix("json ") {
             out.push_str(&serde_json::to_string(lookup(root, arg)?).expect("serializes"));
@@ -78,7 +81,11 @@ mod tests {
             "NetworkSettings": {"IPAddress": "10.4.0.2", "Ports": {"80/tcp": [{"HostPort": "8080"}]}}});
         assert_eq!(render("{{.State.Pid}}", &v).unwrap(), "42");
         assert_eq!(
-            render("ip={{ .NetworkSettings.IPAddress }} up={{.State.Running}}", &v).unwrap(),
+            render(
+                "ip={{ .NetworkSettings.IPAddress }} up={{.State.Running}}",
+                &v
+            )
+            .unwrap(),
             "ip=10.4.0.2 up=true"
         );
         assert_eq!(

@@ -145,7 +145,11 @@ struct RunArgs {
     #[arg(long, value_name = "DIR")]
     rootfs: Option<PathBuf>,
     /// IMAGE then COMMAND (or only COMMAND with --rootfs)
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "IMAGE|COMMAND")]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "IMAGE|COMMAND"
+    )]
     rest: Vec<String>,
 }
 
@@ -323,7 +327,9 @@ fn join(inst: &Instance) -> anyhow::Result<()> {
         ("mnt", nix::sched::CloneFlags::CLONE_NEWNS),
     ] {
         let theirs = format!("/proc/{}/ns/{kind}", inst.child_pid);
-        if std::fs::read_link(&theirs).ok() == std::fs::read_link(format!("/proc/self/ns/{kind}")).ok() {
+        if std::fs::read_link(&theirs).ok()
+            == std::fs::read_link(format!("/proc/self/ns/{kind}")).ok()
+        {
             continue;
         }
         let f = std::fs::File::open(&theirs).with_context(|| {
@@ -353,13 +359,17 @@ fn find_runtime(given: Option<&Path>) -> anyhow::Result<PathBuf> {
         bail!("the runtime {} does not exist", p.display());
     }
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
-    for d in std::env::split_paths(&path).chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")]) {
+    for d in
+        std::env::split_paths(&path).chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+    {
         let c = d.join("runc");
         if c.is_file() {
             return Ok(c);
         }
     }
-    bail!("runc not found in PATH; install it (Debian: apt-get install runc) or pass --runtime PATH")
+    bail!(
+        "runc not found in PATH; install it (Debian: apt-get install runc) or pass --runtime PATH"
+    )
 }
 
 // ---------------------------------------------------------------------------------------
@@ -388,9 +398,11 @@ pub fn main(args: ContainerArgs) -> i32 {
             store.map_err(Into::into).and_then(|s| {
                 let mut code = 0;
                 for key in &containers {
-                    match s.find(key).map_err(anyhow::Error::from).and_then(|mut c| {
-                        stop(&mut c, Duration::from_secs(time))
-                    }) {
+                    match s
+                        .find(key)
+                        .map_err(anyhow::Error::from)
+                        .and_then(|mut c| stop(&mut c, Duration::from_secs(time)))
+                    {
                         Ok(()) => println!("{key}"),
                         Err(e) => {
                             eprintln!("nsnet: error: {e:#}");
@@ -445,7 +457,9 @@ fn merge_env(image: &[String], given: &[String], extra: &[String]) -> Vec<String
 
 fn run(a: RunArgs, state_dir: Option<&Path>, runtime: Option<&Path>) -> anyhow::Result<i32> {
     if a.detach && a.tty {
-        bail!("-d with -t is not supported (a detached container's output goes to its log); drop -t");
+        bail!(
+            "-d with -t is not supported (a detached container's output goes to its log); drop -t"
+        );
     }
     let publish = a
         .publish
@@ -497,7 +511,10 @@ fn run(a: RunArgs, state_dir: Option<&Path>, runtime: Option<&Path>) -> anyhow::
     let hostname = a.hostname.clone().unwrap_or_else(|| id[..12].to_string());
     let config = Config {
         id: id.clone(),
-        name: a.name.clone().unwrap_or_else(|| format!("nsnet-{}", &id[..8])),
+        name: a
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("nsnet-{}", &id[..8])),
         image: rootfs_dir
             .as_ref()
             .or(image_path.as_ref())
@@ -625,7 +642,11 @@ fn run(a: RunArgs, state_dir: Option<&Path>, runtime: Option<&Path>) -> anyhow::
                 let _ = monitor.wait();
                 c.reload()?;
                 let log = std::fs::read_to_string(c.log_path()).unwrap_or_default();
-                let last = log.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+                let last = log
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("");
                 if c.state.started > 0.0 && c.state.exit_code == Some(0) {
                     println!("{}", c.id());
                     return Ok(0);
@@ -663,10 +684,17 @@ fn run(a: RunArgs, state_dir: Option<&Path>, runtime: Option<&Path>) -> anyhow::
 /// The environment the hooks run with (runc gives them only what the spec lists): what finds
 /// the user's data dir and the programs the network layer may run.
 fn hook_env() -> Vec<String> {
-    ["PATH", "HOME", "XDG_DATA_HOME", "XDG_RUNTIME_DIR", "TMPDIR", "RUST_LOG"]
-        .iter()
-        .filter_map(|k| std::env::var(k).ok().map(|v| format!("{k}={v}")))
-        .collect()
+    [
+        "PATH",
+        "HOME",
+        "XDG_DATA_HOME",
+        "XDG_RUNTIME_DIR",
+        "TMPDIR",
+        "RUST_LOG",
+    ]
+    .iter()
+    .filter_map(|k| std::env::var(k).ok().map(|v| format!("{k}={v}")))
+    .collect()
 }
 
 fn runc(c: &Config) -> Command {
@@ -740,7 +768,10 @@ pub fn monitor(dir: &Path) -> i32 {
         let code = supervise(&mut c, Stdio::null(), Stdio::inherit(), Stdio::inherit())?;
         if c.config.auto_remove {
             let inst = instance_at(&c.config.instance).ok_or_else(|| {
-                anyhow!("the nsnet instance at {} is gone", c.config.instance.display())
+                anyhow!(
+                    "the nsnet instance at {} is gone",
+                    c.config.instance.display()
+                )
             })?;
             remove(&store, c, &inst)?;
         }
@@ -917,7 +948,9 @@ fn logs(key: &str, follow: bool) -> anyhow::Result<()> {
     let mut f = match std::fs::File::open(c.log_path()) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            bail!("container {key} ran in the foreground: its output went to the terminal, there is no log")
+            bail!(
+                "container {key} ran in the foreground: its output went to the terminal, there is no log"
+            )
         }
         Err(e) => return Err(e).with_context(|| format!("open {}", c.log_path().display())),
     };
@@ -1027,9 +1060,17 @@ fn ps(all: bool, quiet: bool, no_trunc: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     let mut rows = vec![
-        ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
-            .map(String::from)
-            .to_vec(),
+        [
+            "CONTAINER ID",
+            "IMAGE",
+            "COMMAND",
+            "CREATED",
+            "STATUS",
+            "PORTS",
+            "NAMES",
+        ]
+        .map(String::from)
+        .to_vec(),
     ];
     let now = time::now();
     for c in &list {
@@ -1051,7 +1092,11 @@ fn ps(all: bool, quiet: bool, no_trunc: bool) -> anyhow::Result<()> {
 fn inspect_value(c: &Container) -> Value {
     let status = c.status();
     let running = status == Status::Running;
-    let a = c.net.as_ref().and_then(|n| n.attachment.clone()).filter(|_| running);
+    let a = c
+        .net
+        .as_ref()
+        .and_then(|n| n.attachment.clone())
+        .filter(|_| running);
     let mut ports = serde_json::Map::new();
     for p in &c.config.publish {
         ports.insert(
@@ -1146,8 +1191,9 @@ fn inspect(format: Option<&str>, keys: &[String]) -> anyhow::Result<i32> {
 /// `nsnet internal oci-hook PHASE`.
 pub fn oci_hook(phase: &str, container_dir: &Path, state_dir: &Path) -> i32 {
     let r = match phase {
-        "createRuntime" => hook::read_state()
-            .and_then(|s| hook::create_runtime(container_dir, state_dir, &s)),
+        "createRuntime" => {
+            hook::read_state().and_then(|s| hook::create_runtime(container_dir, state_dir, &s))
+        }
         "postStop" => hook::read_state().and_then(|_| hook::post_stop(container_dir, state_dir)),
         other => Err(nsnet_container::Error::Invalid(format!(
             "unknown hook phase {other:?}: createRuntime or postStop"
