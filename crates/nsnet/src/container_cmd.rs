@@ -393,26 +393,7 @@ pub fn main(args: ContainerArgs) -> i32 {
             ..
         } => exec(&container, tty, &env, workdir.as_deref(), &command),
         ContainerCmd::Logs { follow, container } => logs(&container, follow).map(|()| 0),
-        ContainerCmd::Stop { time, containers } => {
-            let store = Store::default_location();
-            store.map_err(Into::into).and_then(|s| {
-                let mut code = 0;
-                for key in &containers {
-                    match s
-                        .find(key)
-                        .map_err(anyhow::Error::from)
-                        .and_then(|mut c| stop(&mut c, Duration::from_secs(time)))
-                    {
-                        Ok(()) => println!("{key}"),
-                        Err(e) => {
-                            eprintln!("nsnet: error: {e:#}");
-                            code = 1;
-                        }
-                    }
-                }
-                Ok(code)
-            })
-        }
+        ContainerCmd::Stop { time, containers } => stop_all(&containers, time),
         ContainerCmd::Rm { force, containers } => rm(&containers, force, args.state_dir.as_deref()),
     };
     match r {
@@ -422,6 +403,25 @@ pub fn main(args: ContainerArgs) -> i32 {
             1
         }
     }
+}
+
+fn stop_all(keys: &[String], secs: u64) -> anyhow::Result<i32> {
+    let store = Store::default_location()?;
+    let mut code = 0;
+    for key in keys {
+        let r = store
+            .find(key)
+            .map_err(anyhow::Error::from)
+            .and_then(|mut c| stop(&mut c, Duration::from_secs(secs)));
+        match r {
+            Ok(()) => println!("{key}"),
+            Err(e) => {
+                eprintln!("nsnet: error: {e:#}");
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
 }
 
 fn split_env(e: &str) -> &str {
