@@ -299,6 +299,25 @@ fn seed_scenario_httpd_published_inspected_execed_and_removed_without_trace() {
         "{links}"
     );
     assert_eq!(env.allocations(), vec![ip.to_string()]);
+    // `nsnet ns` knows the container by name: its role, the veth pair, and `ns exec NAME`.
+    let mut ns = nsnet();
+    ns.env("XDG_DATA_HOME", env.data.path()).args(["ns", "net"]);
+    let net = stdout(&output(&mut ns));
+    assert!(net.contains("container  web"), "{net}");
+    assert!(
+        net.contains("port of nerdctl0; veth peer eth0 in container web"),
+        "{net}"
+    );
+    let mut ns = nsnet();
+    ns.env("XDG_DATA_HOME", env.data.path()).args([
+        "ns", "exec", "web", "--", "ip", "-o", "-4", "addr", "show", "eth0",
+    ]);
+    let o = output(&mut ns);
+    assert!(
+        stdout(&o).contains(&format!("inet {ip}/24")),
+        "{}",
+        stderr(&o)
+    );
 
     assert_eq!(env.ok(&["stop", "-t", "2", "web"]).trim(), "web");
     assert!(wait_gone(pid, Duration::from_secs(5)));
