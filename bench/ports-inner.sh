@@ -74,10 +74,22 @@ pasta --config-net -t 127.0.0.1/15203:5201 -t 127.0.0.1/18203:8080 -T none -u no
 pids+=($!)
 sleep 3
 
-gbps() { # PORT [-R]
-	iperf3 -c 127.0.0.1 -p "$1" -t "$T" ${2:-} -J 2>/dev/null |
-		python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))' ||
-		echo 0
+# CPU ticks (user+system, all threads) of a process so far.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# gbps PORT PID [-R]: prints "Gbit/s CPU-seconds-per-GB" — the second for the process PID
+# that carries the port (the launcher's relay), 0 when there is none (loopback).
+gbps() {
+	local port=$1 pid=$2 dir=${3:-} t0 t1 out
+	t0=$(ticks "$pid")
+	out=$(iperf3 -c 127.0.0.1 -p "$port" -t "$T" $dir -J 2>/dev/null) || { echo "0 0"; return; }
+	t1=$(ticks "$pid")
+	echo "$out" | python3 -c '
+import json, os, sys
+end = json.load(sys.stdin)["end"]["sum_received"]
+hz = os.sysconf("SC_CLK_TCK")
+cpu = (int(sys.argv[2]) - int(sys.argv[1])) / hz if sys.argv[3] != "0" else 0
+print("%.2f %.3f" % (end["bits_per_second"] / 1e9, cpu / (end["bytes"] / 1e9)))' "$t0" "$t1" "$pid" ||
+		echo "0 0"
 }
 rps() { # PORT
 	wrk -t2 -c32 -d"${T}s" -H 'Connection: close' "http://127.0.0.1:$1/" 2>/dev/null |
@@ -87,18 +99,21 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 declare -A res
 names=(loopback nsnet rootlesskit pasta)
+# The process that relays each contender's port (0: none, the loopback limit).
+carriers=(0 "${pids[2]}" "${pids[3]}" "${pids[4]}")
 ports_iperf=(15200 15201 15202 15203)
 ports_http=(18200 18201 18202 18203)
 for metric in up down rate; do
-	for i in 0 1 2 3; do res[$metric,$i]=""; done
+	for i in 0 1 2 3; do res[$metric,$i]=""; res[cpu$metric,$i]=""; done
 	for rep in $(seq "$REPS"); do
 		for i in 0 1 2 3; do
 			case $metric in
-			up) v=$(gbps "${ports_iperf[$i]}") ;;
-			down) v=$(gbps "${ports_iperf[$i]}" -R) ;;
-			rate) v=$(rps "${ports_http[$i]}") ;;
+			up) read -r v c < <(gbps "${ports_iperf[$i]}" "${carriers[$i]}") ;;
+			down) read -r v c < <(gbps "${ports_iperf[$i]}" "${carriers[$i]}" -R) ;;
+			rate) v=$(rps "${ports_http[$i]}") c= ;;
 			esac
 			res[$metric,$i]+="$v "
+			res[cpu$metric,$i]+="$c "
 		done
 	done
 done
@@ -115,4 +130,9 @@ for metric in up down rate; do
 	printf '%-34s %10s %10s %12s %10s %14s %12s %12s\n' "$label" "${m[0]}" "${m[1]}" "${m[2]}" "${m[3]}" \
 		"$(ratio "${m[1]}" "${m[2]}")x" "$(ratio "${m[1]}" "${m[3]}")x" "$(ratio "${m[1]}" "${m[0]}")x"
 	echo "  samples: loopback[${res[$metric,0]}] nsnet[${res[$metric,1]}] rootlesskit[${res[$metric,2]}] pasta[${res[$metric,3]}]"
+	if [ "$metric" != rate ]; then
+		for i in 1 2 3; do c[$i]=$(echo "${res[cpu$metric,$i]}" | tr ' ' '\n' | grep . | median); done
+		printf '%-34s %10s %10s %12s %10s %14s %12s\n' "  relay CPU s/GB (ratio <1: nsnet cheaper)" - "${c[1]}" "${c[2]}" "${c[3]}" \
+			"$(ratio "${c[1]}" "${c[2]}")x" "$(ratio "${c[1]}" "${c[3]}")x"
+	fi
 done

@@ -8,14 +8,14 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
-use nsnet_port::{PortManager, PortSpec};
+use nsnet_port::{PortSpec, Ports};
 
 use crate::Info;
 
 /// What the API serves.
 pub struct Backend {
     pub info: Info,
-    pub ports: Option<Arc<PortManager>>,
+    pub ports: Option<Arc<Ports>>,
 }
 
 fn json(status: StatusCode, body: String) -> Response {
@@ -66,7 +66,7 @@ async fn post_port(State(b): State<Arc<Backend>>, body: Bytes) -> Response {
         Ok(s) => s,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    match pm.add(spec) {
+    match pm.add(spec).await {
         Ok(st) => json(
             StatusCode::CREATED,
             serde_json::to_string(&st).expect("status serializes"),

@@ -32,7 +32,7 @@ use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
-use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
+use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage, RulePortRange};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
@@ -162,21 +162,27 @@ impl Netlink {
         Ok(Netlink { sock, seq: 0 })
     }
 
-    /// Sends one request that creates something (`NLM_F_CREATE | NLM_F_EXCL`) and waits for
-    /// its ACK (or the kernel's error).
+    /// Sends one creating request (`NLM_F_CREATE | NLM_F_EXCL`) and waits for its ACK (or the
+    /// kernel's error).
     fn request(
         &mut self,
         op: &'static str,
         object: String,
         msg: RouteNetlinkMessage,
     ) -> Result<()> {
-        self.exchange(
-            op,
-            object,
-            msg,
-            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
-        )
-        .map(drop)
+        self.request_with(NLM_F_CREATE | NLM_F_EXCL, op, object, msg)
+    }
+
+    /// Sends one request with `flags` besides `NLM_F_REQUEST | NLM_F_ACK` and waits for its ACK.
+    fn request_with(
+        &mut self,
+        flags: u16,
+        op: &'static str,
+        object: String,
+        msg: RouteNetlinkMessage,
+    ) -> Result<()> {
+        self.exchange(op, object, msg, NLM_F_REQUEST | NLM_F_ACK | flags)
+            .map(drop)
     }
 
     /// Sends one request with `flags` and collects the replies until its ACK, its error, or
@@ -352,6 +358,44 @@ impl Netlink {
             format!("fwmark {mark} lookup {table}"),
             RouteNetlinkMessage::NewRule(msg),
         )
+    }
+
+    /// `ip [-6] rule add|del ipproto udp sport PORT lookup TABLE priority PRIORITY`: datagrams a
+    /// local UDP service sends from PORT are routed by TABLE (the source-IP routing's local
+    /// table, so a reply to a transparently bound client address is delivered locally). Port
+    /// rules need Linux 4.17.
+    pub fn udp_sport_rule(
+        &mut self,
+        add: bool,
+        v6: bool,
+        port: u16,
+        table: u32,
+        priority: u32,
+    ) -> Result<()> {
+        let mut msg = RuleMessage::default();
+        msg.header.family = if v6 {
+            AddressFamily::Inet6
+        } else {
+            AddressFamily::Inet
+        };
+        msg.header.action = RuleAction::ToTable;
+        msg.header.table = if table < 256 { table as u8 } else { 0 };
+        msg.attributes.push(RuleAttribute::Table(table));
+        msg.attributes.push(RuleAttribute::IpProtocol(
+            netlink_packet_route::IpProtocol::Udp,
+        ));
+        msg.attributes
+            .push(RuleAttribute::SourcePortRange(RulePortRange {
+                start: port,
+                end: port,
+            }));
+        msg.attributes.push(RuleAttribute::Priority(priority));
+        let object = format!("ipproto udp sport {port} lookup {table}");
+        if add {
+            self.request("add rule", object, RouteNetlinkMessage::NewRule(msg))
+        } else {
+            self.request_with(0, "delete rule", object, RouteNetlinkMessage::DelRule(msg))
+        }
     }
 
     /// `ip [-6] route add local default dev INDEX table TABLE`: every address is local in

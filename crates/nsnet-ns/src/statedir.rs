@@ -28,6 +28,7 @@ pub const OWNED_FILES: &[&str] = &[
     "resolv.conf",
     "hosts",
     ".child.sock",
+    ".s4nn.sock",
     "lock",
 ];
 

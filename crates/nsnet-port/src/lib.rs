@@ -16,6 +16,7 @@
 //! when to start and stop (`nsnet-run`), how the child netns is reached (`nsnet-ns`).
 
 pub mod relay;
+pub mod slirp4netns;
 pub mod spec;
 mod tcp;
 mod udp;
@@ -48,11 +49,69 @@ pub enum PortError {
     UnknownId(u64),
     #[error("{0}")]
     Listen(String),
+    /// The driver's backend (slirp4netns's API) failed or refused.
+    #[error("{0}")]
+    Backend(String),
+}
+
+/// The port driver of an instance, one of a closed set (RootlessKit's `port.ParentDriver`).
+pub enum Ports {
+    Builtin(PortManager),
+    Slirp4netns(slirp4netns::Slirp4netnsPorts),
+}
+
+impl Ports {
+    /// The driver's name in `GET /v1/info`.
+    pub fn driver(&self) -> &'static str {
+        match self {
+            Ports::Builtin(_) => "builtin",
+            Ports::Slirp4netns(_) => "slirp4netns",
+        }
+    }
+
+    /// The protocols it offers, as `GET /v1/info` lists them.
+    pub fn protos(&self) -> Vec<String> {
+        let list: &[&str] = match self {
+            Ports::Builtin(_) => &spec::PROTOS,
+            Ports::Slirp4netns(_) => &slirp4netns::PROTOS,
+        };
+        list.iter().map(|p| p.to_string()).collect()
+    }
+
+    pub async fn add(&self, spec: PortSpec) -> Result<PortStatus, PortError> {
+        match self {
+            Ports::Builtin(pm) => pm.add(spec),
+            Ports::Slirp4netns(d) => d.add(spec).await,
+        }
+    }
+
+    pub fn list(&self) -> Vec<PortStatus> {
+        match self {
+            Ports::Builtin(pm) => pm.list(),
+            Ports::Slirp4netns(d) => d.list(),
+        }
+    }
+
+    pub async fn remove(&self, id: u64) -> Result<(), PortError> {
+        match self {
+            Ports::Builtin(pm) => pm.remove(id).await,
+            Ports::Slirp4netns(d) => d.remove(id).await,
+        }
+    }
 }
 
 /// Creates sockets inside the child's network namespace.
 pub trait ChildSockets: Send + Sync + 'static {
     fn socket(&self, domain: Domain, ty: Type) -> std::io::Result<Socket>;
+}
+
+/// The child-netns routing that returns a UDP service's replies to flow sockets bound
+/// transparently to their clients' addresses (see `udp.rs`). A reply datagram carries no mark
+/// (a UDP service's socket is not accepted from a marked packet, unlike TCP's), so the route
+/// is chosen by the service's source port instead.
+pub trait ReplyRoutes: Send + Sync + 'static {
+    /// Adds (or removes) the rule that delivers locally what UDP port `port` sends.
+    fn udp_source_port(&self, v6: bool, port: u16, add: bool) -> Result<(), String>;
 }
 
 /// Sockets in the caller's own network namespace.
@@ -75,6 +134,8 @@ impl ChildSockets for NetnsThreadSockets {
 
 struct Published {
     status: PortStatus,
+    /// The UDP reply rule this port holds a reference on: (IPv6, child port).
+    reply_rule: Option<(bool, u16)>,
     stop: oneshot::Sender<()>,
     /// The listener's task; it drops the listening socket when it returns.
     task: tokio::task::JoinHandle<()>,
@@ -83,6 +144,8 @@ struct Published {
 struct State {
     next_id: u64,
     ports: BTreeMap<u64, Published>,
+    /// References on each UDP reply rule: two published ports may share a child port.
+    reply_rules: BTreeMap<(bool, u16), usize>,
 }
 
 /// The set of published ports of one instance.
@@ -91,7 +154,21 @@ pub struct PortManager {
     runtime: tokio::runtime::Handle,
     /// The firewall mark of the child's source-IP routing, when it is set up.
     source_ip_mark: Option<u32>,
+    /// The UDP half of the source-IP routing, when it is set up.
+    reply_routes: Option<Arc<dyn ReplyRoutes>>,
     state: Mutex<State>,
+}
+
+/// The client's address as the child should see it (an IPv4 client of a dual-stack listener
+/// arrives as `::ffff:a.b.c.d`).
+pub(crate) fn unmapped(a: SocketAddr) -> SocketAddr {
+    match a.ip() {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(|v4| SocketAddr::new(v4.into(), a.port()))
+            .unwrap_or(a),
+        _ => a,
+    }
 }
 
 /// `net.ipv4.ip_unprivileged_port_start`, when readable.
@@ -153,9 +230,11 @@ impl PortManager {
             sockets,
             runtime,
             source_ip_mark: None,
+            reply_routes: None,
             state: Mutex::new(State {
                 next_id: 1,
                 ports: BTreeMap::new(),
+                reply_rules: BTreeMap::new(),
             }),
         }
     }
@@ -165,6 +244,51 @@ impl PortManager {
     pub fn with_source_ip(mut self, mark: u32) -> Self {
         self.source_ip_mark = Some(mark);
         self
+    }
+
+    /// Keeps UDP clients' source addresses too, with `routes` adding the per-port reply rules.
+    pub fn with_udp_source_ip(mut self, routes: Arc<dyn ReplyRoutes>) -> Self {
+        self.reply_routes = Some(routes);
+        self
+    }
+
+    /// Takes a reference on the reply rule for a UDP target, adding the rule on the first.
+    /// `None` when UDP source addresses are not kept for this target (then flows use plain
+    /// connected sockets and the service sees the child-side address).
+    fn hold_reply_rule(&self, target: SocketAddr) -> Option<(bool, u16)> {
+        let routes = self.reply_routes.as_ref()?;
+        // As for TCP: only targets local to the child answer through the local route.
+        if !target.ip().is_loopback() {
+            return None;
+        }
+        let key = (target.is_ipv6(), target.port());
+        let mut st = self.state.lock().expect("port state lock");
+        let n = st.reply_rules.entry(key).or_insert(0);
+        if *n == 0
+            && let Err(e) = routes.udp_source_port(key.0, key.1, true)
+        {
+            tracing::warn!(port = key.1, "UDP source IP not kept for this port: {e}");
+            st.reply_rules.remove(&key);
+            return None;
+        }
+        *n += 1;
+        Some(key)
+    }
+
+    fn release_reply_rule(&self, key: (bool, u16)) {
+        let mut st = self.state.lock().expect("port state lock");
+        let Some(n) = st.reply_rules.get_mut(&key) else {
+            return;
+        };
+        *n -= 1;
+        if *n == 0 {
+            st.reply_rules.remove(&key);
+            if let Some(routes) = &self.reply_routes
+                && let Err(e) = routes.udp_source_port(key.0, key.1, false)
+            {
+                tracing::warn!(port = key.1, "removing the UDP reply rule: {e}");
+            }
+        }
     }
 
     /// Publishes a port: validates, checks conflicts, binds, starts forwarding.
@@ -182,6 +306,7 @@ impl PortManager {
         }
         let sock = bind(&plan).map_err(|e| listen_error(&spec.proto, plan.listen, &e))?;
         let (stop_tx, stop_rx) = oneshot::channel();
+        let mut reply_rule = None;
         let _guard = self.runtime.enter();
         let sockets = self.sockets.clone();
         let task = match plan.transport {
@@ -199,8 +324,14 @@ impl PortManager {
             Transport::Udp => {
                 let u = tokio::net::UdpSocket::from_std(sock.into())
                     .map_err(|e| listen_error(&spec.proto, plan.listen, &e))?;
-                self.runtime
-                    .spawn(udp::serve(u, plan.target, sockets, stop_rx))
+                reply_rule = self.hold_reply_rule(plan.target);
+                self.runtime.spawn(udp::serve(
+                    u,
+                    plan.target,
+                    sockets,
+                    reply_rule.is_some(),
+                    stop_rx,
+                ))
             }
         };
         let mut st = self.state.lock().expect("port state lock");
@@ -211,6 +342,7 @@ impl PortManager {
             id,
             Published {
                 status: status.clone(),
+                reply_rule,
                 stop: stop_tx,
                 task,
             },
@@ -234,6 +366,9 @@ impl PortManager {
         };
         let _ = p.stop.send(());
         let _ = p.task.await;
+        if let Some(key) = p.reply_rule {
+            self.release_reply_rule(key);
+        }
         Ok(())
     }
 }

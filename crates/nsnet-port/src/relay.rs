@@ -11,7 +11,7 @@
 //! A reset on either side ends both directions.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use nix::fcntl::{FcntlArg, OFlag, SpliceFFlags, fcntl, splice};
 use tokio::net::TcpStream;
@@ -40,61 +40,77 @@ fn flags() -> SpliceFFlags {
 
 type Fd = tokio::io::unix::AsyncFd<OwnedFd>;
 
-fn would_block(e: &nix::Error) -> bool {
-    *e == nix::Error::EAGAIN
+/// One splice(2), as an `io::Result` so that tokio's `try_io` sees EAGAIN as WouldBlock.
+fn splice_io(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> io::Result<usize> {
+    loop {
+        match splice(from, None, to, None, len, flags()) {
+            Ok(n) => return Ok(n),
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
-/// Moves one direction until `src` reaches EOF; then shuts down `dst`'s write half.
+/// Moves one direction until `src` reaches EOF and the pipe has drained; then shuts down
+/// `dst`'s write half.
 ///
-/// Per chunk: one splice in, one splice out. A read that returns less than the pipe could
-/// hold has drained the socket, so its readiness is cleared without the extra EAGAIN read an
-/// edge-triggered loop would otherwise spend (tokio keeps a readiness that arrived in the
-/// meantime, so no wake-up is lost).
+/// Reading and writing overlap: the pipe is a buffer of its own, so while `dst` is full (its
+/// reader is slower) the pump keeps taking from `src` until the pipe is full too, and while
+/// `src` is empty it keeps writing what the pipe holds. A pump that alternated (fill, then
+/// drain completely) stalled the sender whenever the receiver paused, which showed as a
+/// slow, bimodal ns→host direction. Writes come first when both sides are ready, so the pipe
+/// stays short.
+///
+/// Readiness (edge-triggered) is cleared only when EAGAIN proves the side empty or full: a
+/// short read does not prove the socket empty, and neither does EAGAIN while the pipe holds
+/// data, since the pipe can run out of slots before it runs out of bytes. Clearing then could
+/// strand data that no new edge would announce; instead reading pauses until a write has
+/// made room.
 async fn pump(src: &Fd, dst: &Fd) -> io::Result<u64> {
     let p = pipe()?;
     let mut total = 0u64;
+    let mut in_pipe = 0usize;
+    let mut eof = false;
+    // The last read found the pipe (perhaps) full: wait for a write before reading again.
+    let mut pipe_full = false;
     loop {
-        let mut ready = src.readable().await?;
-        let n = match splice(src.get_ref(), None, p.w.as_fd(), None, p.cap, flags()) {
-            Ok(0) => {
-                // SAFETY: shutdown on a socket we own.
-                unsafe { libc::shutdown(dst.as_raw_fd(), libc::SHUT_WR) };
-                return Ok(total);
-            }
-            Ok(n) => {
-                if n < p.cap {
-                    ready.clear_ready();
+        if eof && in_pipe == 0 {
+            // SAFETY: shutdown on a socket we own.
+            unsafe { libc::shutdown(dst.as_raw_fd(), libc::SHUT_WR) };
+            return Ok(total);
+        }
+        // At least one is true: a write empties the pipe only by making progress, which
+        // clears `pipe_full`.
+        let can_read = !eof && in_pipe < p.cap && !pipe_full;
+        let can_write = in_pipe > 0;
+        tokio::select! {
+            biased;
+            w = dst.writable(), if can_write => {
+                let mut w = w?;
+                if let Ok(m) = w.try_io(|d| splice_io(p.r.as_fd(), d.as_fd(), in_pipe)) {
+                    in_pipe -= m?;
+                    pipe_full = false;
                 }
-                n
             }
-            Err(e) if would_block(&e) => {
-                ready.clear_ready();
-                continue;
-            }
-            Err(nix::Error::EINTR) => continue,
-            Err(e) => return Err(e.into()),
-        };
-        drop(ready);
-        let mut left = n;
-        while left > 0 {
-            match splice(p.r.as_fd(), None, dst.get_ref(), None, left, flags()) {
-                Ok(m) => left -= m,
-                Err(e) if would_block(&e) => {
-                    let mut w = dst.writable().await?;
-                    // Retry under the guard so that a still-full socket clears the
-                    // readiness and the next wait really waits.
-                    match splice(p.r.as_fd(), None, dst.get_ref(), None, left, flags()) {
-                        Ok(m) => left -= m,
-                        Err(e) if would_block(&e) => w.clear_ready(),
-                        Err(nix::Error::EINTR) => {}
-                        Err(e) => return Err(e.into()),
+            r = src.readable(), if can_read => {
+                let mut r = r?;
+                match splice_io(src.as_fd(), p.w.as_fd(), p.cap - in_pipe) {
+                    Ok(0) => eof = true,
+                    Ok(n) => {
+                        in_pipe += n;
+                        total += n as u64;
                     }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        if in_pipe == 0 {
+                            r.clear_ready();
+                        } else {
+                            pipe_full = true;
+                        }
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(nix::Error::EINTR) => {}
-                Err(e) => return Err(e.into()),
             }
         }
-        total += n as u64;
     }
 }
 
@@ -162,5 +178,47 @@ mod tests {
         assert!(back == data[..1 << 20], "server→client bytes differ");
         let (a, b) = r.await.unwrap().unwrap();
         assert_eq!((a, b), (8 << 20, 1 << 20));
+    }
+
+    /// A receiver that pauses fills the destination socket and then the pipe, while the
+    /// sender is done and sends no new edge: everything must still arrive, without the
+    /// client closing (a request the server answers only once it has all of it).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_paused_receiver_strands_nothing() {
+        const LEN: usize = 12 << 20;
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (mut client, relay_client_side) = pair(&l).await;
+        let (relay_server_side, mut server) = pair(&l).await;
+        tokio::spawn(relay(relay_client_side, relay_server_side));
+        let data: Vec<u8> = (0..LEN as u32).map(|i| (i % 251) as u8).collect();
+        let d2 = data.clone();
+        let up = tokio::spawn(async move {
+            client.write_all(&d2).await.unwrap();
+            let mut answer = [0u8; 4];
+            client.read_exact(&mut answer).await.unwrap();
+            answer
+        });
+        let mut got = vec![0u8; LEN];
+        let mut at = 0;
+        let work = async {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            while at < LEN {
+                let n = server
+                    .read(&mut got[at..(at + 4096).min(LEN)])
+                    .await
+                    .unwrap();
+                assert!(n > 0, "early EOF at {at}");
+                at += n;
+                if at % (1 << 20) < 4096 {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            }
+            server.write_all(b"done").await.unwrap();
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(30), work)
+            .await
+            .expect("bytes stranded in the relay");
+        assert!(got == data, "bytes differ");
+        assert_eq!(&up.await.unwrap(), b"done");
     }
 }

@@ -11,7 +11,7 @@ use socket2::{Domain, Type};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::oneshot;
 
-use crate::ChildSockets;
+use crate::{ChildSockets, unmapped};
 
 fn reset(client: TcpStream) {
     let _ = client.set_zero_linger();
@@ -41,18 +41,6 @@ fn transparent_socket(
         s.bind(&SocketAddr::new(source.ip(), 0).into())?;
     }
     Ok(s)
-}
-
-/// The client's address as the child should see it (an IPv4 client of a dual-stack listener
-/// arrives as `::ffff:a.b.c.d`).
-fn unmapped(a: SocketAddr) -> SocketAddr {
-    match a.ip() {
-        std::net::IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(|v4| SocketAddr::new(v4.into(), a.port()))
-            .unwrap_or(a),
-        _ => a,
-    }
 }
 
 async fn connect_child(

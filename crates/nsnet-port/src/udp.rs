@@ -2,6 +2,16 @@
 //! made in the child's netns and connected to the target. Replies from the target go back to
 //! the client that owns the flow. A flow idle for [`IDLE`] is closed (RootlessKit's 90 s).
 //! Datagrams up to 65507 bytes (the IPv4 maximum) pass whole.
+//!
+//! Client source addresses (`transparent`): the flow socket is bound with IP_TRANSPARENT to
+//! the client's own address and port, so the service sees the real client. The service's
+//! reply to that address is kept in the child by a rule on its source port (the manager's
+//! [`crate::ReplyRoutes`]) that routes it to a local-default table. That route is of type
+//! local, and the kernel gives a reply from a wildcard-bound service the *destination* as its
+//! source (a local route's preferred source is the address itself), so the reply does not
+//! come from the target address: the flow socket stays unconnected and takes replies from the
+//! target's port, whatever their source address. Loopback clients keep the plain path, as for
+//! TCP.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -14,13 +24,41 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::ChildSockets;
+use crate::{ChildSockets, unmapped};
 
 pub const IDLE: Duration = Duration::from_secs(90);
 const MAX_DATAGRAM: usize = 65507;
 
+/// A flow's socket in the child: connected to the target, or (transparent) bound to the
+/// client's address and sending to the target.
+struct FlowSocket {
+    sock: UdpSocket,
+    transparent_to: Option<SocketAddr>,
+}
+
+impl FlowSocket {
+    async fn send(&self, data: &[u8]) -> std::io::Result<usize> {
+        match self.transparent_to {
+            Some(target) => self.sock.send_to(data, target).await,
+            None => self.sock.send(data).await,
+        }
+    }
+
+    async fn recv(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.transparent_to {
+            None => self.sock.recv(buf).await,
+            Some(target) => loop {
+                let (n, from) = self.sock.recv_from(buf).await?;
+                if from.port() == target.port() {
+                    return Ok(n);
+                }
+            },
+        }
+    }
+}
+
 struct Flow {
-    child: Arc<UdpSocket>,
+    child: Arc<FlowSocket>,
     last: Arc<AtomicU64>,
     replies: tokio::task::JoinHandle<()>,
 }
@@ -32,11 +70,48 @@ impl Drop for Flow {
     }
 }
 
-fn open_flow(sockets: &dyn ChildSockets, target: SocketAddr) -> std::io::Result<UdpSocket> {
+fn transparent_flow(
+    sockets: &dyn ChildSockets,
+    target: SocketAddr,
+    client: SocketAddr,
+) -> std::io::Result<FlowSocket> {
+    let s = sockets.socket(Domain::for_address(target), Type::DGRAM)?;
+    if target.is_ipv4() {
+        s.set_ip_transparent_v4(true)?;
+    } else {
+        s.set_ip_transparent_v6(true)?;
+    }
+    s.set_nonblocking(true)?;
+    // The client's port when it is free in the child, else any port of the client's address.
+    if s.bind(&client.into()).is_err() {
+        s.bind(&SocketAddr::new(client.ip(), 0).into())?;
+    }
+    Ok(FlowSocket {
+        sock: UdpSocket::from_std(s.into())?,
+        transparent_to: Some(target),
+    })
+}
+
+fn open_flow(
+    sockets: &dyn ChildSockets,
+    target: SocketAddr,
+    client: SocketAddr,
+    transparent: bool,
+) -> std::io::Result<FlowSocket> {
+    let source = unmapped(client);
+    if transparent && !source.ip().is_loopback() && source.is_ipv4() == target.is_ipv4() {
+        match transparent_flow(sockets, target, source) {
+            Ok(f) => return Ok(f),
+            Err(e) => tracing::debug!(%source, %target, "transparent udp flow: {e}"),
+        }
+    }
     let s = sockets.socket(Domain::for_address(target), Type::DGRAM)?;
     s.set_nonblocking(true)?;
     s.connect(&target.into())?;
-    UdpSocket::from_std(s.into())
+    Ok(FlowSocket {
+        sock: UdpSocket::from_std(s.into())?,
+        transparent_to: None,
+    })
 }
 
 /// Serves one published UDP port until `stop` fires.
@@ -44,6 +119,7 @@ pub(crate) async fn serve(
     host: UdpSocket,
     target: SocketAddr,
     sockets: Arc<dyn ChildSockets>,
+    transparent: bool,
     mut stop: oneshot::Receiver<()>,
 ) {
     let host = Arc::new(host);
@@ -69,7 +145,7 @@ pub(crate) async fn serve(
                 let flow = match flows.get(&client) {
                     Some(f) => f,
                     None => {
-                        let child = match open_flow(sockets.as_ref(), target) {
+                        let child = match open_flow(sockets.as_ref(), target, client, transparent) {
                             Ok(s) => Arc::new(s),
                             Err(e) => {
                                 tracing::debug!(%client, %target, "udp flow: {e}");
@@ -96,7 +172,7 @@ pub(crate) async fn serve(
 }
 
 async fn replies(
-    child: Arc<UdpSocket>,
+    child: Arc<FlowSocket>,
     host: Arc<UdpSocket>,
     client: SocketAddr,
     last: Arc<AtomicU64>,

@@ -345,7 +345,7 @@ pub enum ConfigError {
     )]
     NetUnavailable(&'static str),
     #[error(
-        "--port-driver={0} is not available in this nsnet build yet (available: none, builtin)"
+        "--port-driver={0} is not available in this nsnet build yet (available: none, builtin, slirp4netns)"
     )]
     PortUnavailable(&'static str),
     #[error("{0}")]
@@ -522,7 +522,10 @@ impl LaunchPlan {
         if !net.available() {
             return Err(ConfigError::NetUnavailable(net.name()));
         }
-        if !matches!(port_driver, PortDriver::None | PortDriver::Builtin) {
+        if !matches!(
+            port_driver,
+            PortDriver::None | PortDriver::Builtin | PortDriver::Slirp4netns
+        ) {
             return Err(ConfigError::PortUnavailable(port_driver.name()));
         }
 

@@ -87,6 +87,10 @@ fn wanted(mode: &str, binary: &str, flag: &str) -> bool {
     }
 }
 
+/// slirp4netns's API socket in the state dir, when the slirp4netns port driver uses it
+/// (RootlessKit's name).
+pub const SLIRP4NETNS_API_SOCKET: &str = ".s4nn.sock";
+
 /// The slirp4netns command line for a plan (without the fds and the netns path).
 pub fn slirp4netns_args(plan: &LaunchPlan, sandbox: bool, seccomp: bool) -> Vec<String> {
     let mut a = vec![
@@ -129,18 +133,24 @@ pub fn start_slirp4netns(
     let (ready_r, ready_w) = pipe()?;
     let (exit_r, exit_w) = pipe()?;
     let mut cmd = Command::new(&binary);
-    cmd.args(slirp4netns_args(plan, sandbox, seccomp))
-        .args([
-            "-r",
-            "3",
-            "-e",
-            "4",
-            "--netns-type=path",
-            &netns,
-            &plan.ifname,
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
+    cmd.args(slirp4netns_args(plan, sandbox, seccomp));
+    if plan.port_driver == crate::config::PortDriver::Slirp4netns {
+        let api = ctx.state_dir.join(SLIRP4NETNS_API_SOCKET);
+        // A stale socket from a crashed run would make slirp4netns fail to bind.
+        let _ = std::fs::remove_file(&api);
+        cmd.arg(format!("--api-socket={}", api.display()));
+    }
+    cmd.args([
+        "-r",
+        "3",
+        "-e",
+        "4",
+        "--netns-type=path",
+        &netns,
+        &plan.ifname,
+    ])
+    .stdin(Stdio::null())
+    .stdout(Stdio::null());
     if !plan.debug {
         // Its start-up chatter ("sent tapfd=…") is for --debug only.
         cmd.stderr(Stdio::null());

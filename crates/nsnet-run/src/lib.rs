@@ -89,6 +89,8 @@ pub enum LaunchError {
     Builtin(#[from] builtin_net::BuiltinError),
     #[error(transparent)]
     External(#[from] external_net::ExternalError),
+    #[error("the slirp4netns port driver needs the child's IPv4 address from --net=slirp4netns")]
+    NoChildIp,
 }
 
 /// Shorthand for a failed system call.

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use nsnet_api::{Info, NetworkDriverInfo, PortDriverInfo, server};
 use nsnet_ns::netns::NetnsThread;
-use nsnet_port::{NetnsThreadSockets, PortManager};
+use nsnet_port::{NetnsThreadSockets, PortManager, Ports};
 
 use crate::LaunchError;
 use crate::config::{LaunchPlan, NetDriver, PortDriver};
@@ -53,7 +53,8 @@ const SOURCE_IP_MARK: u32 = 100;
 /// client address are delivered locally. `ip rule add fwmark 100 lookup 100`, `ip route add
 /// local default dev lo table 100` (IPv4; IPv6 where the kernel has it), and
 /// `net.ipv4.tcp_fwmark_accept=1` so a server's accepted socket carries the mark of the SYN.
-/// No iptables: the targets are sockets local to the child, which need no connmark.
+/// No iptables: the targets are sockets local to the child, which need no connmark. UDP
+/// replies carry no mark; [`ChildReplyRoutes`] adds a rule per published UDP child port.
 fn source_ip_routing() -> Result<(), String> {
     std::fs::write("/proc/sys/net/ipv4/tcp_fwmark_accept", "1")
         .map_err(|e| format!("net.ipv4.tcp_fwmark_accept: {e}"))?;
@@ -70,6 +71,22 @@ fn source_ip_routing() -> Result<(), String> {
         let _ = nl.add_local_default_route(true, lo, SOURCE_IP_MARK);
     }
     Ok(())
+}
+
+/// Priority of the UDP reply rules (after the TCP fwmark rule's 100).
+const UDP_REPLY_RULE_PRIORITY: u32 = 101;
+
+/// The UDP reply rules, added and removed by the parent's thread in the child's netns.
+struct ChildReplyRoutes(Arc<NetnsThread>);
+
+impl nsnet_port::ReplyRoutes for ChildReplyRoutes {
+    fn udp_source_port(&self, v6: bool, port: u16, add: bool) -> Result<(), String> {
+        self.0.run(move || {
+            let mut nl = nsnet_netlink::Netlink::open().map_err(|e| e.to_string())?;
+            nl.udp_sport_rule(add, v6, port, SOURCE_IP_MARK, UDP_REPLY_RULE_PRIORITY)
+                .map_err(|e| e.to_string())
+        })
+    }
 }
 
 /// Starts the runtime, publishes `plan.publish`, and serves the API.
@@ -97,24 +114,43 @@ pub fn start(
             );
             if plan.source_ip_transparent {
                 match netns.run(source_ip_routing) {
-                    Ok(()) => pm = pm.with_source_ip(SOURCE_IP_MARK),
+                    Ok(()) => {
+                        pm = pm
+                            .with_source_ip(SOURCE_IP_MARK)
+                            .with_udp_source_ip(Arc::new(ChildReplyRoutes(netns.clone())))
+                    }
                     Err(e) => warn(&format!(
                         "source IP transparent: falling back to non-transparent mode, client source IPs will not be preserved ({e})"
                     )),
                 }
             }
-            let pm = Arc::new(pm);
-            for spec in &plan.publish {
-                pm.add(spec.clone())
-                    .map_err(|source| LaunchError::Publish {
-                        spec: spec.text(),
-                        source,
-                    })?;
-            }
-            Some(pm)
+            Some(Arc::new(Ports::Builtin(pm)))
+        }
+        (PortDriver::Slirp4netns, _) => {
+            // The configuration allows this driver only with --net=slirp4netns, which was
+            // started with its API socket here and gives the child an IPv4 address.
+            let Some(child_ip) = setup.child_ip else {
+                return Err(LaunchError::NoChildIp);
+            };
+            Some(Arc::new(Ports::Slirp4netns(
+                nsnet_port::slirp4netns::Slirp4netnsPorts::new(
+                    state.join(crate::external_net::SLIRP4NETNS_API_SOCKET),
+                    child_ip,
+                ),
+            )))
         }
         _ => None,
     };
+    if let Some(ports) = &ports {
+        for spec in &plan.publish {
+            runtime
+                .block_on(ports.add(spec.clone()))
+                .map_err(|source| LaunchError::Publish {
+                    spec: spec.text(),
+                    source,
+                })?;
+        }
+    }
 
     let sock_path = state.join("api.sock");
     let _ = std::fs::remove_file(&sock_path);
@@ -142,12 +178,9 @@ pub fn start(
                 child_ip: setup.child_ip.map(|ip| ip.to_string()),
             }),
         },
-        port_driver: ports.as_ref().map(|_| PortDriverInfo {
-            driver: "builtin".into(),
-            protos: nsnet_port::spec::PROTOS
-                .iter()
-                .map(|p| p.to_string())
-                .collect(),
+        port_driver: ports.as_ref().map(|p| PortDriverInfo {
+            driver: p.driver().into(),
+            protos: p.protos(),
         }),
     };
     runtime.spawn(server::serve(

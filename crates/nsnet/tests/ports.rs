@@ -38,22 +38,38 @@ impl Instance {
         std::fs::write(&script, SERVER).unwrap();
         // The directory must be reachable by the namespace's root, which is the same user.
         let detached = extra.contains(&"--detach-netns");
+        // slirp4netns forwards to the child's uplink address, not to its loopback.
+        let also = if extra.contains(&"--port-driver=slirp4netns") {
+            "10.0.2.100"
+        } else {
+            ""
+        };
         let inner = if detached {
             format!(
-                "exec nsenter --net=\"$ROOTLESSKIT_STATE_DIR/netns\" python3 {} {}",
+                "exec nsenter --net=\"$ROOTLESSKIT_STATE_DIR/netns\" python3 {} {} {also}",
                 script.display(),
                 ready.display()
             )
         } else {
-            format!("exec python3 {} {}", script.display(), ready.display())
+            format!(
+                "exec python3 {} {} {also}",
+                script.display(),
+                ready.display()
+            )
         };
         let mut cmd = std::process::Command::new(bin);
         if !sub.is_empty() {
             cmd.arg(sub);
         }
-        cmd.arg(format!("--state-dir={}", state.display()))
-            .args(["--net=none", "--port-driver=builtin"])
-            .args(extra)
+        cmd.arg(format!("--state-dir={}", state.display()));
+        // Defaults, unless the test names its own drivers.
+        if !extra.iter().any(|a| a.starts_with("--net=")) {
+            cmd.arg("--net=none");
+        }
+        if !extra.iter().any(|a| a.starts_with("--port-driver=")) {
+            cmd.arg("--port-driver=builtin");
+        }
+        cmd.args(extra)
             .args(["--", "sh", "-c", &inner])
             .stdin(Stdio::null())
             .stderr(Stdio::piped());
@@ -389,6 +405,80 @@ fn publishing_into_a_detached_netns() {
     );
 }
 
+/// RootlessKit's `--port-driver=slirp4netns`: ports are slirp4netns host forwards made over
+/// its API socket, to the child's address 10.0.2.100; the API and rootlessctl see the same
+/// contract as with the builtin driver, with slirp4netns's ids and protocols.
+#[test]
+fn slirp4netns_port_driver_forwards_through_slirp4netns() {
+    let inst = Instance::start(&[
+        "--net=slirp4netns",
+        "--port-driver=slirp4netns",
+        "-p",
+        "127.0.0.1:18980:80/tcp",
+        "-p",
+        "127.0.0.1:18981:81/udp",
+    ]);
+    assert_eq!(
+        echo_tcp("127.0.0.1:18980".parse().unwrap(), b"via slirp4netns").unwrap(),
+        b"via slirp4netns"
+    );
+    assert_eq!(
+        echo_udp("127.0.0.1:0", "127.0.0.1:18981".parse().unwrap(), b"udp").unwrap(),
+        b"udp"
+    );
+    let (_, _, info) = http(&inst.api(), "GET", "/v1/info", "");
+    assert!(
+        info.contains(
+            r#""portDriver":{"driver":"slirp4netns","protos":["tcp","tcp4","udp","udp4"]}"#
+        ),
+        "{info}"
+    );
+    let (_, _, list) = http(&inst.api(), "GET", "/v1/ports", "");
+    assert!(
+        list.contains(r#""parentPort":18980"#) && list.contains(r#""parentPort":18981"#),
+        "{list}"
+    );
+    // Added at run time, then removed: the forward comes and goes with it.
+    let (st, _, body) = http(
+        &inst.api(),
+        "POST",
+        "/v1/ports",
+        r#"{"proto":"tcp","parentIP":"127.0.0.1","parentPort":18982,"childPort":80}"#,
+    );
+    assert_eq!(st, "HTTP/1.1 201 Created", "{body}");
+    assert_eq!(
+        echo_tcp("127.0.0.1:18982".parse().unwrap(), b"late").unwrap(),
+        b"late"
+    );
+    let id: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let (st, _, _) = http(
+        &inst.api(),
+        "DELETE",
+        &format!("/v1/ports/{}", id["id"]),
+        "",
+    );
+    assert_eq!(st, "HTTP/1.1 200 OK");
+    assert!(TcpStream::connect("127.0.0.1:18982").is_err());
+    // IPv6 is not slirp4netns's (RootlessKit's message), and the instance keeps serving.
+    let (st, _, body) = http(
+        &inst.api(),
+        "POST",
+        "/v1/ports",
+        r#"{"proto":"tcp6","parentIP":"::1","parentPort":18983,"childPort":80}"#,
+    );
+    assert_eq!(
+        (st.as_str(), body.as_str()),
+        (
+            "HTTP/1.1 400 Bad Request",
+            "{\"message\":\"unsupported protocol \\\"tcp6\\\"\"}\n"
+        )
+    );
+    assert_eq!(
+        echo_tcp("127.0.0.1:18980".parse().unwrap(), b"still").unwrap(),
+        b"still"
+    );
+}
+
 #[test]
 fn debian_rootlessctl_and_ours_speak_to_nsnet_alike() {
     let inst = Instance::start(&["-p", "127.0.0.1:18880:80/tcp"]);
@@ -554,6 +644,67 @@ fn tcp_clients_keep_their_source_address() {
         seen_from("127.0.0.1:0", "127.0.0.1:19381"),
         "127.0.0.1",
         "loopback clients stay the child's loopback, as in RootlessKit"
+    );
+}
+
+/// What the UDP server inside (port 83 answers with its client's "address port") sees for a
+/// client bound to `from`, and the client's own address.
+fn udp_seen_from(from: &str, to: &str) -> (String, SocketAddr) {
+    let s = UdpSocket::bind(from).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.send_to(b"who", to).unwrap();
+    let mut buf = [0u8; 256];
+    let (n, _) = s.recv_from(&mut buf).unwrap();
+    (
+        String::from_utf8_lossy(&buf[..n]).into_owned(),
+        s.local_addr().unwrap(),
+    )
+}
+
+/// `ip rule` of the instance's child netns.
+fn child_rules(inst: &Instance) -> String {
+    let pid = std::fs::read_to_string(inst.state.join("child_pid")).unwrap();
+    let o = std::process::Command::new("nsenter")
+        .args(["--preserve-credentials", "-t", pid.trim(), "-n"])
+        .args(if is_root() { vec![] } else { vec!["-U"] })
+        .args(["ip", "rule"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn udp_clients_keep_their_source_address() {
+    let inst = Instance::start(&["-p", "19382:83/udp", "-p", "127.0.0.1:19383:83/udp4"]);
+    for _ in 0..2 {
+        // Twice: the second datagram goes through the flow the first one made.
+        let (seen, me) = udp_seen_from("192.0.2.10:0", "192.0.2.10:19382");
+        assert_eq!(
+            seen,
+            format!("{} {}", me.ip(), me.port()),
+            "the server sees the client's own address and port"
+        );
+    }
+    let (seen, _) = udp_seen_from("127.0.0.1:0", "127.0.0.1:19383");
+    assert!(
+        seen.starts_with("127.0.0.1 "),
+        "loopback clients stay the child's loopback: {seen}"
+    );
+    let rules = child_rules(&inst);
+    assert_eq!(
+        rules.matches("ipproto udp sport 83").count(),
+        1,
+        "one reply rule for the two ports of child port 83:\n{rules}"
+    );
+    for id in ["1", "2"] {
+        let (status, _, body) = http(&inst.api(), "DELETE", &format!("/v1/ports/{id}"), "");
+        assert!(status.contains("200"), "{status} {body}");
+    }
+    let rules = child_rules(&inst);
+    assert!(
+        !rules.contains("sport 83"),
+        "the reply rule leaves with the last port:\n{rules}"
     );
 }
 
