@@ -328,7 +328,8 @@ pub fn gc(store: &Store) -> Result<GcReport> {
 /// Releases every allocation whose netns is gone (or is now another namespace), whose attach
 /// was interrupted (dead `attaching` process), or whose container `alive` says is gone;
 /// deletes their host veths and the host veths of this store's networks that no record
-/// owns. Acts on the current netns's links.
+/// owns; and rewrites the nft table (a crash may have stopped the first attach before it).
+/// Acts on the current netns.
 pub fn gc_with(store: &Store, alive: &dyn Fn(&Allocation) -> bool) -> Result<GcReport> {
     let mut report = GcReport::default();
     let mut nl = Netlink::open()?;
@@ -369,6 +370,7 @@ pub fn gc_with(store: &Store, alive: &dyn Fn(&Allocation) -> bool) -> Result<GcR
             }
         }
     }
+    crate::nft::sync(store)?;
     Ok(report)
 }
 
