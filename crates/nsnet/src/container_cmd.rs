@@ -633,21 +633,26 @@ fn run(a: RunArgs, state_dir: Option<&Path>, runtime: Option<&Path>) -> anyhow::
         let mut monitor = cmd.spawn().context("start the container monitor")?;
         let t0 = Instant::now();
         loop {
-            c.reload()?;
+            if c.reload().is_err() {
+                // Its monitor already removed it (--rm): it ran and is done.
+                let _ = monitor.wait();
+                println!("{}", c.id());
+                return Ok(0);
+            }
             if c.state.status == Status::Running {
                 println!("{}", c.id());
                 return Ok(0);
             }
             if c.state.status == Status::Exited || monitor.try_wait()?.is_some() {
                 let _ = monitor.wait();
-                c.reload()?;
+                if c.reload().is_err() {
+                    println!("{}", c.id());
+                    return Ok(0);
+                }
                 let log = std::fs::read_to_string(c.log_path()).unwrap_or_default();
-                let last = log
-                    .lines()
-                    .rev()
-                    .find(|l| !l.trim().is_empty())
-                    .unwrap_or("");
-                if c.state.started > 0.0 && c.state.exit_code == Some(0) {
+                let last = failure_line(&log);
+                // Started and already done (a short command): that is a run, not a failure.
+                if c.state.started > 0.0 {
                     println!("{}", c.id());
                     return Ok(0);
                 }
@@ -675,10 +680,29 @@ fn run(a: RunArgs, state_dir: Option<&Path>, runtime: Option<&Path>) -> anyhow::
         }
     }
     let code = supervise(&mut c, Stdio::inherit(), Stdio::inherit(), Stdio::inherit())?;
-    if c.config.auto_remove {
+    // It never started (runc said why on stderr): leave nothing behind.
+    if c.config.auto_remove || c.state.started == 0.0 {
         remove(&store, c, &inst)?;
     }
     Ok(code)
+}
+
+/// The line of a failed start's log that says why: a hook's own message when runc wraps one
+/// (`… error running hook #0: …, stderr: nsnet: oci-hook createRuntime: …"`), else the last line.
+fn failure_line(log: &str) -> String {
+    let last = log
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    match last.find("nsnet: oci-hook ") {
+        Some(i) => last[i..]
+            .trim_end_matches('"')
+            .trim_end_matches("\\n")
+            .replace("\\\"", "\"")
+            .to_string(),
+        None => last.to_string(),
+    }
 }
 
 /// The environment the hooks run with (runc gives them only what the spec lists): what finds
@@ -747,6 +771,16 @@ fn supervise(c: &mut Container, i: Stdio, o: Stdio, e: Stdio) -> anyhow::Result<
         .or(status.signal().map(|s| 128 + s))
         .unwrap_or(1);
     c.reload()?;
+    // runc writes the PID file once the container started (hooks included): a command that
+    // was over before the poll above saw it still ran.
+    if c.state.started == 0.0
+        && let Some(pid) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+    {
+        c.state.pid = pid;
+        c.state.started = time::now();
+    }
     c.state.status = Status::Exited;
     c.state.exit_code = Some(code);
     c.state.finished = time::now();

@@ -628,3 +628,45 @@ fn bad_input_is_one_clear_line_and_leaves_nothing() {
     );
     assert!(env.containers_dir_entries().is_empty());
 }
+
+#[test]
+fn an_unknown_network_fails_the_start_with_the_hooks_reason_and_leaves_nothing() {
+    let env = Env::new();
+    for detach in [true, false] {
+        let mut args = vec!["run", "--network", "nosuch", "--rootfs", env.rootfs()];
+        if detach {
+            args.insert(1, "-d");
+        }
+        args.extend(["--", "sleep", "10"]);
+        let o = env.out(&args);
+        assert!(!o.status.success(), "{args:?}");
+        let err = stderr(&o);
+        assert!(err.contains("network nosuch not found"), "{err}");
+        assert!(env.containers_dir_entries().is_empty(), "{args:?}");
+        assert!(env.allocations().is_empty());
+        assert!(env.ok(&["ps", "-aq"]).trim().is_empty());
+    }
+    // A detached command that exits at once still ran: its id, then Exited (3).
+    let id = env.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--rootfs",
+        env.rootfs(),
+        "--",
+        "sh",
+        "-c",
+        "echo out; exit 3",
+    ]);
+    let t0 = Instant::now();
+    while !env.ok(&["ps", "-a"]).contains("Exited (3)") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "{}",
+            env.ok(&["ps", "-a"])
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(env.ok(&["logs", id.trim()]), "out\n");
+}
