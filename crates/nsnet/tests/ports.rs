@@ -405,6 +405,39 @@ fn publishing_into_a_detached_netns() {
     );
 }
 
+/// The builtin port driver over each network driver that gives the child a netns of its
+/// own, attached and detached.
+#[test]
+fn builtin_ports_work_with_every_network_driver() {
+    for (i, net) in ["--net=none", "--net=builtin", "--net=slirp4netns"]
+        .into_iter()
+        .enumerate()
+    {
+        for (j, detach) in [false, true].into_iter().enumerate() {
+            let port = 19600 + 10 * i as u16 + 2 * j as u16;
+            let tcp = format!("127.0.0.1:{port}:80/tcp");
+            let udp = format!("127.0.0.1:{}:81/udp", port + 1);
+            let mut args = vec![net, "-p", &tcp, "-p", &udp];
+            if detach {
+                args.push("--detach-netns");
+            }
+            let _inst = Instance::start(&args);
+            let to = SocketAddr::from(([127, 0, 0, 1], port));
+            assert_eq!(
+                echo_tcp(to, net.as_bytes()).unwrap(),
+                net.as_bytes(),
+                "{args:?}"
+            );
+            let to = SocketAddr::from(([127, 0, 0, 1], port + 1));
+            assert_eq!(
+                echo_udp("127.0.0.1:0", to, b"udp").unwrap(),
+                b"udp",
+                "{args:?}"
+            );
+        }
+    }
+}
+
 /// RootlessKit's `--port-driver=slirp4netns`: ports are slirp4netns host forwards made over
 /// its API socket, to the child's address 10.0.2.100; the API and rootlessctl see the same
 /// contract as with the builtin driver, with slirp4netns's ids and protocols.
