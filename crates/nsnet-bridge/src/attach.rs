@@ -115,8 +115,40 @@ fn ip_forward_on() -> Result<()> {
     })
 }
 
+/// How one attachment is wired beyond what the network file says (CNI configs choose these;
+/// nsnet's own networks derive them).
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    pub net: Network,
+    /// Routes in the container: destination and optional gateway.
+    pub routes: Vec<(crate::Subnet, Option<Ipv4Addr>)>,
+    /// Whether the bridge holds the gateway address (CNI `isGateway`).
+    pub gateway_on_bridge: bool,
+    pub hairpin: bool,
+}
+
+impl Plan {
+    pub(crate) fn of(net: Network) -> Plan {
+        let routes = if net.internal {
+            Vec::new()
+        } else {
+            vec![(
+                crate::Subnet::new(Ipv4Addr::UNSPECIFIED, 0).expect("valid"),
+                Some(net.gateway),
+            )]
+        };
+        Plan {
+            net,
+            routes,
+            gateway_on_bridge: true,
+            hairpin: true,
+        }
+    }
+}
+
 /// The bridge of `net` in the current netns, created (up, with the gateway address) if absent.
-fn ensure_bridge(store: &Store, nl: &mut Netlink, net: &Network) -> Result<u32> {
+fn ensure_bridge(store: &Store, nl: &mut Netlink, plan: &Plan) -> Result<u32> {
+    let net = &plan.net;
     if let Some(l) = nl.link(&net.bridge)? {
         if !l.up {
             nl.link_up(l.index, None)?;
@@ -133,11 +165,13 @@ fn ensure_bridge(store: &Store, nl: &mut Netlink, net: &Network) -> Result<u32> 
     let l = nl
         .link(&net.bridge)?
         .ok_or_else(|| nsnet_netlink::Error::NoSuchLink(net.bridge.clone()))?;
-    match nl.add_address_v4(l.index, net.gateway, net.subnet.prefix_len()) {
-        Ok(()) => {}
-        Err(nsnet_netlink::Error::Request { source, .. })
-            if source.raw_os_error() == Some(libc::EEXIST) => {}
-        Err(e) => return Err(e.into()),
+    if plan.gateway_on_bridge {
+        match nl.add_address_v4(l.index, net.gateway, net.subnet.prefix_len()) {
+            Ok(()) => {}
+            Err(nsnet_netlink::Error::Request { source, .. })
+                if source.raw_os_error() == Some(libc::EEXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     nl.link_up(l.index, None)?;
     ip_forward_on()?;
@@ -147,13 +181,6 @@ fn ensure_bridge(store: &Store, nl: &mut Netlink, net: &Network) -> Result<u32> 
 
 /// Attaches the network namespace `req.netns` to `req.network` (see the module comment).
 pub fn attach(store: &Store, req: &AttachRequest) -> Result<Attachment> {
-    check_ifname(req.ifname)?;
-    if req.container_id.is_empty() || req.container_id.contains(['\n', '\0']) {
-        return Err(Error::Invalid(format!(
-            "invalid container id {:?}",
-            req.container_id
-        )));
-    }
     let want = match req.static_ip {
         None => None,
         Some(IpAddr::V4(v4)) => Some(v4),
@@ -163,11 +190,31 @@ pub fn attach(store: &Store, req: &AttachRequest) -> Result<Attachment> {
             )));
         }
     };
-    let netns = nsfile::open(req.netns)?;
     let net = crate::inspect_network(store, req.network)?;
+    attach_with(store, &Plan::of(net), req, want)
+}
+
+/// [`attach`] with an explicit plan (the CNI personality's entry).
+pub(crate) fn attach_with(
+    store: &Store,
+    plan: &Plan,
+    req: &AttachRequest,
+    want: Option<Ipv4Addr>,
+) -> Result<Attachment> {
+    check_ifname(req.ifname)?;
+    if req.container_id.is_empty() || req.container_id.contains(['\n', '\0']) {
+        return Err(Error::Invalid(format!(
+            "invalid container id {:?}",
+            req.container_id
+        )));
+    }
+    let netns = nsfile::open(req.netns)?;
+    let net = &plan.net;
     let ipam = Ipam::lock(store, &net.name)?;
     // The network may have been removed while we waited for the lock.
-    let net = crate::inspect_network(store, &net.name)?;
+    if crate::network::read_network(store, &net.name)?.is_none() {
+        return Err(Error::NoSuchNetwork(net.name.clone()));
+    }
     let key = host_veth_name(&net.name, req.container_id, req.ifname);
     let mut nl = Netlink::open()?;
     if let Some(old) = ipam.by_key(&key)? {
@@ -175,7 +222,7 @@ pub fn attach(store: &Store, req: &AttachRequest) -> Result<Attachment> {
             None => {
                 return Err(Error::AlreadyAttached {
                     container: old.container_id,
-                    network: net.name,
+                    network: net.name.clone(),
                     ifname: old.ifname,
                     ip: old.ip,
                 });
@@ -197,7 +244,7 @@ pub fn attach(store: &Store, req: &AttachRequest) -> Result<Attachment> {
         pid: std::process::id(),
     };
     let mut rec = ipam.allocate(net.subnet, net.gateway, want, rec)?;
-    let built = build(store, &mut nl, &net, &rec, &netns.fd);
+    let built = build(store, &mut nl, plan, &rec, &netns.fd);
     match built {
         Ok(mac) => {
             rec.state = State::Attached;
@@ -213,7 +260,11 @@ pub fn attach(store: &Store, req: &AttachRequest) -> Result<Attachment> {
                 ifname: req.ifname.to_string(),
                 ip: rec.ip,
                 prefix_len: net.subnet.prefix_len(),
-                gateway: (!net.internal).then_some(net.gateway),
+                gateway: plan
+                    .routes
+                    .iter()
+                    .find(|(d, _)| d.prefix_len() == 0)
+                    .and_then(|(_, g)| *g),
                 mac,
                 mtu: net.mtu,
                 container_id: rec.container_id,
@@ -232,12 +283,13 @@ pub fn attach(store: &Store, req: &AttachRequest) -> Result<Attachment> {
 fn build(
     store: &Store,
     nl: &mut Netlink,
-    net: &Network,
+    plan: &Plan,
     rec: &Allocation,
     netns: &std::os::fd::OwnedFd,
 ) -> Result<String> {
     use std::os::fd::AsFd;
-    let bridge = ensure_bridge(store, nl, net)?;
+    let net = &plan.net;
+    let bridge = ensure_bridge(store, nl, plan)?;
     nl.add_veth(&rec.host_veth, &rec.ifname, net.mtu, Some(netns.as_fd()))
         .map_err(|e| match &e {
             nsnet_netlink::Error::Request { source, .. }
@@ -256,7 +308,9 @@ fn build(
         .link(&rec.host_veth)?
         .ok_or_else(|| nsnet_netlink::Error::NoSuchLink(rec.host_veth.clone()))?;
     nl.set_master(host.index, bridge)?;
-    nl.set_hairpin(host.index, true)?;
+    if plan.hairpin {
+        nl.set_hairpin(host.index, true)?;
+    }
     nl.link_up(host.index, None)?;
     let mut inner = Netlink::open_in(netns.as_fd())?;
     if let Some(lo) = inner.link("lo")?
@@ -269,8 +323,8 @@ fn build(
         .ok_or_else(|| nsnet_netlink::Error::NoSuchLink(rec.ifname.clone()))?;
     inner.add_address_v4(ctr.index, rec.ip, net.subnet.prefix_len())?;
     inner.link_up(ctr.index, None)?;
-    if !net.internal {
-        inner.add_default_route_v4(ctr.index, net.gateway)?;
+    for (dst, gw) in &plan.routes {
+        inner.add_route_v4(ctr.index, dst.base(), dst.prefix_len(), *gw)?;
     }
     Ok(ctr.mac)
 }
@@ -331,10 +385,22 @@ pub fn gc(store: &Store) -> Result<GcReport> {
 /// owns; and rewrites the nft table (a crash may have stopped the first attach before it).
 /// Acts on the current netns.
 pub fn gc_with(store: &Store, alive: &dyn Fn(&Allocation) -> bool) -> Result<GcReport> {
+    gc_networks(store, None, alive)
+}
+
+/// [`gc_with`] over one network (`only`) or all.
+pub(crate) fn gc_networks(
+    store: &Store,
+    only: Option<&str>,
+    alive: &dyn Fn(&Allocation) -> bool,
+) -> Result<GcReport> {
     let mut report = GcReport::default();
     let mut nl = Netlink::open()?;
     let links = nl.links()?;
-    for net in crate::list_networks(store)? {
+    for net in crate::network::stored_networks(store)? {
+        if only.is_some_and(|o| o != net.name) {
+            continue;
+        }
         let ipam = Ipam::lock(store, &net.name)?;
         let mut kept = std::collections::HashSet::new();
         for a in ipam.allocations()? {

@@ -23,6 +23,7 @@
 //! state directories or the command line (the binary enters the namespaces first).
 
 mod attach;
+pub mod cni;
 mod ipam;
 mod network;
 mod nft;

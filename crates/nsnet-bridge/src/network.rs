@@ -29,6 +29,14 @@ pub struct Network {
     #[serde(default)]
     pub internal: bool,
     pub mtu: u32,
+    /// Outbound NAT for the subnet (off for internal networks, and for CNI configs with
+    /// `ipMasq: false`).
+    #[serde(default = "yes")]
+    pub masquerade: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// What `nsnet network create` may choose; everything else is derived.
@@ -90,6 +98,7 @@ fn default_network() -> Network {
         gateway: Ipv4Addr::new(10, 4, 0, 1),
         internal: false,
         mtu: DEFAULT_MTU,
+        masquerade: true,
     }
 }
 
@@ -111,7 +120,11 @@ pub fn inspect_network(store: &Store, name: &str) -> Result<Network> {
     Ok(n)
 }
 
-fn save(store: &Store, n: &Network) -> Result<()> {
+pub(crate) fn read_network(store: &Store, name: &str) -> Result<Option<Network>> {
+    read(store, name)
+}
+
+pub(crate) fn save(store: &Store, n: &Network) -> Result<()> {
     let text = serde_json::to_vec_pretty(n).expect("networks serialise");
     write_atomic(&path(store, &n.name), &text)
 }
@@ -119,9 +132,20 @@ fn save(store: &Store, n: &Network) -> Result<()> {
 /// Every network, by name, the default one included.
 pub fn list_networks(store: &Store) -> Result<Vec<Network>> {
     inspect_network(store, DEFAULT_NETWORK)?;
+    stored_networks(store)
+}
+
+/// The networks that have a file (the default one only once it was used): what the nft
+/// rules and gc cover, so a CNI-only data directory never grows nsnet's default network.
+pub(crate) fn stored_networks(store: &Store) -> Result<Vec<Network>> {
     let dir = store.networks_dir();
     let mut out = Vec::new();
-    for e in std::fs::read_dir(&dir).map_err(io_err(&dir))? {
+    let rd = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(io_err(&dir)(e)),
+    };
+    for e in rd {
         let e = e.map_err(io_err(&dir))?;
         let fname = e.file_name().to_string_lossy().into_owned();
         if let Some(name) = fname.strip_suffix(".json")
@@ -140,6 +164,7 @@ pub fn list_networks(store: &Store) -> Result<Vec<Network>> {
 pub fn create_network(store: &Store, name: &str, opts: &NetworkOptions) -> Result<Network> {
     check_name(name)?;
     let existing = list_networks(store)?;
+    // (list_networks wrote the default network, so its subnet is never handed out twice.)
     let _lock = store.lock()?;
     if read(store, name)?.is_some() {
         return Err(Error::NetworkExists(name.to_string()));
@@ -188,6 +213,7 @@ pub fn create_network(store: &Store, name: &str, opts: &NetworkOptions) -> Resul
         gateway,
         internal: opts.internal,
         mtu: opts.mtu.unwrap_or(DEFAULT_MTU),
+        masquerade: !opts.internal,
     };
     save(store, &n)?;
     Ok(n)

@@ -97,6 +97,9 @@ pub(crate) fn ruleset(networks: &[Network]) -> Value {
                 json!({"drop": null}),
             ],
         ));
+        if !n.masquerade {
+            continue;
+        }
         let field = |f: &str| json!({"payload": {"protocol": "ip", "field": f}});
         cmds.push(rule(
             "postrouting",
@@ -113,7 +116,7 @@ pub(crate) fn ruleset(networks: &[Network]) -> Value {
 
 /// The `nft` binary: on `$PATH`, else the sbin directories an unprivileged user's `$PATH`
 /// often lacks.
-fn nft_path() -> Result<PathBuf> {
+pub(crate) fn nft_path() -> Result<PathBuf> {
     let from_path: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).map(|d| d.join("nft")).collect())
         .unwrap_or_default();
@@ -159,7 +162,7 @@ pub(crate) fn apply(doc: &Value) -> Result<()> {
 
 /// Makes the current netns's `ip nsnet` table match the store's networks.
 pub(crate) fn sync(store: &Store) -> Result<()> {
-    apply(&ruleset(&crate::list_networks(store)?))
+    apply(&ruleset(&crate::network::stored_networks(store)?))
 }
 
 #[cfg(test)]

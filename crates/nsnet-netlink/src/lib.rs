@@ -315,19 +315,42 @@ impl Netlink {
 
     /// `ip route add default via GATEWAY dev INDEX`.
     pub fn add_default_route_v4(&mut self, index: u32, gateway: Ipv4Addr) -> Result<()> {
+        self.add_route_v4(index, Ipv4Addr::UNSPECIFIED, 0, Some(gateway))
+    }
+
+    /// `ip route add DST/PREFIX [via GATEWAY] dev INDEX`.
+    pub fn add_route_v4(
+        &mut self,
+        index: u32,
+        dst: Ipv4Addr,
+        prefix: u8,
+        gateway: Option<Ipv4Addr>,
+    ) -> Result<()> {
         let mut msg = RouteMessage::default();
         msg.header.address_family = AddressFamily::Inet;
         msg.header.table = RouteHeader::RT_TABLE_MAIN;
         msg.header.protocol = RouteProtocol::Boot;
-        msg.header.scope = RouteScope::Universe;
         msg.header.kind = RouteType::Unicast;
-        msg.header.destination_prefix_length = 0;
-        msg.attributes
-            .push(RouteAttribute::Gateway(RouteAddress::Inet(gateway)));
+        msg.header.destination_prefix_length = prefix;
+        if prefix > 0 {
+            msg.attributes
+                .push(RouteAttribute::Destination(RouteAddress::Inet(dst)));
+        }
+        match gateway {
+            Some(gw) => {
+                msg.header.scope = RouteScope::Universe;
+                msg.attributes
+                    .push(RouteAttribute::Gateway(RouteAddress::Inet(gw)));
+            }
+            None => msg.header.scope = RouteScope::Link,
+        }
         msg.attributes.push(RouteAttribute::Oif(index));
         self.request(
-            "add default route",
-            format!("via {gateway}"),
+            "add route",
+            match gateway {
+                Some(gw) => format!("{dst}/{prefix} via {gw}"),
+                None => format!("{dst}/{prefix} on index {index}"),
+            },
             RouteNetlinkMessage::NewRoute(msg),
         )
     }

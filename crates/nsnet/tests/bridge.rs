@@ -672,3 +672,218 @@ fn without_an_instance_the_error_says_how_to_start_one() {
         "nothing written"
     );
 }
+
+/// Runs one CNI plugin through ADD, CHECK, DEL, DEL in a fresh "host" netns with a fresh
+/// container netns, inside the instance's user namespace, and dumps what it built.
+const CNI_WORLD: &str = r#"
+set -u
+plugin=$1 out=$2
+mkdir -p "$out" "$out/data"
+conf=$(printf '%s' "$CONF" | sed "s|@DATA@|$out/data|")
+unshare -n sleep 1000 & C=$!
+while [ "$(readlink /proc/$C/ns/net)" = "$(readlink /proc/self/ns/net)" ]; do sleep 0.01; done
+export CNI_PATH=/usr/lib/cni CNI_CONTAINERID=ctr1 CNI_NETNS=/proc/$C/ns/net CNI_IFNAME=eth0
+printf '%s' "$conf" | CNI_COMMAND=ADD "$plugin" > "$out/add.json"; echo $? > "$out/add.rc"
+ip -d -j link show > "$out/host-links.json"
+ip -j addr show > "$out/host-addrs.json"
+nsenter -t $C -n ip -d -j link show > "$out/ctr-links.json"
+nsenter -t $C -n ip -j addr show > "$out/ctr-addrs.json"
+nsenter -t $C -n ip -j route show > "$out/ctr-routes.json"
+check=$(printf '%s' "$conf" | sed '$ s/}$//'; printf ',"prevResult":%s}' "$(cat "$out/add.json")")
+printf '%s' "$check" | CNI_COMMAND=CHECK "$plugin" > "$out/check.out"; echo $? > "$out/check.rc"
+printf '%s' "$conf" | CNI_COMMAND=DEL "$plugin" > "$out/del.out"; echo $? > "$out/del.rc"
+printf '%s' "$conf" | CNI_COMMAND=DEL "$plugin" > "$out/del2.out"; echo $? > "$out/del2.rc"
+nsenter -t $C -n ip -j link show > "$out/ctr-links-after.json"
+ip -j link show > "$out/host-links-after.json"
+ls -A "$out/data"/*/ "$out/data"/ipam/*/ 2>/dev/null | grep -E '^[0-9]' > "$out/ipam-after.txt"
+kill $C
+"#;
+
+fn read_json(dir: &Path, name: &str) -> Value {
+    let t = std::fs::read_to_string(dir.join(name)).unwrap();
+    serde_json::from_str(&t).unwrap_or_else(|e| panic!("{name}: {e}: {t}"))
+}
+
+/// What the differential test compares, from one plugin's dumps.
+fn cni_summary(dir: &Path) -> Value {
+    let rc = |n: &str| {
+        std::fs::read_to_string(dir.join(n))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let add = read_json(dir, "add.json");
+    let host = read_json(dir, "host-links.json");
+    let haddr = read_json(dir, "host-addrs.json");
+    let ctr = read_json(dir, "ctr-links.json");
+    let caddr = read_json(dir, "ctr-addrs.json");
+    let routes = read_json(dir, "ctr-routes.json");
+    let link = |list: &Value, name: &str| -> Value {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["ifname"] == name)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let v4 = |list: &Value, name: &str| -> Vec<String> {
+        link(list, name)["addr_info"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|i| i["family"] == "inet")
+                    .map(|i| format!("{}/{}", i["local"].as_str().unwrap(), i["prefixlen"]))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let br = link(&host, "cni-diff0");
+    let ports: Vec<Value> = host
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["master"] == "cni-diff0")
+        .map(|p| {
+            serde_json::json!({
+                "name_prefix": &p["ifname"].as_str().unwrap()[..4],
+                "kind": p["linkinfo"]["info_kind"],
+                "mtu": p["mtu"],
+                "hairpin": p["linkinfo"]["info_slave_data"]["hairpin"],
+                "up": p["flags"].as_array().unwrap().contains(&"UP".into()),
+            })
+        })
+        .collect();
+    let eth0 = link(&ctr, "eth0");
+    let mut rts: Vec<String> = routes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{} via {} dev {} scope {} src {}",
+                r["dst"], r["gateway"], r["dev"], r["scope"], r["prefsrc"]
+            )
+        })
+        .collect();
+    rts.sort();
+    let after: Vec<String> = read_json(dir, "ctr-links-after.json")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["ifname"].as_str().unwrap().to_string())
+        .collect();
+    let host_after: Vec<Value> = read_json(dir, "host-links-after.json")
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["master"] == "cni-diff0")
+        .cloned()
+        .collect();
+    let mut result = add.clone();
+    // Names the implementations choose differently: the host veth (random vs hashed).
+    result["interfaces"][1]["name"] = "veth*".into();
+    for (i, _) in add["interfaces"].as_array().unwrap().iter().enumerate() {
+        result["interfaces"][i]["mac"] = "*".into();
+    }
+    // The container's pid differs between the two worlds.
+    let sandbox = add["interfaces"][2]["sandbox"].as_str().unwrap_or("");
+    assert!(
+        sandbox.starts_with("/proc/") && sandbox.ends_with("/ns/net"),
+        "{sandbox}"
+    );
+    result["interfaces"][2]["sandbox"] = "/proc/PID/ns/net".into();
+    serde_json::json!({
+        "rc": [rc("add.rc"), rc("check.rc"), rc("del.rc"), rc("del2.rc")],
+        "result": result,
+        "bridge": {
+            "kind": br["linkinfo"]["info_kind"], "mtu": br["mtu"],
+            "up": br["flags"].as_array().map(|f| f.contains(&"UP".into())),
+            "v4": v4(&haddr, "cni-diff0"),
+        },
+        "ports": ports,
+        "eth0": {
+            "kind": eth0["linkinfo"]["info_kind"], "mtu": eth0["mtu"],
+            "v4": v4(&caddr, "eth0"),
+            "mac_is_result": eth0["address"] == add["interfaces"][2]["mac"],
+        },
+        "routes": rts,
+        "after_del": {"ctr_links": after, "bridge_ports": host_after.len(),
+                      "ipam": std::fs::read_to_string(dir.join("ipam-after.txt")).unwrap()},
+    })
+}
+
+/// The CNI personality against Debian's reference `bridge` + `host-local`: the same conflist
+/// and environment, each in its own host and container netns (inside an instance's user
+/// namespace, so the rootless pass runs it too); the results, links, addresses, routes, MTU,
+/// bridge ports and hairpin mode must agree.
+#[test]
+fn cni_plugin_matches_the_reference_bridge_and_host_local() {
+    world();
+    assert!(
+        Path::new("/usr/lib/cni/bridge").exists() && Path::new("/usr/lib/cni/host-local").exists(),
+        "install containernetworking-plugins"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let plug = dir.path().join("plug");
+    std::fs::create_dir(&plug).unwrap();
+    std::os::unix::fs::symlink(nsnet_bin(), plug.join("nsnet-bridge")).unwrap();
+    let conf = r#"{"cniVersion":"1.0.0","name":"difftest","type":"bridge","bridge":"cni-diff0","isGateway":true,"isDefaultGateway":true,"ipMasq":false,"hairpinMode":true,"mtu":1400,"ipam":{"type":"host-local","ranges":[[{"subnet":"10.99.0.0/24","gateway":"10.99.0.1"}]],"routes":[{"dst":"192.168.77.0/24","gw":"10.99.0.254"}],"dataDir":"@DATA@"}}"#;
+    let script = format!(
+        "unshare -n sh -c '{w}' w /usr/lib/cni/bridge {d}/ref && unshare -n sh -c '{w}' w {p} {d}/ours",
+        w = CNI_WORLD.replace('\'', "'\\''"),
+        d = dir.path().display(),
+        p = plug.join("nsnet-bridge").display(),
+    );
+    let o = output(
+        nsnet()
+            .args(["run", "--net=none", "--", "sh", "-c", &script])
+            .env("CONF", conf),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let theirs = cni_summary(&dir.path().join("ref"));
+    let ours = cni_summary(&dir.path().join("ours"));
+    assert_eq!(
+        theirs["rc"],
+        serde_json::json!(["0", "0", "0", "0"]),
+        "{theirs:#}"
+    );
+    assert_eq!(
+        serde_json::to_string_pretty(&ours).unwrap(),
+        serde_json::to_string_pretty(&theirs).unwrap()
+    );
+    // Beyond the reference: STATUS and GC (CNI 1.1), and errors as {cniVersion, code, msg}.
+    let cni = |cmd: &str, conf: &str, env: &[(&str, &str)]| -> (bool, String) {
+        let mut c = Command::new(plug.join("nsnet-bridge"));
+        c.env("CNI_COMMAND", cmd).envs(env.iter().copied());
+        c.stdin(Stdio::piped()).stdout(Stdio::piped());
+        let mut ch = c.spawn().unwrap();
+        ch.stdin.take().unwrap().write_all(conf.as_bytes()).unwrap();
+        let o = ch.wait_with_output().unwrap();
+        (o.status.success(), stdout(&o))
+    };
+    let data = dir.path().join("data11");
+    let conf11 = conf
+        .replace("1.0.0", "1.1.0")
+        .replace("@DATA@", data.to_str().unwrap());
+    let (ok, out) = cni("STATUS", &conf11, &[]);
+    assert!(ok && out.is_empty(), "{out}");
+    let (ok, out) = cni("VERSION", &conf11, &[]);
+    assert!(ok && out.contains("\"1.1.0\""), "{out}");
+    let (ok, out) = cni("ADD", &conf11, &[("CNI_CONTAINERID", "x")]);
+    assert!(!ok);
+    let e: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(e["code"], 4);
+    assert_eq!(e["cniVersion"], "1.1.0");
+    assert!(
+        e["msg"]
+            .as_str()
+            .unwrap()
+            .contains("[CNI_NETNS,CNI_IFNAME] missing")
+    );
+    let gc = conf11.replace(
+        "\"ipam\"",
+        "\"cni.dev/valid-attachments\":[{\"containerID\":\"ctr1\",\"ifname\":\"eth0\"}],\"ipam\"",
+    );
+    let (ok, out) = cni("GC", &gc, &[]);
+    assert!(ok && out.is_empty(), "{out}");
+}
