@@ -162,21 +162,15 @@ impl Netlink {
         Ok(Netlink { sock, seq: 0 })
     }
 
-    /// Sends one request that creates something (`NLM_F_CREATE | NLM_F_EXCL`) and waits for
-    /// its ACK (or the kernel's error).
+    /// Sends one creating request (`NLM_F_CREATE | NLM_F_EXCL`) and waits for its ACK (or the
+    /// kernel's error).
     fn request(
         &mut self,
         op: &'static str,
         object: String,
         msg: RouteNetlinkMessage,
     ) -> Result<()> {
-        self.exchange(
-            op,
-            object,
-            msg,
-            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
-        )
-        .map(drop)
+        self.request_with(NLM_F_CREATE | NLM_F_EXCL, op, object, msg)
     }
 
     /// Sends one request with `flags` besides `NLM_F_REQUEST | NLM_F_ACK` and waits for its ACK.

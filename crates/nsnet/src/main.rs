@@ -7,6 +7,7 @@
 //! check comes before any parsing.
 
 mod cli;
+mod container_cmd;
 mod launch_flags;
 mod network_cmd;
 mod ns_cmd;
