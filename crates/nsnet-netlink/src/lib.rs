@@ -14,12 +14,16 @@
 //!   ([`Netlink`]): one request, one ACK, built with netlink-packet-route's message types. No
 //!   async runtime, because these run once at start-up on a thread pinned to a namespace.
 
+mod links;
+
+pub use links::Link;
+
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
 };
 use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
@@ -177,6 +181,19 @@ impl Netlink {
         object: String,
         msg: RouteNetlinkMessage,
     ) -> Result<()> {
+        self.exchange(op, object, msg, NLM_F_REQUEST | NLM_F_ACK | flags)
+            .map(drop)
+    }
+
+    /// Sends one request with `flags` and collects the replies until its ACK, its error, or
+    /// the end of a dump.
+    fn exchange(
+        &mut self,
+        op: &'static str,
+        object: String,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+    ) -> Result<Vec<RouteNetlinkMessage>> {
         let err = |source: io::Error| Error::Request {
             op,
             object: object.clone(),
@@ -184,13 +201,14 @@ impl Netlink {
         };
         self.seq += 1;
         let mut req = NetlinkMessage::from(msg);
-        req.header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+        req.header.flags = flags;
         req.header.sequence_number = self.seq;
         req.finalize();
         let mut buf = vec![0u8; req.buffer_len()];
         req.serialize(&mut buf);
         self.sock.send(&buf, 0).map_err(err)?;
-        let mut rx = vec![0u8; 8192];
+        let mut rx = vec![0u8; 65536];
+        let mut out = Vec::new();
         loop {
             let n = self.sock.recv(&mut &mut rx[..], 0).map_err(err)?;
             let mut off = 0;
@@ -198,13 +216,23 @@ impl Netlink {
                 let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rx[off..n])
                     .map_err(|e| err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())))?;
                 let len = reply.header.length as usize;
-                if reply.header.sequence_number == self.seq
-                    && let NetlinkPayload::Error(e) = reply.payload
-                {
-                    return match e.code {
-                        None => Ok(()),
-                        Some(code) => Err(err(io::Error::from_raw_os_error(-code.get()))),
-                    };
+                if reply.header.sequence_number == self.seq {
+                    match reply.payload {
+                        NetlinkPayload::Error(e) => {
+                            return match e.code {
+                                None => Ok(out),
+                                Some(code) => Err(err(io::Error::from_raw_os_error(-code.get()))),
+                            };
+                        }
+                        NetlinkPayload::Done(_) => return Ok(out),
+                        NetlinkPayload::InnerMessage(m) => {
+                            out.push(m);
+                            if flags & NLM_F_ACK == 0 && flags & NLM_F_DUMP != NLM_F_DUMP {
+                                return Ok(out);
+                            }
+                        }
+                        _ => {}
+                    }
                 }
                 if len == 0 {
                     break;
@@ -287,19 +315,42 @@ impl Netlink {
 
     /// `ip route add default via GATEWAY dev INDEX`.
     pub fn add_default_route_v4(&mut self, index: u32, gateway: Ipv4Addr) -> Result<()> {
+        self.add_route_v4(index, Ipv4Addr::UNSPECIFIED, 0, Some(gateway))
+    }
+
+    /// `ip route add DST/PREFIX [via GATEWAY] dev INDEX`.
+    pub fn add_route_v4(
+        &mut self,
+        index: u32,
+        dst: Ipv4Addr,
+        prefix: u8,
+        gateway: Option<Ipv4Addr>,
+    ) -> Result<()> {
         let mut msg = RouteMessage::default();
         msg.header.address_family = AddressFamily::Inet;
         msg.header.table = RouteHeader::RT_TABLE_MAIN;
         msg.header.protocol = RouteProtocol::Boot;
-        msg.header.scope = RouteScope::Universe;
         msg.header.kind = RouteType::Unicast;
-        msg.header.destination_prefix_length = 0;
-        msg.attributes
-            .push(RouteAttribute::Gateway(RouteAddress::Inet(gateway)));
+        msg.header.destination_prefix_length = prefix;
+        if prefix > 0 {
+            msg.attributes
+                .push(RouteAttribute::Destination(RouteAddress::Inet(dst)));
+        }
+        match gateway {
+            Some(gw) => {
+                msg.header.scope = RouteScope::Universe;
+                msg.attributes
+                    .push(RouteAttribute::Gateway(RouteAddress::Inet(gw)));
+            }
+            None => msg.header.scope = RouteScope::Link,
+        }
         msg.attributes.push(RouteAttribute::Oif(index));
         self.request(
-            "add default route",
-            format!("via {gateway}"),
+            "add route",
+            match gateway {
+                Some(gw) => format!("{dst}/{prefix} via {gw}"),
+                None => format!("{dst}/{prefix} on index {index}"),
+            },
             RouteNetlinkMessage::NewRoute(msg),
         )
     }

@@ -1,5 +1,7 @@
 //! nsnet's own command line.
 
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
 use nsnet_run::config::Role;
 use nsnet_run::{LaunchPlan, Personality};
@@ -31,9 +33,14 @@ enum Cmd {
     Run(Box<RunArgs>),
     /// Publish, list and remove ports of a running instance (RootlessKit's API).
     Port(crate::port_cmd::PortArgs),
+    /// Bridge networks of a running instance: create, list, connect namespaces, collect garbage.
+    Network(crate::network_cmd::NetworkArgs),
     /// Inspect namespaces and the rootless network: list, explain, draw.
     #[command(subcommand)]
     Ns(crate::ns_cmd::NsCmd),
+    /// Run containers with runc in the rootless instance, networked by OCI hooks.
+    #[command(alias = "c")]
+    Container(crate::container_cmd::ContainerArgs),
     /// Internal entry points used by nsnet itself.
     #[command(hide = true, subcommand)]
     Internal(Internal),
@@ -53,6 +60,18 @@ enum Internal {
         #[arg(long, value_delimiter = ',')]
         host_ns: Vec<String>,
     },
+    /// An OCI hook (createRuntime, postStop) of `nsnet container`; the OCI state on stdin.
+    OciHook {
+        phase: String,
+        #[arg(long, value_name = "DIR")]
+        container_dir: PathBuf,
+        #[arg(long, value_name = "DIR")]
+        state_dir: PathBuf,
+    },
+    /// The monitor of a detached container: runs runc and records the exit.
+    ContainerMonitor { dir: PathBuf },
+    /// Wait for SIGTERM, SIGINT or SIGHUP (the default instance's command).
+    Idle,
 }
 
 fn usage_error(e: clap::Error) -> i32 {
@@ -92,7 +111,16 @@ pub fn main() -> i32 {
         Cmd::Run(args) => run(*args),
         Cmd::Port(args) => crate::port_cmd::main(args),
         Cmd::Ns(cmd) => crate::ns_cmd::main(cmd),
+        Cmd::Container(args) => crate::container_cmd::main(args),
+        Cmd::Network(args) => crate::network_cmd::main(args),
         Cmd::Internal(Internal::Whoami { host_ns }) => crate::report::whoami(&host_ns),
+        Cmd::Internal(Internal::OciHook {
+            phase,
+            container_dir,
+            state_dir,
+        }) => crate::container_cmd::oci_hook(&phase, &container_dir, &state_dir),
+        Cmd::Internal(Internal::ContainerMonitor { dir }) => crate::container_cmd::monitor(&dir),
+        Cmd::Internal(Internal::Idle) => crate::container_cmd::idle(),
     }
 }
 

@@ -7,7 +7,9 @@
 //! check comes before any parsing.
 
 mod cli;
+mod container_cmd;
 mod launch_flags;
+mod network_cmd;
 mod ns_cmd;
 mod port_cmd;
 mod report;
@@ -30,9 +32,36 @@ fn main() {
         "rootlesskit" => rootlesskit::main(),
         "rootlessctl" => rootlessctl::main(),
         "slirp4netns" => slirp4netns::main(),
+        "nsnet-bridge" => cni_plugin(),
         _ => cli::main(),
     };
     std::process::exit(code);
+}
+
+/// The CNI plugin personality: the environment and the config on stdin in, the result or
+/// error JSON out (nsnet-bridge's `cni` module does the work in the current netns).
+fn cni_plugin() -> i32 {
+    use std::io::{Read, Write};
+    let mut conf = Vec::new();
+    if let Err(e) = std::io::stdin().read_to_end(&mut conf) {
+        println!(
+            r#"{{"cniVersion":"1.1.0","code":5,"msg":"cannot read the config on stdin: {e}"}}"#
+        );
+        return 1;
+    }
+    let vars = std::env::vars_os()
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        })
+        .collect();
+    let out = nsnet_bridge::cni::run(&vars, &conf);
+    let mut stdout = std::io::stdout();
+    let _ = stdout.write_all(out.stdout.as_bytes());
+    let _ = stdout.flush();
+    out.status
 }
 
 /// Sets up `tracing` from `RUST_LOG`, or at debug level with `--debug`. Writes to stderr and

@@ -44,13 +44,13 @@ pub enum NsCmd {
 
 #[derive(Debug, clap::Args)]
 pub struct ExecArgs {
-    /// The target process
+    /// The target: a process id, or the name or id of a running `nsnet container`
     #[arg(
-        value_name = "PID",
+        value_name = "PID|CONTAINER",
         required_unless_present = "child",
         conflicts_with = "child"
     )]
-    pid: Option<i32>,
+    target: Option<String>,
     /// The rootless child of the running instance (its detached netns when there is one)
     #[arg(long)]
     child: bool,
@@ -108,6 +108,35 @@ fn json<T: serde::Serialize>(v: &T) -> String {
     s
 }
 
+/// The init process of a running container, by name or id.
+fn container_pid(key: &str) -> Result<i32, String> {
+    use nsnet_container::store::{Status, Store};
+    let c = Store::default_location()
+        .and_then(|s| s.find(key))
+        .map_err(|e| e.to_string())?;
+    if c.status() != Status::Running {
+        return Err(format!("container {key} is not running"));
+    }
+    Ok(c.state.pid)
+}
+
+/// Names the network namespaces of running `nsnet container`s after their containers (the
+/// inspector alone sees only processes; the names are the container layer's).
+fn name_containers(view: &mut nsnet_inspect::net::NetView) {
+    use nsnet_container::store::{Status, Store};
+    let Ok(list) = Store::default_location().and_then(|s| s.list()) else {
+        return;
+    };
+    for c in list.iter().filter(|c| c.status() == Status::Running) {
+        for n in &mut view.netns {
+            if n.processes.iter().any(|p| p.pid == c.state.pid) {
+                n.role = nsnet_inspect::net::Role::Container;
+                n.label = c.config.name.clone();
+            }
+        }
+    }
+}
+
 fn exec(a: ExecArgs) -> i32 {
     use nsnet_inspect::NsType;
     use std::os::unix::process::CommandExt;
@@ -125,8 +154,20 @@ fn exec(a: ExecArgs) -> i32 {
             kinds.push(k);
         }
     }
-    let target = match a.pid {
-        Some(pid) => nsnet_inspect::join::pid_target(pid),
+    let target = match a.target.as_deref() {
+        Some(t) => {
+            let pid = match t.parse::<i32>() {
+                Ok(pid) => pid,
+                Err(_) => match container_pid(t) {
+                    Ok(pid) => pid,
+                    Err(e) => {
+                        eprintln!("nsnet: error: {e}");
+                        return 1;
+                    }
+                },
+            };
+            nsnet_inspect::join::pid_target(pid)
+        }
         None => {
             // Like rootlessctl: inside an instance's environment, that instance.
             let dir = a.state_dir.clone().or_else(|| {
@@ -210,7 +251,8 @@ pub fn main(cmd: NsCmd) -> i32 {
             }
         }
         NsCmd::Net { json: as_json } => {
-            let view = nsnet_inspect::net::gather();
+            let mut view = nsnet_inspect::net::gather();
+            name_containers(&mut view);
             if as_json {
                 emit(&json(&view), None)
             } else {
@@ -218,7 +260,8 @@ pub fn main(cmd: NsCmd) -> i32 {
             }
         }
         NsCmd::Graph { format, output } => {
-            let view = nsnet_inspect::net::gather();
+            let mut view = nsnet_inspect::net::gather();
+            name_containers(&mut view);
             let text = match format.as_str() {
                 "dot" => render::graph_dot(&view),
                 "mermaid" => render::graph_mermaid(&view),

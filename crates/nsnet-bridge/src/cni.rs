@@ -1,0 +1,642 @@
+//! The CNI 1.1 personality (`nsnet-bridge` as a plugin binary): the reference `bridge`
+//! plugin with `host-local` IPAM folded in, over this crate's attach/detach and persistent
+//! IPAM.
+//!
+//! Mapping of a bridge conflist onto a [`Network`] + [`Plan`]: `name` is the network (stored
+//! like nsnet's own networks, so the nft sync covers it), `bridge` (default `cni0`), `mtu`,
+//! `ipMasq` → masquerade, `isGateway`/`isDefaultGateway` → gateway address on the bridge,
+//! `isDefaultGateway` → default route, `hairpinMode`, and from `ipam` (type `host-local`):
+//! one IPv4 `subnet` (or `ranges: [[{subnet, gateway}]]`), `routes`, `dataDir` (the store
+//! root; default the user's data dir). Commands: ADD, DEL (idempotent), CHECK, VERSION,
+//! STATUS, GC. Errors are `{cniVersion, code, msg}` on stdout with the spec's codes.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::attach::{AttachRequest, Plan, attach_with, gc_networks, host_veth_name};
+use crate::{Error, Network, Store, Subnet};
+
+pub const SUPPORTED: [&str; 5] = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
+const LATEST: &str = "1.1.0";
+
+/// CNI error codes (spec section "Error").
+pub mod code {
+    pub const INCOMPATIBLE_VERSION: u32 = 1;
+    pub const UNSUPPORTED_FIELD: u32 = 2;
+    pub const UNKNOWN_CONTAINER: u32 = 3;
+    pub const INVALID_ENV: u32 = 4;
+    pub const IO: u32 = 5;
+    pub const DECODE: u32 = 6;
+    pub const INVALID_CONFIG: u32 = 7;
+    pub const TRY_AGAIN: u32 = 11;
+    pub const NOT_AVAILABLE: u32 = 50;
+}
+
+/// What the plugin prints and its exit status.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub stdout: String,
+    pub status: i32,
+}
+
+#[derive(Debug)]
+struct CniError {
+    code: u32,
+    msg: String,
+}
+
+fn fail(code: u32, msg: impl Into<String>) -> CniError {
+    CniError {
+        code,
+        msg: msg.into(),
+    }
+}
+
+impl From<Error> for CniError {
+    fn from(e: Error) -> CniError {
+        let code = match &e {
+            Error::Io { .. } | Error::Netlink(_) | Error::Sysctl { .. } => code::IO,
+            Error::NoNft => code::NOT_AVAILABLE,
+            Error::Corrupt { .. } => code::DECODE,
+            Error::NotNetns { .. } => code::UNKNOWN_CONTAINER,
+            Error::Exhausted { .. } => code::TRY_AGAIN,
+            _ => code::INVALID_CONFIG,
+        };
+        fail(code, e.to_string())
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NetConf {
+    cni_version: String,
+    name: String,
+    bridge: Option<String>,
+    #[serde(default)]
+    is_gateway: bool,
+    #[serde(default)]
+    is_default_gateway: bool,
+    #[serde(default)]
+    ip_masq: bool,
+    #[serde(default)]
+    hairpin_mode: bool,
+    mtu: Option<u32>,
+    ipam: Option<IpamConf>,
+    dns: Option<Value>,
+    prev_result: Option<Value>,
+    #[serde(rename = "cni.dev/valid-attachments")]
+    valid_attachments: Option<Vec<ValidAttachment>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IpamConf {
+    #[serde(rename = "type")]
+    kind: String,
+    subnet: Option<String>,
+    gateway: Option<Ipv4Addr>,
+    ranges: Option<Vec<Vec<RangeConf>>>,
+    #[serde(default)]
+    routes: Vec<RouteConf>,
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RangeConf {
+    subnet: String,
+    gateway: Option<Ipv4Addr>,
+    range_start: Option<String>,
+    range_end: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RouteConf {
+    dst: String,
+    gw: Option<Ipv4Addr>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ValidAttachment {
+    #[serde(rename = "containerID")]
+    container_id: String,
+    ifname: String,
+}
+
+/// The parsed config: the network, how attachments are wired, and the store.
+struct Parsed {
+    conf: NetConf,
+    plan: Plan,
+    store: Store,
+    /// Routes as the result reports them: ipam routes as configured (a missing `gw` stays
+    /// missing, as host-local reports it), then the default route of `isDefaultGateway`.
+    result_routes: Vec<Value>,
+}
+
+fn stable_id(name: &str) -> String {
+    (0u64..4)
+        .map(|seed| {
+            let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed;
+            for b in name.bytes() {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0000_0100_0000_01b3);
+            }
+            format!("{h:016x}")
+        })
+        .collect()
+}
+
+fn parse(stdin: &[u8]) -> Result<Parsed, CniError> {
+    let conf: NetConf = serde_json::from_slice(stdin).map_err(|e| {
+        fail(
+            code::DECODE,
+            format!("cannot decode the network config: {e}"),
+        )
+    })?;
+    if !SUPPORTED.contains(&conf.cni_version.as_str()) {
+        return Err(fail(
+            code::INCOMPATIBLE_VERSION,
+            format!(
+                "incompatible CNI versions; config is \"{}\", plugin supports {:?}",
+                conf.cni_version,
+                &SUPPORTED[..]
+            ),
+        ));
+    }
+    crate::network::check_name(&conf.name).map_err(CniError::from)?;
+    let ipam = conf
+        .ipam
+        .as_ref()
+        .ok_or_else(|| fail(code::INVALID_CONFIG, "the config has no \"ipam\" section"))?;
+    if ipam.kind != "host-local" && ipam.kind != "nsnet" {
+        return Err(fail(
+            code::UNSUPPORTED_FIELD,
+            format!(
+                "ipam type {:?} is not supported (nsnet-bridge embeds host-local style IPAM: use \"host-local\")",
+                ipam.kind
+            ),
+        ));
+    }
+    let (subnet_text, gateway) = match (&ipam.subnet, &ipam.ranges) {
+        (Some(s), None) => (s.clone(), ipam.gateway),
+        (None, Some(r)) => match r.as_slice() {
+            [set] if set.len() == 1 => {
+                let r = &set[0];
+                if r.range_start.is_some() || r.range_end.is_some() {
+                    return Err(fail(
+                        code::UNSUPPORTED_FIELD,
+                        "rangeStart/rangeEnd are not supported: the whole subnet is allocated",
+                    ));
+                }
+                (r.subnet.clone(), r.gateway)
+            }
+            _ => {
+                return Err(fail(
+                    code::UNSUPPORTED_FIELD,
+                    "only one IPv4 range is supported (ranges: [[{\"subnet\": …}]])",
+                ));
+            }
+        },
+        _ => {
+            return Err(fail(
+                code::INVALID_CONFIG,
+                "ipam needs exactly one of \"subnet\" or \"ranges\"",
+            ));
+        }
+    };
+    let subnet: Subnet = subnet_text
+        .parse()
+        .map_err(|e: String| fail(code::INVALID_CONFIG, e))?;
+    let gateway = gateway.unwrap_or(subnet.first_host());
+    if !subnet.contains(gateway) {
+        return Err(fail(
+            code::INVALID_CONFIG,
+            format!("gateway {gateway} is outside subnet {subnet}"),
+        ));
+    }
+    let mut routes = Vec::new();
+    let mut result_routes = Vec::new();
+    for r in &ipam.routes {
+        let dst: Subnet = r
+            .dst
+            .parse()
+            .map_err(|e: String| fail(code::INVALID_CONFIG, format!("route: {e}")))?;
+        routes.push((dst, Some(r.gw.unwrap_or(gateway))));
+        let mut v = json!({"dst": dst.to_string()});
+        if let Some(gw) = r.gw {
+            v["gw"] = json!(gw.to_string());
+        }
+        result_routes.push(v);
+    }
+    let default = Subnet::new(Ipv4Addr::UNSPECIFIED, 0).expect("valid");
+    if conf.is_default_gateway && !routes.iter().any(|(d, _)| *d == default) {
+        routes.push((default, Some(gateway)));
+        result_routes.push(json!({"dst": "0.0.0.0/0", "gw": gateway.to_string()}));
+    }
+    let bridge = conf.bridge.clone().unwrap_or_else(|| "cni0".into());
+    let net = Network {
+        name: conf.name.clone(),
+        id: stable_id(&conf.name),
+        bridge,
+        subnet,
+        gateway,
+        internal: false,
+        mtu: conf.mtu.unwrap_or(1500),
+        masquerade: conf.ip_masq,
+    };
+    let store = match &ipam.data_dir {
+        Some(d) => Store::at(d),
+        None => Store::default_location()?,
+    };
+    Ok(Parsed {
+        plan: Plan {
+            net,
+            routes,
+            gateway_on_bridge: conf.is_gateway || conf.is_default_gateway,
+            hairpin: conf.hairpin_mode,
+        },
+        conf,
+        store,
+        result_routes,
+    })
+}
+
+fn env<'a>(vars: &'a HashMap<String, String>, names: &[&str]) -> Result<Vec<&'a str>, CniError> {
+    let missing: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| vars.get(*n).is_none_or(|v| v.is_empty()))
+        .collect();
+    if !missing.is_empty() {
+        return Err(fail(
+            code::INVALID_ENV,
+            format!("required env variables [{}] missing", missing.join(",")),
+        ));
+    }
+    Ok(names.iter().map(|n| vars[*n].as_str()).collect())
+}
+
+/// Writes the config's network into the store (so the nft sync and `nsnet network ls` see
+/// it); refuses to change the subnet under live allocations.
+fn register(p: &Parsed) -> Result<(), CniError> {
+    let _lock = p.store.lock()?;
+    let net = &p.plan.net;
+    match crate::network::read_network(&p.store, &net.name)? {
+        Some(old) if old == *net => Ok(()),
+        Some(old) => {
+            if old.subnet != net.subnet && !crate::allocations(&p.store, &net.name)?.is_empty() {
+                return Err(fail(
+                    code::INVALID_CONFIG,
+                    format!(
+                        "network {} is in use with subnet {}; the config now says {}",
+                        net.name, old.subnet, net.subnet
+                    ),
+                ));
+            }
+            crate::network::save(&p.store, net).map_err(Into::into)
+        }
+        None => crate::network::save(&p.store, net).map_err(Into::into),
+    }
+}
+
+fn result_json(p: &Parsed, a: &crate::Attachment, host_mac: &str, bridge_mac: &str) -> Value {
+    let v1 = !p.conf.cni_version.starts_with("0.");
+    let mut ip = json!({
+        "address": format!("{}/{}", a.ip, a.prefix_len),
+        "gateway": p.plan.net.gateway.to_string(),
+        "interface": 2,
+    });
+    if !v1 {
+        ip["version"] = json!("4");
+    }
+    let routes = &p.result_routes;
+    json!({
+        "cniVersion": p.conf.cni_version,
+        "interfaces": [
+            {"name": a.bridge, "mac": bridge_mac},
+            {"name": a.host_veth, "mac": host_mac},
+            {"name": a.ifname, "mac": a.mac, "sandbox": a.netns.display().to_string()},
+        ],
+        "ips": [ip],
+        "routes": routes,
+        "dns": p.conf.dns.clone().unwrap_or_else(|| json!({})),
+    })
+}
+
+fn add(vars: &HashMap<String, String>, stdin: &[u8]) -> Result<String, CniError> {
+    let p = parse(stdin)?;
+    let e = env(vars, &["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME"])?;
+    let (id, netns, ifname) = (e[0], PathBuf::from(e[1]), e[2]);
+    let want = cni_args_ip(vars)?;
+    register(&p)?;
+    let req = AttachRequest {
+        network: &p.plan.net.name,
+        container_id: id,
+        netns: &netns,
+        ifname,
+        static_ip: want.map(Into::into),
+    };
+    let a = attach_with(&p.store, &p.plan, &req, want)?;
+    let mut nl = nsnet_netlink::Netlink::open().map_err(Error::from)?;
+    let mac = |nl: &mut nsnet_netlink::Netlink, n: &str| -> Result<String, CniError> {
+        Ok(nl
+            .link(n)
+            .map_err(Error::from)?
+            .map(|l| l.mac)
+            .unwrap_or_default())
+    };
+    let host_mac = mac(&mut nl, &a.host_veth)?;
+    let bridge_mac = mac(&mut nl, &a.bridge)?;
+    Ok(serde_json::to_string(&result_json(&p, &a, &host_mac, &bridge_mac)).expect("json"))
+}
+
+/// `CNI_ARGS=IP=10.4.0.9;…` (the convention host-local honours for a static address).
+fn cni_args_ip(vars: &HashMap<String, String>) -> Result<Option<Ipv4Addr>, CniError> {
+    let Some(args) = vars.get("CNI_ARGS") else {
+        return Ok(None);
+    };
+    for kv in args.split(';') {
+        if let Some(v) = kv.strip_prefix("IP=") {
+            return v.parse().map(Some).map_err(|_| {
+                fail(
+                    code::INVALID_ENV,
+                    format!("CNI_ARGS IP={v} is not an IPv4 address"),
+                )
+            });
+        }
+    }
+    Ok(None)
+}
+
+fn del(vars: &HashMap<String, String>, stdin: &[u8]) -> Result<String, CniError> {
+    let p = parse(stdin)?;
+    let e = env(vars, &["CNI_CONTAINERID", "CNI_IFNAME"])?;
+    // CNI_NETNS may be empty or already gone on DEL; the host end is found by name anyway.
+    crate::detach(&p.store, &p.plan.net.name, e[0], None, e[1])?;
+    Ok(String::new())
+}
+
+fn check(vars: &HashMap<String, String>, stdin: &[u8]) -> Result<String, CniError> {
+    let p = parse(stdin)?;
+    let e = env(vars, &["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME"])?;
+    let (id, netns, ifname) = (e[0], PathBuf::from(e[1]), e[2]);
+    let prev = p.conf.prev_result.as_ref().ok_or_else(|| {
+        fail(
+            code::INVALID_CONFIG,
+            "CHECK needs the ADD result as prevResult in the config",
+        )
+    })?;
+    let key = host_veth_name(&p.plan.net.name, id, ifname);
+    let rec = crate::allocations(&p.store, &p.plan.net.name)?
+        .into_iter()
+        .find(|a| a.host_veth == key)
+        .ok_or_else(|| {
+            fail(
+                code::UNKNOWN_CONTAINER,
+                format!(
+                    "container {id} has no address on network {}",
+                    p.plan.net.name
+                ),
+            )
+        })?;
+    let want = format!("{}/{}", rec.ip, p.plan.net.subnet.prefix_len());
+    let listed = prev["ips"]
+        .as_array()
+        .is_some_and(|ips| ips.iter().any(|i| i["address"] == want.as_str()));
+    if !listed {
+        return Err(fail(
+            code::INVALID_CONFIG,
+            format!("prevResult does not list {want}, the address container {id} holds"),
+        ));
+    }
+    let mut nl = nsnet_netlink::Netlink::open().map_err(Error::from)?;
+    let host = nl.link(&key).map_err(Error::from)?.ok_or_else(|| {
+        fail(
+            code::UNKNOWN_CONTAINER,
+            format!("host interface {key} of container {id} is missing"),
+        )
+    })?;
+    let br = nl
+        .link(&p.plan.net.bridge)
+        .map_err(Error::from)?
+        .ok_or_else(|| fail(code::IO, format!("bridge {} is missing", p.plan.net.bridge)))?;
+    if host.master != Some(br.index) {
+        return Err(fail(
+            code::IO,
+            format!("{key} is not a port of bridge {}", br.name),
+        ));
+    }
+    let ns = crate::nsfile::open(&netns)?;
+    if ns.ino != rec.netns_ino {
+        return Err(fail(
+            code::UNKNOWN_CONTAINER,
+            format!(
+                "{} is not the network namespace container {id} was attached in",
+                netns.display()
+            ),
+        ));
+    }
+    use std::os::fd::AsFd;
+    let mut inner = nsnet_netlink::Netlink::open_in(ns.fd.as_fd()).map_err(Error::from)?;
+    let ctr = inner.link(ifname).map_err(Error::from)?.ok_or_else(|| {
+        fail(
+            code::UNKNOWN_CONTAINER,
+            format!("interface {ifname} is missing in {}", netns.display()),
+        )
+    })?;
+    if ctr.mtu != p.plan.net.mtu {
+        return Err(fail(
+            code::IO,
+            format!("{ifname} has MTU {}, want {}", ctr.mtu, p.plan.net.mtu),
+        ));
+    }
+    Ok(String::new())
+}
+
+fn status(stdin: &[u8]) -> Result<String, CniError> {
+    let p = parse(stdin)?;
+    let probe = p.store.root().join("ipam").join(&p.plan.net.name);
+    crate::lock_file(&probe.join("lock")).map_err(|e| {
+        fail(
+            code::NOT_AVAILABLE,
+            format!("the IPAM store is unusable: {e}"),
+        )
+    })?;
+    if p.conf.ip_masq {
+        crate::nft::nft_path().map_err(|e| fail(code::NOT_AVAILABLE, e.to_string()))?;
+    }
+    Ok(String::new())
+}
+
+fn gc(stdin: &[u8]) -> Result<String, CniError> {
+    let p = parse(stdin)?;
+    let valid: std::collections::HashSet<(String, String)> = p
+        .conf
+        .valid_attachments
+        .iter()
+        .flatten()
+        .map(|v| (v.container_id.clone(), v.ifname.clone()))
+        .collect();
+    if crate::network::read_network(&p.store, &p.plan.net.name)?.is_none() {
+        return Ok(String::new());
+    }
+    gc_networks(&p.store, Some(&p.plan.net.name), &|a| {
+        valid.contains(&(a.container_id.clone(), a.ifname.clone()))
+    })?;
+    Ok(String::new())
+}
+
+fn version_of(stdin: &[u8]) -> String {
+    serde_json::from_slice::<Value>(stdin)
+        .ok()
+        .and_then(|v| v["cniVersion"].as_str().map(String::from))
+        .filter(|v| SUPPORTED.contains(&v.as_str()))
+        .unwrap_or_else(|| LATEST.into())
+}
+
+/// Runs one CNI command: `vars` is the environment, `stdin` the network config.
+pub fn run(vars: &HashMap<String, String>, stdin: &[u8]) -> Outcome {
+    let cmd = vars.get("CNI_COMMAND").map(String::as_str).unwrap_or("");
+    let r = match cmd {
+        "VERSION" => Ok(json!({
+            "cniVersion": version_of(stdin),
+            "supportedVersions": &SUPPORTED[..],
+        })
+        .to_string()),
+        "ADD" => add(vars, stdin),
+        "DEL" => del(vars, stdin),
+        "CHECK" => check(vars, stdin),
+        "STATUS" => status(stdin),
+        "GC" => gc(stdin),
+        "" => Err(fail(
+            code::INVALID_ENV,
+            "required env variables [CNI_COMMAND] missing",
+        )),
+        other => Err(fail(
+            code::INVALID_ENV,
+            format!("unknown CNI_COMMAND {other:?} (want ADD, DEL, CHECK, VERSION, STATUS or GC)"),
+        )),
+    };
+    match r {
+        Ok(out) => Outcome {
+            stdout: out,
+            status: 0,
+        },
+        Err(e) => Outcome {
+            stdout: json!({"cniVersion": version_of(stdin), "code": e.code, "msg": e.msg})
+                .to_string(),
+            status: 1,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(kv: &[(&str, &str)]) -> HashMap<String, String> {
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    const CONF: &str = r#"{
+        "cniVersion": "1.1.0", "name": "testnet", "type": "nsnet-bridge",
+        "bridge": "cni-test0", "isGateway": true, "isDefaultGateway": true, "ipMasq": true,
+        "hairpinMode": true, "mtu": 1400,
+        "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.88.0.0/16", "gateway": "10.88.0.1"}]],
+                 "routes": [{"dst": "192.168.5.0/24"}], "dataDir": "/nonexistent/x"}
+    }"#;
+
+    #[test]
+    fn version_answers_with_the_supported_list() {
+        let o = run(
+            &vars(&[("CNI_COMMAND", "VERSION")]),
+            b"{\"cniVersion\":\"0.4.0\"}",
+        );
+        assert_eq!(o.status, 0);
+        let v: Value = serde_json::from_str(&o.stdout).unwrap();
+        assert_eq!(v["cniVersion"], "0.4.0");
+        assert_eq!(
+            v["supportedVersions"],
+            json!(["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"])
+        );
+    }
+
+    #[test]
+    fn configs_map_onto_networks_and_plans() {
+        let p = parse(CONF.as_bytes()).unwrap();
+        let n = &p.plan.net;
+        assert_eq!(n.bridge, "cni-test0");
+        assert_eq!(n.subnet.to_string(), "10.88.0.0/16");
+        assert_eq!(n.mtu, 1400);
+        assert!(n.masquerade && p.plan.hairpin && p.plan.gateway_on_bridge);
+        let routes: Vec<String> = p
+            .plan
+            .routes
+            .iter()
+            .map(|(d, g)| format!("{d} {}", g.unwrap()))
+            .collect();
+        assert_eq!(routes, ["192.168.5.0/24 10.88.0.1", "0.0.0.0/0 10.88.0.1"]);
+        assert_eq!(p.store.root(), std::path::Path::new("/nonexistent/x"));
+        assert_eq!(stable_id("testnet").len(), 64);
+        // Defaults: bridge cni0, gateway .1, no masquerade, no hairpin, no default route.
+        let p = parse(
+            br#"{"cniVersion":"1.0.0","name":"n","type":"x","ipam":{"type":"host-local","subnet":"10.9.0.0/24","dataDir":"/d"}}"#,
+        )
+        .unwrap();
+        assert_eq!(p.plan.net.bridge, "cni0");
+        assert_eq!(p.plan.net.gateway, Ipv4Addr::new(10, 9, 0, 1));
+        assert!(!p.plan.net.masquerade && !p.plan.hairpin && !p.plan.gateway_on_bridge);
+        assert!(p.plan.routes.is_empty());
+    }
+
+    #[test]
+    fn errors_carry_spec_codes() {
+        let code_of = |cmd: &str, env: &[(&str, &str)], conf: &str| -> (u64, String) {
+            let mut v = vars(env);
+            v.insert("CNI_COMMAND".into(), cmd.into());
+            let o = run(&v, conf.as_bytes());
+            assert_eq!(o.status, 1, "{}", o.stdout);
+            let e: Value = serde_json::from_str(&o.stdout).unwrap();
+            assert!(e["cniVersion"].is_string());
+            (
+                e["code"].as_u64().unwrap(),
+                e["msg"].as_str().unwrap().into(),
+            )
+        };
+        assert_eq!(code_of("ADD", &[], "{").0, code::DECODE as u64);
+        let bad_version = CONF.replace("\"1.1.0\"", "\"9.9.9\"");
+        assert_eq!(
+            code_of("ADD", &[], &bad_version).0,
+            code::INCOMPATIBLE_VERSION as u64
+        );
+        let (c, m) = code_of("ADD", &[("CNI_IFNAME", "eth0")], CONF);
+        assert_eq!(c, code::INVALID_ENV as u64);
+        assert_eq!(
+            m,
+            "required env variables [CNI_CONTAINERID,CNI_NETNS] missing"
+        );
+        assert_eq!(code_of("FOO", &[], CONF).0, code::INVALID_ENV as u64);
+        let dhcp = CONF.replace("\"host-local\"", "\"dhcp\"");
+        assert_eq!(code_of("ADD", &[], &dhcp).0, code::UNSUPPORTED_FIELD as u64);
+        let no_ipam = r#"{"cniVersion":"1.1.0","name":"n","type":"x"}"#;
+        assert_eq!(code_of("ADD", &[], no_ipam).0, code::INVALID_CONFIG as u64);
+        let (c, _) = code_of(
+            "ADD",
+            &[
+                ("CNI_CONTAINERID", "c"),
+                ("CNI_NETNS", "/proc/self/ns/net"),
+                ("CNI_IFNAME", "eth0"),
+                ("CNI_ARGS", "IP=nope"),
+            ],
+            CONF,
+        );
+        assert_eq!(c, code::INVALID_ENV as u64);
+    }
+}

@@ -1,0 +1,148 @@
+//! IPv4 subnets (`10.4.0.0/24`): parsing, membership, the usable host range.
+//!
+//! Hand-written because it is forty lines and the only operations nsnet needs; it is
+//! serialised as its CIDR text so the network files read like nerdctl's.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+
+/// An IPv4 network: its base address (host bits zero) and prefix length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Subnet {
+    base: Ipv4Addr,
+    len: u8,
+}
+
+impl Subnet {
+    /// A subnet from a base address and prefix; host bits must be zero and the prefix at most
+    /// 30 (a bridge network needs a gateway and at least one container).
+    pub fn new(base: Ipv4Addr, len: u8) -> Result<Subnet, String> {
+        if len > 30 {
+            return Err(format!(
+                "{base}/{len}: the prefix must be at most /30 (room for a gateway and a container)"
+            ));
+        }
+        let s = Subnet { base, len };
+        if u32::from(base) & !s.mask() != 0 {
+            return Err(format!(
+                "{base}/{len} has host bits set (did you mean {}/{len}?)",
+                Ipv4Addr::from(u32::from(base) & s.mask())
+            ));
+        }
+        Ok(s)
+    }
+
+    fn mask(&self) -> u32 {
+        if self.len == 0 {
+            0
+        } else {
+            u32::MAX << (32 - self.len)
+        }
+    }
+
+    pub fn base(&self) -> Ipv4Addr {
+        self.base
+    }
+
+    pub fn prefix_len(&self) -> u8 {
+        self.len
+    }
+
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        u32::from(ip) & self.mask() == u32::from(self.base)
+    }
+
+    pub fn broadcast(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.base) | !self.mask())
+    }
+
+    /// The first usable host address (`.1`, the default gateway).
+    pub fn first_host(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.base) + 1)
+    }
+
+    /// The last usable host address (the one before the broadcast address).
+    pub fn last_host(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.broadcast()) - 1)
+    }
+
+    /// Whether the two subnets share any address.
+    pub fn overlaps(&self, other: &Subnet) -> bool {
+        self.contains(other.base) || other.contains(self.base)
+    }
+}
+
+impl FromStr for Subnet {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Subnet, String> {
+        let (a, l) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?} is not a CIDR subnet (want e.g. 10.4.1.0/24)"))?;
+        let base: Ipv4Addr = a
+            .parse()
+            .map_err(|_| format!("{s:?}: {a:?} is not an IPv4 address"))?;
+        let len: u8 = l
+            .parse()
+            .ok()
+            .filter(|l| *l <= 32)
+            .ok_or_else(|| format!("{s:?}: {l:?} is not a prefix length (0-32)"))?;
+        Subnet::new(base, len)
+    }
+}
+
+impl TryFrom<String> for Subnet {
+    type Error = String;
+    fn try_from(s: String) -> Result<Subnet, String> {
+        s.parse()
+    }
+}
+
+impl From<Subnet> for String {
+    fn from(s: Subnet) -> String {
+        s.to_string()
+    }
+}
+
+impl fmt::Display for Subnet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.base, self.len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_answers_membership() {
+        let s: Subnet = "10.4.0.0/24".parse().unwrap();
+        assert!(s.contains("10.4.0.200".parse().unwrap()));
+        assert!(!s.contains("10.4.1.1".parse().unwrap()));
+        assert_eq!(s.first_host(), Ipv4Addr::new(10, 4, 0, 1));
+        assert_eq!(s.last_host(), Ipv4Addr::new(10, 4, 0, 254));
+        assert_eq!(s.broadcast(), Ipv4Addr::new(10, 4, 0, 255));
+        assert_eq!(s.to_string(), "10.4.0.0/24");
+        let big: Subnet = "10.4.0.0/16".parse().unwrap();
+        assert!(big.overlaps(&s) && s.overlaps(&big));
+        assert!(!s.overlaps(&"10.4.1.0/24".parse().unwrap()));
+    }
+
+    #[test]
+    fn bad_subnets_say_what_is_wrong() {
+        assert!(
+            "10.4.0.1/24"
+                .parse::<Subnet>()
+                .unwrap_err()
+                .contains("did you mean 10.4.0.0/24")
+        );
+        assert!("10.4.0.0".parse::<Subnet>().unwrap_err().contains("CIDR"));
+        assert!("10.4.0.0/33".parse::<Subnet>().is_err());
+        assert!("10.4.0.0/31".parse::<Subnet>().unwrap_err().contains("/30"));
+        assert!("x/24".parse::<Subnet>().is_err());
+        let j = serde_json::to_string(&"10.4.2.0/24".parse::<Subnet>().unwrap()).unwrap();
+        assert_eq!(j, "\"10.4.2.0/24\"");
+        assert!(serde_json::from_str::<Subnet>("\"10.4.2.1/24\"").is_err());
+    }
+}

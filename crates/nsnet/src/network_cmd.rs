@@ -1,0 +1,267 @@
+//! `nsnet network create|ls|inspect|rm|connect|disconnect|gc`: bridge networks of a running
+//! instance. The work is nsnet-bridge's; this file finds the instance and enters its user
+//! namespace (rootless) and child netns — before any thread exists, as `setns` into a user
+//! namespace requires — then calls the library, which acts in the current netns. The mount
+//! namespace is not joined: the data directory and the container netns paths given on the
+//! command line are the caller's.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use nsnet_bridge::{NetworkOptions, Store, Subnet};
+
+#[derive(Debug, clap::Args)]
+pub struct NetworkArgs {
+    /// State directory of the instance (default: $NSNET_STATE_DIR or $ROOTLESSKIT_STATE_DIR,
+    /// else the only running instance)
+    #[arg(long, global = true, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: NetworkCmd,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum NetworkCmd {
+    /// Create a bridge network (its bridge appears on first connect)
+    Create {
+        name: String,
+        /// IPv4 subnet in CIDR form (default: the next free 10.4.N.0/24)
+        #[arg(long, value_parser = parse_subnet)]
+        subnet: Option<Subnet>,
+        /// Gateway address on the bridge (default: the subnet's first address)
+        #[arg(long)]
+        gateway: Option<std::net::Ipv4Addr>,
+        /// No outbound NAT and no default route: containers reach only each other
+        #[arg(long)]
+        internal: bool,
+        /// MTU of the bridge and the containers' interfaces (default 1500)
+        #[arg(long)]
+        mtu: Option<u32>,
+    },
+    /// List networks
+    #[command(alias = "list")]
+    Ls {
+        /// JSON array of the network files
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show networks as JSON, with their allocations
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove networks no container uses
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Attach a network namespace to a network (prints the attachment as JSON)
+    Connect {
+        network: String,
+        /// The container's network namespace file (e.g. /proc/PID/ns/net)
+        netns: PathBuf,
+        /// Interface name inside the namespace
+        #[arg(long, default_value = "eth0")]
+        ifname: String,
+        /// A static address instead of the next free one
+        #[arg(long)]
+        ip: Option<IpAddr>,
+        /// Owner recorded with the address (default: the netns path)
+        #[arg(long)]
+        container_id: Option<String>,
+    },
+    /// Detach a network namespace from a network (succeeds when not attached)
+    Disconnect {
+        network: String,
+        netns: PathBuf,
+        #[arg(long, default_value = "eth0")]
+        ifname: String,
+        #[arg(long)]
+        container_id: Option<String>,
+    },
+    /// Release addresses and links of containers that are gone (crashes, reboots)
+    Gc {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_subnet(s: &str) -> Result<Subnet, String> {
+    s.parse()
+}
+
+/// The instance whose state directory is `dir`, read straight from its `child_pid` (no
+/// scan of /proc: every `nsnet network` call pays for this, and attach latency matters). The
+/// detached netns is the bind mount `/proc/CHILD/root/DIR/netns`; without one, the child's
+/// own netns.
+fn direct_target(dir: &Path) -> Option<nsnet_inspect::join::Target> {
+    use std::os::fd::AsRawFd;
+    let pid: i32 = std::fs::read_to_string(dir.join("child_pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    // A recycled pid: the launcher's child carries its state directory in its environment.
+    let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let want = format!("ROOTLESSKIT_STATE_DIR={}", dir.display());
+    if !env.split(|b| *b == 0).any(|v| v == want.as_bytes()) {
+        return None;
+    }
+    let detached = format!("/proc/{pid}/root{}/netns", dir.display());
+    let netns = std::fs::File::open(&detached).ok().filter(|f| {
+        // SAFETY: NS_GET_NSTYPE takes no argument; an empty regular file fails it.
+        unsafe { libc::ioctl(f.as_raw_fd(), 0xb703) == libc::CLONE_NEWNET }
+    });
+    Some(nsnet_inspect::join::Target {
+        pid,
+        netns: netns.map(Into::into),
+        what: format!("the rootless child of {}", dir.display()),
+    })
+}
+
+/// Enters the instance's user namespace (rootless) and its child netns.
+fn enter_instance(state_dir: Option<PathBuf>) -> Result<(), String> {
+    use nsnet_inspect::{Error, NsType};
+    let dir = state_dir.or_else(|| {
+        ["NSNET_STATE_DIR", "ROOTLESSKIT_STATE_DIR"]
+            .iter()
+            .find_map(|v| std::env::var_os(v).filter(|d| !d.is_empty()))
+            .map(PathBuf::from)
+    });
+    let target = match dir.as_deref().and_then(direct_target) {
+        Some(t) => Ok(t),
+        None => nsnet_inspect::join::child_target(&nsnet_inspect::discover(), dir.as_deref()),
+    }
+    .map_err(|e| match e {
+        Error::NoInstance { state_dir: None } => "no running nsnet instance found; start one with `nsnet run --net=builtin --detach-netns -- sleep infinity` (or pass --state-dir)".to_string(),
+        Error::NoInstance { state_dir: Some(d) } => format!("no running nsnet instance with state directory {}; start one with `nsnet run --net=builtin --detach-netns --state-dir {} -- sleep infinity`", d.display(), d.display()),
+        e => e.to_string(),
+    })?;
+    let list = nsnet_inspect::join::open(target, &[NsType::Net]).map_err(|e| e.to_string())?;
+    nsnet_inspect::join::join(&list).map_err(|e| e.to_string())
+}
+
+fn pretty<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string_pretty(v).expect("serialises")
+}
+
+fn container_id(given: Option<String>, netns: &Path) -> String {
+    given.unwrap_or_else(|| netns.display().to_string())
+}
+
+fn run(cmd: NetworkCmd, store: &Store) -> Result<(), String> {
+    let s = |e: nsnet_bridge::Error| e.to_string();
+    match cmd {
+        NetworkCmd::Create {
+            name,
+            subnet,
+            gateway,
+            internal,
+            mtu,
+        } => {
+            let opts = NetworkOptions {
+                subnet,
+                gateway,
+                internal,
+                mtu,
+            };
+            let n = nsnet_bridge::create_network(store, &name, &opts).map_err(s)?;
+            println!("{}", n.id);
+        }
+        NetworkCmd::Ls { json } => {
+            let list = nsnet_bridge::list_networks(store).map_err(s)?;
+            if json {
+                println!("{}", pretty(&list));
+            } else {
+                let mut rows = vec![
+                    ["NETWORK ID", "NAME", "BRIDGE", "SUBNET", "GATEWAY", "FLAGS"]
+                        .map(String::from)
+                        .to_vec(),
+                ];
+                for n in &list {
+                    rows.push(vec![
+                        n.id[..12].to_string(),
+                        n.name.clone(),
+                        n.bridge.clone(),
+                        n.subnet.to_string(),
+                        n.gateway.to_string(),
+                        if n.internal { "internal" } else { "" }.to_string(),
+                    ]);
+                }
+                print!("{}", crate::rootlessctl::tab_table(&rows));
+            }
+        }
+        NetworkCmd::Inspect { names } => {
+            let mut out = Vec::new();
+            for n in names {
+                let net = nsnet_bridge::inspect_network(store, &n).map_err(s)?;
+                let allocs = nsnet_bridge::allocations(store, &n).map_err(s)?;
+                let mut v = serde_json::to_value(&net).expect("serialises");
+                v["allocations"] = serde_json::to_value(&allocs).expect("serialises");
+                out.push(v);
+            }
+            println!("{}", pretty(&out));
+        }
+        NetworkCmd::Rm { names } => {
+            for n in names {
+                nsnet_bridge::remove_network(store, &n).map_err(s)?;
+                println!("{n}");
+            }
+        }
+        NetworkCmd::Connect {
+            network,
+            netns,
+            ifname,
+            ip,
+            container_id: id,
+        } => {
+            let id = container_id(id, &netns);
+            let req = nsnet_bridge::AttachRequest {
+                network: &network,
+                container_id: &id,
+                netns: &netns,
+                ifname: &ifname,
+                static_ip: ip,
+            };
+            let a = nsnet_bridge::attach(store, &req).map_err(s)?;
+            println!("{}", pretty(&a));
+        }
+        NetworkCmd::Disconnect {
+            network,
+            netns,
+            ifname,
+            container_id: id,
+        } => {
+            let id = container_id(id, &netns);
+            nsnet_bridge::detach(store, &network, &id, Some(&netns), &ifname).map_err(s)?;
+        }
+        NetworkCmd::Gc { json } => {
+            let r = nsnet_bridge::gc(store).map_err(s)?;
+            if json {
+                println!("{}", pretty(&r));
+            } else {
+                for l in &r.released {
+                    println!("released {l}");
+                }
+                for l in &r.links_removed {
+                    println!("removed link {l}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn main(args: NetworkArgs) -> i32 {
+    let done = enter_instance(args.state_dir)
+        .and_then(|()| Store::default_location().map_err(|e| e.to_string()))
+        .and_then(|store| run(args.cmd, &store));
+    match done {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("nsnet: error: {e}");
+            1
+        }
+    }
+}

@@ -1,0 +1,908 @@
+//! Bridge networks (`nsnet network …`) in a running instance's detached child netns, with
+//! "containers" that are plain network namespaces held by `sleep` processes created inside
+//! the instance's user namespace. Traffic stays on the world's loopback (reached as 10.0.2.2
+//! through the builtin stack) or between namespaces the test made.
+
+mod common;
+
+use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+/// A running `nsnet run --net=builtin --detach-netns` and the data directory its networks
+/// live in.
+struct Inst {
+    job: Child,
+    dir: tempfile::TempDir,
+    state: PathBuf,
+    ctrs: Vec<Child>,
+}
+
+impl Inst {
+    fn start() -> Inst {
+        world();
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        std::fs::create_dir(dir.path().join("data")).unwrap();
+        let job = nsnet()
+            .args(["run", "--net=builtin", "--detach-netns"])
+            .arg(format!("--state-dir={}", state.display()))
+            .args(["--", "sleep", "1000"])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let inst = Inst {
+            job,
+            dir,
+            state,
+            ctrs: Vec::new(),
+        };
+        let start = Instant::now();
+        loop {
+            let o = output(&mut inst.child(&["/usr/sbin/ip", "link", "show", "tap0"]));
+            if o.status.success() {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the instance did not come up: {}",
+                stderr(&o)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        inst
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// `nsnet network ARGS` against this instance.
+    fn net(&self, args: &[&str]) -> Command {
+        let mut c = nsnet();
+        c.arg("network")
+            .args(args)
+            .arg(format!("--state-dir={}", self.state.display()))
+            .env("XDG_DATA_HOME", self.data());
+        c
+    }
+
+    fn net_ok(&self, args: &[&str]) -> String {
+        let o = output(&mut self.net(args));
+        assert!(o.status.success(), "network {args:?}: {}", stderr(&o));
+        stdout(&o)
+    }
+
+    /// A command in the child netns.
+    fn child(&self, cmd: &[&str]) -> Command {
+        let mut c = nsnet();
+        c.args(["ns", "exec", "--child", "-n"])
+            .arg(format!("--state-dir={}", self.state.display()))
+            .arg("--")
+            .args(cmd);
+        c
+    }
+
+    fn child_ok(&self, cmd: &[&str]) -> String {
+        let o = output(&mut self.child(cmd));
+        assert!(o.status.success(), "{cmd:?} in the child: {}", stderr(&o));
+        stdout(&o)
+    }
+
+    /// A new "container": a netns created inside the instance's user namespace, held by a
+    /// sleeping process. Returns its pid.
+    fn container(&mut self) -> i32 {
+        let c = nsnet()
+            .args(["ns", "exec", "--child", "-U"])
+            .arg(format!("--state-dir={}", self.state.display()))
+            .args(["--", "unshare", "-n", "sleep", "1000"])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = c.id() as i32;
+        self.ctrs.push(c);
+        let start = Instant::now();
+        while std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default() != "sleep\n"
+        {
+            assert!(start.elapsed() < Duration::from_secs(10), "container {pid}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        pid
+    }
+
+    fn connect(&self, network: &str, pid: i32, extra: &[&str]) -> Value {
+        let ns = format!("/proc/{pid}/ns/net");
+        let mut args = vec!["connect", network, &ns];
+        args.extend_from_slice(extra);
+        serde_json::from_str(&self.net_ok(&args)).unwrap()
+    }
+
+    fn kill_container(&mut self, pid: i32) {
+        let i = self.ctrs.iter().position(|c| c.id() as i32 == pid).unwrap();
+        let mut c = self.ctrs.remove(i);
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+
+    /// The IPAM files of a network (address records and keys; not the lock).
+    fn ipam_files(&self, network: &str) -> Vec<String> {
+        let dir = self.data().join("nsnet/ipam").join(network);
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n != "lock" && n != "last_reserved_ip")
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// Links of the child netns: name → (master, hairpin, mtu).
+    fn child_links(&self) -> Vec<Value> {
+        serde_json::from_str(&self.child_ok(&["/usr/sbin/ip", "-d", "-j", "link", "show"])).unwrap()
+    }
+}
+
+impl Drop for Inst {
+    fn drop(&mut self) {
+        for c in &mut self.ctrs {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = kill(Pid::from_raw(self.job.id() as i32), Signal::SIGTERM);
+        let _ = self.job.wait();
+    }
+}
+
+/// `nsnet ns exec PID -n -- CMD` (rootless: joins the instance's user namespace too).
+fn in_ctr(pid: i32, cmd: &[&str]) -> Output {
+    output(
+        nsnet()
+            .args(["ns", "exec", &pid.to_string(), "-n", "--"])
+            .args(cmd),
+    )
+}
+
+fn names(links: &[Value]) -> Vec<String> {
+    let mut v: Vec<String> = links
+        .iter()
+        .map(|l| l["ifname"].as_str().unwrap().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+const CLIENT: &str = r#"
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+s.sendall(b"ping")
+s.shutdown(socket.SHUT_WR)
+print(s.recv(100).decode())
+"#;
+
+const SERVER: &str = r#"
+import socket, sys
+l = socket.socket()
+l.bind(("0.0.0.0", int(sys.argv[1])))
+l.listen()
+open(sys.argv[2], "w").write("ready")
+c, peer = l.accept()
+c.recv(100)
+c.sendall(peer[0].encode())
+c.close()
+"#;
+
+/// A TCP server on the world's loopback that answers each client with its source address.
+fn host_server() -> (u16, std::thread::JoinHandle<()>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let h = std::thread::spawn(move || {
+        if let Ok((mut s, peer)) = l.accept() {
+            let mut b = [0u8; 4];
+            let _ = s.read_exact(&mut b);
+            let _ = s.write_all(peer.ip().to_string().as_bytes());
+        }
+    });
+    (port, h)
+}
+
+#[test]
+fn two_containers_reach_each_other_and_the_world_loopback_through_nat() {
+    let mut inst = Inst::start();
+    let a = inst.container();
+    let b = inst.container();
+    let aa = inst.connect("bridge", a, &[]);
+    let ab = inst.connect(
+        "bridge",
+        b,
+        &["--ip", "10.4.0.9", "--container-id", "ctr-b"],
+    );
+    assert_eq!(aa["ip"], "10.4.0.2");
+    assert_eq!(aa["bridge"], "nerdctl0");
+    assert_eq!(aa["gateway"], "10.4.0.1");
+    assert_eq!(ab["ip"], "10.4.0.9");
+
+    // The container side: lo up, eth0 with the address, default route via the gateway.
+    let addrs: Value =
+        serde_json::from_slice(&in_ctr(a, &["/usr/sbin/ip", "-j", "addr", "show", "eth0"]).stdout)
+            .unwrap();
+    assert_eq!(addrs[0]["mtu"], 1500);
+    assert_eq!(addrs[0]["address"], aa["mac"]);
+    assert!(
+        addrs[0]["addr_info"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["local"] == "10.4.0.2" && i["prefixlen"] == 24)
+    );
+    let routes = stdout(&in_ctr(a, &["/usr/sbin/ip", "route"]));
+    assert!(routes.contains("default via 10.4.0.1 dev eth0"), "{routes}");
+    let lo = stdout(&in_ctr(a, &["/usr/sbin/ip", "-br", "link", "show", "lo"]));
+    assert!(lo.contains("UNKNOWN") || lo.contains("UP"), "{lo}");
+
+    // The child side: the bridge holds the gateway; both host ends are its ports, hairpin on.
+    let links = inst.child_links();
+    let br = links.iter().find(|l| l["ifname"] == "nerdctl0").unwrap();
+    let ports: Vec<&Value> = links.iter().filter(|l| l["master"] == "nerdctl0").collect();
+    assert_eq!(ports.len(), 2, "{links:?}");
+    for p in &ports {
+        assert_eq!(p["linkinfo"]["info_slave_data"]["hairpin"], true, "{p}");
+        assert_eq!(p["mtu"], 1500);
+    }
+    assert_eq!(br["operstate"], "UP");
+    let fwd = inst.child_ok(&["cat", "/proc/sys/net/ipv4/ip_forward"]);
+    assert_eq!(fwd.trim(), "1");
+
+    // Container to container: ICMP and TCP, with the real source address.
+    let o = in_ctr(a, &["ping", "-c1", "-W3", "10.4.0.9"]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    let ready = inst.dir.path().join("srv-ready");
+    let mut srv = nsnet()
+        .args([
+            "ns",
+            "exec",
+            &b.to_string(),
+            "-n",
+            "--",
+            "python3",
+            "-c",
+            SERVER,
+        ])
+        .args(["7000", ready.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    wait_for_file(&ready, Duration::from_secs(10));
+    let o = in_ctr(a, &["python3", "-c", CLIENT, "10.4.0.9", "7000"]);
+    assert_eq!(stdout(&o).trim(), "10.4.0.2", "{}", stderr(&o));
+    srv.wait().unwrap();
+
+    // Container to the world's loopback: bridge → NAT → tap0 → builtin stack → host socket.
+    let (port, h) = host_server();
+    let o = in_ctr(a, &["python3", "-c", CLIENT, "10.0.2.2", &port.to_string()]);
+    assert_eq!(stdout(&o).trim(), "127.0.0.1", "{}", stderr(&o));
+    h.join().unwrap();
+
+    // A taken static address is refused with its owner; nothing is left of the attempt.
+    let c = inst.container();
+    let ns = format!("/proc/{c}/ns/net");
+    let o = output(&mut inst.net(&["connect", "bridge", &ns, "--ip", "10.4.0.9"]));
+    assert!(!o.status.success());
+    assert_eq!(
+        errors(&o),
+        "nsnet: error: 10.4.0.9 is already allocated to container ctr-b on network bridge\n"
+    );
+    assert_eq!(inst.ipam_files("bridge").len(), 4, "two records, two keys");
+    let o = in_ctr(c, &["/usr/sbin/ip", "-br", "link"]);
+    assert_eq!(names_of(&stdout(&o)), ["lo"]);
+
+    // Attaching the same container twice is refused; detach is idempotent.
+    let o = output(&mut inst.net(&["connect", "bridge", &format!("/proc/{a}/ns/net")]));
+    assert!(errors(&o).contains("is already attached to network bridge as eth0 (10.4.0.2)"));
+    let nsa = format!("/proc/{a}/ns/net");
+    inst.net_ok(&["disconnect", "bridge", &nsa]);
+    inst.net_ok(&["disconnect", "bridge", &nsa]);
+    let o = in_ctr(a, &["/usr/sbin/ip", "-br", "link"]);
+    assert_eq!(names_of(&stdout(&o)), ["lo"]);
+}
+
+fn names_of(ip_br: &str) -> Vec<String> {
+    ip_br
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(|n| n.split('@').next().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn internal_networks_have_no_route_out_and_networks_are_isolated() {
+    let mut inst = Inst::start();
+    let id = inst.net_ok(&["create", "inner", "--internal"]);
+    assert_eq!(id.trim().len(), 64);
+    inst.net_ok(&[
+        "create",
+        "other",
+        "--subnet",
+        "10.4.7.0/24",
+        "--mtu",
+        "9000",
+    ]);
+    let ls: Value = serde_json::from_str(&inst.net_ok(&["ls", "--json"])).unwrap();
+    let subnets: Vec<&str> = ls
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["subnet"].as_str().unwrap())
+        .collect();
+    assert_eq!(subnets, ["10.4.0.0/24", "10.4.1.0/24", "10.4.7.0/24"]);
+    let other_bridge = ls[2]["bridge"].as_str().unwrap().to_string();
+
+    let a = inst.container();
+    let i1 = inst.container();
+    let i2 = inst.container();
+    let o1 = inst.container();
+    inst.connect("bridge", a, &[]);
+    let ai = inst.connect("inner", i1, &[]);
+    assert_eq!(ai["gateway"], Value::Null);
+    inst.connect("inner", i2, &[]);
+    let ao = inst.connect("other", o1, &[]);
+    assert_eq!(ao["ip"], "10.4.7.2");
+    assert_eq!(ao["mtu"], 9000);
+
+    // Internal: the two members talk, but there is no default route and no way out.
+    let routes = stdout(&in_ctr(i1, &["/usr/sbin/ip", "route"]));
+    assert!(!routes.contains("default"), "{routes}");
+    assert!(
+        in_ctr(i1, &["ping", "-c1", "-W3", "10.4.1.3"])
+            .status
+            .success()
+    );
+    let (port, _h) = host_server();
+    let o = in_ctr(
+        i1,
+        &["python3", "-c", CLIENT, "10.0.2.2", &port.to_string()],
+    );
+    assert!(!o.status.success(), "an internal network reached the host");
+    assert!(stderr(&o).contains("unreachable"), "{}", stderr(&o));
+    // Even with a route added by hand, the forward chain drops what leaves the bridge.
+    assert!(
+        in_ctr(
+            i1,
+            &["/usr/sbin/ip", "route", "add", "default", "via", "10.4.1.1"]
+        )
+        .status
+        .success()
+    );
+    assert!(
+        !in_ctr(i1, &["ping", "-c1", "-W2", "10.0.2.2"])
+            .status
+            .success()
+    );
+
+    // Isolation: bridge ↔ other are both routed, yet drop each other; each still gets out.
+    assert!(
+        !in_ctr(a, &["ping", "-c1", "-W2", "10.4.7.2"])
+            .status
+            .success()
+    );
+    assert!(
+        !in_ctr(o1, &["ping", "-c1", "-W2", "10.4.0.2"])
+            .status
+            .success()
+    );
+    assert!(
+        in_ctr(o1, &["ping", "-c1", "-W3", "10.4.7.1"])
+            .status
+            .success()
+    );
+    let (port, h) = host_server();
+    let o = in_ctr(
+        o1,
+        &["python3", "-c", CLIENT, "10.0.2.2", &port.to_string()],
+    );
+    assert_eq!(stdout(&o).trim(), "127.0.0.1", "{}", stderr(&o));
+    h.join().unwrap();
+
+    let rules = inst.child_ok(&["/usr/sbin/nft", "list", "table", "ip", "nsnet"]);
+    assert_eq!(rules.matches("masquerade").count(), 2, "{rules}");
+
+    // rm refuses a network in use, then removes the bridge and its rules.
+    let o = output(&mut inst.net(&["rm", "other"]));
+    assert!(
+        errors(&o).contains("in use by 1 container"),
+        "{}",
+        errors(&o)
+    );
+    inst.kill_container(o1);
+    inst.net_ok(&["gc"]);
+    inst.net_ok(&["rm", "other"]);
+    let links = names(&inst.child_links());
+    assert!(!links.contains(&other_bridge), "{links:?}");
+    assert!(
+        links.contains(&format!("br-{}", &id.trim()[..12])),
+        "{links:?}"
+    );
+    let rules = inst.child_ok(&["/usr/sbin/nft", "list", "table", "ip", "nsnet"]);
+    assert!(!rules.contains("10.4.7.0"), "{rules}");
+    assert!(!inst.data().join("nsnet/networks/other.json").exists());
+}
+
+/// Attach and detach one container many times: no address, link, rule or IPAM file may be
+/// left, and the addresses keep coming from the round-robin pool.
+#[test]
+fn attach_detach_cycles_leak_nothing() {
+    let mut inst = Inst::start();
+    let keep = inst.container();
+    inst.connect("bridge", keep, &[]);
+    let before_links = names(&inst.child_links());
+    let before_rules = inst.child_ok(&["/usr/sbin/nft", "-j", "list", "ruleset"]);
+    let before_addrs = addrs_of(&inst.child_ok(&["/usr/sbin/ip", "-br", "addr"]));
+    let before_files = inst.ipam_files("bridge");
+    // Four containers, 50 cycles each, at the same time (the IPAM lock serialises them).
+    let ctrs: Vec<i32> = (0..4).map(|_| inst.container()).collect();
+    let cycles = 50;
+    let start = Instant::now();
+    let inst_ref = &inst;
+    let seen: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = ctrs
+            .iter()
+            .map(|c| {
+                s.spawn(move || {
+                    let ns = format!("/proc/{c}/ns/net");
+                    let mut ips = Vec::new();
+                    for i in 0..cycles {
+                        let id = format!("c{c}-{i}");
+                        let a = inst_ref.connect("bridge", *c, &["--container-id", &id]);
+                        ips.push(a["ip"].as_str().unwrap().to_string());
+                        inst_ref.net_ok(&["disconnect", "bridge", &ns, "--container-id", &id]);
+                    }
+                    ips
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let total = cycles * ctrs.len();
+    eprintln!(
+        "{total} attach/detach cycles in {:?} ({:.1} ms per cycle, 4 at a time)",
+        start.elapsed(),
+        start.elapsed().as_secs_f64() * 1000.0 / total as f64
+    );
+    let distinct: HashSet<&String> = seen.iter().collect();
+    // Round robin over the 252 free addresses: no address is reused before the pool wraps
+    // (one address is held by `keep`, so 200 attachments get about 200 distinct ones).
+    assert_eq!(seen.len(), total);
+    assert!(distinct.len() >= 196, "{} distinct", distinct.len());
+    assert_eq!(names(&inst.child_links()), before_links);
+    assert_eq!(
+        inst.child_ok(&["/usr/sbin/nft", "-j", "list", "ruleset"]),
+        before_rules
+    );
+    assert_eq!(
+        addrs_of(&inst.child_ok(&["/usr/sbin/ip", "-br", "addr"])),
+        before_addrs
+    );
+    assert_eq!(inst.ipam_files("bridge"), before_files);
+    for c in ctrs {
+        let o = in_ctr(c, &["/usr/sbin/ip", "-br", "addr"]);
+        assert_eq!(names_of(&stdout(&o)), ["lo"]);
+    }
+}
+
+/// `ip -br addr` without the state column (a bridge's operstate wanders while ports come and
+/// go).
+fn addrs_of(ip_br: &str) -> Vec<String> {
+    ip_br
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            format!("{} {}", f[0], f[2..].join(" "))
+        })
+        .collect()
+}
+
+/// A connect killed at any point leaves at most an `attaching` record, a veth pair and the
+/// bridge; `gc` removes what belongs to no live attachment, and the container attaches again.
+#[test]
+fn kill_9_during_attach_then_gc_recovers() {
+    let mut inst = Inst::start();
+    let c = inst.container();
+    let ns = format!("/proc/{c}/ns/net");
+
+    // Deterministic: an `nft` that never returns stops the first attach after its record and
+    // the bridge exist (the rule sync runs when the bridge is new).
+    let fake = inst.dir.path().join("fake-bin");
+    std::fs::create_dir(&fake).unwrap();
+    let pidfile = inst.dir.path().join("fake-nft.pid");
+    std::fs::write(
+        fake.join("nft"),
+        format!(
+            "#!/bin/sh\necho $$ > {}\nexec sleep 1000\n",
+            pidfile.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        fake.join("nft"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!("{}:{}", fake.display(), std::env::var("PATH").unwrap());
+    let mut job = inst
+        .net(&["connect", "bridge", &ns])
+        .env("PATH", path)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let sleeper: i32 = wait_for_file(&pidfile, Duration::from_secs(10))
+        .trim()
+        .parse()
+        .unwrap();
+    let files = inst.ipam_files("bridge");
+    assert_eq!(files.len(), 2, "{files:?}");
+    let rec: Value = serde_json::from_str(
+        &std::fs::read_to_string(inst.data().join("nsnet/ipam/bridge/10.4.0.2")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(rec["state"], "attaching");
+    job.kill().unwrap();
+    job.wait().unwrap();
+    let _ = kill(Pid::from_raw(sleeper), Signal::SIGKILL);
+    // A live-looking record blocks nothing: its process is dead, so a connect takes over.
+    let gc: Value = serde_json::from_str(&inst.net_ok(&["gc", "--json"])).unwrap();
+    assert_eq!(
+        gc["released"][0],
+        format!("bridge 10.4.0.2 {ns} (attach interrupted)")
+    );
+    assert!(inst.ipam_files("bridge").is_empty());
+    let rules = inst.child_ok(&["/usr/sbin/nft", "list", "table", "ip", "nsnet"]);
+    assert!(rules.contains("masquerade"), "gc wrote the rules: {rules}");
+
+    // Timed kills over the whole length of an attach, each followed by gc.
+    let t0 = Instant::now();
+    inst.connect("bridge", c, &[]);
+    let took = t0.elapsed();
+    inst.net_ok(&["disconnect", "bridge", &ns]);
+    for i in 0..16u32 {
+        let mut job = inst
+            .net(&["connect", "bridge", &ns])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(took * i / 16);
+        let _ = job.kill();
+        job.wait().unwrap();
+        inst.net_ok(&["gc"]);
+        // What gc keeps is a complete attachment (the kill may have come after the attach
+        // finished): an `attached` record, its bridge port and the container's eth0.
+        let records: Vec<Value> = inst
+            .ipam_files("bridge")
+            .iter()
+            .filter(|f| f.starts_with("10."))
+            .map(|f| {
+                let p = inst.data().join("nsnet/ipam/bridge").join(f);
+                serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+            })
+            .collect();
+        assert!(records.len() <= 1, "kill after {i}/16: {records:?}");
+        assert!(
+            records.iter().all(|r| r["state"] == "attached"),
+            "kill after {i}/16: {records:?}"
+        );
+        let ports: Vec<Value> = inst
+            .child_links()
+            .into_iter()
+            .filter(|l| l["master"] == "nerdctl0")
+            .collect();
+        assert_eq!(ports.len(), records.len(), "kill after {i}/16: {ports:?}");
+        let o = in_ctr(c, &["/usr/sbin/ip", "-br", "link"]);
+        let want: &[&str] = if records.is_empty() {
+            &["lo"]
+        } else {
+            &["lo", "eth0"]
+        };
+        assert_eq!(names_of(&stdout(&o)), want, "kill after {i}/16");
+        inst.net_ok(&["disconnect", "bridge", &ns]);
+        assert!(inst.ipam_files("bridge").is_empty(), "kill after {i}/16");
+    }
+    let a = inst.connect("bridge", c, &[]);
+    assert!(
+        in_ctr(c, &["ping", "-c1", "-W3", "10.4.0.1"])
+            .status
+            .success()
+    );
+    assert_eq!(a["ifname"], "eth0");
+    // A container that dies is collected too.
+    inst.kill_container(c);
+    let gc: Value = serde_json::from_str(&inst.net_ok(&["gc", "--json"])).unwrap();
+    assert!(
+        gc["released"][0]
+            .as_str()
+            .unwrap()
+            .ends_with("(netns gone)"),
+        "{gc}"
+    );
+    assert!(inst.ipam_files("bridge").is_empty());
+}
+
+#[test]
+fn concurrent_attaches_never_share_an_address() {
+    let mut inst = Inst::start();
+    let pids: Vec<i32> = (0..8).map(|_| inst.container()).collect();
+    let jobs: Vec<Child> = pids
+        .iter()
+        .map(|p| {
+            inst.net(&["connect", "bridge", &format!("/proc/{p}/ns/net")])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut ips = HashSet::new();
+    for j in jobs {
+        let o = j.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let a: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert!(ips.insert(a["ip"].as_str().unwrap().to_string()), "{a}");
+    }
+    assert_eq!(ips.len(), 8);
+    assert_eq!(inst.ipam_files("bridge").len(), 16);
+    // Every container really holds its own address.
+    for p in &pids {
+        let o = in_ctr(*p, &["ping", "-c1", "-W3", "10.4.0.1"]);
+        assert!(o.status.success(), "{}", stdout(&o));
+    }
+}
+
+#[test]
+fn without_an_instance_the_error_says_how_to_start_one() {
+    world();
+    let d = tempfile::tempdir().unwrap();
+    let o = output(
+        nsnet()
+            .args(["network", "ls", "--state-dir"])
+            .arg(d.path().join("none"))
+            .env("XDG_DATA_HOME", d.path()),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let e = errors(&o);
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(
+        e.contains("start one with `nsnet run --net=builtin --detach-netns"),
+        "{e}"
+    );
+    assert!(
+        !Path::new(&d.path().join("nsnet")).exists(),
+        "nothing written"
+    );
+}
+
+/// Runs one CNI plugin through ADD, CHECK, DEL, DEL in a fresh "host" netns with a fresh
+/// container netns, inside the instance's user namespace, and dumps what it built.
+const CNI_WORLD: &str = r#"
+set -u
+plugin=$1 out=$2
+mkdir -p "$out" "$out/data"
+conf=$(printf '%s' "$CONF" | sed "s|@DATA@|$out/data|")
+unshare -n sleep 1000 & C=$!
+while [ "$(readlink /proc/$C/ns/net)" = "$(readlink /proc/self/ns/net)" ]; do sleep 0.01; done
+export CNI_PATH=/usr/lib/cni CNI_CONTAINERID=ctr1 CNI_NETNS=/proc/$C/ns/net CNI_IFNAME=eth0
+printf '%s' "$conf" | CNI_COMMAND=ADD "$plugin" > "$out/add.json"; echo $? > "$out/add.rc"
+ip -d -j link show > "$out/host-links.json"
+ip -j addr show > "$out/host-addrs.json"
+nsenter -t $C -n ip -d -j link show > "$out/ctr-links.json"
+nsenter -t $C -n ip -j addr show > "$out/ctr-addrs.json"
+nsenter -t $C -n ip -j route show > "$out/ctr-routes.json"
+check=$(printf '%s' "$conf" | sed '$ s/}$//'; printf ',"prevResult":%s}' "$(cat "$out/add.json")")
+printf '%s' "$check" | CNI_COMMAND=CHECK "$plugin" > "$out/check.out"; echo $? > "$out/check.rc"
+printf '%s' "$conf" | CNI_COMMAND=DEL "$plugin" > "$out/del.out"; echo $? > "$out/del.rc"
+printf '%s' "$conf" | CNI_COMMAND=DEL "$plugin" > "$out/del2.out"; echo $? > "$out/del2.rc"
+nsenter -t $C -n ip -j link show > "$out/ctr-links-after.json"
+ip -j link show > "$out/host-links-after.json"
+ls -A "$out/data"/*/ "$out/data"/ipam/*/ 2>/dev/null | grep -E '^[0-9]' > "$out/ipam-after.txt"
+kill $C
+"#;
+
+fn read_json(dir: &Path, name: &str) -> Value {
+    let t = std::fs::read_to_string(dir.join(name)).unwrap();
+    serde_json::from_str(&t).unwrap_or_else(|e| panic!("{name}: {e}: {t}"))
+}
+
+/// What the differential test compares, from one plugin's dumps.
+fn cni_summary(dir: &Path) -> Value {
+    let rc = |n: &str| {
+        std::fs::read_to_string(dir.join(n))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let add = read_json(dir, "add.json");
+    let host = read_json(dir, "host-links.json");
+    let haddr = read_json(dir, "host-addrs.json");
+    let ctr = read_json(dir, "ctr-links.json");
+    let caddr = read_json(dir, "ctr-addrs.json");
+    let routes = read_json(dir, "ctr-routes.json");
+    let link = |list: &Value, name: &str| -> Value {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["ifname"] == name)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let v4 = |list: &Value, name: &str| -> Vec<String> {
+        link(list, name)["addr_info"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|i| i["family"] == "inet")
+                    .map(|i| format!("{}/{}", i["local"].as_str().unwrap(), i["prefixlen"]))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let br = link(&host, "cni-diff0");
+    let ports: Vec<Value> = host
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["master"] == "cni-diff0")
+        .map(|p| {
+            serde_json::json!({
+                "name_prefix": &p["ifname"].as_str().unwrap()[..4],
+                "kind": p["linkinfo"]["info_kind"],
+                "mtu": p["mtu"],
+                "hairpin": p["linkinfo"]["info_slave_data"]["hairpin"],
+                "up": p["flags"].as_array().unwrap().contains(&"UP".into()),
+            })
+        })
+        .collect();
+    let eth0 = link(&ctr, "eth0");
+    let mut rts: Vec<String> = routes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{} via {} dev {} scope {} src {}",
+                r["dst"], r["gateway"], r["dev"], r["scope"], r["prefsrc"]
+            )
+        })
+        .collect();
+    rts.sort();
+    let after: Vec<String> = read_json(dir, "ctr-links-after.json")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["ifname"].as_str().unwrap().to_string())
+        .collect();
+    let host_after: Vec<Value> = read_json(dir, "host-links-after.json")
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["master"] == "cni-diff0")
+        .cloned()
+        .collect();
+    let mut result = add.clone();
+    // Names the implementations choose differently: the host veth (random vs hashed).
+    result["interfaces"][1]["name"] = "veth*".into();
+    for (i, _) in add["interfaces"].as_array().unwrap().iter().enumerate() {
+        result["interfaces"][i]["mac"] = "*".into();
+    }
+    // The container's pid differs between the two worlds.
+    let sandbox = add["interfaces"][2]["sandbox"].as_str().unwrap_or("");
+    assert!(
+        sandbox.starts_with("/proc/") && sandbox.ends_with("/ns/net"),
+        "{sandbox}"
+    );
+    result["interfaces"][2]["sandbox"] = "/proc/PID/ns/net".into();
+    serde_json::json!({
+        "rc": [rc("add.rc"), rc("check.rc"), rc("del.rc"), rc("del2.rc")],
+        "result": result,
+        "bridge": {
+            "kind": br["linkinfo"]["info_kind"], "mtu": br["mtu"],
+            "up": br["flags"].as_array().map(|f| f.contains(&"UP".into())),
+            "v4": v4(&haddr, "cni-diff0"),
+        },
+        "ports": ports,
+        "eth0": {
+            "kind": eth0["linkinfo"]["info_kind"], "mtu": eth0["mtu"],
+            "v4": v4(&caddr, "eth0"),
+            "mac_is_result": eth0["address"] == add["interfaces"][2]["mac"],
+        },
+        "routes": rts,
+        "after_del": {"ctr_links": after, "bridge_ports": host_after.len(),
+                      "ipam": std::fs::read_to_string(dir.join("ipam-after.txt")).unwrap()},
+    })
+}
+
+/// The CNI personality against Debian's reference `bridge` + `host-local`: the same conflist
+/// and environment, each in its own host and container netns (inside an instance's user
+/// namespace, so the rootless pass runs it too); the results, links, addresses, routes, MTU,
+/// bridge ports and hairpin mode must agree.
+#[test]
+fn cni_plugin_matches_the_reference_bridge_and_host_local() {
+    world();
+    assert!(
+        Path::new("/usr/lib/cni/bridge").exists() && Path::new("/usr/lib/cni/host-local").exists(),
+        "install containernetworking-plugins"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let plug = dir.path().join("plug");
+    std::fs::create_dir(&plug).unwrap();
+    std::os::unix::fs::symlink(nsnet_bin(), plug.join("nsnet-bridge")).unwrap();
+    let conf = r#"{"cniVersion":"1.0.0","name":"difftest","type":"bridge","bridge":"cni-diff0","isGateway":true,"isDefaultGateway":true,"ipMasq":false,"hairpinMode":true,"mtu":1400,"ipam":{"type":"host-local","ranges":[[{"subnet":"10.99.0.0/24","gateway":"10.99.0.1"}]],"routes":[{"dst":"192.168.77.0/24","gw":"10.99.0.254"}],"dataDir":"@DATA@"}}"#;
+    let script = format!(
+        "unshare -n sh -c '{w}' w /usr/lib/cni/bridge {d}/ref && unshare -n sh -c '{w}' w {p} {d}/ours",
+        w = CNI_WORLD.replace('\'', "'\\''"),
+        d = dir.path().display(),
+        p = plug.join("nsnet-bridge").display(),
+    );
+    let o = output(
+        nsnet()
+            .args(["run", "--net=none", "--", "sh", "-c", &script])
+            .env("CONF", conf),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let theirs = cni_summary(&dir.path().join("ref"));
+    let ours = cni_summary(&dir.path().join("ours"));
+    assert_eq!(
+        theirs["rc"],
+        serde_json::json!(["0", "0", "0", "0"]),
+        "{theirs:#}"
+    );
+    assert_eq!(
+        serde_json::to_string_pretty(&ours).unwrap(),
+        serde_json::to_string_pretty(&theirs).unwrap()
+    );
+    // Beyond the reference: STATUS and GC (CNI 1.1), and errors as {cniVersion, code, msg}.
+    let cni = |cmd: &str, conf: &str, env: &[(&str, &str)]| -> (bool, String) {
+        let mut c = Command::new(plug.join("nsnet-bridge"));
+        c.env("CNI_COMMAND", cmd).envs(env.iter().copied());
+        c.stdin(Stdio::piped()).stdout(Stdio::piped());
+        let mut ch = c.spawn().unwrap();
+        ch.stdin.take().unwrap().write_all(conf.as_bytes()).unwrap();
+        let o = ch.wait_with_output().unwrap();
+        (o.status.success(), stdout(&o))
+    };
+    let data = dir.path().join("data11");
+    let conf11 = conf
+        .replace("1.0.0", "1.1.0")
+        .replace("@DATA@", data.to_str().unwrap());
+    let (ok, out) = cni("STATUS", &conf11, &[]);
+    assert!(ok && out.is_empty(), "{out}");
+    let (ok, out) = cni("VERSION", &conf11, &[]);
+    assert!(ok && out.contains("\"1.1.0\""), "{out}");
+    let (ok, out) = cni("ADD", &conf11, &[("CNI_CONTAINERID", "x")]);
+    assert!(!ok);
+    let e: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(e["code"], 4);
+    assert_eq!(e["cniVersion"], "1.1.0");
+    assert!(
+        e["msg"]
+            .as_str()
+            .unwrap()
+            .contains("[CNI_NETNS,CNI_IFNAME] missing")
+    );
+    let gc = conf11.replace(
+        "\"ipam\"",
+        "\"cni.dev/valid-attachments\":[{\"containerID\":\"ctr1\",\"ifname\":\"eth0\"}],\"ipam\"",
+    );
+    let (ok, out) = cni("GC", &gc, &[]);
+    assert!(ok && out.is_empty(), "{out}");
+}

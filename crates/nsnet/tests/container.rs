@@ -1,0 +1,672 @@
+//! `nsnet container`: busybox containers run by runc inside an nsnet instance that the front
+//! end starts on first use, networked by the OCI hooks on the default bridge. The seed
+//! scenario end to end (httpd published on the world's loopback), exec, two containers talking,
+//! images built by the test (OCI layout, docker archive with a whiteout), a crash, and bad
+//! input. Each test stops everything it started: its containers, then the instance, by PID.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::os::unix::fs::{MetadataExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const APPLETS: &[&str] = &[
+    "sh", "httpd", "ip", "wget", "sleep", "cat", "echo", "hostname", "ls", "true",
+];
+
+/// A busybox-static root filesystem in `dir`.
+fn busybox_rootfs(dir: &Path) {
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    std::fs::create_dir_all(dir.join("etc")).unwrap();
+    std::fs::create_dir_all(dir.join("www")).unwrap();
+    std::fs::copy("/usr/bin/busybox", dir.join("bin/busybox"))
+        .expect("/usr/bin/busybox (Debian package busybox-static)");
+    for a in APPLETS {
+        symlink("busybox", dir.join("bin").join(a)).unwrap();
+    }
+    std::fs::write(dir.join("www/index.html"), "hello from nsnet\n").unwrap();
+}
+
+/// The test's own data and runtime dirs, so that the default instance and the containers are
+/// this test's alone.
+struct Env {
+    data: tempfile::TempDir,
+    run: tempfile::TempDir,
+    rootfs: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        world();
+        let e = Env {
+            data: tempfile::tempdir().unwrap(),
+            run: tempfile::tempdir().unwrap(),
+            rootfs: tempfile::tempdir().unwrap(),
+        };
+        busybox_rootfs(e.rootfs.path());
+        e
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = nsnet();
+        c.env("XDG_DATA_HOME", self.data.path())
+            .env("XDG_RUNTIME_DIR", self.run.path())
+            .arg("container")
+            .args(args);
+        c
+    }
+
+    fn out(&self, args: &[&str]) -> Output {
+        output(&mut self.cmd(args))
+    }
+
+    /// Runs and asserts success; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.out(args);
+        assert!(
+            o.status.success(),
+            "nsnet container {args:?} failed: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        stdout(&o)
+    }
+
+    fn rootfs(&self) -> &str {
+        self.rootfs.path().to_str().unwrap()
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.run.path().join("nsnet/default")
+    }
+
+    fn instance_pid(&self) -> Option<i32> {
+        std::fs::read_to_string(self.run.path().join("nsnet/default.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// The inode of the instance's child netns (reached through its child's root).
+    fn child_netns_inode(&self) -> u64 {
+        let child: i32 = std::fs::read_to_string(self.state_dir().join("child_pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let p = format!(
+            "/proc/{child}/root{}",
+            self.state_dir().join("netns").display()
+        );
+        std::fs::metadata(&p).unwrap().ino()
+    }
+
+    /// A command in the instance's child netns.
+    fn in_child(&self, cmd: &[&str]) -> String {
+        let mut c = nsnet();
+        c.args(["ns", "exec", "--child", "--state-dir"])
+            .arg(self.state_dir())
+            .arg("--")
+            .args(cmd);
+        let o = output(&mut c);
+        assert!(o.status.success(), "{cmd:?} in the child: {}", stderr(&o));
+        stdout(&o)
+    }
+
+    /// The addresses the bridge's IPAM has handed out.
+    fn allocations(&self) -> Vec<String> {
+        match std::fs::read_dir(self.data.path().join("nsnet/ipam/bridge")) {
+            Err(_) => Vec::new(),
+            Ok(rd) => rd
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.parse::<Ipv4Addr>().is_ok())
+                .collect(),
+        }
+    }
+
+    fn containers_dir_entries(&self) -> Vec<String> {
+        match std::fs::read_dir(self.data.path().join("nsnet/containers")) {
+            Err(_) => Vec::new(),
+            Ok(rd) => rd
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .collect(),
+        }
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        // Containers first (they outlive the instance otherwise), then the instance.
+        let ids = self.out(&["ps", "-aq"]);
+        for id in stdout(&ids).split_whitespace() {
+            let _ = self.out(&["rm", "-f", id]);
+        }
+        if let Some(pid) = self.instance_pid() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            assert!(
+                wait_gone(pid, Duration::from_secs(10)),
+                "the instance {pid} did not stop"
+            );
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An HTTP/1.0 GET of `/` on 127.0.0.1:port, retried while the server starts.
+fn http_get(port: u16) -> String {
+    let t0 = Instant::now();
+    loop {
+        let got = (|| -> std::io::Result<String> {
+            let mut s = TcpStream::connect(("127.0.0.1", port))?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            s.write_all(b"GET /index.html HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+            let mut b = String::new();
+            s.read_to_string(&mut b)?;
+            Ok(b)
+        })();
+        match got {
+            Ok(b) if b.contains("200 OK") => return b,
+            _ if t0.elapsed() > Duration::from_secs(10) => {
+                panic!("GET 127.0.0.1:{port}: {got:?}")
+            }
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+fn ns_inode(pid: i32) -> u64 {
+    let l = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    let s = l.to_string_lossy();
+    s.trim_start_matches("net:[")
+        .trim_end_matches(']')
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn seed_scenario_httpd_published_inspected_execed_and_removed_without_trace() {
+    let env = Env::new();
+    let port = free_port();
+    let publish = format!("127.0.0.1:{port}:80");
+    let id = env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        &publish,
+        "--rootfs",
+        env.rootfs(),
+        "--",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ]);
+    let id = id.trim().to_string();
+    assert_eq!(id.len(), 64, "run -d prints the id: {id:?}");
+
+    // curl from the host side of the world.
+    let page = http_get(port);
+    assert!(page.ends_with("hello from nsnet\n"), "{page}");
+
+    let ps = env.ok(&["ps"]);
+    let header = ps.lines().next().unwrap();
+    for col in [
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+    ] {
+        assert!(header.contains(col), "{ps}");
+    }
+    let row = ps.lines().find(|l| l.starts_with(&id[..12])).expect(&ps);
+    assert!(row.contains(&format!("127.0.0.1:{port}->80/tcp")), "{ps}");
+    assert!(
+        row.contains("Up ") && row.trim_end().ends_with("web"),
+        "{ps}"
+    );
+
+    let pid: i32 = env
+        .ok(&["inspect", "--format", "{{.State.Pid}}", "web"])
+        .trim()
+        .parse()
+        .unwrap();
+    let child = env.child_netns_inode();
+    assert_ne!(ns_inode(pid), child, "the container has its own netns");
+    assert_ne!(ns_inode(pid), ns_inode(std::process::id() as i32));
+    let ip = env.ok(&[
+        "inspect",
+        "--format",
+        "{{.NetworkSettings.IPAddress}}",
+        &id[..8],
+    ]);
+    let ip: Ipv4Addr = ip.trim().parse().unwrap();
+    assert_eq!(ip.octets()[..3], [10, 4, 0]);
+    let full: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "web"])).unwrap();
+    assert_eq!(full[0]["State"]["Status"], "running");
+    assert_eq!(
+        full[0]["NetworkSettings"]["SandboxKey"],
+        format!("/proc/{pid}/ns/net")
+    );
+    assert_eq!(
+        full[0]["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"],
+        port.to_string()
+    );
+
+    let ipa = env.ok(&["exec", "web", "ip", "a"]);
+    assert!(ipa.contains("eth0"), "{ipa}");
+    assert!(ipa.contains(&format!("inet {ip}/24")), "{ipa}");
+    let etc = env.ok(&[
+        "exec",
+        "web",
+        "cat",
+        "/etc/resolv.conf",
+        "/etc/hosts",
+        "/etc/hostname",
+    ]);
+    assert!(etc.contains("nameserver 10.0.2.3"), "{etc}");
+    assert!(etc.contains(&format!("{ip}\t{}", &id[..12])), "{etc}");
+
+    // The veth's host end is on nerdctl0 in the child netns.
+    let links = env.in_child(&["ip", "-o", "link"]);
+    assert!(
+        links.lines().any(|l| l.contains("master nerdctl0")),
+        "{links}"
+    );
+    assert_eq!(env.allocations(), vec![ip.to_string()]);
+    // `nsnet ns` knows the container by name: its role, the veth pair, and `ns exec NAME`.
+    let mut ns = nsnet();
+    ns.env("XDG_DATA_HOME", env.data.path()).args(["ns", "net"]);
+    let net = stdout(&output(&mut ns));
+    assert!(net.contains("container  web"), "{net}");
+    assert!(
+        net.contains("port of nerdctl0; veth peer eth0 in container web"),
+        "{net}"
+    );
+    let mut ns = nsnet();
+    ns.env("XDG_DATA_HOME", env.data.path()).args([
+        "ns", "exec", "web", "--", "ip", "-o", "-4", "addr", "show", "eth0",
+    ]);
+    let o = output(&mut ns);
+    assert!(
+        stdout(&o).contains(&format!("inet {ip}/24")),
+        "{}",
+        stderr(&o)
+    );
+
+    assert_eq!(env.ok(&["stop", "-t", "2", "web"]).trim(), "web");
+    assert!(wait_gone(pid, Duration::from_secs(5)));
+    let ps = env.ok(&["ps", "-a"]);
+    assert!(ps.contains("Exited ("), "{ps}");
+    assert_eq!(env.ok(&["rm", "web"]).trim(), "web");
+    // No process, link, address, IPAM record, published port or state left.
+    assert!(env.ok(&["ps", "-aq"]).trim().is_empty());
+    assert!(env.containers_dir_entries().is_empty());
+    assert!(env.allocations().is_empty(), "{:?}", env.allocations());
+    let links = env.in_child(&["ip", "-o", "link"]);
+    assert!(!links.contains("master nerdctl0"), "{links}");
+    let addrs = env.in_child(&["ip", "-o", "-4", "addr"]);
+    assert!(!addrs.contains(&format!("inet {ip}/")), "{addrs}");
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+}
+
+#[test]
+fn two_containers_talk_by_ip_and_a_foreground_run_exits_with_its_code() {
+    let env = Env::new();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "server",
+        "--rootfs",
+        env.rootfs(),
+        "--",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ]);
+    let ip = env.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "server"]);
+    let url = format!("http://{}/index.html", ip.trim());
+    // Retry inside: httpd may still be starting.
+    let script = format!(
+        "for i in 1 2 3 4 5 6 7 8 9 10; do wget -q -O - {url} && exit 0; sleep 0.2; done; exit 1"
+    );
+    let got = env.ok(&[
+        "run",
+        "--rm",
+        "--name",
+        "client",
+        "--rootfs",
+        env.rootfs(),
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert_eq!(got, "hello from nsnet\n");
+    // --rm removed the client; its address is free again.
+    assert_eq!(env.allocations().len(), 1);
+    let o = env.out(&[
+        "run",
+        "--network",
+        "none",
+        "--rootfs",
+        env.rootfs(),
+        "--",
+        "sh",
+        "-c",
+        "exit 7",
+    ]);
+    assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
+    let ps = env.ok(&["ps", "-a"]);
+    assert!(ps.contains("Exited (7)"), "{ps}");
+    assert!(!ps.contains("client"), "{ps}");
+}
+
+fn sha256(path: &Path) -> String {
+    let o = output(Command::new("sha256sum").arg(path));
+    stdout(&o).split_whitespace().next().unwrap().to_string()
+}
+
+/// A tar.gz of `root` (through the system tar: an image is a plain archive).
+fn tar_gz(root: &Path, out: &Path, gzip: bool) {
+    let flag = if gzip { "-czf" } else { "-cf" };
+    let o = output(
+        Command::new("tar")
+            .arg("--numeric-owner")
+            .arg(flag)
+            .arg(out)
+            .arg("-C")
+            .arg(root)
+            .arg("."),
+    );
+    assert!(o.status.success(), "tar: {}", stderr(&o));
+}
+
+fn blob(layout: &Path, file: &Path) -> (String, u64) {
+    let d = sha256(file);
+    let size = std::fs::metadata(file).unwrap().len();
+    std::fs::rename(file, layout.join("blobs/sha256").join(&d)).unwrap();
+    (d, size)
+}
+
+#[test]
+fn an_oci_image_layout_built_by_the_test_runs_with_its_config() {
+    let env = Env::new();
+    let t = tempfile::tempdir().unwrap();
+    let layout = t.path().join("layout");
+    std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
+    let layer = t.path().join("layer.tar.gz");
+    tar_gz(env.rootfs.path(), &layer, true);
+    let (ld, ls) = blob(&layout, &layer);
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Env": ["PATH=/bin", "GREETING=from-the-image"], "Cmd": ["sh", "-c", "echo $GREETING in $(pwd)"], "WorkingDir": "/www"},
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{ld}")]}
+    });
+    let cfile = t.path().join("config.json");
+    std::fs::write(&cfile, config.to_string()).unwrap();
+    let (cd, cs) = blob(&layout, &cfile);
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": format!("sha256:{cd}"), "size": cs},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": format!("sha256:{ld}"), "size": ls}]
+    });
+    let mfile = t.path().join("manifest.json");
+    std::fs::write(&mfile, manifest.to_string()).unwrap();
+    let (md, ms) = blob(&layout, &mfile);
+    std::fs::write(
+        layout.join("index.json"),
+        serde_json::json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": format!("sha256:{md}"), "size": ms}]}).to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+
+    let out = env.ok(&["run", "--rm", layout.to_str().unwrap()]);
+    assert_eq!(out, "from-the-image in /www\n");
+    // -e and a command override the image's.
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "-e",
+        "GREETING=given",
+        "-w",
+        "/",
+        layout.to_str().unwrap(),
+        "sh",
+        "-c",
+        "echo $GREETING in $(pwd)",
+    ]);
+    assert_eq!(out, "given in /\n");
+    assert!(env.containers_dir_entries().is_empty());
+}
+
+#[test]
+fn a_docker_archive_with_a_whiteout_runs_without_the_deleted_file() {
+    let env = Env::new();
+    let t = tempfile::tempdir().unwrap();
+    let arch = t.path().join("arch");
+    std::fs::create_dir_all(arch.join("l1")).unwrap();
+    std::fs::create_dir_all(arch.join("l2")).unwrap();
+    std::fs::write(env.rootfs.path().join("www/secret"), "lower").unwrap();
+    tar_gz(env.rootfs.path(), &arch.join("l1/layer.tar"), false);
+    let upper = t.path().join("upper");
+    std::fs::create_dir_all(upper.join("www")).unwrap();
+    std::fs::write(upper.join("www/.wh.secret"), "").unwrap();
+    std::fs::write(upper.join("www/added"), "upper").unwrap();
+    tar_gz(&upper, &arch.join("l2/layer.tar"), false);
+    std::fs::write(
+        arch.join("config.json"),
+        r#"{"config":{"Cmd":["ls","/www"],"Env":["PATH=/bin"]}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        arch.join("manifest.json"),
+        r#"[{"Config":"config.json","RepoTags":["test:latest"],"Layers":["l1/layer.tar","l2/layer.tar"]}]"#,
+    )
+    .unwrap();
+    let archive = t.path().join("image.tar");
+    tar_gz(&arch, &archive, false);
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        archive.to_str().unwrap(),
+    ]);
+    assert_eq!(out, "added\nindex.html\n");
+}
+
+#[test]
+fn a_crashed_container_reads_as_exited_and_rm_cleans_its_network() {
+    let env = Env::new();
+    let port = free_port();
+    let publish = format!("127.0.0.1:{port}:80");
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "doomed",
+        "-p",
+        &publish,
+        "--rootfs",
+        env.rootfs(),
+        "--",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ]);
+    http_get(port);
+    let pid: i32 = env
+        .ok(&["inspect", "-f", "{{.State.Pid}}", "doomed"])
+        .trim()
+        .parse()
+        .unwrap();
+    // Kill the monitor and runc first, so that no postStop hook runs: a crash.
+    let id = env.ok(&["ps", "-q", "--no-trunc"]).trim().to_string();
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            env.data
+                .path()
+                .join("nsnet/containers")
+                .join(&id)
+                .join("state.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let monitor = state["monitor_pid"].as_i64().unwrap() as i32;
+    let kids = std::fs::read_to_string(format!("/proc/{monitor}/task/{monitor}/children"))
+        .unwrap_or_default();
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    kill(Pid::from_raw(monitor), Signal::SIGKILL).unwrap();
+    for k in kids.split_whitespace() {
+        let _ = kill(Pid::from_raw(k.parse().unwrap()), Signal::SIGKILL);
+    }
+    kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
+    assert!(wait_gone(pid, Duration::from_secs(5)));
+    assert!(wait_gone(monitor, Duration::from_secs(5)));
+    let ps = env.ok(&["ps", "-a"]);
+    assert!(ps.contains("Exited (unknown)"), "{ps}");
+    assert_eq!(env.allocations().len(), 1, "the crash left its address");
+    assert_eq!(env.ok(&["rm", "doomed"]).trim(), "doomed");
+    assert!(env.allocations().is_empty());
+    let ports = output(
+        nsnet()
+            .args(["port", "--state-dir"])
+            .arg(env.state_dir())
+            .args(["ls", "--json"]),
+    );
+    assert_eq!(stdout(&ports).trim(), "[]", "{}", stderr(&ports));
+    assert!(env.containers_dir_entries().is_empty());
+}
+
+#[test]
+fn bad_input_is_one_clear_line_and_leaves_nothing() {
+    let env = Env::new();
+    let cases: &[(&[&str], &str)] = &[
+        (&["run", "/nonexistent/image"], "no such file"),
+        (&["run", "-p", "80", "--rootfs", "/", "true"], "-p \"80\""),
+        (
+            &["run", "--rootfs", "/nonexistent", "true"],
+            "--rootfs /nonexistent",
+        ),
+        (
+            &[
+                "run",
+                "--network",
+                "none",
+                "-p",
+                "8080:80",
+                "--rootfs",
+                "/",
+                "true",
+            ],
+            "bridge network",
+        ),
+        (&["rm", "nope"], "no such container: nope"),
+        (&["inspect", "nope"], "no such container: nope"),
+        (
+            &[
+                "run",
+                "--runtime",
+                "/nonexistent/runc",
+                "--rootfs",
+                "/",
+                "true",
+            ],
+            "runtime /nonexistent/runc",
+        ),
+    ];
+    for (args, want) in cases {
+        let o = env.out(args);
+        assert!(!o.status.success(), "{args:?}");
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    assert!(
+        env.instance_pid().is_none(),
+        "bad input started no instance"
+    );
+    assert!(env.containers_dir_entries().is_empty());
+}
+
+#[test]
+fn an_unknown_network_fails_the_start_with_the_hooks_reason_and_leaves_nothing() {
+    let env = Env::new();
+    for detach in [true, false] {
+        let mut args = vec!["run", "--network", "nosuch", "--rootfs", env.rootfs()];
+        if detach {
+            args.insert(1, "-d");
+        }
+        args.extend(["--", "sleep", "10"]);
+        let o = env.out(&args);
+        assert!(!o.status.success(), "{args:?}");
+        let err = stderr(&o);
+        assert!(err.contains("network nosuch not found"), "{err}");
+        assert!(env.containers_dir_entries().is_empty(), "{args:?}");
+        assert!(env.allocations().is_empty());
+        assert!(env.ok(&["ps", "-aq"]).trim().is_empty());
+    }
+    // A detached command that exits at once still ran: its id, then Exited (3).
+    let id = env.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--rootfs",
+        env.rootfs(),
+        "--",
+        "sh",
+        "-c",
+        "echo out; exit 3",
+    ]);
+    let t0 = Instant::now();
+    while !env.ok(&["ps", "-a"]).contains("Exited (3)") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "{}",
+            env.ok(&["ps", "-a"])
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(env.ok(&["logs", id.trim()]), "out\n");
+}
