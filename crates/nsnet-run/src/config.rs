@@ -347,10 +347,6 @@ pub enum ConfigError {
         "--net={0} is not available in this nsnet build yet (available: host, none, builtin, slirp4netns, pasta); see issue #3"
     )]
     NetUnavailable(&'static str),
-    #[error(
-        "--port-driver={0} is not available in this nsnet build yet (available: none, builtin, slirp4netns)"
-    )]
-    PortUnavailable(&'static str),
     #[error("{0}")]
     Port(#[from] nsnet_port::PortError),
 }
@@ -459,6 +455,13 @@ impl LaunchPlan {
             PortDriver::Implicit if net != NetDriver::Pasta => {
                 return Err(invalid("port driver requires pasta network"));
             }
+            // pasta forwards every port bound in the namespace to the same port on the host
+            // (`--tcp-ports=auto`); there is no mapping to ask for.
+            PortDriver::Implicit if !raw.publish.is_empty() => {
+                return Err(invalid(
+                    "port driver \"implicit\" does not support publishing ports: pasta forwards every port bound in the namespace to the same port on the host",
+                ));
+            }
             _ => {}
         }
 
@@ -522,12 +525,6 @@ impl LaunchPlan {
         // Only now, with every rule checked, say what this build cannot run.
         if !net.available() {
             return Err(ConfigError::NetUnavailable(net.name()));
-        }
-        if !matches!(
-            port_driver,
-            PortDriver::None | PortDriver::Builtin | PortDriver::Slirp4netns
-        ) {
-            return Err(ConfigError::PortUnavailable(port_driver.name()));
         }
 
         let mtu = match raw.mtu {

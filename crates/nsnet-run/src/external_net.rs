@@ -12,7 +12,8 @@
 //!
 //! `--net=pasta` (RootlessKit 2.x's command line): `pasta --stderr --ns-ifname=IF --mtu=M
 //! --config-net --address=CIDR+100 --netmask=P --gateway=CIDR+2 --dns-forward=CIDR+3
-//! [--no-map-gw] [--ipv4-only] --tcp-ports=none --udp-ports=none --netns-only --netns=PATH
+//! [--no-map-gw] [--ipv4-only] --tcp-ports=none --udp-ports=none (`auto` with the implicit
+//! port driver) --netns-only --netns=PATH
 //! --pid=FILE`. pasta configures the interface itself, forks to the background once ready
 //! and exits in the foreground: success of that exit is readiness. `--netns-only` for the
 //! same reason as slirp4netns's missing `--userns-path` (rootless, we already are in the
@@ -120,7 +121,17 @@ pub fn pasta_args(plan: &LaunchPlan) -> Vec<String> {
     if !plan.ipv6 {
         a.push("--ipv4-only".into());
     }
-    a.extend(["--tcp-ports=none".into(), "--udp-ports=none".into()]);
+    // The implicit port driver is pasta's own forwarding: every port bound in the namespace
+    // appears on the host (pasta rescans them every second), as RootlessKit 2.x runs it.
+    let ports = if plan.port_driver == crate::config::PortDriver::Implicit {
+        "auto"
+    } else {
+        "none"
+    };
+    a.extend([
+        format!("--tcp-ports={ports}"),
+        format!("--udp-ports={ports}"),
+    ]);
     a
 }
 

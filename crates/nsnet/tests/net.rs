@@ -716,6 +716,39 @@ echo rc=$?
     );
 }
 
+/// `--port-driver=implicit`: pasta's own forwarding (`--tcp-ports=auto`) makes a port bound
+/// inside the namespace appear on the host at the same number, without any publishing; asking
+/// to publish with it is refused.
+#[test]
+fn pasta_implicit_port_driver_forwards_ports_bound_inside() {
+    let o = pasta_world(&format!(
+        r#""$NSNET" run --net=pasta --pasta-binary=/usr/bin/pasta --port-driver=implicit -- \
+  {PY} $T/echo_server.py 0.0.0.0 9105 &
+launcher=$!
+# pasta rescans the namespace's bound ports every second.
+for i in $(seq 40); do
+  {PY} $T/echo_client.py 127.0.0.1 9105 2>/dev/null && break
+  sleep 0.25
+done
+wait $launcher
+echo rc=$?
+"$NSNET" run --net=pasta --pasta-binary=/usr/bin/pasta --port-driver=implicit -p 9106:80/tcp true
+echo rc=$?
+"#
+    ));
+    assert_eq!(
+        stdout(&o),
+        "echo True\nrc=0\nrc=1\n",
+        "stderr: {}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("port driver \"implicit\" does not support publishing ports"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 #[test]
 fn pasta_failing_to_start_is_one_error_line_and_leaves_nothing() {
     // No template interface: pasta refuses, and says why.
