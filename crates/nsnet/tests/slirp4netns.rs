@@ -102,6 +102,10 @@ impl Slirp {
         };
         for _ in 0..500 {
             if s.sock.exists() {
+                // The socket file appears before the sandbox, the seccomp filter and the
+                // stack; its first answer comes after all three (the API thread starts last).
+                let list = api(&s.sock, r#"{"execute":"list_hostfwd"}"#);
+                assert!(list.contains("entries"), "{list}");
                 return s;
             }
             if let Some(st) = s.child.try_wait().unwrap() {
