@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use nsnet_api::client::Client;
 use serde::Deserialize;
 
-use crate::store::{self, Attached, Config, NetState};
+use crate::store::{self, Attachment, Config, NetState};
 use crate::{Error, bundle};
 
 /// The fields of the OCI state the hooks use.
@@ -176,6 +176,6 @@ pub fn post_stop(dir: &Path, instance: &Path) -> Result<(), Error> {
 }
 
 /// The attachment as the container layer records it.
-pub fn attached(a: &Attached) -> String {
+pub fn attached(a: &Attachment) -> String {
     format!("{}/{} on {}", a.ip, a.prefix_len, a.bridge)
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::Error;
-use crate::store::Attached;
+use crate::store::Attachment;
 
 const IFNAME: &str = "eth0";
 
@@ -12,8 +12,8 @@ fn store() -> Result<nsnet_bridge::Store, Error> {
     nsnet_bridge::Store::default_location().map_err(|e| Error::Network(e.to_string()))
 }
 
-pub fn attach(network: &str, id: &str, netns: &Path) -> Result<Attached, Error> {
-    let a = nsnet_bridge::attach(
+pub fn attach(network: &str, id: &str, netns: &Path) -> Result<Attachment, Error> {
+    nsnet_bridge::attach(
         &store()?,
         &nsnet_bridge::AttachRequest {
             network,
@@ -23,17 +23,7 @@ pub fn attach(network: &str, id: &str, netns: &Path) -> Result<Attached, Error> 
             static_ip: None,
         },
     )
-    .map_err(|e| Error::Network(format!("attach to network {network}: {e}")))?;
-    Ok(Attached {
-        network: a.network,
-        bridge: a.bridge,
-        host_veth: a.host_veth,
-        ifname: a.ifname,
-        ip: a.ip,
-        prefix_len: a.prefix_len,
-        gateway: a.gateway,
-        mac: a.mac,
-    })
+    .map_err(|e| Error::Network(format!("attach to network {network}: {e}")))
 }
 
 pub fn detach(network: &str, id: &str, netns: Option<&Path>) -> Result<(), Error> {

@@ -10,13 +10,13 @@
 //! the start time is recorded too) reads as exited; its `network.json` still says what `rm`
 //! must clean.
 
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::publish::Publish;
 use crate::{Error, write_atomic};
+pub use nsnet_bridge::Attachment;
 
 /// What was asked for (`container.json`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -77,25 +77,12 @@ pub struct State {
     pub finished: f64,
 }
 
-/// One bridge attachment as the bridge layer reports it (the fields nsnet shows).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Attached {
-    pub network: String,
-    pub bridge: String,
-    pub host_veth: String,
-    pub ifname: String,
-    pub ip: Ipv4Addr,
-    pub prefix_len: u8,
-    pub gateway: Option<Ipv4Addr>,
-    pub mac: String,
-}
-
 /// What the createRuntime hook set up (`network.json`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NetState {
     /// The container's netns as the hook saw it (`/proc/PID/ns/net`).
     pub sandbox: String,
-    pub attachment: Option<Attached>,
+    pub attachment: Option<Attachment>,
     /// Published ports: the port driver's id for each.
     pub ports: Vec<(u64, Publish)>,
 }

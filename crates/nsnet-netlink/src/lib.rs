@@ -356,6 +356,21 @@ impl Netlink {
     }
 }
 
+/// A rule message that looks up `table` (its selectors are for the caller to add).
+fn table_rule(v6: bool, table: u32) -> RuleMessage {
+    let mut msg = RuleMessage::default();
+    msg.header.family = if v6 {
+        AddressFamily::Inet6
+    } else {
+        AddressFamily::Inet
+    };
+    msg.header.action = RuleAction::ToTable;
+    // Tables above 255 exist only as the attribute; the header's byte then says 0.
+    msg.header.table = if table < 256 { table as u8 } else { 0 };
+    msg.attributes.push(RuleAttribute::Table(table));
+    msg
+}
+
 impl Netlink {
     /// `ip [-6] rule add fwmark MARK lookup TABLE priority PRIORITY`.
     pub fn add_fwmark_rule(
@@ -365,15 +380,7 @@ impl Netlink {
         table: u32,
         priority: u32,
     ) -> Result<()> {
-        let mut msg = RuleMessage::default();
-        msg.header.family = if v6 {
-            AddressFamily::Inet6
-        } else {
-            AddressFamily::Inet
-        };
-        msg.header.action = RuleAction::ToTable;
-        msg.header.table = if table < 256 { table as u8 } else { 0 };
-        msg.attributes.push(RuleAttribute::Table(table));
+        let mut msg = table_rule(v6, table);
         msg.attributes.push(RuleAttribute::FwMark(mark));
         msg.attributes.push(RuleAttribute::Priority(priority));
         self.request(
@@ -395,15 +402,7 @@ impl Netlink {
         table: u32,
         priority: u32,
     ) -> Result<()> {
-        let mut msg = RuleMessage::default();
-        msg.header.family = if v6 {
-            AddressFamily::Inet6
-        } else {
-            AddressFamily::Inet
-        };
-        msg.header.action = RuleAction::ToTable;
-        msg.header.table = if table < 256 { table as u8 } else { 0 };
-        msg.attributes.push(RuleAttribute::Table(table));
+        let mut msg = table_rule(v6, table);
         msg.attributes.push(RuleAttribute::IpProtocol(
             netlink_packet_route::IpProtocol::Udp,
         ));
