@@ -258,6 +258,21 @@ impl Netlink {
         )
     }
 
+    /// `ip link set INDEX address MAC`.
+    pub fn set_link_address(&mut self, index: u32, mac: [u8; 6]) -> Result<()> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        msg.attributes.push(LinkAttribute::Address(mac.to_vec()));
+        self.request(
+            "set link address",
+            format!(
+                "index {index} to {}",
+                mac.map(|b| format!("{b:02x}")).join(":")
+            ),
+            RouteNetlinkMessage::SetLink(msg),
+        )
+    }
+
     /// `ip addr add ADDR/PREFIX dev INDEX`.
     pub fn add_address_v4(&mut self, index: u32, addr: Ipv4Addr, prefix: u8) -> Result<()> {
         let mut msg = AddressMessage::default();
@@ -453,6 +468,8 @@ pub struct TapConfig {
     pub gateway: Ipv4Addr,
     /// With IPv6: the guest's address (a /64) and the gateway.
     pub ipv6: Option<(Ipv6Addr, Ipv6Addr)>,
+    /// The tap's own MAC address, when the caller chooses it (slirp4netns's `--macaddress`).
+    pub mac: Option<[u8; 6]>,
 }
 
 /// Creates and configures the tap in the calling thread's netns: `lo` up, the tap up with
@@ -462,6 +479,9 @@ pub fn create_configured_tap(cfg: &TapConfig) -> Result<OwnedFd> {
     let mut nl = Netlink::open()?;
     nl.link_up(link_index("lo")?, None)?;
     let idx = link_index(&cfg.name)?;
+    if let Some(mac) = cfg.mac {
+        nl.set_link_address(idx, mac)?;
+    }
     nl.link_up(idx, Some(cfg.mtu))?;
     nl.add_address_v4(idx, cfg.address, cfg.prefix)?;
     nl.add_default_route_v4(idx, cfg.gateway)?;

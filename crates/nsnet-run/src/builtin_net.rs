@@ -61,6 +61,7 @@ pub fn start(
         mtu: cfg.mtu,
         gateway: cfg.gateway(),
         ipv6: cfg.ipv6.then(|| (cfg.guest6(), cfg.gateway6())),
+        mac: None,
     };
     tracing::debug!(?tap, nameservers = ?cfg.nameservers, "builtin network");
     let fd = ctx

@@ -396,3 +396,24 @@ fn sandbox_and_seccomp_confine_the_process_and_traffic_still_flows() {
     slirp.stop();
     assert!(!sock.exists(), "API socket removed from inside the sandbox");
 }
+
+/// `--macaddress` (with `-c`): the tap nsnet configures carries that address, and traffic
+/// flows through it.
+#[test]
+fn macaddress_sets_the_taps_address() {
+    let guest = Guest::start();
+    let _slirp = Slirp::start(&guest, &["--macaddress=02:5a:11:22:33:44"]);
+    let o = output(
+        Command::new("nsenter")
+            .args(["--preserve-credentials", "-U", "-n", "-t"])
+            .arg(guest.pid().to_string())
+            .args(["ip", "-o", "link", "show", "tap0"]),
+    );
+    assert!(
+        stdout(&o).contains("link/ether 02:5a:11:22:33:44 "),
+        "{} {}",
+        stdout(&o),
+        stderr(&o)
+    );
+    outbound_from_guest(&guest);
+}

@@ -14,9 +14,11 @@
 //! `--enable-sandbox` (`sandbox.rs`) and `--enable-seccomp` (`seccomp.rs`) confine the process
 //! after start-up, as slirp4netns does, before the stack's threads start.
 //!
+//! `--macaddress` sets the tap's address when nsnet configures it (`-c`), as slirp4netns does.
+//!
 //! Not supported yet, and refused with a one-line error rather than ignored:
-//! `--macaddress`, `--target-type=bess`. `--help` does not list them, so feature probes such
-//! as RootlessKit's do not ask for them.
+//! `--target-type=bess`. `--help` does not list it, so feature probes such as RootlessKit's
+//! do not ask for it.
 
 mod api;
 mod sandbox;
@@ -45,6 +47,7 @@ User-mode networking for unprivileged network namespaces (nsnet's stack).
 --outbound-addr=IPv4     sets outbound ipv4 address to bound to (experimental)
 --outbound-addr6=IPv6    sets outbound ipv6 address to bound to (experimental)
 --disable-dns            disables 10.0.2.3 (or configured internal ip) to host dns redirect (experimental)
+--macaddress=MAC         specify the MAC address of the TAP (only valid with -c)
 -h, --help               show this help and exit
 -v, --version            show version and exit
 ";
@@ -66,8 +69,26 @@ struct Opts {
     api_socket: Option<PathBuf>,
     sandbox: bool,
     seccomp: bool,
+    macaddress: Option<[u8; 6]>,
     target: String,
     ifname: String,
+}
+
+/// slirp4netns's MAC syntax: six hex bytes separated by `:`, and its two-line complaint.
+fn parse_mac(v: &str) -> Result<[u8; 6], String> {
+    let bytes: Vec<&str> = v.split(':').collect();
+    let mut mac = [0u8; 6];
+    let ok = bytes.len() == 6
+        && bytes.iter().zip(mac.iter_mut()).all(|(b, m)| {
+            (1..=2).contains(&b.len()) && u8::from_str_radix(b, 16).map(|x| *m = x).is_ok()
+        });
+    if ok {
+        Ok(mac)
+    } else {
+        Err(format!(
+            "\"{v}\" is an invalid MAC address.\nmacaddress has to be a valid MAC address (hex string, 6 bytes, each byte separated by a ':')."
+        ))
+    }
 }
 
 enum Parsed {
@@ -169,7 +190,8 @@ fn parse(args: &[String]) -> Result<Parsed, String> {
             "enable-seccomp" => o.seccomp = true,
             "help" => return Ok(Parsed::Help),
             "version" => return Ok(Parsed::Version),
-            "macaddress" | "target-type" => {
+            "macaddress" => o.macaddress = Some(parse_mac(&value()?)?),
+            "target-type" => {
                 return Err(format!(
                     "--{name} is not supported by nsnet's slirp4netns yet"
                 ));
@@ -187,6 +209,9 @@ fn parse(args: &[String]) -> Result<Parsed, String> {
     }
     if o.ifname.is_empty() {
         o.ifname = "tap0".into();
+    }
+    if o.macaddress.is_some() && !o.configure {
+        return Err("--macaddr cannot be specified when --configure or -c is not specified".into());
     }
     Ok(Parsed::Run(Box::new(o)))
 }
@@ -285,6 +310,7 @@ fn run(o: &Opts) -> Result<(), String> {
         mtu: cfg.mtu,
         gateway: cfg.gateway(),
         ipv6: cfg.ipv6.then(|| (cfg.guest6(), cfg.gateway6())),
+        mac: o.macaddress,
     };
     // The tap is made by a thread that enters the target netns and ends: the process is
     // single-threaded again for the sandbox and the seccomp filter (a mount namespace and a
@@ -458,7 +484,13 @@ mod tests {
             panic!()
         };
         assert_eq!(o.api_socket, Some(PathBuf::from("/run/x.sock")));
-        assert!(err("--macaddress=02:00:00:00:00:01 1").contains("not supported"));
+        assert!(err("--target-type=bess 1").contains("not supported"));
+        assert_eq!(
+            err("--macaddress=02:00:00:00:00:01 1"),
+            "--macaddr cannot be specified when --configure or -c is not specified"
+        );
+        assert!(err("-c --macaddress=zz 1").starts_with("\"zz\" is an invalid MAC address.\n"));
+        assert!(err("-c --macaddress=02:00:00:00:00 1").contains("invalid MAC"));
         let Ok(Parsed::Run(o)) = parse(&args("--enable-sandbox --enable-seccomp 1")) else {
             panic!()
         };
