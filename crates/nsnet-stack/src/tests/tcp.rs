@@ -113,22 +113,109 @@ fn segments_for_unknown_connections_are_reset() {
     assert!(h.take().is_empty(), "never a RST for a RST");
 }
 
+/// Everything the host socket has received so far (waits briefly for in-flight bytes).
+fn host_bytes(host: &mut std::net::TcpStream) -> Vec<u8> {
+    host.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut all = Vec::new();
+    let mut buf = [0u8; 1 << 16];
+    loop {
+        match host.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => all.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("host read: {e}"),
+        }
+    }
+    all
+}
+
+/// The ACK numbers of the stack's segments since the last call.
+fn acks(h: &mut H) -> Vec<u32> {
+    tcps(&h.take()).iter().map(|s| s.ack).collect()
+}
+
 #[test]
-fn out_of_order_data_gets_a_duplicate_ack_and_is_not_delivered() {
+fn out_of_order_data_is_held_acked_as_duplicate_and_delivered_once_in_order() {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let mut h = H::default();
     let dst = SocketAddrV4::new(GW, l.local_addr().unwrap().port());
     let (mut host, our) = handshake(&mut h, &l, 40004);
+    // Segments 2, 1: 2 is held and answered by a duplicate ACK at once; 1 releases both,
+    // under one ACK.
     h.send(tcp(dst, 40004, 1003, our, ACK, 8192, &[], b"cd"));
-    let s = tcps(&h.take());
-    assert_eq!(s.last().unwrap().ack, 1001);
+    assert_eq!(acks(&mut h), [1001], "duplicate ACK for the hole");
+    assert!(host_bytes(&mut host).is_empty(), "nothing past the hole");
     h.send(tcp(dst, 40004, 1001, our, ACK, 8192, &[], b"ab"));
+    assert_eq!(acks(&mut h), [1005], "one ACK covers the held segment");
     // A retransmission overlapping what was taken only adds the new bytes.
-    h.send(tcp(dst, 40004, 1002, our, ACK, 8192, &[], b"bcd"));
-    assert_eq!(tcps(&h.take()).last().unwrap().ack, 1005);
-    let mut buf = [0u8; 4];
-    host.read_exact(&mut buf).unwrap();
-    assert_eq!(&buf, b"abcd");
+    h.send(tcp(dst, 40004, 1002, our, ACK, 8192, &[], b"bcde"));
+    assert_eq!(acks(&mut h), [1006]);
+    assert_eq!(host_bytes(&mut host), b"abcde");
+
+    // Segments 3, 1, 2 (with a duplicate of 3 and one overlapping 2 and 3).
+    h.send(tcp(dst, 40004, 1010, our, ACK, 8192, &[], b"jkl"));
+    h.send(tcp(dst, 40004, 1010, our, ACK, 8192, &[], b"jkl"));
+    h.send(tcp(dst, 40004, 1008, our, ACK, 8192, &[], b"hij"));
+    assert_eq!(acks(&mut h), [1006, 1006, 1006]);
+    h.send(tcp(dst, 40004, 1006, our, ACK, 8192, &[], b"fg"));
+    assert_eq!(acks(&mut h), [1013]);
+    assert_eq!(
+        host_bytes(&mut host),
+        b"fghijkl",
+        "each byte exactly once, in order"
+    );
+
+    // A retransmission of everything is old news: re-acknowledged, not delivered again.
+    h.send(tcp(dst, 40004, 1001, our, ACK, 8192, &[], b"abcdefghijkl"));
+    assert_eq!(acks(&mut h), [1013]);
+    // A FIN ahead of the stream is not taken; data held before it is, and the FIN counts
+    // once the guest resends it in order.
+    h.send(tcp(dst, 40004, 1015, our, FIN | ACK, 8192, &[], b"o"));
+    h.send(tcp(dst, 40004, 1013, our, ACK, 8192, &[], b"mn"));
+    assert_eq!(acks(&mut h), [1013, 1016], "the FIN is not acknowledged");
+    assert!(host_bytes(&mut host) == b"mno");
+    h.send(tcp(dst, 40004, 1016, our, FIN | ACK, 8192, &[], b""));
+    assert_eq!(acks(&mut h), [1017]);
+    let mut rest = Vec::new();
+    host.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    host.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty(), "EOF after the FIN, nothing else: {rest:?}");
+}
+
+#[test]
+fn out_of_order_data_beyond_the_window_is_not_held() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut h = H::default();
+    let dst = SocketAddrV4::new(GW, l.local_addr().unwrap().port());
+    // No window scaling: our window is 65535 bytes, 1001..66536.
+    h.send(tcp(dst, 40011, 1000, 0, SYN, 65535, &[2, 4, 5, 0xb4], b""));
+    let s = tcps(&h.wait_for(|o| !o.is_empty())).pop().unwrap();
+    assert_eq!((s.flags, s.win), (SYN | ACK, 65535));
+    let (mut host, _) = l.accept().unwrap();
+    let our = s.seq + 1;
+    h.send(tcp(dst, 40011, 1001, our, ACK, 8192, &[], b""));
+    // Wholly beyond the right edge: dropped. Straddling it: only the byte inside is held.
+    h.send(tcp(dst, 40011, 66536, our, ACK, 8192, &[], b"X"));
+    h.send(tcp(dst, 40011, 66535, our, ACK, 8192, &[], b"yz"));
+    assert_eq!(acks(&mut h), [1001, 1001]);
+    let data: Vec<u8> = (0..65534u32).map(|i| (i % 253) as u8).collect();
+    h.send(tcp(dst, 40011, 1001, our, ACK, 8192, &[], &data[..40000]));
+    h.send(tcp(dst, 40011, 41001, our, ACK, 8192, &[], &data[40000..]));
+    assert_eq!(
+        acks(&mut h),
+        [41001, 66536],
+        "the hole filled up to the right edge, no further"
+    );
+    let reader = std::thread::spawn(move || {
+        let mut got = vec![0u8; 65535];
+        host.read_exact(&mut got).unwrap();
+        (got, host_bytes(&mut host))
+    });
+    let (got, extra) = reader.join().unwrap();
+    assert_eq!(&got[..65534], &data[..]);
+    assert_eq!(got[65534], b'y');
+    assert!(extra.is_empty(), "nothing past the window: {extra:?}");
 }
 
 #[test]
