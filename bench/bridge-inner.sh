@@ -44,12 +44,14 @@ avg() { # avg FROM TO (µs → ms)
 	awk -v s=$s -v n=$n 'BEGIN { printf "%.1f", s / n / 1000 }'
 }
 first=$(avg 1 1)
-mid=$(avg 2 $(( COUNT < 50 ? COUNT : 50 )))
-last=$(avg $(( COUNT - 49 )) "$COUNT")
+# Small COUNTs (quick runs) shrink the windows instead of indexing below 1.
+tail_from=$(( COUNT > 50 ? COUNT - 49 : (COUNT > 1 ? 2 : 1) ))
+mid=$(avg $(( COUNT > 1 ? 2 : 1 )) $(( COUNT < 50 ? COUNT : 50 )))
+last=$(avg "$tail_from" "$COUNT")
 t0=$(now)
 for c in "${ctrs[@]}"; do "$N" network disconnect --state-dir "$S" bridge "/proc/$c/ns/net"; done
 det=$(awk -v t=$(( $(now) - t0 )) -v n=${#ctrs[@]} 'BEGIN { printf "%.1f", t / n / 1e6 }')
-printf '| 1st (creates bridge + nft table) | 2nd–50th | %dth–%dth | disconnect, each of %d |\n' $((COUNT - 49)) "$COUNT" "$COUNT"
+printf '| 1st (creates bridge + nft table) | 2nd–50th | %dth–%dth | disconnect, each of %d |\n' "$tail_from" "$COUNT" "$COUNT"
 printf '| %s | %s | %s | %s |\n' "$first" "$mid" "$last" "$det"
 for p in "${ctrs[@]}"; do kill "$p" 2>/dev/null || true; done
 "$N" network gc --state-dir "$S" >/dev/null
