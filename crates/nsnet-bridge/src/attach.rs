@@ -10,13 +10,15 @@
 //! 3. create the veth pair with the container end created *in* the container netns under its
 //!    final name, host end on the bridge with hairpin mode;
 //! 4. in the container netns (a netlink socket opened there): `lo` up, address, link up,
-//!    default route via the gateway unless the network is internal;
+//!    default route via the gateway unless the network is internal (on IPv6 networks also
+//!    the IPv6 address, `nodad` so it is usable at once, and the IPv6 default route via
+//!    the bridge's `::1`);
 //! 5. mark the record `attached`.
 //!
 //! Any failure undoes steps 3–1 (deleting the host veth takes its peer along). The host veth
 //! name is a hash of network, container and interface, so a later run finds it again.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use nsnet_netlink::Netlink;
@@ -47,6 +49,9 @@ pub struct Attachment {
     pub ifname: String,
     pub ip: Ipv4Addr,
     pub prefix_len: u8,
+    /// The IPv6 address (a /64) on IPv6 networks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<Ipv6Addr>,
     /// The default route's gateway (`None` on internal networks, which have no default route).
     pub gateway: Option<Ipv4Addr>,
     /// The container interface's MAC address.
@@ -102,17 +107,15 @@ fn check_ifname(name: &str) -> Result<()> {
 }
 
 const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
+const IP6_FORWARD: &str = "/proc/sys/net/ipv6/conf/all/forwarding";
 
-/// Turns on IPv4 forwarding in the current netns (the bridge → uplink NAT path needs it).
-/// `/proc/sys/net` answers for the netns of the thread that opens it.
-fn ip_forward_on() -> Result<()> {
-    if std::fs::read_to_string(IP_FORWARD).is_ok_and(|s| s.trim() == "1") {
+/// Turns on forwarding (`path`: IPv4's or IPv6's) in the current netns (the bridge → uplink
+/// NAT path needs it). `/proc/sys/net` answers for the netns of the thread that opens it.
+fn forward_on(path: &'static str) -> Result<()> {
+    if std::fs::read_to_string(path).is_ok_and(|s| s.trim() == "1") {
         return Ok(());
     }
-    std::fs::write(IP_FORWARD, "1").map_err(|source| Error::Sysctl {
-        path: IP_FORWARD,
-        source,
-    })
+    std::fs::write(path, "1").map_err(|source| Error::Sysctl { path, source })
 }
 
 /// How one attachment is wired beyond what the network file says (CNI configs choose these;
@@ -122,6 +125,8 @@ pub(crate) struct Plan {
     pub net: Network,
     /// Routes in the container: destination and optional gateway.
     pub routes: Vec<(crate::Subnet, Option<Ipv4Addr>)>,
+    /// The IPv6 default route's gateway (IPv6 networks that are not internal).
+    pub route6: Option<Ipv6Addr>,
     /// Whether the bridge holds the gateway address (CNI `isGateway`).
     pub gateway_on_bridge: bool,
     pub hairpin: bool,
@@ -137,9 +142,11 @@ impl Plan {
                 Some(net.gateway),
             )]
         };
+        let route6 = net.subnet6.filter(|_| !net.internal).map(|s| s.gateway());
         Plan {
             net,
             routes,
+            route6,
             gateway_on_bridge: true,
             hairpin: true,
         }
@@ -172,9 +179,20 @@ fn ensure_bridge(store: &Store, nl: &mut Netlink, plan: &Plan) -> Result<u32> {
                 if source.raw_os_error() == Some(libc::EEXIST) => {}
             Err(e) => return Err(e.into()),
         }
+        if let Some(s6) = net.subnet6 {
+            match nl.add_address_v6(l.index, s6.gateway(), s6.prefix_len()) {
+                Ok(()) => {}
+                Err(nsnet_netlink::Error::Request { source, .. })
+                    if source.raw_os_error() == Some(libc::EEXIST) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
     nl.link_up(l.index, None)?;
-    ip_forward_on()?;
+    forward_on(IP_FORWARD)?;
+    if net.subnet6.is_some() {
+        forward_on(IP6_FORWARD)?;
+    }
     crate::nft::sync(store)?;
     Ok(l.index)
 }
@@ -186,7 +204,7 @@ pub fn attach(store: &Store, req: &AttachRequest) -> Result<Attachment> {
         Some(IpAddr::V4(v4)) => Some(v4),
         Some(IpAddr::V6(v6)) => {
             return Err(Error::Invalid(format!(
-                "{v6}: static IPv6 addresses are not supported (networks are IPv4 only)"
+                "{v6}: static IPv6 addresses are not supported (on IPv6 networks the IPv6 address follows the IPv4 one; pass --ip with that)"
             )));
         }
     };
@@ -235,6 +253,7 @@ pub(crate) fn attach_with(
     }
     let rec = Allocation {
         ip: Ipv4Addr::UNSPECIFIED,
+        ip6: None,
         container_id: req.container_id.to_string(),
         netns: req.netns.to_path_buf(),
         netns_ino: netns.ino,
@@ -243,7 +262,7 @@ pub(crate) fn attach_with(
         state: State::Attaching,
         pid: std::process::id(),
     };
-    let mut rec = ipam.allocate(net.subnet, net.gateway, want, rec)?;
+    let mut rec = ipam.allocate(net.subnet, net.gateway, net.subnet6, want, rec)?;
     let built = build(store, &mut nl, plan, &rec, &netns.fd);
     match built {
         Ok(mac) => {
@@ -260,6 +279,7 @@ pub(crate) fn attach_with(
                 ifname: req.ifname.to_string(),
                 ip: rec.ip,
                 prefix_len: net.subnet.prefix_len(),
+                ip6: rec.ip6,
                 gateway: plan
                     .routes
                     .iter()
@@ -323,8 +343,14 @@ fn build(
         .ok_or_else(|| nsnet_netlink::Error::NoSuchLink(rec.ifname.clone()))?;
     inner.add_address_v4(ctr.index, rec.ip, net.subnet.prefix_len())?;
     inner.link_up(ctr.index, None)?;
+    if let Some(ip6) = rec.ip6 {
+        inner.add_address_v6(ctr.index, ip6, 64)?;
+    }
     for (dst, gw) in &plan.routes {
         inner.add_route_v4(ctr.index, dst.base(), dst.prefix_len(), *gw)?;
+    }
+    if let (Some(gw6), Some(_)) = (plan.route6, rec.ip6) {
+        inner.add_default_route_v6(ctr.index, gw6)?;
     }
     Ok(ctr.mac)
 }
@@ -473,6 +499,7 @@ mod tests {
         let own = nsfile::open(Path::new("/proc/self/ns/net")).unwrap();
         let mut a = Allocation {
             ip: Ipv4Addr::new(10, 4, 0, 2),
+            ip6: None,
             container_id: "c".into(),
             netns: "/proc/self/ns/net".into(),
             netns_ino: own.ino,

@@ -248,6 +248,8 @@ fn parse(stdin: &[u8]) -> Result<Parsed, CniError> {
         internal: false,
         mtu: conf.mtu.unwrap_or(1500),
         masquerade: conf.ip_masq,
+        // CNI configs stay IPv4-only: an IPv6 range in the conflist is not read yet.
+        subnet6: None,
     };
     let store = match &ipam.data_dir {
         Some(d) => Store::at(d),
@@ -257,6 +259,7 @@ fn parse(stdin: &[u8]) -> Result<Parsed, CniError> {
         plan: Plan {
             net,
             routes,
+            route6: None,
             gateway_on_bridge: conf.is_gateway || conf.is_default_gateway,
             hairpin: conf.hairpin_mode,
         },

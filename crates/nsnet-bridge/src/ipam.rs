@@ -11,13 +11,19 @@
 //! A record carries what a later `gc` needs to tell a live container from a dead one: the
 //! netns path *and its inode* (a `/proc/PID/ns/net` path can come back with another process),
 //! the container id, and, while the attachment is being built, the attaching process's pid.
+//!
+//! On an IPv6 network the attachment's IPv6 address gets its own file too (named by the
+//! address, a hard link of the same record, host-local's layout for dual-stack), created,
+//! rewritten and removed together with the IPv4 one by the same functions. The IPv6 address
+//! is derived from the IPv4 one ([`Subnet6::host_for`]), so owning the IPv4 file means owning
+//! the IPv6 address: no second allocator, no second race.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result, Store, Subnet, io_err, write_atomic};
+use crate::{Error, Result, Store, Subnet, Subnet6, io_err, write_atomic};
 
 /// Whether the attachment that owns the address was completed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +38,9 @@ pub enum State {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Allocation {
     pub ip: Ipv4Addr,
+    /// The IPv6 address, on IPv6 networks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<Ipv6Addr>,
     pub container_id: String,
     pub netns: PathBuf,
     /// The nsfs inode of `netns` when the address was allocated.
@@ -129,11 +138,13 @@ impl Ipam {
     }
 
     /// Allocates `want`, or the next free address after the last one handed out (wrapping),
-    /// never the network, gateway or broadcast address. `rec.ip` is filled in.
+    /// never the network, gateway or broadcast address. `rec.ip` is filled in, and `rec.ip6`
+    /// when the network has a `subnet6`.
     pub(crate) fn allocate(
         &self,
         subnet: Subnet,
         gateway: Ipv4Addr,
+        subnet6: Option<Subnet6>,
         want: Option<Ipv4Addr>,
         mut rec: Allocation,
     ) -> Result<Allocation> {
@@ -149,6 +160,7 @@ impl Ipam {
                 )));
             }
             rec.ip = ip;
+            rec.ip6 = subnet6.map(|s6| s6.host_for(ip));
             return match self.create(&rec)? {
                 true => Ok(rec),
                 false => Err(self.taken(ip)),
@@ -171,6 +183,7 @@ impl Ipam {
                 continue;
             }
             rec.ip = ip;
+            rec.ip6 = subnet6.map(|s6| s6.host_for(ip));
             if self.create(&rec)? {
                 write_atomic(&last_path, ip.to_string().as_bytes())?;
                 return Ok(rec);
@@ -204,16 +217,35 @@ impl Ipam {
         let data = serde_json::to_vec_pretty(rec).expect("records serialise");
         std::fs::write(&tmp, data).map_err(io_err(&tmp))?;
         let linked = std::fs::hard_link(&tmp, &path);
-        let _ = std::fs::remove_file(&tmp);
         match linked {
             Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
-            Err(e) => return Err(io_err(&path)(e)),
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return match e.kind() {
+                    std::io::ErrorKind::AlreadyExists => Ok(false),
+                    _ => Err(io_err(&path)(e)),
+                };
+            }
         }
+        if let Some(ip6) = rec.ip6 {
+            // Whoever holds the IPv4 file holds its IPv6 twin, so an IPv6 file already there
+            // is one a crash left behind (its IPv4 file was free): replace it.
+            let p6 = self.dir.join(ip6.to_string());
+            let _ = std::fs::remove_file(&p6);
+            if let Err(e) = std::fs::hard_link(&tmp, &p6) {
+                let _ = std::fs::remove_file(&tmp);
+                let _ = std::fs::remove_file(&path);
+                return Err(io_err(&p6)(e));
+            }
+        }
+        let _ = std::fs::remove_file(&tmp);
         let key = self.dir.join(format!("c-{}", rec.host_veth));
         let _ = std::fs::remove_file(&key);
         if let Err(e) = std::os::unix::fs::symlink(rec.ip.to_string(), &key) {
             let _ = std::fs::remove_file(&path);
+            if let Some(ip6) = rec.ip6 {
+                let _ = std::fs::remove_file(self.dir.join(ip6.to_string()));
+            }
             return Err(io_err(&key)(e));
         }
         Ok(true)
@@ -222,22 +254,29 @@ impl Ipam {
     /// Rewrites a record (same address).
     pub(crate) fn update(&self, rec: &Allocation) -> Result<()> {
         let data = serde_json::to_vec_pretty(rec).expect("records serialise");
+        if let Some(ip6) = rec.ip6 {
+            write_atomic(&self.dir.join(ip6.to_string()), &data)?;
+        }
         write_atomic(&self.record_path(rec.ip), &data)
     }
 
-    /// Frees an address: the key first, then the record (a crash in between leaves a record
-    /// that `gc` judges like any other).
+    /// Frees an address: the key first, then the IPv6 file, then the IPv4 record (a crash in
+    /// between leaves a record that `gc` judges like any other, or an IPv6 file that `sweep`
+    /// or the next allocation of its IPv4 twin removes).
     pub(crate) fn release(&self, rec: &Allocation) -> Result<()> {
         let key = self.dir.join(format!("c-{}", rec.host_veth));
         if std::fs::read_link(&key).is_ok_and(|t| t == Path::new(&rec.ip.to_string())) {
             std::fs::remove_file(&key).map_err(io_err(&key))?;
         }
-        let path = self.record_path(rec.ip);
-        match std::fs::remove_file(&path) {
+        let gone = |path: PathBuf| match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_err(&path)(e)),
+        };
+        if let Some(ip6) = rec.ip6 {
+            gone(self.dir.join(ip6.to_string()))?;
         }
+        gone(self.record_path(rec.ip))
     }
 
     /// Removes what crashes leave besides records: keys whose record is gone, and
@@ -253,6 +292,13 @@ impl Ipam {
                 std::fs::read_link(e.path())
                     .map(|t| !self.dir.join(t).exists())
                     .unwrap_or(true)
+            } else if name.parse::<Ipv6Addr>().is_ok() {
+                // An IPv6 file whose IPv4 twin no longer names it.
+                self.read(&e.path())
+                    .ok()
+                    .flatten()
+                    .and_then(|a| self.owner(a.ip).ok().flatten())
+                    .is_none_or(|twin| twin.ip6.map(|i| i.to_string()) != Some(name.clone()))
             } else if let Some(rest) = name.strip_prefix(".tmp-") {
                 rest.split('-')
                     .next()
@@ -285,6 +331,7 @@ mod tests {
     fn rec(c: &str) -> Allocation {
         Allocation {
             ip: Ipv4Addr::UNSPECIFIED,
+            ip6: None,
             container_id: c.into(),
             netns: "/proc/1/ns/net".into(),
             netns_ino: 1,
@@ -306,12 +353,16 @@ mod tests {
         let ipam = Ipam::lock(&st, "n").unwrap();
         let (s, g) = net();
         let got: Vec<Ipv4Addr> = (0..5)
-            .map(|i| ipam.allocate(s, g, None, rec(&format!("c{i}"))).unwrap().ip)
+            .map(|i| {
+                ipam.allocate(s, g, None, None, rec(&format!("c{i}")))
+                    .unwrap()
+                    .ip
+            })
             .collect();
         // .1 is the gateway, .7 the broadcast: five usable addresses in a /29.
         let want: Vec<Ipv4Addr> = (2..=6).map(|h| Ipv4Addr::new(10, 4, 0, h)).collect();
         assert_eq!(got, want);
-        let e = ipam.allocate(s, g, None, rec("c5")).unwrap_err();
+        let e = ipam.allocate(s, g, None, None, rec("c5")).unwrap_err();
         assert!(matches!(e, Error::Exhausted { .. }), "{e}");
         // Released .3 comes back only after the round-robin pointer wraps.
         let a3 = ipam.owner(Ipv4Addr::new(10, 4, 0, 3)).unwrap().unwrap();
@@ -319,7 +370,7 @@ mod tests {
         ipam.release(&a3).unwrap();
         assert!(ipam.by_key("vethc1").unwrap().is_none());
         assert_eq!(
-            ipam.allocate(s, g, None, rec("c6")).unwrap().ip,
+            ipam.allocate(s, g, None, None, rec("c6")).unwrap().ip,
             Ipv4Addr::new(10, 4, 0, 3)
         );
         assert_eq!(ipam.allocations().unwrap().len(), 5);
@@ -336,22 +387,29 @@ mod tests {
         let ipam = Ipam::lock(&st, "bridge").unwrap();
         let (s, g) = net();
         let ip = Ipv4Addr::new(10, 4, 0, 5);
-        assert_eq!(ipam.allocate(s, g, Some(ip), rec("x")).unwrap().ip, ip);
-        let e = ipam.allocate(s, g, Some(ip), rec("y")).unwrap_err();
+        assert_eq!(
+            ipam.allocate(s, g, None, Some(ip), rec("x")).unwrap().ip,
+            ip
+        );
+        let e = ipam.allocate(s, g, None, Some(ip), rec("y")).unwrap_err();
         assert_eq!(
             e.to_string(),
             "10.4.0.5 is already allocated to container x on network bridge"
         );
         for bad in ["10.4.0.1", "10.4.0.0", "10.4.0.7", "10.4.1.2"] {
             let e = ipam
-                .allocate(s, g, Some(bad.parse().unwrap()), rec("z"))
+                .allocate(s, g, None, Some(bad.parse().unwrap()), rec("z"))
                 .unwrap_err()
                 .to_string();
             assert!(e.contains("not an assignable address"), "{bad}: {e}");
         }
         // The dynamic allocator skips the static one.
         let got: Vec<_> = (0..4)
-            .map(|i| ipam.allocate(s, g, None, rec(&format!("d{i}"))).unwrap().ip)
+            .map(|i| {
+                ipam.allocate(s, g, None, None, rec(&format!("d{i}")))
+                    .unwrap()
+                    .ip
+            })
             .collect();
         assert!(!got.contains(&ip));
     }
@@ -366,8 +424,54 @@ mod tests {
         assert!(matches!(e, Error::Corrupt { .. }), "{e}");
         let (s, g) = net();
         // The file still blocks its address.
-        let a = ipam.allocate(s, g, None, rec("a")).unwrap();
+        let a = ipam.allocate(s, g, None, None, rec("a")).unwrap();
         assert_eq!(a.ip, Ipv4Addr::new(10, 4, 0, 3));
+    }
+
+    #[test]
+    fn ipv6_twins_are_created_released_and_swept_with_their_ipv4_record() {
+        let d = tempfile::tempdir().unwrap();
+        let st = Store::at(d.path());
+        let ipam = Ipam::lock(&st, "n").unwrap();
+        let dir = st.ipam_dir("n");
+        let (s, g) = net();
+        let s6: Subnet6 = "fd00:4:0::/64".parse().unwrap();
+        // A file a crash left for the address the next allocation derives is replaced.
+        std::fs::write(dir.join("fd00:4::a04:2"), b"{").unwrap();
+        let mut a = ipam.allocate(s, g, Some(s6), None, rec("a")).unwrap();
+        assert_eq!(a.ip, Ipv4Addr::new(10, 4, 0, 2));
+        let v6: Ipv6Addr = "fd00:4::a04:2".parse().unwrap();
+        assert_eq!(a.ip6, Some(v6));
+        let twin: Allocation =
+            serde_json::from_slice(&std::fs::read(dir.join(v6.to_string())).unwrap()).unwrap();
+        assert_eq!(twin, a);
+        // Listings count the attachment once; updates reach both files.
+        assert_eq!(ipam.allocations().unwrap(), [a.clone()]);
+        a.state = State::Attaching;
+        ipam.update(&a).unwrap();
+        let twin: Allocation =
+            serde_json::from_slice(&std::fs::read(dir.join(v6.to_string())).unwrap()).unwrap();
+        assert_eq!(twin.state, State::Attaching);
+        let b = ipam
+            .allocate(s, g, Some(s6), Some(Ipv4Addr::new(10, 4, 0, 5)), rec("b"))
+            .unwrap();
+        assert_eq!(b.ip6, Some("fd00:4::a04:5".parse().unwrap()));
+        ipam.release(&a).unwrap();
+        assert!(!dir.join(v6.to_string()).exists());
+        assert!(!dir.join("10.4.0.2").exists());
+        // A crash between the two removals of release leaves an IPv6 file: sweep drops it,
+        // and keeps the live one.
+        let mut orphan = b.clone();
+        orphan.ip = Ipv4Addr::new(10, 4, 0, 6);
+        orphan.ip6 = Some("fd00:4::a04:6".parse().unwrap());
+        std::fs::write(
+            dir.join("fd00:4::a04:6"),
+            serde_json::to_vec(&orphan).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(ipam.sweep().unwrap(), 1);
+        assert!(!dir.join("fd00:4::a04:6").exists());
+        assert!(dir.join("fd00:4::a04:5").exists());
     }
 
     #[test]

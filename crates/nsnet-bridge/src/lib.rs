@@ -38,7 +38,7 @@ pub use network::{
     DEFAULT_BRIDGE, DEFAULT_NETWORK, Network, NetworkOptions, create_network, inspect_network,
     list_networks, remove_network,
 };
-pub use subnet::Subnet;
+pub use subnet::{Subnet, Subnet6};
 
 /// Every failure names the object and, where there is one, the fix.
 #[derive(Debug, thiserror::Error)]

@@ -3,13 +3,19 @@
 //! The default network `bridge` (bridge `nerdctl0`, 10.4.0.0/24, nerdctl's defaults) is
 //! created on first use; further networks take the next free 10.4.N.0/24 and a bridge named
 //! `br-` + the first 12 hex digits of their id, as nerdctl names them.
+//!
+//! IPv6 is per network (`--ipv6`): a /64 whose `::1` is the gateway on the bridge. Without
+//! `--subnet6` it is the unique-local `fd00:4:N::/64` where N is the third octet of a
+//! 10.4.N.0/24 subnet (so 10.4.3.0/24 pairs with fd00:4:3::/64), else the first free N from
+//! 256 up. All of them sit in fd00:4::/32, away from the builtin stack's uplink fd00::/64.
 
 use std::net::Ipv4Addr;
+
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result, Store, Subnet, io_err, write_atomic};
+use crate::{Error, Result, Store, Subnet, Subnet6, io_err, write_atomic};
 
 pub const DEFAULT_NETWORK: &str = "bridge";
 pub const DEFAULT_BRIDGE: &str = "nerdctl0";
@@ -33,6 +39,10 @@ pub struct Network {
     /// `ipMasq: false`).
     #[serde(default = "yes")]
     pub masquerade: bool,
+    /// The IPv6 /64 of an IPv6 network (gateway `::1` of it on the bridge); files written
+    /// before IPv6 existed have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<Subnet6>,
 }
 
 fn yes() -> bool {
@@ -46,6 +56,11 @@ pub struct NetworkOptions {
     pub gateway: Option<Ipv4Addr>,
     pub internal: bool,
     pub mtu: Option<u32>,
+    /// Give the network an IPv6 /64 too.
+    pub ipv6: bool,
+    /// That /64 (default: derived from the IPv4 subnet, see the module comment); only with
+    /// `ipv6`.
+    pub subnet6: Option<Subnet6>,
 }
 
 pub(crate) fn check_name(name: &str) -> Result<()> {
@@ -99,6 +114,7 @@ fn default_network() -> Network {
         internal: false,
         mtu: DEFAULT_MTU,
         masquerade: true,
+        subnet6: None,
     }
 }
 
@@ -204,6 +220,24 @@ pub fn create_network(store: &Store, name: &str, opts: &NetworkOptions) -> Resul
         }
         None => subnet.first_host(),
     };
+    let subnet6 = match (opts.ipv6, opts.subnet6) {
+        (false, None) => None,
+        (false, Some(s6)) => {
+            return Err(Error::Invalid(format!(
+                "--subnet6 {s6} needs --ipv6 (add --ipv6 to make an IPv6 network)"
+            )));
+        }
+        (true, Some(s6)) => {
+            if let Some(o) = existing.iter().find(|n| n.subnet6 == Some(s6)) {
+                return Err(Error::Invalid(format!(
+                    "subnet6 {s6} overlaps network {} ({s6}); pick another /64",
+                    o.name
+                )));
+            }
+            Some(s6)
+        }
+        (true, None) => Some(default_subnet6(&subnet, &existing)?),
+    };
     let id = random_id()?;
     let n = Network {
         name: name.to_string(),
@@ -214,9 +248,25 @@ pub fn create_network(store: &Store, name: &str, opts: &NetworkOptions) -> Resul
         internal: opts.internal,
         mtu: opts.mtu.unwrap_or(DEFAULT_MTU),
         masquerade: !opts.internal,
+        subnet6,
     };
     save(store, &n)?;
     Ok(n)
+}
+
+/// `fd00:4:N::/64` for 10.4.N.0/24, else (or when taken) the first free N from 256 up.
+fn default_subnet6(subnet: &Subnet, existing: &[Network]) -> Result<Subnet6> {
+    let o = subnet.base().octets();
+    let preferred = (o[0] == 10 && o[1] == 4 && subnet.prefix_len() >= 24).then_some(o[2] as u16);
+    let make = |n: u16| {
+        Subnet6::new(std::net::Ipv6Addr::new(0xfd00, 4, n, 0, 0, 0, 0, 0)).expect("a /64 base")
+    };
+    preferred
+        .into_iter()
+        .chain(256..=u16::MAX)
+        .map(make)
+        .find(|s| !existing.iter().any(|n| n.subnet6 == Some(*s)))
+        .ok_or_else(|| Error::Invalid("no free subnet left in fd00:4::/32; pass --subnet6".into()))
 }
 
 /// Removes a network that no container uses: its file, its (empty) IPAM directory, and its
@@ -274,6 +324,7 @@ mod tests {
                 gateway: Some("10.4.2.254".parse().unwrap()),
                 internal: true,
                 mtu: Some(9000),
+                ..Default::default()
             },
         )
         .unwrap();
@@ -286,6 +337,63 @@ mod tests {
             .map(|n| n.name)
             .collect();
         assert_eq!(names, ["a", "bridge", "c", "d"]);
+        assert_eq!(inspect_network(&st, "a").unwrap(), a);
+    }
+
+    #[test]
+    fn ipv6_networks_get_a_derived_or_given_64_and_old_files_still_load() {
+        let d = tempfile::tempdir().unwrap();
+        let st = Store::at(d.path());
+        let v6 = NetworkOptions {
+            ipv6: true,
+            ..Default::default()
+        };
+        let a = create_network(&st, "a", &v6).unwrap();
+        assert_eq!(a.subnet.to_string(), "10.4.1.0/24");
+        assert_eq!(a.subnet6.unwrap().to_string(), "fd00:4:1::/64");
+        let b = create_network(
+            &st,
+            "b",
+            &NetworkOptions {
+                subnet: Some("192.168.7.0/24".parse().unwrap()),
+                ipv6: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(b.subnet6.unwrap().to_string(), "fd00:4:100::/64");
+        // A given /64 that another network holds is refused, naming it.
+        let taken = NetworkOptions {
+            ipv6: true,
+            subnet6: Some("fd00:4:1::/64".parse().unwrap()),
+            ..Default::default()
+        };
+        let e = create_network(&st, "c", &taken).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "subnet6 fd00:4:1::/64 overlaps network a (fd00:4:1::/64); pick another /64"
+        );
+        // The derived one skips a /64 someone chose by hand.
+        let hand = NetworkOptions {
+            ipv6: true,
+            subnet6: Some("fd00:4:2::/64".parse().unwrap()),
+            ..Default::default()
+        };
+        create_network(&st, "c", &hand).unwrap();
+        let d2 = create_network(&st, "d", &v6).unwrap();
+        assert_eq!(d2.subnet.to_string(), "10.4.3.0/24");
+        assert_eq!(d2.subnet6.unwrap().to_string(), "fd00:4:3::/64");
+        let no_flag = NetworkOptions {
+            subnet6: Some("fd00:9::/64".parse().unwrap()),
+            ..Default::default()
+        };
+        let e = create_network(&st, "e", &no_flag).unwrap_err().to_string();
+        assert!(e.contains("needs --ipv6"), "{e}");
+        assert!(inspect_network(&st, "e").is_err());
+        // IPv4-only networks write no subnet6 key, and a file without one loads.
+        let text = std::fs::read_to_string(path(&st, "bridge")).unwrap();
+        assert!(!text.contains("subnet6"), "{text}");
+        assert_eq!(inspect_network(&st, "bridge").unwrap().subnet6, None);
         assert_eq!(inspect_network(&st, "a").unwrap(), a);
     }
 

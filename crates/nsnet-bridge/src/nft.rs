@@ -1,8 +1,13 @@
-//! nftables rules for the bridge networks, as one `ip nsnet` table regenerated from the
-//! network files and applied with `nft -j -f -` (the JSON interface: structured, no shell
-//! strings, one atomic transaction).
+//! nftables rules for the bridge networks, as an `ip nsnet` and an `ip6 nsnet` table
+//! regenerated from the network files and applied with `nft -j -f -` (the JSON interface:
+//! structured, no shell strings, one atomic transaction for both).
 //!
-//! The table:
+//! Two tables of the same shape rather than one `inet` table: the IPv4 table keeps the name
+//! and family that running instances and tools already know, and the IPv6 one mirrors it
+//! (`ip6 saddr SUBNET6 ip6 daddr != SUBNET6 masquerade` for IPv6 networks; the same
+//! interface-based isolation and internal drops, so IPv6 cannot bypass them).
+//!
+//! Each table:
 //! - chain `postrouting` (nat, hook postrouting): per non-internal network,
 //!   `ip saddr SUBNET ip daddr != SUBNET masquerade` — outbound NAT to whatever uplink the
 //!   route picks (tap0 in the rootless child).
@@ -24,8 +29,13 @@ use crate::{Error, Network, Result, Store};
 
 pub(crate) const TABLE: &str = "nsnet";
 
-fn prefix(n: &Network) -> Value {
-    json!({"prefix": {"addr": n.subnet.base().to_string(), "len": n.subnet.prefix_len()}})
+/// The subnet of `n` in `family`, if it has one there.
+fn prefix(family: &str, n: &Network) -> Option<Value> {
+    let (addr, len) = match family {
+        "ip" => (n.subnet.base().to_string(), n.subnet.prefix_len()),
+        _ => n.subnet6.map(|s| (s.base().to_string(), s.prefix_len()))?,
+    };
+    Some(json!({"prefix": {"addr": addr, "len": len}}))
 }
 
 fn m(op: &str, left: Value, right: Value) -> Value {
@@ -36,29 +46,38 @@ fn meta(key: &str) -> Value {
     json!({"meta": {"key": key}})
 }
 
-fn rule(chain: &str, comment: &str, expr: Vec<Value>) -> Value {
+fn rule(family: &str, chain: &str, comment: &str, expr: Vec<Value>) -> Value {
     json!({"add": {"rule": {
-        "family": "ip", "table": TABLE, "chain": chain, "comment": comment, "expr": expr
+        "family": family, "table": TABLE, "chain": chain, "comment": comment, "expr": expr
     }}})
 }
 
-/// The JSON document that makes the `ip nsnet` table match `networks`.
+/// The JSON document that makes the `ip nsnet` and `ip6 nsnet` tables match `networks`.
 pub(crate) fn ruleset(networks: &[Network]) -> Value {
-    let table = json!({"family": "ip", "name": TABLE});
-    let mut cmds = vec![
+    let mut cmds = Vec::new();
+    for family in ["ip", "ip6"] {
+        family_rules(family, networks, &mut cmds);
+    }
+    json!({"nftables": cmds})
+}
+
+fn family_rules(family: &str, networks: &[Network], cmds: &mut Vec<Value>) {
+    let table = json!({"family": family, "name": TABLE});
+    let rule = |chain: &str, comment: &str, expr: Vec<Value>| rule(family, chain, comment, expr);
+    cmds.extend([
         json!({"add": {"table": table}}),
         json!({"delete": {"table": table}}),
         json!({"add": {"table": table}}),
         json!({"add": {"chain": {
-            "family": "ip", "table": TABLE, "name": "postrouting",
+            "family": family, "table": TABLE, "name": "postrouting",
             "type": "nat", "hook": "postrouting", "prio": 100, "policy": "accept"
         }}}),
         json!({"add": {"chain": {
-            "family": "ip", "table": TABLE, "name": "forward",
+            "family": family, "table": TABLE, "name": "forward",
             "type": "filter", "hook": "forward", "prio": 0, "policy": "accept"
         }}}),
-    ];
-    let mut set = json!({"family": "ip", "table": TABLE, "name": "bridges", "type": "ifname"});
+    ]);
+    let mut set = json!({"family": family, "table": TABLE, "name": "bridges", "type": "ifname"});
     if !networks.is_empty() {
         set["elem"] = networks.iter().map(|n| json!(n.bridge)).collect();
     }
@@ -97,21 +116,20 @@ pub(crate) fn ruleset(networks: &[Network]) -> Value {
                 json!({"drop": null}),
             ],
         ));
-        if !n.masquerade {
+        let Some(p) = prefix(family, n).filter(|_| n.masquerade) else {
             continue;
-        }
-        let field = |f: &str| json!({"payload": {"protocol": "ip", "field": f}});
+        };
+        let field = |f: &str| json!({"payload": {"protocol": family, "field": f}});
         cmds.push(rule(
             "postrouting",
             &comment,
             vec![
-                m("==", field("saddr"), prefix(n)),
-                m("!=", field("daddr"), prefix(n)),
+                m("==", field("saddr"), p.clone()),
+                m("!=", field("daddr"), p),
                 json!({"masquerade": null}),
             ],
         ));
     }
-    json!({"nftables": cmds})
 }
 
 /// The `nft` binary: on `$PATH`, else the sbin directories an unprivileged user's `$PATH`
@@ -160,7 +178,7 @@ pub(crate) fn apply(doc: &Value) -> Result<()> {
     Ok(())
 }
 
-/// Makes the current netns's `ip nsnet` table match the store's networks.
+/// Makes the current netns's `ip nsnet` and `ip6 nsnet` tables match the store's networks.
 pub(crate) fn sync(store: &Store) -> Result<()> {
     apply(&ruleset(&crate::network::stored_networks(store)?))
 }
@@ -192,6 +210,7 @@ mod tests {
         let rules: Vec<&Value> = cmds
             .iter()
             .filter_map(|c| c["add"]["rule"].as_object().map(|_| &c["add"]["rule"]))
+            .filter(|r| r["family"] == "ip")
             .collect();
         let nat: Vec<_> = rules
             .iter()
@@ -210,6 +229,54 @@ mod tests {
             .collect();
         assert_eq!(inner.len(), 2);
         assert!(inner.iter().all(|r| r["chain"] == "forward"));
+        // Without IPv6 networks the ip6 table has the isolation rules and no NAT.
+        let nat6 = cmds
+            .iter()
+            .filter(|c| c["add"]["rule"]["family"] == "ip6")
+            .filter(|c| c["add"]["rule"]["chain"] == "postrouting")
+            .count();
+        assert_eq!(nat6, 0);
+        let v6 = crate::create_network(
+            &st,
+            "six",
+            &crate::NetworkOptions {
+                ipv6: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let doc = ruleset(&[b, i, v6]);
+        let cmds = doc["nftables"].as_array().unwrap();
+        let of = |fam: &str, chain: &str| -> Vec<Value> {
+            cmds.iter()
+                .map(|c| c["add"]["rule"].clone())
+                .filter(|r| r["family"] == fam && r["chain"] == chain)
+                .collect()
+        };
+        let nat6 = of("ip6", "postrouting");
+        assert_eq!(nat6.len(), 1);
+        assert_eq!(nat6[0]["comment"], "nsnet network six");
+        assert_eq!(
+            nat6[0]["expr"][0]["match"]["left"]["payload"]["protocol"],
+            "ip6"
+        );
+        assert_eq!(
+            nat6[0]["expr"][0]["match"]["right"]["prefix"],
+            json!({"addr": "fd00:4:2::", "len": 64})
+        );
+        assert_eq!(of("ip", "postrouting").len(), 2);
+        // Isolation and internal drops are the same in both families.
+        assert_eq!(of("ip6", "forward"), {
+            let mut v = of("ip", "forward");
+            for r in &mut v {
+                r["family"] = json!("ip6");
+            }
+            v
+        });
+        assert!(
+            cmds.iter()
+                .any(|c| c["delete"]["table"] == json!({"family": "ip6", "name": "nsnet"}))
+        );
         // An empty store still yields a valid (empty) set.
         let empty = ruleset(&[]);
         assert!(empty.to_string().contains("\"bridges\""));

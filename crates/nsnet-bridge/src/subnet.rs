@@ -1,10 +1,13 @@
-//! IPv4 subnets (`10.4.0.0/24`): parsing, membership, the usable host range.
+//! IPv4 subnets (`10.4.0.0/24`) and IPv6 /64s (`fd00:4:1::/64`): parsing, membership, the
+//! usable host range.
 //!
-//! Hand-written because it is forty lines and the only operations nsnet needs; it is
-//! serialised as its CIDR text so the network files read like nerdctl's.
+//! Hand-written because it is forty lines and the only operations nsnet needs; they are
+//! serialised as their CIDR text so the network files read like nerdctl's. IPv6 subnets are
+//! always /64s: SLAAC, and every runtime's bridge defaults, assume that size, and with one
+//! size two subnets overlap exactly when they are equal.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 /// An IPv4 network: its base address (host bits zero) and prefix length.
@@ -111,9 +114,116 @@ impl fmt::Display for Subnet {
     }
 }
 
+/// An IPv6 /64: its base address (the low 64 bits zero).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Subnet6 {
+    base: Ipv6Addr,
+}
+
+impl Subnet6 {
+    pub fn new(base: Ipv6Addr) -> Result<Subnet6, String> {
+        let b = u128::from(base);
+        if b & u128::from(u64::MAX) != 0 {
+            return Err(format!(
+                "{base}/64 has host bits set (did you mean {}/64?)",
+                Ipv6Addr::from(b & !u128::from(u64::MAX))
+            ));
+        }
+        Ok(Subnet6 { base })
+    }
+
+    pub fn base(&self) -> Ipv6Addr {
+        self.base
+    }
+
+    pub fn prefix_len(&self) -> u8 {
+        64
+    }
+
+    pub fn contains(&self, ip: Ipv6Addr) -> bool {
+        u128::from(ip) & !u128::from(u64::MAX) == u128::from(self.base)
+    }
+
+    /// `::1` of the subnet: the gateway on the bridge.
+    pub fn gateway(&self) -> Ipv6Addr {
+        Ipv6Addr::from(u128::from(self.base) | 1)
+    }
+
+    /// The container address that goes with IPv4 address `v4`: the IPv4 address in the low
+    /// 32 bits (`fd00:4:1::a04:102` for 10.4.1.2). One-to-one with the IPv4 allocation, so the
+    /// v6 address needs no allocator of its own and can never collide with `::1` (no
+    /// container has IPv4 address 0.0.0.1).
+    pub fn host_for(&self, v4: Ipv4Addr) -> Ipv6Addr {
+        Ipv6Addr::from(u128::from(self.base) | u128::from(u32::from(v4)))
+    }
+}
+
+impl FromStr for Subnet6 {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Subnet6, String> {
+        let (a, l) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?} is not an IPv6 CIDR subnet (want e.g. fd00:4:1::/64)"))?;
+        let base: Ipv6Addr = a
+            .parse()
+            .map_err(|_| format!("{s:?}: {a:?} is not an IPv6 address"))?;
+        if l != "64" {
+            return Err(format!("{s:?}: IPv6 bridge subnets must be /64 (got /{l})"));
+        }
+        Subnet6::new(base)
+    }
+}
+
+impl TryFrom<String> for Subnet6 {
+    type Error = String;
+    fn try_from(s: String) -> Result<Subnet6, String> {
+        s.parse()
+    }
+}
+
+impl From<Subnet6> for String {
+    fn from(s: Subnet6) -> String {
+        s.to_string()
+    }
+}
+
+impl fmt::Display for Subnet6 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/64", self.base)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn v6_subnets_are_64s_with_gateway_1_and_hosts_from_ipv4() {
+        let s: Subnet6 = "fd00:4:1::/64".parse().unwrap();
+        assert_eq!(s.to_string(), "fd00:4:1::/64");
+        assert_eq!(s.gateway(), "fd00:4:1::1".parse::<Ipv6Addr>().unwrap());
+        let h = s.host_for(Ipv4Addr::new(10, 4, 1, 2));
+        assert_eq!(h, "fd00:4:1::a04:102".parse::<Ipv6Addr>().unwrap());
+        assert!(s.contains(h) && !s.contains("fd00:4:2::1".parse().unwrap()));
+        assert!(
+            "fd00:4:1::/48"
+                .parse::<Subnet6>()
+                .unwrap_err()
+                .contains("must be /64")
+        );
+        assert!(
+            "fd00:4:1::5/64"
+                .parse::<Subnet6>()
+                .unwrap_err()
+                .contains("did you mean fd00:4:1::/64")
+        );
+        assert!("10.4.0.0/64".parse::<Subnet6>().is_err());
+        assert!("fd00::".parse::<Subnet6>().unwrap_err().contains("CIDR"));
+        let j = serde_json::to_string(&s).unwrap();
+        assert_eq!(j, "\"fd00:4:1::/64\"");
+        assert!(serde_json::from_str::<Subnet6>("\"fd00::/56\"").is_err());
+    }
 
     #[test]
     fn parses_and_answers_membership() {

@@ -8,7 +8,7 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use nsnet_bridge::{NetworkOptions, Store, Subnet};
+use nsnet_bridge::{NetworkOptions, Store, Subnet, Subnet6};
 
 #[derive(Debug, clap::Args)]
 pub struct NetworkArgs {
@@ -37,6 +37,12 @@ enum NetworkCmd {
         /// MTU of the bridge and the containers' interfaces (default 1500)
         #[arg(long)]
         mtu: Option<u32>,
+        /// Give the network an IPv6 /64 too (gateway ::1 of it on the bridge, NAT66 out)
+        #[arg(long)]
+        ipv6: bool,
+        /// The IPv6 /64 (default: fd00:4:N::/64 for 10.4.N.0/24); needs --ipv6
+        #[arg(long, value_parser = parse_subnet6)]
+        subnet6: Option<Subnet6>,
     },
     /// List networks
     #[command(alias = "list")]
@@ -88,6 +94,10 @@ enum NetworkCmd {
 }
 
 fn parse_subnet(s: &str) -> Result<Subnet, String> {
+    s.parse()
+}
+
+fn parse_subnet6(s: &str) -> Result<Subnet6, String> {
     s.parse()
 }
 
@@ -159,12 +169,16 @@ fn run(cmd: NetworkCmd, store: &Store) -> Result<(), String> {
             gateway,
             internal,
             mtu,
+            ipv6,
+            subnet6,
         } => {
             let opts = NetworkOptions {
                 subnet,
                 gateway,
                 internal,
                 mtu,
+                ipv6,
+                subnet6,
             };
             let n = nsnet_bridge::create_network(store, &name, &opts).map_err(s)?;
             println!("{}", n.id);
@@ -175,9 +189,17 @@ fn run(cmd: NetworkCmd, store: &Store) -> Result<(), String> {
                 println!("{}", pretty(&list));
             } else {
                 let mut rows = vec![
-                    ["NETWORK ID", "NAME", "BRIDGE", "SUBNET", "GATEWAY", "FLAGS"]
-                        .map(String::from)
-                        .to_vec(),
+                    [
+                        "NETWORK ID",
+                        "NAME",
+                        "BRIDGE",
+                        "SUBNET",
+                        "GATEWAY",
+                        "SUBNET6",
+                        "FLAGS",
+                    ]
+                    .map(String::from)
+                    .to_vec(),
                 ];
                 for n in &list {
                     rows.push(vec![
@@ -186,6 +208,7 @@ fn run(cmd: NetworkCmd, store: &Store) -> Result<(), String> {
                         n.bridge.clone(),
                         n.subnet.to_string(),
                         n.gateway.to_string(),
+                        n.subnet6.map(|s| s.to_string()).unwrap_or_default(),
                         if n.internal { "internal" } else { "" }.to_string(),
                     ]);
                 }

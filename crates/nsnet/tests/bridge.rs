@@ -28,12 +28,18 @@ struct Inst {
 
 impl Inst {
     fn start() -> Inst {
+        Inst::start_with(&[])
+    }
+
+    /// [`Inst::start`] with extra `nsnet run` flags.
+    fn start_with(flags: &[&str]) -> Inst {
         world();
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
         std::fs::create_dir(dir.path().join("data")).unwrap();
         let job = nsnet()
             .args(["run", "--net=builtin", "--detach-netns"])
+            .args(flags)
             .arg(format!("--state-dir={}", state.display()))
             .args(["--", "sleep", "1000"])
             .stdin(Stdio::null())
@@ -314,6 +320,184 @@ fn two_containers_reach_each_other_and_the_world_loopback_through_nat() {
     inst.net_ok(&["disconnect", "bridge", &nsa]);
     let o = in_ctr(a, &["/usr/sbin/ip", "-br", "link"]);
     assert_eq!(names_of(&stdout(&o)), ["lo"]);
+}
+
+const SERVER6: &str = r#"
+import socket, sys
+l = socket.socket(socket.AF_INET6)
+l.bind(("::", int(sys.argv[1])))
+l.listen()
+open(sys.argv[2], "w").write("ready")
+c, peer = l.accept()
+c.recv(100)
+c.sendall(peer[0].encode())
+c.close()
+"#;
+
+/// The IPv6 addresses of `eth0` in container `pid`, with their prefix and flags.
+fn ctr_addrs6(pid: i32) -> Vec<Value> {
+    let o = in_ctr(pid, &["/usr/sbin/ip", "-6", "-j", "addr", "show", "eth0"]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    v[0]["addr_info"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn ipv6_networks_reach_each_other_and_the_world_ipv6_loopback_through_nat66() {
+    let mut inst = Inst::start_with(&["--ipv6"]);
+    // Bad IPv6 input: one clear line each, nothing written.
+    for (args, want) in [
+        (
+            vec!["create", "bad", "--ipv6", "--subnet6", "fd00:4:9::/48"],
+            "IPv6 bridge subnets must be /64 (got /48)",
+        ),
+        (
+            vec!["create", "bad", "--ipv6", "--subnet6", "fd00:4:9::1/64"],
+            "did you mean fd00:4:9::/64?",
+        ),
+        (
+            vec!["create", "bad", "--subnet6", "fd00:4:9::/64"],
+            "--subnet6 fd00:4:9::/64 needs --ipv6",
+        ),
+    ] {
+        let o = output(&mut inst.net(&args));
+        assert!(!o.status.success(), "{args:?}");
+        let e = errors(&o);
+        assert_eq!(e.lines().count(), 1, "{args:?}: {e}");
+        assert!(e.contains(want), "{args:?}: {e}");
+    }
+    inst.net_ok(&["create", "six", "--ipv6"]);
+    let o = output(&mut inst.net(&["create", "again", "--ipv6", "--subnet6", "fd00:4:1::/64"]));
+    assert_eq!(
+        errors(&o),
+        "nsnet: error: subnet6 fd00:4:1::/64 overlaps network six (fd00:4:1::/64); pick another /64\n"
+    );
+    let ls: Value = serde_json::from_str(&inst.net_ok(&["ls", "--json"])).unwrap();
+    let six = ls
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "six")
+        .unwrap();
+    assert_eq!(six["subnet"], "10.4.1.0/24");
+    assert_eq!(six["subnet6"], "fd00:4:1::/64");
+    assert_eq!(
+        ls.as_array().unwrap().len(),
+        2,
+        "nothing of the refused ones"
+    );
+
+    let a = inst.container();
+    let b = inst.container();
+    let aa = inst.connect("six", a, &[]);
+    let ab = inst.connect("six", b, &[]);
+    assert_eq!(aa["ip"], "10.4.1.2");
+    assert_eq!(aa["ip6"], "fd00:4:1::a04:102");
+    assert_eq!(ab["ip6"], "fd00:4:1::a04:103");
+    let bridge = aa["bridge"].as_str().unwrap().to_string();
+
+    // The container: the /64 usable at once (no DAD), default route via the bridge's ::1.
+    let addrs = ctr_addrs6(a);
+    let mine = addrs
+        .iter()
+        .find(|i| i["local"] == "fd00:4:1::a04:102")
+        .unwrap_or_else(|| panic!("{addrs:?}"));
+    assert_eq!(mine["prefixlen"], 64);
+    assert!(mine.get("tentative").is_none(), "{mine}");
+    let routes = stdout(&in_ctr(a, &["/usr/sbin/ip", "-6", "route"]));
+    assert!(
+        routes.contains("default via fd00:4:1::1 dev eth0"),
+        "{routes}"
+    );
+    // The child: the bridge holds the gateway, IPv6 forwarding is on, NAT66 for the /64.
+    let br = inst.child_ok(&["/usr/sbin/ip", "-6", "-o", "addr", "show", "dev", &bridge]);
+    assert!(br.contains("fd00:4:1::1/64"), "{br}");
+    let fwd = inst.child_ok(&["cat", "/proc/sys/net/ipv6/conf/all/forwarding"]);
+    assert_eq!(fwd.trim(), "1");
+    let rules = inst.child_ok(&["/usr/sbin/nft", "list", "table", "ip6", "nsnet"]);
+    assert!(
+        rules.contains("ip6 saddr fd00:4:1::/64 ip6 daddr != fd00:4:1::/64 masquerade"),
+        "{rules}"
+    );
+
+    // Container to container over IPv6: ICMPv6 and TCP with the real source address.
+    let o = in_ctr(a, &["ping", "-6", "-c1", "-W3", "fd00:4:1::a04:103"]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let ready = inst.dir.path().join("srv6-ready");
+    let mut srv = nsnet()
+        .args(["ns", "exec", &b.to_string(), "-n", "--", "python3", "-c"])
+        .arg(SERVER6)
+        .args(["7006", ready.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    wait_for_file(&ready, Duration::from_secs(10));
+    let o = in_ctr(a, &["python3", "-c", CLIENT, "fd00:4:1::a04:103", "7006"]);
+    assert_eq!(stdout(&o).trim(), "fd00:4:1::a04:102", "{}", stderr(&o));
+    srv.wait().unwrap();
+
+    // Container to the world's [::1]: bridge → NAT66 → tap0 → builtin stack (fd00::2). The
+    // stack would relay the container's own source too, so a probe after the NAT hook
+    // counts what leaves tap0 by source: all of it must be the child's fd00::100.
+    for cmd in [
+        "add table ip6 probe",
+        "add chain ip6 probe post { type filter hook postrouting priority 300 ; }",
+        "add rule ip6 probe post oifname tap0 ip6 saddr fd00::100 tcp dport != 0 counter",
+        "add rule ip6 probe post oifname tap0 ip6 saddr fd00:4:1::/64 counter",
+    ] {
+        inst.child_ok(&["/usr/sbin/nft", cmd]);
+    }
+    let l = TcpListener::bind("[::1]:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let h = std::thread::spawn(move || {
+        if let Ok((mut s, peer)) = l.accept() {
+            let mut b = [0u8; 4];
+            let _ = s.read_exact(&mut b);
+            let _ = s.write_all(peer.ip().to_string().as_bytes());
+        }
+    });
+    let o = in_ctr(a, &["python3", "-c", CLIENT, "fd00::2", &port.to_string()]);
+    assert_eq!(stdout(&o).trim(), "::1", "{}", stderr(&o));
+    h.join().unwrap();
+    let probe = inst.child_ok(&["/usr/sbin/nft", "list", "chain", "ip6", "probe", "post"]);
+    let counted = |src: &str| -> u64 {
+        let l = probe.lines().find(|l| l.contains(src)).unwrap();
+        l.split("packets ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(counted("fd00::100") > 0, "{probe}");
+    assert_eq!(counted("fd00:4:1::/64"), 0, "{probe}");
+
+    // Detach frees both addresses of a, and only a's.
+    let files = inst.ipam_files("six");
+    assert!(
+        files.contains(&"fd00:4:1::a04:102".to_string()),
+        "{files:?}"
+    );
+    inst.net_ok(&["disconnect", "six", &format!("/proc/{a}/ns/net")]);
+    let files = inst.ipam_files("six");
+    assert!(
+        !files
+            .iter()
+            .any(|f| f.ends_with("a04:102") || f == "10.4.1.2"),
+        "{files:?}"
+    );
+    assert!(
+        files.contains(&"fd00:4:1::a04:103".to_string()),
+        "{files:?}"
+    );
+    // gc reclaims b's pair once its netns is gone.
+    inst.kill_container(b);
+    inst.net_ok(&["gc"]);
+    assert!(
+        inst.ipam_files("six").is_empty(),
+        "{:?}",
+        inst.ipam_files("six")
+    );
 }
 
 fn names_of(ip_br: &str) -> Vec<String> {
