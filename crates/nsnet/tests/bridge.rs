@@ -472,6 +472,25 @@ fn ipv6_networks_reach_each_other_and_the_world_ipv6_loopback_through_nat66() {
     assert!(counted("fd00::100") > 0, "{probe}");
     assert_eq!(counted("fd00:4:1::/64"), 0, "{probe}");
 
+    // Isolation holds for IPv6 too: a container on another IPv6 network (with a route back)
+    // is unreachable from a, while a still reaches its own network; an internal IPv6
+    // network has its addresses and no IPv6 default route.
+    inst.net_ok(&["create", "other6", "--ipv6"]);
+    let d = inst.container();
+    assert_eq!(inst.connect("other6", d, &[])["ip6"], "fd00:4:2::a04:202");
+    let o = in_ctr(a, &["ping", "-6", "-c1", "-W1", "fd00:4:2::a04:202"]);
+    assert!(!o.status.success(), "networks are isolated: {}", stdout(&o));
+    let o = in_ctr(a, &["ping", "-6", "-c1", "-W3", "fd00:4:1::a04:103"]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    inst.net_ok(&["create", "inner6", "--ipv6", "--internal"]);
+    let e = inst.container();
+    let ae = inst.connect("inner6", e, &[]);
+    assert_eq!(ae["ip6"], "fd00:4:3::a04:302");
+    assert!(ae["gateway"].is_null());
+    let routes = stdout(&in_ctr(e, &["/usr/sbin/ip", "-6", "route"]));
+    assert!(!routes.contains("default"), "{routes}");
+    assert!(routes.contains("fd00:4:3::/64 dev eth0"), "{routes}");
+
     // Detach frees both addresses of a, and only a's.
     let files = inst.ipam_files("six");
     assert!(
