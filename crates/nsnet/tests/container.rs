@@ -391,6 +391,73 @@ fn two_containers_talk_by_ip_and_a_foreground_run_exits_with_its_code() {
     assert!(!ps.contains("client"), "{ps}");
 }
 
+/// `run -it` and `exec -it` under a real terminal (`script` gives the front end a pty, as a
+/// user's terminal would): the container's stdin/stdout are a terminal of its own, and the
+/// exit code comes back through it.
+#[test]
+fn run_it_and_exec_it_give_the_container_a_terminal() {
+    let env = Env::new();
+    let under_pty = |args: &[&str]| -> Output {
+        let mut line = format!("exec {}", nsnet_bin().display());
+        for a in ["container"].iter().chain(args) {
+            line.push_str(&format!(" '{a}'"));
+        }
+        output(
+            Command::new("script")
+                .args(["-q", "-e", "-c", &line, "/dev/null"])
+                .env("XDG_DATA_HOME", env.data.path())
+                .env("XDG_RUNTIME_DIR", env.run.path()),
+        )
+    };
+    let o = under_pty(&[
+        "run",
+        "-it",
+        "--rm",
+        "--network",
+        "none",
+        "--rootfs",
+        env.rootfs(),
+        "--",
+        "sh",
+        "-c",
+        "/bin/busybox tty; exit 3",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("/dev/pts/"), "{}", stdout(&o));
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "idle",
+        "--network",
+        "none",
+        "--rootfs",
+        env.rootfs(),
+        "--",
+        "sleep",
+        "1000",
+    ]);
+    let o = under_pty(&[
+        "exec",
+        "-it",
+        "idle",
+        "sh",
+        "-c",
+        "/bin/busybox tty; exit 4",
+    ]);
+    assert_eq!(o.status.code(), Some(4), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("/dev/pts/"), "{}", stdout(&o));
+    // Without -t the same command has no terminal.
+    let o = env.out(&["exec", "idle", "sh", "-c", "/bin/busybox tty; exit 0"]);
+    assert!(
+        stdout(&o).contains("not a tty"),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    env.ok(&["rm", "-f", "idle"]);
+}
+
 fn sha256(path: &Path) -> String {
     let o = output(Command::new("sha256sum").arg(path));
     stdout(&o).split_whitespace().next().unwrap().to_string()
