@@ -456,11 +456,6 @@ fn merge_env(image: &[String], given: &[String], extra: &[String]) -> Vec<String
 }
 
 fn run(a: RunArgs, state_dir: Option<&Path>, runtime: Option<&Path>) -> anyhow::Result<i32> {
-    if a.detach && a.tty {
-        bail!(
-            "-d with -t is not supported (a detached container's output goes to its log); drop -t"
-        );
-    }
     let publish = a
         .publish
         .iter()
@@ -679,7 +674,13 @@ fn run(a: RunArgs, state_dir: Option<&Path>, runtime: Option<&Path>) -> anyhow::
             libc::signal(sig, ignore as *const () as libc::sighandler_t);
         }
     }
-    let code = supervise(&mut c, Stdio::inherit(), Stdio::inherit(), Stdio::inherit())?;
+    let code = supervise(
+        &mut c,
+        Stdio::inherit(),
+        Stdio::inherit(),
+        Stdio::inherit(),
+        false,
+    )?;
     // It never started (runc said why on stderr): leave nothing behind.
     if c.config.auto_remove || c.state.started == 0.0 {
         remove(&store, c, &inst)?;
@@ -729,10 +730,25 @@ fn runc(c: &Config) -> Command {
 
 /// Runs `runc run` for `c` and waits: records running (with the PID runc reports) and the
 /// exit. Returns the container's exit code (128+N for a signal).
-fn supervise(c: &mut Container, i: Stdio, o: Stdio, e: Stdio) -> anyhow::Result<i32> {
+fn supervise(c: &mut Container, i: Stdio, o: Stdio, e: Stdio, ctty: bool) -> anyhow::Result<i32> {
     let pid_file = c.dir.join("runc.pid");
     let _ = std::fs::remove_file(&pid_file);
-    let mut child = runc(&c.config)
+    let mut cmd = runc(&c.config);
+    if ctty {
+        // runc's foreground terminal mode opens /dev/tty: give it a session whose controlling
+        // terminal is the pty on its stdin.
+        // SAFETY: setsid and ioctl are async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::unistd::setsid().map_err(std::io::Error::from)?;
+                if libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let mut child = cmd
         .arg("run")
         .arg("--bundle")
         .arg(c.bundle())
@@ -788,6 +804,30 @@ fn supervise(c: &mut Container, i: Stdio, o: Stdio, e: Stdio) -> anyhow::Result<
     Ok(code)
 }
 
+/// A detached container with `-t`: runc gets a pty of the monitor's as its controlling
+/// terminal (its foreground terminal mode needs one), and what the container writes to its
+/// terminal is copied from the pty's master to the log (the monitor's stdout).
+fn supervise_with_pty(c: &mut Container) -> anyhow::Result<i32> {
+    let pty = nix::pty::openpty(None, None).context("open a pty for the container's terminal")?;
+    let slave = std::fs::File::from(pty.slave);
+    let (i, o, e) = (slave.try_clone()?, slave.try_clone()?, slave);
+    let mut master = std::fs::File::from(pty.master);
+    let copier = std::thread::spawn(move || {
+        // Ends with EIO once the last slave descriptor (runc's, the container's) is closed.
+        let mut out = std::io::stdout();
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = master.read(&mut buf) {
+            if n == 0 || out.write_all(&buf[..n]).is_err() {
+                break;
+            }
+            let _ = out.flush();
+        }
+    });
+    let code = supervise(c, i.into(), o.into(), e.into(), true)?;
+    let _ = copier.join();
+    Ok(code)
+}
+
 /// `nsnet internal container-monitor DIR`: the detached container's monitor.
 pub fn monitor(dir: &Path) -> i32 {
     let r = (|| -> anyhow::Result<i32> {
@@ -799,7 +839,17 @@ pub fn monitor(dir: &Path) -> i32 {
             root: dir.parent().unwrap_or(Path::new("/")).to_path_buf(),
         };
         let mut c = store.load(&id)?;
-        let code = supervise(&mut c, Stdio::null(), Stdio::inherit(), Stdio::inherit())?;
+        let code = if c.config.tty {
+            supervise_with_pty(&mut c)?
+        } else {
+            supervise(
+                &mut c,
+                Stdio::null(),
+                Stdio::inherit(),
+                Stdio::inherit(),
+                false,
+            )?
+        };
         if c.config.auto_remove {
             let inst = instance_at(&c.config.instance).ok_or_else(|| {
                 anyhow!(

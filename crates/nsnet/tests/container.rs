@@ -456,6 +456,35 @@ fn run_it_and_exec_it_give_the_container_a_terminal() {
         stderr(&o)
     );
     env.ok(&["rm", "-f", "idle"]);
+    // Detached with -t: the terminal is the monitor's pty, its output goes to the log.
+    env.ok(&[
+        "run",
+        "-d",
+        "-t",
+        "--name",
+        "tty",
+        "--network",
+        "none",
+        "--rootfs",
+        env.rootfs(),
+        "--",
+        "sh",
+        "-c",
+        "/bin/busybox tty; echo hello; sleep 1000",
+    ]);
+    let mut logs = String::new();
+    for _ in 0..100 {
+        logs = env.ok(&["logs", "tty"]);
+        if logs.contains("hello") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        logs.contains("/dev/pts/") && logs.contains("hello\r\n"),
+        "{logs:?}"
+    );
+    env.ok(&["rm", "-f", "tty"]);
 }
 
 fn sha256(path: &Path) -> String {
