@@ -4,7 +4,8 @@
 //! Process model (design.md sections 1 and 2): the front end finds the running nsnet instance —
 //! `--state-dir`, `$NSNET_STATE_DIR`, else the default one at `$XDG_RUNTIME_DIR/nsnet/default`
 //! (`$TMPDIR/nsnet-UID/default` without XDG_RUNTIME_DIR), which it starts as a daemon on first
-//! use: `nsnet run --net=builtin --detach-netns --port-driver=builtin` around an idle command.
+//! use: `nsnet run --net=builtin --disable-host-loopback --detach-netns --port-driver=builtin`
+//! around an idle command.
 //! It then joins the instance's user and mount namespaces (while single-threaded: no runtime
 //! has started) and runs runc there, where runc is root. runc creates the container's own
 //! namespaces; the network comes from OCI hooks (`nsnet internal oci-hook`, see
@@ -257,6 +258,9 @@ fn start_default(base: &Path, dir: &Path) -> anyhow::Result<Instance> {
             cmd.args([
                 "run",
                 "--net=builtin",
+                // As rootless Docker and containerd-rootless.sh do: containers do not reach
+                // the user's loopback services through the gateway.
+                "--disable-host-loopback",
                 "--detach-netns",
                 "--port-driver=builtin",
             ])

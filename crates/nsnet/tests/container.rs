@@ -372,6 +372,43 @@ fn two_containers_talk_by_ip_and_a_foreground_run_exits_with_its_code() {
         &script,
     ]);
     assert_eq!(got, "hello from nsnet\n");
+    // The default instance keeps the user's loopback closed to containers (as rootless
+    // Docker does): a server on this world's 127.0.0.1 is not reached through 10.0.2.2.
+    let host = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://10.0.2.2:{}/", host.local_addr().unwrap().port());
+    // It answers, so that only a closed path can make the fetch fail.
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut c in host.incoming().flatten() {
+            let mut req = Vec::new();
+            let mut b = [0u8; 1024];
+            while !req.ends_with(b"\r\n\r\n") {
+                match c.read(&mut b) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&b[..n]),
+                }
+            }
+            let _ = c.write_all(b"HTTP/1.0 200 OK\r\n\r\nopen\n");
+        }
+    });
+    let o = env.out(&[
+        "run",
+        "--rm",
+        "--rootfs",
+        env.rootfs(),
+        "--",
+        // (No -T: busybox-static's wget crashes with a timeout set.)
+        "wget",
+        "-q",
+        "-O",
+        "-",
+        &url,
+    ]);
+    assert!(
+        !o.status.success() && !stdout(&o).contains("open"),
+        "reached host loopback: {}",
+        stdout(&o)
+    );
     // --rm removed the client; its address is free again.
     assert_eq!(env.allocations().len(), 1);
     let o = env.out(&[
