@@ -480,21 +480,8 @@ pub fn graph_dot(view: &NetView) -> String {
         }
         let _ = writeln!(out, "  }}");
     }
-    for n in &view.netns {
-        for i in &n.interfaces {
-            if let Some(m) = n
-                .interfaces
-                .iter()
-                .find(|b| Some(&b.name) == i.master.as_ref())
-            {
-                let _ = writeln!(
-                    out,
-                    "  {} -> {} [style=dashed, label=\"port\"];",
-                    node_id(n.inode, i.index),
-                    node_id(n.inode, m.index)
-                );
-            }
-        }
+    for (port, master) in port_edges(view) {
+        let _ = writeln!(out, "  {port} -> {master} [style=dashed, label=\"port\"];");
     }
     for p in &view.veth_pairs {
         let _ = writeln!(
@@ -516,6 +503,20 @@ pub fn graph_dot(view: &NetView) -> String {
     }
     out.push_str("}\n");
     out
+}
+
+/// Every interface enslaved to a master in its netns (a bridge port), as (port, master) node
+/// ids: the dashed edges of the DOT and mermaid pictures.
+fn port_edges(view: &NetView) -> impl Iterator<Item = (String, String)> + '_ {
+    view.netns.iter().flat_map(|n| {
+        n.interfaces.iter().filter_map(move |i| {
+            let m = n
+                .interfaces
+                .iter()
+                .find(|b| Some(&b.name) == i.master.as_ref())?;
+            Some((node_id(n.inode, i.index), node_id(n.inode, m.index)))
+        })
+    })
 }
 
 fn mq(s: &str) -> String {
@@ -550,21 +551,8 @@ pub fn graph_mermaid(view: &NetView) -> String {
         }
         out.push_str("  end\n");
     }
-    for n in &view.netns {
-        for i in &n.interfaces {
-            if let Some(m) = n
-                .interfaces
-                .iter()
-                .find(|b| Some(&b.name) == i.master.as_ref())
-            {
-                let _ = writeln!(
-                    out,
-                    "  {} -.->|port| {}",
-                    node_id(n.inode, i.index),
-                    node_id(n.inode, m.index)
-                );
-            }
-        }
+    for (port, master) in port_edges(view) {
+        let _ = writeln!(out, "  {port} -.->|port| {master}");
     }
     for p in &view.veth_pairs {
         let _ = writeln!(
