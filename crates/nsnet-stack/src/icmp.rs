@@ -46,6 +46,8 @@ pub(crate) struct IcmpTable {
     gens: Vec<u32>,
     by_key: HashMap<Key, usize>,
     expired: Vec<OwnedFd>,
+    /// Receive buffer for echo replies, allocated on first use and kept.
+    buf: Vec<u8>,
 }
 
 fn checksum(msg: &mut [u8]) {
@@ -115,16 +117,8 @@ impl IcmpTable {
         let bind = ctx.cfg.outbound_addr.map(IpAddr::V4);
         let sock = sys::socket(to, libc::SOCK_DGRAM, libc::IPPROTO_ICMP, bind).ok()?;
         sys::connect(sock.as_raw_fd(), to).ok()?;
-        let idx = self
-            .flows
-            .iter()
-            .position(Option::is_none)
-            .unwrap_or_else(|| {
-                self.flows.push(None);
-                self.gens.push(0);
-                self.flows.len() - 1
-            });
-        self.gens[idx] = self.gens[idx].wrapping_add(1);
+        let free = self.flows.iter().position(Option::is_none);
+        let idx = crate::token::claim_slot(&mut self.flows, &mut self.gens, free);
         let token = crate::token::encode(TOKEN_KIND, self.gens[idx], idx);
         sys::epoll_add(ctx.epoll, sock.as_raw_fd(), libc::EPOLLIN as u32, token).ok()?;
         self.flows[idx] = Some(Flow {
@@ -143,13 +137,15 @@ impl IcmpTable {
         let Some(f) = self.flows[idx].as_mut() else {
             return;
         };
-        let mut buf = vec![0u8; 65536];
-        while let Ok(n) = sys::recv(f.sock.as_raw_fd(), &mut buf) {
+        if self.buf.len() < 65536 {
+            self.buf = vec![0; 65536];
+        }
+        while let Ok(n) = sys::recv(f.sock.as_raw_fd(), &mut self.buf) {
             f.last = now;
             if n < 8 {
                 continue;
             }
-            let msg = &mut buf[..n];
+            let msg = &mut self.buf[..n];
             msg[4..6].copy_from_slice(&f.key.ident.to_be_bytes());
             checksum(msg);
             ctx.send_ipv4_fragmented(f.key.remote, f.key.guest, 1, msg);

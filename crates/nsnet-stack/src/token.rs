@@ -27,6 +27,22 @@ pub(crate) fn current(token: u64, gens: &[u32]) -> Option<usize> {
         .then_some(idx)
 }
 
+/// Claims a slot for a new flow: `reuse` (a free slot the table found) or a new one at the
+/// end, with its generation bumped so that tokens of the previous occupant go stale.
+pub(crate) fn claim_slot<T>(
+    slots: &mut Vec<Option<T>>,
+    gens: &mut Vec<u32>,
+    reuse: Option<usize>,
+) -> usize {
+    let idx = reuse.unwrap_or_else(|| {
+        slots.push(None);
+        gens.push(0);
+        slots.len() - 1
+    });
+    gens[idx] = gens[idx].wrapping_add(1);
+    idx
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,5 +60,13 @@ mod tests {
             "24-bit generation wraps"
         );
         assert_eq!(current(encode(2, 0, 9), &gens), None, "no such slot");
+    }
+
+    #[test]
+    fn claimed_slots_are_reused_or_appended_with_a_new_generation() {
+        let (mut slots, mut gens) = (vec![None::<u8>, Some(1)], vec![3u32, 1]);
+        assert_eq!(claim_slot(&mut slots, &mut gens, Some(0)), 0);
+        assert_eq!(claim_slot(&mut slots, &mut gens, None), 2);
+        assert_eq!((slots.len(), gens), (3, vec![4, 1, 1]));
     }
 }

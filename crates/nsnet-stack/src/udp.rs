@@ -134,16 +134,7 @@ impl UdpTable {
     }
 
     fn alloc(&mut self) -> usize {
-        let idx = match self.free.pop() {
-            Some(i) => i,
-            None => {
-                self.flows.push(None);
-                self.gens.push(0);
-                self.flows.len() - 1
-            }
-        };
-        self.gens[idx] = self.gens[idx].wrapping_add(1);
-        idx
+        crate::token::claim_slot(&mut self.flows, &mut self.gens, self.free.pop())
     }
 
     /// Datagrams from host clients of forward `fwd`: each client's become a flow from the
@@ -217,12 +208,7 @@ impl UdpTable {
             let f = self.flows[idx].as_mut().expect("indexed flow");
             f.last = now;
             let l4 = &mut self.buf[..UDP_HDR_LEN + n];
-            let (src, dst) = (f.key.remote, f.key.guest);
-            emit_udp(l4, src, dst);
-            match (src.ip(), dst.ip()) {
-                (IpAddr::V4(s), IpAddr::V4(d)) => ctx.send_ipv4_fragmented(s, d, 17, l4),
-                (s, d) => ctx.send_ip(s, d, 17, l4),
-            }
+            send_udp(ctx, l4, f.key.remote, f.key.guest);
         }
     }
 
@@ -304,13 +290,7 @@ impl UdpTable {
                 Ok(n) => {
                     f.last = now;
                     let l4 = &mut self.buf[..UDP_HDR_LEN + n];
-                    let (src, dst) = (f.key.remote, f.key.guest);
-                    emit_udp(l4, src, dst);
-                    match (src.ip(), dst.ip()) {
-                        (IpAddr::V4(s), IpAddr::V4(d)) => ctx.send_ipv4_fragmented(s, d, 17, l4),
-                        // IPv6 replies above the MTU are sent whole (no fragment header yet).
-                        (s, d) => ctx.send_ip(s, d, 17, l4),
-                    }
+                    send_udp(ctx, l4, f.key.remote, f.key.guest);
                 }
                 Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
                     let q = f.quote.clone();
@@ -336,6 +316,16 @@ impl UdpTable {
                 self.close(epoll, idx);
             }
         }
+    }
+}
+
+/// Fills the UDP header of `l4` (payload in place) and sends the datagram to the guest: IPv4
+/// above the MTU as fragments, IPv6 whole (no fragment header yet).
+fn send_udp(ctx: &mut Ctx<'_>, l4: &mut [u8], src: SocketAddr, dst: SocketAddr) {
+    emit_udp(l4, src, dst);
+    match (src.ip(), dst.ip()) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => ctx.send_ipv4_fragmented(s, d, 17, l4),
+        (s, d) => ctx.send_ip(s, d, 17, l4),
     }
 }
 

@@ -415,15 +415,7 @@ impl TcpTable {
 
     /// A free slot, with `sock` registered in epoll under its token.
     fn register(&mut self, ctx: &Ctx<'_>, sock: &OwnedFd) -> Option<usize> {
-        let idx = match self.free.pop() {
-            Some(i) => i,
-            None => {
-                self.conns.push(None);
-                self.gens.push(0);
-                self.conns.len() - 1
-            }
-        };
-        self.gens[idx] = self.gens[idx].wrapping_add(1);
+        let idx = crate::token::claim_slot(&mut self.conns, &mut self.gens, self.free.pop());
         let token = self.token(idx);
         let ev = (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
         if sys::epoll_add(ctx.epoll, sock.as_raw_fd(), ev, token).is_err() {
@@ -566,21 +558,8 @@ impl TcpTable {
             libc::EHOSTUNREACH | libc::ETIMEDOUT => {
                 ctx.send_unreachable(crate::stack::UNREACH_HOST, quote)
             }
-            _ => {
-                let ack = seg.seq.wrapping_add(1);
-                emit(
-                    ctx,
-                    key.remote,
-                    key.guest,
-                    0,
-                    ack,
-                    RST | ACK,
-                    0,
-                    None,
-                    [&[], &[]],
-                    1,
-                );
-            }
+            // A refused SYN is answered as a segment for no connection: RST|ACK of the SYN.
+            _ => reset_unknown(ctx, key, seg),
         }
     }
 
