@@ -104,7 +104,7 @@ impl Drop for Pasta {
 
 /// pasta's command line for a plan (RootlessKit 2.x's), without the namespace and PID file.
 pub fn pasta_args(plan: &LaunchPlan) -> Vec<String> {
-    let net = |n: u32| std::net::Ipv4Addr::from(u32::from(plan.cidr.network) + n);
+    let net = |n| plan.cidr.host(n);
     let mut a = vec![
         "--stderr".to_string(),
         format!("--ns-ifname={}", plan.ifname),
@@ -184,14 +184,17 @@ pub fn start_pasta(
     if plan.debug {
         eprint!("{}", String::from_utf8_lossy(&out.stderr));
     }
-    let net = |n: u32| std::net::Ipv4Addr::from(u32::from(plan.cidr.network) + n);
-    Ok((
-        NetworkSetup {
-            dns: vec![net(3).to_string()],
-            child_ip: Some(net(100)),
-        },
-        running,
-    ))
+    Ok((uplink_setup(plan), running))
+}
+
+/// What both external drivers give the child, from the CIDR (slirp4netns's and RootlessKit's
+/// layout): DNS at CIDR+3, the child at CIDR+100.
+fn uplink_setup(plan: &LaunchPlan) -> NetworkSetup {
+    let net = |n| plan.cidr.host(n);
+    NetworkSetup {
+        dns: vec![net(3).to_string()],
+        child_ip: Some(net(100)),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -357,14 +360,7 @@ pub fn start_slirp4netns(
             .into());
         }
     }
-    let net = |n: u32| std::net::Ipv4Addr::from(u32::from(plan.cidr.network) + n);
-    Ok((
-        NetworkSetup {
-            dns: vec![net(3).to_string()],
-            child_ip: Some(net(100)),
-        },
-        running,
-    ))
+    Ok((uplink_setup(plan), running))
 }
 
 #[cfg(test)]
