@@ -171,6 +171,19 @@ pub(crate) fn unmapped(a: SocketAddr) -> SocketAddr {
     }
 }
 
+/// RootlessKit's `ValidatePortSpec`: the spec's own rules, then no conflict with a port
+/// already published (`published`: id and spec of each).
+pub(crate) fn validate<'a>(
+    spec: &PortSpec,
+    published: impl IntoIterator<Item = (u64, &'a PortSpec)>,
+) -> Result<spec::Plan, PortError> {
+    let plan = spec.plan()?;
+    match published.into_iter().find(|(_, p)| p.conflicts_with(spec)) {
+        Some((id, _)) => Err(PortError::Conflict(id)),
+        None => Ok(plan),
+    }
+}
+
 /// `net.ipv4.ip_unprivileged_port_start`, when readable.
 fn unprivileged_port_start() -> Option<u16> {
     std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
@@ -293,17 +306,10 @@ impl PortManager {
 
     /// Publishes a port: validates, checks conflicts, binds, starts forwarding.
     pub fn add(&self, spec: PortSpec) -> Result<PortStatus, PortError> {
-        let plan = spec.plan()?;
-        {
+        let plan = {
             let st = self.state.lock().expect("port state lock");
-            if let Some((id, _)) = st
-                .ports
-                .iter()
-                .find(|(_, p)| p.status.spec.conflicts_with(&spec))
-            {
-                return Err(PortError::Conflict(*id));
-            }
-        }
+            validate(&spec, st.ports.iter().map(|(id, p)| (*id, &p.status.spec)))?
+        };
         let sock = bind(&plan).map_err(|e| listen_error(&spec.proto, plan.listen, &e))?;
         let (stop_tx, stop_rx) = oneshot::channel();
         let mut reply_rule = None;

@@ -77,12 +77,9 @@ impl Slirp4netnsPorts {
 
     /// Validates `spec` as the builtin driver does, then asks slirp4netns for a forward.
     pub async fn add(&self, spec: PortSpec) -> Result<PortStatus, PortError> {
-        spec.plan()?;
         {
             let ports = self.ports.lock().expect("port state lock");
-            if let Some((id, _)) = ports.iter().find(|(_, p)| p.spec.conflicts_with(&spec)) {
-                return Err(PortError::Conflict(*id));
-            }
+            crate::validate(&spec, ports.iter().map(|(id, p)| (*id, &p.spec)))?;
         }
         if spec.proto.ends_with('6') {
             return Err(PortError::Syntax(format!(
