@@ -171,6 +171,33 @@ pub(crate) fn unmapped(a: SocketAddr) -> SocketAddr {
     }
 }
 
+/// A non-blocking socket in the child bound to `source`, an address that is not the child's
+/// own (IP_TRANSPARENT), so that the target sees the client. The client's port is kept when it
+/// is free in the child, else any port of the client's address. `mark`, when given, is set
+/// before the bind.
+pub(crate) fn transparent_socket(
+    sockets: &dyn ChildSockets,
+    ty: Type,
+    target: SocketAddr,
+    source: SocketAddr,
+    mark: Option<u32>,
+) -> std::io::Result<Socket> {
+    let s = sockets.socket(Domain::for_address(target), ty)?;
+    if target.is_ipv4() {
+        s.set_ip_transparent_v4(true)?;
+    } else {
+        s.set_ip_transparent_v6(true)?;
+    }
+    if let Some(mark) = mark {
+        s.set_mark(mark)?;
+    }
+    s.set_nonblocking(true)?;
+    if s.bind(&source.into()).is_err() {
+        s.bind(&SocketAddr::new(source.ip(), 0).into())?;
+    }
+    Ok(s)
+}
+
 /// RootlessKit's `ValidatePortSpec`: the spec's own rules, then no conflict with a port
 /// already published (`published`: id and spec of each).
 pub(crate) fn validate<'a>(

@@ -18,31 +18,6 @@ fn reset(client: TcpStream) {
     drop(client);
 }
 
-/// A child-side socket that appears to come from the client's own address: IP_TRANSPARENT
-/// lets it bind a non-local address, and its mark routes the server's replies to that
-/// address back to it (the parent's routing setup: `fwmark MARK lookup MARK`, a local default
-/// route in that table, and `tcp_fwmark_accept` so the server's accepted socket inherits the
-/// mark). The client's port is kept when it is free in the child.
-fn transparent_socket(
-    sockets: &dyn ChildSockets,
-    target: SocketAddr,
-    source: SocketAddr,
-    mark: u32,
-) -> std::io::Result<socket2::Socket> {
-    let s = sockets.socket(Domain::for_address(target), Type::STREAM)?;
-    if target.is_ipv4() {
-        s.set_ip_transparent_v4(true)?;
-    } else {
-        s.set_ip_transparent_v6(true)?;
-    }
-    s.set_mark(mark)?;
-    s.set_nonblocking(true)?;
-    if s.bind(&source.into()).is_err() {
-        s.bind(&SocketAddr::new(source.ip(), 0).into())?;
-    }
-    Ok(s)
-}
-
 async fn connect_child(
     sockets: &dyn ChildSockets,
     target: SocketAddr,
@@ -57,7 +32,10 @@ async fn connect_child(
         && source.is_ipv4() == target.is_ipv4()
         && target.ip().is_loopback()
     {
-        match transparent_socket(sockets, target, source, mark) {
+        // The mark routes the server's replies to the client's address back to this socket
+        // (the parent's routing setup: `fwmark MARK lookup MARK`, a local default route in
+        // that table, and `tcp_fwmark_accept` so the server's accepted socket inherits it).
+        match crate::transparent_socket(sockets, Type::STREAM, target, source, Some(mark)) {
             Ok(s) => {
                 let std: std::net::TcpStream = s.into();
                 match TcpSocket::from_std_stream(std).connect(target).await {

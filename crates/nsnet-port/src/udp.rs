@@ -75,17 +75,7 @@ fn transparent_flow(
     target: SocketAddr,
     client: SocketAddr,
 ) -> std::io::Result<FlowSocket> {
-    let s = sockets.socket(Domain::for_address(target), Type::DGRAM)?;
-    if target.is_ipv4() {
-        s.set_ip_transparent_v4(true)?;
-    } else {
-        s.set_ip_transparent_v6(true)?;
-    }
-    s.set_nonblocking(true)?;
-    // The client's port when it is free in the child, else any port of the client's address.
-    if s.bind(&client.into()).is_err() {
-        s.bind(&SocketAddr::new(client.ip(), 0).into())?;
-    }
+    let s = crate::transparent_socket(sockets, Type::DGRAM, target, client, None)?;
     Ok(FlowSocket {
         sock: UdpSocket::from_std(s.into())?,
         transparent_to: Some(target),
