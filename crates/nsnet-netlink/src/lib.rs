@@ -9,13 +9,17 @@
 //! - Tap devices cannot be created over netlink: [`create_tap`] uses the `TUNSETIFF` ioctl on
 //!   `/dev/net/tun`, with `IFF_VNET_HDR` and `TUNSETOFFLOAD` so that 64 KiB TSO segments with
 //!   partial checksums cross the tap (the user-mode stack reads and writes a 10-byte
-//!   `virtio_net_hdr` before every frame; see nsnet-stack's `vnet` module).
+//!   `virtio_net_hdr` before every frame; see nsnet-stack's `wire` module).
 //! - Addresses, routes and link state go over a synchronous rtnetlink socket
 //!   ([`Netlink`]): one request, one ACK, built with netlink-packet-route's message types. No
 //!   async runtime, because these run once at start-up on a thread pinned to a namespace.
+//!   Reading back (links, addresses, default routes, nsids) goes over the same socket type
+//!   (`dump.rs`), so the workspace has one netlink client.
 
+mod dump;
 mod links;
 
+pub use dump::{Addr, DefaultRoute};
 pub use links::Link;
 
 use std::io;

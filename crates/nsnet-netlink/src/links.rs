@@ -14,7 +14,7 @@ use netlink_packet_core::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::link::{
     InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute,
-    LinkFlags, LinkInfo, LinkMessage,
+    LinkFlags, LinkInfo, LinkMessage, State,
 };
 
 use crate::{Error, Netlink, Result};
@@ -34,6 +34,14 @@ pub struct Link {
     pub kind: String,
     /// With bridge ports: whether hairpin mode is on (`IFLA_BRPORT_MODE`).
     pub hairpin: Option<bool>,
+    /// `IFF_LOOPBACK`.
+    pub loopback: bool,
+    /// The operational state (`IFLA_OPERSTATE`): `up`, `down`, `lowerlayerdown`, `unknown`…
+    pub oper: String,
+    /// `IFLA_LINK`: for a veth, the peer's ifindex, in the namespace named by `peer_netnsid`
+    /// (ifindex values repeat across namespaces; the nsid is local to this one).
+    pub peer_index: Option<u32>,
+    pub peer_netnsid: Option<i32>,
 }
 
 fn to_link(m: LinkMessage) -> Link {
@@ -46,6 +54,10 @@ fn to_link(m: LinkMessage) -> Link {
         up: m.header.flags.contains(LinkFlags::Up),
         kind: String::new(),
         hairpin: None,
+        loopback: m.header.flags.contains(LinkFlags::Loopback),
+        oper: String::new(),
+        peer_index: None,
+        peer_netnsid: None,
     };
     for a in m.attributes {
         match a {
@@ -59,6 +71,17 @@ fn to_link(m: LinkMessage) -> Link {
                     .join(":")
             }
             LinkAttribute::Controller(i) => l.master = Some(i),
+            LinkAttribute::Link(p) => l.peer_index = Some(p),
+            LinkAttribute::LinkNetNsId(id) => l.peer_netnsid = Some(id),
+            LinkAttribute::OperState(st) => {
+                l.oper = match st {
+                    State::Up => "up".into(),
+                    State::Down => "down".into(),
+                    State::LowerLayerDown => "lowerlayerdown".into(),
+                    State::Unknown => "unknown".into(),
+                    other => format!("{other:?}").to_lowercase(),
+                }
+            }
             LinkAttribute::LinkInfo(infos) => {
                 for i in infos {
                     match i {

@@ -1,0 +1,192 @@
+//! Reading a namespace's configuration back: addresses, default routes, and the nsid a
+//! namespace gives to another (links are listed by [`Netlink::links`] in `links.rs`). The
+//! inspector (`nsnet ns`) and the bridge layer read through here, so there is one netlink
+//! client in the workspace.
+//!
+//! A netlink socket answers for the namespace it was created in, whoever holds it: the
+//! inspector creates one inside each namespace (in a forked helper that joined it) and passes
+//! the descriptor back ([`Netlink::from_fd`]). `RTM_GETNSID` with `NETNSA_FD` asks "which id
+//! does *this* namespace give to the namespace open on that fd" — the fd is resolved in the
+//! sending process, which is how a veth's `IFLA_LINK_NETNSID` becomes a namespace identity.
+
+use std::net::IpAddr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
+
+use netlink_packet_core::{NLM_F_DUMP, NLM_F_REQUEST};
+use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::nsid::{NsidAttribute, NsidMessage};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteType,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use netlink_sys::Socket;
+
+use crate::{Netlink, Result};
+
+/// An address of an interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Addr {
+    pub index: u32,
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+/// A default route of the main table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefaultRoute {
+    pub gateway: Option<IpAddr>,
+    pub oif: Option<u32>,
+}
+
+impl Netlink {
+    /// A route-netlink socket made elsewhere (in another namespace, by a helper) and handed
+    /// over: it keeps answering for the namespace it was made in.
+    pub fn from_fd(fd: OwnedFd) -> Netlink {
+        // SAFETY: we own the descriptor and give it to the socket, which closes it on drop.
+        let sock = unsafe { Socket::from_raw_fd(fd.into_raw_fd()) };
+        Netlink { sock, seq: 0 }
+    }
+
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+
+    /// Every address of every interface. IFA_LOCAL is the interface's own address on
+    /// point-to-point links (IFA_ADDRESS is the peer there, and the same as IFA_LOCAL
+    /// elsewhere), so it wins when both are present.
+    pub fn addrs(&mut self) -> Result<Vec<Addr>> {
+        let msgs = self.exchange(
+            "list addresses",
+            "all".into(),
+            RouteNetlinkMessage::GetAddress(AddressMessage::default()),
+            NLM_F_REQUEST | NLM_F_DUMP,
+        )?;
+        let mut out = Vec::new();
+        for m in msgs {
+            let RouteNetlinkMessage::NewAddress(a) = m else {
+                continue;
+            };
+            let find = |local: bool| {
+                a.attributes.iter().find_map(|x| match x {
+                    AddressAttribute::Local(ip) if local => Some(*ip),
+                    AddressAttribute::Address(ip) if !local => Some(*ip),
+                    _ => None,
+                })
+            };
+            if let Some(addr) = find(true).or_else(|| find(false)) {
+                out.push(Addr {
+                    index: a.header.index,
+                    addr,
+                    prefix: a.header.prefix_len,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Default routes of the main table, IPv4 and IPv6.
+    pub fn default_routes(&mut self) -> Result<Vec<DefaultRoute>> {
+        let mut out = Vec::new();
+        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+            let mut msg = RouteMessage::default();
+            msg.header = RouteHeader {
+                address_family: family,
+                ..RouteHeader::default()
+            };
+            let replies = self.exchange(
+                "list routes",
+                format!("{family:?}"),
+                RouteNetlinkMessage::GetRoute(msg),
+                NLM_F_REQUEST | NLM_F_DUMP,
+            )?;
+            for m in replies {
+                let RouteNetlinkMessage::NewRoute(r) = m else {
+                    continue;
+                };
+                if r.header.destination_prefix_length != 0
+                    || r.header.kind != RouteType::Unicast
+                    || r.header.table != RouteHeader::RT_TABLE_MAIN
+                {
+                    continue;
+                }
+                let mut d = DefaultRoute {
+                    gateway: None,
+                    oif: None,
+                };
+                for a in r.attributes {
+                    match a {
+                        RouteAttribute::Gateway(RouteAddress::Inet(g)) => {
+                            d.gateway = Some(g.into())
+                        }
+                        RouteAttribute::Gateway(RouteAddress::Inet6(g)) => {
+                            d.gateway = Some(g.into())
+                        }
+                        RouteAttribute::Oif(o) => d.oif = Some(o),
+                        _ => {}
+                    }
+                }
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The id this namespace gives to the network namespace open on `other`, if it has one
+    /// (the kernel answers -1 for "none assigned" rather than failing).
+    pub fn nsid_of(&mut self, other: BorrowedFd<'_>) -> Result<Option<i32>> {
+        let mut msg = NsidMessage::default();
+        msg.attributes
+            .push(NsidAttribute::Fd(other.as_raw_fd() as u32));
+        let replies = self.exchange(
+            "ask for a namespace id",
+            format!("fd {}", other.as_raw_fd()),
+            RouteNetlinkMessage::GetNsId(msg),
+            NLM_F_REQUEST,
+        )?;
+        for r in replies {
+            if let RouteNetlinkMessage::NewNsId(m) = r {
+                for a in m.attributes {
+                    if let NsidAttribute::Id(id) = a {
+                        return Ok((id >= 0).then_some(id));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_loopback_with_its_address_here() {
+        let mut r = Netlink::open().unwrap();
+        let links = r.links().unwrap();
+        let lo = links.iter().find(|l| l.name == "lo").expect("lo listed");
+        assert!(lo.loopback);
+        assert_eq!(lo.mtu, 65536);
+        let addrs = r.addrs().unwrap();
+        if lo.up {
+            assert!(
+                addrs
+                    .iter()
+                    .any(|a| a.index == lo.index && a.addr == IpAddr::from([127, 0, 0, 1]))
+            );
+        }
+        r.default_routes().unwrap();
+    }
+
+    #[test]
+    fn a_handed_over_socket_answers_and_ids_are_asked_by_fd() {
+        let own = Netlink::open().unwrap();
+        let fd = own.as_fd().try_clone_to_owned().unwrap();
+        drop(own);
+        let mut r = Netlink::from_fd(fd);
+        let me = std::fs::File::open("/proc/self/ns/net").unwrap();
+        r.nsid_of(me.as_fd()).unwrap();
+        let not_ns = std::fs::File::open("/dev/null").unwrap();
+        assert!(r.nsid_of(not_ns.as_fd()).is_err());
+    }
+}
