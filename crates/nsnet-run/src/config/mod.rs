@@ -1,7 +1,7 @@
 //! Launcher options: the flags both front ends parse ([`RawOptions`], in [`flags`]) and their
 //! validation into a [`LaunchPlan`], one `validate_*` step per concern (network, ports,
-//! mounts, process, drivers) in the order RootlessKit checks them, so that of two bad flags
-//! the same one is reported.
+//! mounts, process, drivers), in the order the checks have always run, so that of two bad
+//! flags the same one is still reported.
 //!
 //! Every rule is checked here, before anything touches the system, so a bad flag leaves
 //! nothing behind. The messages are RootlessKit's where RootlessKit has one (scripts match
