@@ -13,8 +13,10 @@
 //! - [`netlink`]: a small synchronous route-netlink reader (links, addresses, routes, nsids).
 //! - [`net`]: the network view (`nsnet ns net`): roles, veth pairs resolved through the nsid
 //!   maps, bridges, tap devices and the processes that own them.
-//! - [`render`]: tables and the graph forms (text tree, DOT, mermaid); [`svg`]: SVG laid
-//!   out in-process.
+//! - [`graph`]: the edge model every picture is drawn from (launcher, tap and veth links,
+//!   bridge ports, the rank of each role).
+//! - [`render`]: the `ls` table, the `net` listing and the graph forms (text tree, DOT,
+//!   mermaid, SVG laid out in-process), one module each.
 //! - [`join`]: joining a target's namespaces (`nsnet ns exec`), by PID or as the rootless
 //!   child of a running instance.
 //!
@@ -29,13 +31,17 @@
 //! `RTM_GETNSID` resolves an fd in the sender's table; nsfs inodes identify namespaces.
 
 pub mod enter;
+#[cfg(test)]
+mod fixture;
+pub mod graph;
 pub mod join;
 pub mod namespaces;
 pub mod net;
 pub mod netlink;
 pub mod procscan;
 pub mod render;
-pub mod svg;
+// `nsnet_inspect::svg::graph_svg`, the path the binary uses, stays valid.
+pub use render::svg;
 
 pub use namespaces::{Snapshot, discover};
 pub use nsfs::{NsId, NsType};

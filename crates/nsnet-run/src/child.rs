@@ -2,7 +2,6 @@
 //! mounts and network namespace the plan asks for, reports ready, then runs the command and
 //! passes its exit status up.
 
-use std::fs::File;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -12,8 +11,8 @@ use nix::unistd::Pid;
 use nsnet_ns::mount::{self, Propagation};
 use nsnet_ns::{copyup, netns};
 
+use crate::channel::ChildSide;
 use crate::config::{ChildConfig, Personality, Role};
-use crate::protocol::{self, ChildMsg, ParentMsg};
 use crate::sigwait::{Exit, SignalWaiter, block_forwarded, unblock_all};
 use crate::{CHILD_ENV, LaunchError};
 
@@ -47,61 +46,41 @@ pub fn main(init_logging: fn(bool)) -> i32 {
     set_cloexec(fds.0);
     set_cloexec(fds.1);
     // SAFETY: both descriptors were passed to us by our parent and nothing else owns them.
-    let (mut from_parent, mut to_parent) = unsafe {
-        (
-            File::from(OwnedFd::from_raw_fd(fds.0)),
-            File::from(OwnedFd::from_raw_fd(fds.1)),
-        )
-    };
-    let config = match protocol::recv::<ParentMsg>(&mut from_parent) {
-        Ok(ParentMsg::Start(c)) => *c,
-        other => {
+    let mut channel =
+        unsafe { ChildSide::new(OwnedFd::from_raw_fd(fds.0), OwnedFd::from_raw_fd(fds.1)) };
+    let config = match channel.start() {
+        Ok(c) => c,
+        Err(e) => {
             init_logging(false);
-            eprintln!("nsnet: error: child stage: expected the start message, got {other:?}");
+            eprintln!("nsnet: error: child stage: {e}");
             return 1;
         }
     };
     init_logging(config.debug);
-    let fail = |to_parent: &mut File, e: LaunchError| {
-        let _ = protocol::send(
-            to_parent,
-            &ChildMsg::Failed {
-                message: e.to_string(),
-            },
-        );
-        1
-    };
     let warnings = match setup(&config) {
         Ok(w) => w,
-        Err(e) => return fail(&mut to_parent, e),
+        Err(e) => {
+            channel.failed(e.to_string());
+            return 1;
+        }
     };
-    if protocol::send(&mut to_parent, &ChildMsg::NamespacesReady { warnings }).is_err() {
-        return 1;
-    }
-    let dns = match protocol::recv::<ParentMsg>(&mut from_parent) {
-        Ok(ParentMsg::NetworkReady { dns }) => dns,
+    let dns = match channel.namespaces_ready(warnings) {
+        Ok(dns) => dns,
         // The parent gave up (its driver failed); it reports why.
-        _ => return 1,
+        Err(_) => return 1,
     };
     let mut warnings = Vec::new();
     if config.network
         && let Err(e) = write_name_files(&config, &dns, &mut warnings)
     {
-        return fail(&mut to_parent, e);
-    }
-    if protocol::send(&mut to_parent, &ChildMsg::Ready { warnings }).is_err() {
+        channel.failed(e.to_string());
         return 1;
     }
     // The command starts only once $STATE/child_pid and api.sock exist, so that it can use
     // them at once (RootlessKit leaves a window here).
-    if !matches!(
-        protocol::recv::<ParentMsg>(&mut from_parent),
-        Ok(ParentMsg::Go)
-    ) {
+    if channel.ready(warnings).is_err() {
         return 1;
     }
-    drop(from_parent);
-    drop(to_parent);
     run_command(&config)
 }
 
@@ -338,12 +317,7 @@ mod tests {
     fn rootlesskit_spawn_errors_read_like_go() {
         let mut cfg = crate::config::LaunchPlan::from_raw(
             crate::config::RawOptions {
-                net: "host".into(),
-                copy_up_mode: "tmpfs+symlink".into(),
-                propagation: "rprivate".into(),
-                port_driver: "none".into(),
-                reaper: "auto".into(),
-                subid_source: "auto".into(),
+                net: Some("host".into()),
                 command: vec!["nonexistent-cmd".into()],
                 ..Default::default()
             },

@@ -374,11 +374,6 @@ mod tests {
             cidr: Some("10.0.135.128/25".into()),
             disable_host_loopback: true,
             ipv6: true,
-            copy_up_mode: "tmpfs+symlink".into(),
-            propagation: "rprivate".into(),
-            port_driver: "none".into(),
-            reaper: "auto".into(),
-            subid_source: "auto".into(),
             slirp4netns_sandbox: "true".into(),
             slirp4netns_seccomp: "false".into(),
             command: vec!["true".into()],
@@ -390,7 +385,7 @@ mod tests {
     fn slirp4netns_gets_rootlesskits_flags() {
         let plan = LaunchPlan::from_raw(
             RawOptions {
-                net: "slirp4netns".into(),
+                net: Some("slirp4netns".into()),
                 ..plan_raw()
             },
             Personality::Nsnet,
@@ -421,7 +416,7 @@ mod tests {
     fn pasta_gets_rootlesskit_2s_flags() {
         let plan = LaunchPlan::from_raw(
             RawOptions {
-                net: "pasta".into(),
+                net: Some("pasta".into()),
                 pasta_binary: "/usr/bin/pasta".into(),
                 port_driver: "builtin".into(),
                 publish: vec!["8080:80/tcp".into()],

@@ -4,47 +4,23 @@
 //! *parent* process that stays in the caller's namespaces and a *child* process inside the new
 //! user, mount and (optionally) network namespace, which runs the command.
 //!
-//! ```text
-//! parent (host namespaces)                         child (new userns + mntns [+ netns, pidns…])
-//! ─────────────────────────                        ─────────────────────────────────────────────
-//! validate flags, lock $STATE
-//! block signals (signalfd)
-//! clone(CLONE_NEWUSER|CLONE_NEWNS|…) ───────────▶  set PDEATHSIG, wait on the sync pipe
-//! newuidmap/newgidmap PID (or single-id map)
-//! sync byte ─────────────────────────────────────▶  execve(/proc/self/exe): uid 0 is mapped now,
-//!                                                  so the new image holds full capabilities
-//! ParentMsg::Start(ChildConfig) ─────────────────▶  propagation, /proc, copy-up, netns, /sys
-//!                               ◀─────────────────  ChildMsg::NamespacesReady (or ::Failed)
-//! network driver: rootless, join the child's
-//! userns; a thread enters the child's netns
-//! (tap0, sockets there)
-//! ParentMsg::NetworkReady{dns} ──────────────────▶  resolv.conf + hosts
-//!                               ◀─────────────────  ChildMsg::Ready  (or ChildMsg::Failed)
-//! services: async runtime, port driver (-p),
-//! api.sock; write $STATE/child_pid
-//! ParentMsg::Go ─────────────────────────────────▶
-//! forward signals, wait                            spawn COMMAND (PDEATHSIG), forward signals,
-//!                                                  reap (PID 1 of a new pidns reaps orphans)
-//! exit with the child's status  ◀─────────────────  exit with the command's status
-//! ```
-//!
-//! Why a raw `clone` rather than `fork` + `unshare`: a PID namespace made by `unshare` only
-//! applies to the caller's *children*, while `clone(CLONE_NEWPID)` makes the child PID 1 of the
-//! new namespace, which is what `--pidns` promises. Why the child waits *before* `execve`:
-//! capabilities in a new user namespace survive `execve` only when uid 0 is already mapped
-//! (RootlessKit re-executes itself a second time for the same reason).
+//! The sequence of the two stages, the handshake between them and the reasons for each
+//! choice (a raw `clone`, waiting before `execve`, signalfd, the parent's thread in the
+//! child's netns) are drawn once, in `docs/launcher.md`; [`channel`] holds the handshake's
+//! steps, and accepts them only in that order.
 //!
 //! What it leaves to others: the mechanisms are `nsnet-ns`'s; network and port drivers plug
 //! in through [`net`] (one closed enum each, dispatched in one place), their implementations
-//! live in their own crates. Command-line parsing belongs to the binary.
+//! live in their own crates. The launcher's flags are declared here ([`config::flags`]) and
+//! flattened into the binary's command lines; the rest of the parsing belongs to the binary.
 
 pub mod builtin_net;
+pub mod channel;
 pub mod child;
 pub mod config;
 pub mod external_net;
 pub mod net;
 pub mod parent;
-pub mod protocol;
 pub mod services;
 mod sigwait;
 
@@ -74,7 +50,7 @@ pub enum LaunchError {
         source: std::io::Error,
     },
     #[error("parent/child channel: {0}")]
-    Protocol(#[from] protocol::ProtocolError),
+    Protocol(#[from] channel::ProtocolError),
     #[error("failed to expose port {spec}: {source}")]
     Publish {
         spec: String,

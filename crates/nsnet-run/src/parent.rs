@@ -1,6 +1,6 @@
 //! The parent stage: stays in the caller's namespaces, creates the child with `clone`, writes
-//! its id maps, hands it its configuration, then forwards signals and waits (see the crate
-//! page for the sequence).
+//! its id maps, hands it its configuration, then forwards signals and waits (the sequence is
+//! drawn in docs/launcher.md; the handshake's steps are [`crate::channel::ParentSide`]'s).
 
 use std::ffi::{CString, OsString};
 use std::fs::File;
@@ -17,8 +17,8 @@ use nsnet_ns::netns::NetnsThread;
 use nsnet_ns::statedir::StateDir;
 use nsnet_ns::{enter, idmap};
 
+use crate::channel::{ParentSide, ProtocolError};
 use crate::config::{LaunchPlan, Personality};
-use crate::protocol::{self, ChildMsg, ParentMsg};
 use crate::sigwait::{Exit, SignalWaiter, reap};
 use crate::{CHILD_ENV, LaunchError, sys};
 use crate::{net, services};
@@ -121,6 +121,26 @@ fn enter_child_netns(
     Ok(thread)
 }
 
+/// A failed handshake step as the launcher reports it: the child's own failure, or its
+/// exit status when it died without one (both reaped here, so the guard has nothing left
+/// to kill); anything else, an out-of-order reply included, leaves the child to the guard.
+fn child_error(e: ProtocolError, guard: &mut ChildGuard) -> LaunchError {
+    let mut reap_now = || {
+        guard.armed = false;
+        nix::sys::wait::waitpid(guard.pid, None)
+            .map(|s| format!("{s:?}"))
+            .unwrap_or_else(|e| e.to_string())
+    };
+    match e {
+        ProtocolError::ChildFailed(message) => {
+            reap_now();
+            LaunchError::Child(message)
+        }
+        ProtocolError::Closed => LaunchError::ChildDied(reap_now()),
+        e => e.into(),
+    }
+}
+
 fn clone_flags(plan: &LaunchPlan) -> CloneFlags {
     let mut f = CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS;
     if plan.net != crate::config::NetDriver::Host && !plan.detach_netns {
@@ -210,41 +230,24 @@ pub fn run(plan: &LaunchPlan, warn: &mut dyn FnMut(&str)) -> Result<Exit, Launch
     drop(p2c_r);
     drop(c2p_w);
     let mut to_child = File::from(p2c_w);
-    let mut from_child = File::from(c2p_r);
 
     let (method, map_warning) = idmap::write_maps(child.as_raw(), plan.subid_source)?;
     tracing::debug!(?method, "wrote the child's id maps");
     if let Some(w) = map_warning {
         warn(&w);
     }
+    // The wake-up byte goes out on the raw pipe: the child reads it before execve, before
+    // the channel's framing means anything to it.
     to_child.write_all(&[1]).map_err(|source| LaunchError::Io {
         op: "wake the child",
         source,
     })?;
+    let mut channel = ParentSide::new(to_child.into(), c2p_r);
     let config = plan.child_config(state.path().to_path_buf());
-    protocol::send(&mut to_child, &ParentMsg::Start(Box::new(config)))?;
-    let reap_now = |guard: &mut ChildGuard| {
-        guard.armed = false;
-        nix::sys::wait::waitpid(child, None)
-            .map(|s| format!("{s:?}"))
-            .unwrap_or_else(|e| e.to_string())
-    };
-    // Each reply: warnings to pass on, or the child's failure.
-    let mut expect = |from_child: &mut File, guard: &mut ChildGuard| -> Result<(), LaunchError> {
-        match protocol::recv::<ChildMsg>(from_child) {
-            Ok(ChildMsg::NamespacesReady { warnings } | ChildMsg::Ready { warnings }) => {
-                warnings.iter().for_each(|w| warn(w));
-                Ok(())
-            }
-            Ok(ChildMsg::Failed { message }) => {
-                reap_now(guard);
-                Err(LaunchError::Child(message))
-            }
-            Err(protocol::ProtocolError::Closed) => Err(LaunchError::ChildDied(reap_now(guard))),
-            Err(e) => Err(e.into()),
-        }
-    };
-    expect(&mut from_child, &mut guard)?;
+    let warnings = channel
+        .start(config)
+        .map_err(|e| child_error(e, &mut guard))?;
+    warnings.iter().for_each(|w| warn(w));
 
     let netns_thread = if net::needs_netns_thread(plan) {
         Some(Arc::new(enter_child_netns(
@@ -261,13 +264,10 @@ pub fn run(plan: &LaunchPlan, warn: &mut dyn FnMut(&str)) -> Result<Exit, Launch
         state_dir: state.path(),
     });
     let (setup, _network) = net::start(plan, ctx.as_ref())?;
-    protocol::send(
-        &mut to_child,
-        &ParentMsg::NetworkReady {
-            dns: setup.dns.clone(),
-        },
-    )?;
-    expect(&mut from_child, &mut guard)?;
+    let warnings = channel
+        .network_ready(setup.dns.clone())
+        .map_err(|e| child_error(e, &mut guard))?;
+    warnings.iter().for_each(|w| warn(w));
     let services = services::start(
         plan,
         &mut *warn,
@@ -277,9 +277,7 @@ pub fn run(plan: &LaunchPlan, warn: &mut dyn FnMut(&str)) -> Result<Exit, Launch
         state.path(),
     )?;
     state.write_child_pid(child.as_raw())?;
-    protocol::send(&mut to_child, &ParentMsg::Go)?;
-    drop(to_child);
-    drop(from_child);
+    channel.go()?;
     tracing::debug!(state_dir = %state.path().display(), "child ready");
     guard.armed = false;
     let exit = match reap(child, false)? {

@@ -4,9 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use nsnet_run::config::Role;
-use nsnet_run::{LaunchPlan, Personality};
-
-use crate::launch_flags::LaunchFlags;
+use nsnet_run::{LaunchPlan, Personality, RawOptions};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -49,7 +47,7 @@ enum Cmd {
 #[derive(Debug, clap::Args)]
 struct RunArgs {
     #[command(flatten)]
-    flags: LaunchFlags,
+    flags: RawOptions,
 }
 
 #[derive(Debug, Subcommand)]
@@ -126,7 +124,7 @@ pub fn main() -> i32 {
 
 fn run(args: RunArgs) -> i32 {
     crate::init_logging(args.flags.debug);
-    let mut raw = args.flags.raw("builtin");
+    let mut raw = args.flags;
     if raw.command.is_empty() {
         raw.command = vec![
             "/proc/self/exe".into(),

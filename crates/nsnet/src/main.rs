@@ -8,7 +8,6 @@
 
 mod cli;
 mod container_cmd;
-mod launch_flags;
 mod network_cmd;
 mod ns_cmd;
 mod port_cmd;

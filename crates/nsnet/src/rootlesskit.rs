@@ -5,9 +5,7 @@
 
 use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
 use nsnet_run::config::Role;
-use nsnet_run::{LaunchPlan, Personality};
-
-use crate::launch_flags::LaunchFlags;
+use nsnet_run::{LaunchPlan, Personality, RawOptions};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -18,8 +16,10 @@ use crate::launch_flags::LaunchFlags;
     after_help = "Note: RootlessKit requires /etc/subuid and /etc/subgid to be configured by the real root user."
 )]
 struct RootlesskitCli {
+    // Every launcher flag, declared once in nsnet-run; `--net`'s default (host here) is the
+    // personality's, resolved by the plan.
     #[command(flatten)]
-    flags: LaunchFlags,
+    flags: RawOptions,
 
     /// Print the version
     #[arg(short = 'v', long, action = ArgAction::SetTrue, help_heading = "Misc")]
@@ -86,7 +86,7 @@ pub fn main() -> i32 {
         };
     }
     crate::init_logging(cli.flags.debug);
-    match LaunchPlan::from_raw(cli.flags.raw("host"), Personality::Rootlesskit) {
+    match LaunchPlan::from_raw(cli.flags, Personality::Rootlesskit) {
         Ok(plan) => crate::launch(plan),
         Err(e) => fail(&e.to_string()),
     }

@@ -1,16 +1,24 @@
-//! The launcher's flags, shared by `nsnet run` and the `rootlesskit` personality, spelled as
-//! RootlessKit spells them (integrators grep `--help` for flag names).
+//! The launcher's flags, declared and defaulted once: [`RawOptions`] is flattened into both
+//! front ends' command lines (`nsnet run` and the `rootlesskit` personality), as youki's
+//! liboci-cli holds the arg structs its runtimes share. Spelled as RootlessKit spells them
+//! (integrators grep `--help` for flag names, nerdctl looks for `--detach-netns`), so every
+//! RootlessKit flag is declared here even where this build cannot act on it yet.
+//!
+//! The one default that differs between the front ends, `--net`, is left unset here and
+//! resolved by [`Personality::default_net`](super::Personality::default_net).
 //!
 //! Go's flag package accepts `--pidns`, `--pidns=true` and `--pidns=false` for a boolean, and
 //! RootlessKit's scripts use all three, so every boolean here takes an optional `=VALUE`.
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Args};
-use nsnet_run::RawOptions;
+use clap::{ArgAction, Args, FromArgMatches};
 
-#[derive(Debug, Clone, Args)]
-pub struct LaunchFlags {
+// The flags as parsed and not yet checked against each other (`LaunchPlan::from_raw` does
+// that). A plain comment, not a doc comment: clap would take a doc comment on a flattened
+// struct as the about text of the command it is flattened into.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct RawOptions {
     /// Debug mode (same as RUST_LOG=debug)
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
           default_value = "false", action = ArgAction::Set, help_heading = "Misc")]
@@ -22,6 +30,7 @@ pub struct LaunchFlags {
 
     /// Network driver [host, none, builtin, slirp4netns, pasta, vpnkit, lxc-user-nic, gvisor-tap-vsock] (default: builtin for nsnet run, host for rootlesskit)
     #[arg(long, value_name = "DRIVER", help_heading = "Network")]
+    // `None` when absent: the default depends on the front end (see the module page).
     pub net: Option<String>,
 
     /// MTU for non-host network (0: 65520 for builtin, slirp4netns and pasta; 1500 for others)
@@ -76,6 +85,8 @@ pub struct LaunchFlags {
     #[arg(long, default_value = "pasta", help_heading = "Network [pasta]")]
     pub pasta_binary: String,
 
+    // The VPNKit and lxc-user-nic flags are accepted (scripts pass them) but unused: the
+    // plan refuses those drivers as unavailable in this build.
     /// Path of the VPNKit binary for --net=vpnkit
     #[arg(long, default_value = "vpnkit", help_heading = "Network [vpnkit]")]
     pub vpnkit_binary: String,
@@ -163,37 +174,69 @@ pub struct LaunchFlags {
     pub command: Vec<String>,
 }
 
-impl LaunchFlags {
-    /// The raw options for the launcher, with `default_net` when `--net` is absent.
-    pub fn raw(&self, default_net: &str) -> RawOptions {
-        RawOptions {
-            state_dir: self.state_dir.clone(),
-            net: self.net.clone().unwrap_or_else(|| default_net.to_string()),
-            mtu: self.mtu,
-            cidr: self.cidr.clone(),
-            ifname: self.ifname.clone(),
-            disable_host_loopback: self.disable_host_loopback,
-            ipv6: self.ipv6,
-            detach_netns: self.detach_netns,
-            copy_up: self.copy_up.clone(),
-            copy_up_mode: self.copy_up_mode.clone(),
-            propagation: self.propagation.clone(),
-            port_driver: self.port_driver.clone(),
-            publish: self.publish.clone(),
-            source_ip_transparent: self.source_ip_transparent,
-            pidns: self.pidns,
-            cgroupns: self.cgroupns,
-            utsns: self.utsns,
-            ipcns: self.ipcns,
-            reaper: self.reaper.clone(),
-            evacuate_cgroup2: self.evacuate_cgroup2.clone(),
-            subid_source: self.subid_source.clone(),
-            debug: self.debug,
-            slirp4netns_binary: self.slirp4netns_binary.clone(),
-            slirp4netns_sandbox: self.slirp4netns_sandbox.clone(),
-            slirp4netns_seccomp: self.slirp4netns_seccomp.clone(),
-            pasta_binary: self.pasta_binary.clone(),
-            command: self.command.clone(),
-        }
+impl Default for RawOptions {
+    /// The options of an empty command line: the defaults declared on the fields above, so
+    /// that options built in code (and in tests) start from what the parser would give.
+    fn default() -> Self {
+        let cmd = Self::augment_args(clap::Command::new("defaults").no_binary_name(true));
+        let matches = cmd
+            .try_get_matches_from(std::iter::empty::<&str>())
+            .expect("every launcher flag is optional");
+        Self::from_arg_matches(&matches).expect("the defaults parse as their fields")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        flags: RawOptions,
+    }
+
+    fn parse(args: &[&str]) -> RawOptions {
+        Cli::try_parse_from(std::iter::once("x").chain(args.iter().copied()))
+            .unwrap()
+            .flags
+    }
+
+    #[test]
+    fn defaults_are_the_declared_ones() {
+        let d = RawOptions::default();
+        assert_eq!(d, parse(&[]));
+        assert_eq!(d.net, None);
+        assert_eq!(d.mtu, 0);
+        assert_eq!(d.port_driver, "none");
+        assert_eq!(d.propagation, "rprivate");
+        assert_eq!(d.copy_up_mode, "tmpfs+symlink");
+        assert_eq!(d.reaper, "auto");
+        assert_eq!(d.subid_source, "auto");
+        assert_eq!(d.slirp4netns_binary, "slirp4netns");
+        assert_eq!(d.pasta_binary, "pasta");
+        assert!(d.source_ip_transparent && !d.pidns && !d.debug);
+    }
+
+    #[test]
+    fn booleans_take_go_spellings_and_command_is_trailing() {
+        let o = parse(&[
+            "--pidns",
+            "--ipv6=true",
+            "--source-ip-transparent=false",
+            "-p",
+            "8080:80/tcp",
+            "--publish=1:2/udp",
+            "--net=none",
+            "sh",
+            "-c",
+            "--pidns",
+        ]);
+        assert!(o.pidns && o.ipv6 && !o.source_ip_transparent);
+        assert_eq!(o.publish, ["8080:80/tcp", "1:2/udp"]);
+        assert_eq!(o.net.as_deref(), Some("none"));
+        assert_eq!(o.command, ["sh", "-c", "--pidns"]);
+        assert!(Cli::try_parse_from(["x", "--pidns=maybe"]).is_err());
     }
 }

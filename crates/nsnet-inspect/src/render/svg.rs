@@ -2,9 +2,9 @@
 //!
 //! layout-rs draws no nested clusters, so the SVG is the namespace-level picture: one box per
 //! network namespace (role, label, id, then each interface with its addresses), and the edges
-//! between boxes that carry traffic: launcher → rootless child, tap owner's netns → the tap's
-//! netns (named by the owning process), and each veth pair. Laid out top to bottom, the host
-//! comes first and containers last.
+//! between boxes that carry traffic ([`crate::graph::links`]): launcher → rootless child, tap
+//! owner's netns → the tap's netns (named by the owning process), and each veth pair. Laid
+//! out top to bottom, the host comes first and containers last.
 
 use std::collections::BTreeMap;
 
@@ -15,6 +15,7 @@ use layout::core::style::StyleAttr;
 use layout::std_shapes::shapes::{Arrow, Element, ShapeKind};
 use layout::topo::layout::VisualGraph;
 
+use crate::graph::{self, Link};
 use crate::net::{NetNs, NetView, Role};
 
 fn box_label(n: &NetNs) -> String {
@@ -54,11 +55,20 @@ pub fn graph_svg(view: &NetView) -> Result<String, String> {
     })
 }
 
+/// The words on an edge between boxes (shorter than the tree's: a box has no room for fds).
+fn label(link: &Link) -> String {
+    match link {
+        Link::Launcher { comm, pid } => format!("launched by {comm} {pid}"),
+        Link::Tap(t) => format!("{} ◀ {} {}", t.tap.name, t.owner.comm, t.owner.pid),
+        Link::Veth { near, far, .. } => format!("{} ⇄ {}", near.name, far.name),
+    }
+}
+
 fn draw(view: &NetView) -> String {
     let mut vg = VisualGraph::new(Orientation::TopToBottom);
     let mut handles = BTreeMap::new();
     let mut order: Vec<&NetNs> = view.netns.iter().collect();
-    order.sort_by_key(|n| (n.role as u8, n.inode));
+    order.sort_by_key(|n| (graph::draw_rank(n.role), n.inode));
     for n in order {
         let label = box_label(n);
         // layout-rs sizes a box from the size it is given, not from its text.
@@ -70,49 +80,19 @@ fn draw(view: &NetView) -> String {
         let e = Element::create(shape, StyleAttr::simple(), Orientation::TopToBottom, size);
         handles.insert(n.inode, vg.add_node(e));
     }
-    let mut edge = |from: u64, to: u64, label: String| {
-        if let (Some(a), Some(b)) = (handles.get(&from), handles.get(&to))
+    // Each link once, a veth pair from the side `draw_rank` puts nearer the host (the
+    // bridge side), so that containers come below their rootless child.
+    let rank = |ns: u64| {
+        view.get(ns)
+            .map(|n| graph::draw_rank(n.role))
+            .unwrap_or(u8::MAX)
+    };
+    for e in graph::links(view, rank) {
+        if let (Some(a), Some(b)) = (handles.get(&e.from), handles.get(&e.to))
             && a != b
         {
-            vg.add_edge(Arrow::simple(&label), *a, *b);
+            vg.add_edge(Arrow::simple(&label(&e.link)), *a, *b);
         }
-    };
-    for i in &view.instances {
-        if let (Some(p), Some(c)) = (i.parent_netns, i.child_netns) {
-            edge(
-                p,
-                c,
-                format!(
-                    "launched by {} {}",
-                    i.parent_comm.as_deref().unwrap_or("?"),
-                    i.parent_pid.unwrap_or(0)
-                ),
-            );
-        }
-    }
-    for t in &view.taps {
-        if let Some(o) = t.owner.netns {
-            edge(
-                o,
-                t.tap.netns,
-                format!("{} ◀ {} {}", t.tap.name, t.owner.comm, t.owner.pid),
-            );
-        }
-    }
-    // A veth pair has no direction; draw it from the side nearer the host (the bridge side),
-    // so that containers come below their rootless child whatever the inode order.
-    let rank = |ns: u64| view.get(ns).map(|n| n.role as u8).unwrap_or(u8::MAX);
-    for p in &view.veth_pairs {
-        let (near, far) = if rank(p.b.netns) < rank(p.a.netns) {
-            (&p.b, &p.a)
-        } else {
-            (&p.a, &p.b)
-        };
-        edge(
-            near.netns,
-            far.netns,
-            format!("{} ⇄ {}", near.name, far.name),
-        );
     }
     let mut svg = SVGWriter::new();
     vg.do_it(false, false, false, &mut svg);

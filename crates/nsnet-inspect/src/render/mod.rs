@@ -1,0 +1,90 @@
+//! The renderers of `nsnet ns`: the `ls` table ([`table`]), the per-namespace `net` listing
+//! ([`net_text`]), and the network graph in four forms — a text tree for a terminal
+//! ([`tree`]), Graphviz DOT ([`dot`]), mermaid ([`mermaid`]) and SVG laid out in-process
+//! ([`svg`]). The graphs are drawn from one edge model, [`crate::graph`]; these modules only
+//! choose words and syntax. What two of them say alike (a namespace's title, how it is named
+//! from elsewhere, the notes under a listing) is here.
+
+use std::fmt::Write;
+
+use crate::namespaces::Holder;
+use crate::net::{NetNs, NetView, Role};
+
+pub mod dot;
+pub mod mermaid;
+pub mod net_text;
+pub mod svg;
+pub mod table;
+pub mod tree;
+
+pub use dot::graph_dot;
+pub use mermaid::graph_mermaid;
+pub use net_text::net_text;
+pub use svg::graph_svg;
+pub use table::ls_table;
+pub use tree::graph_text;
+
+fn holder_text(h: &Holder) -> String {
+    match h {
+        Holder::Thread { pid, tid, comm } => format!("thread {tid} of {comm} {pid}"),
+        Holder::Fd { pid, comm, fd } => format!("fd {fd} of {comm} {pid}"),
+        Holder::BindMount { path, mntns, pid } => {
+            format!(
+                "bind mount {} (in mnt:[{mntns}] of pid {pid})",
+                path.display()
+            )
+        }
+        Holder::Owner { of } => format!("owner of {of}"),
+    }
+}
+
+/// The notes under a listing: the processes that could not be read, then each problem met.
+fn notes(out: &mut String, pids: &[i32], problems: &[String]) {
+    if !pids.is_empty() {
+        let shown: Vec<String> = pids.iter().take(8).map(i32::to_string).collect();
+        let _ = writeln!(
+            out,
+            "note: {} processes could not be read (permission denied): pid {}{}",
+            pids.len(),
+            shown.join(", "),
+            if pids.len() > shown.len() {
+                ", …"
+            } else {
+                ""
+            }
+        );
+    }
+    for p in problems {
+        let _ = writeln!(out, "note: {p}");
+    }
+}
+
+fn ns_title(n: &NetNs) -> String {
+    match n.role {
+        Role::Host => format!("net:[{}]  host  ({})", n.inode, n.label),
+        r => format!("net:[{}]  {}  {}", n.inode, r.name(), n.label),
+    }
+}
+
+/// A short name for a namespace seen from elsewhere: `container ctr-b net:[…]`.
+fn where_text(view: &NetView, netns: u64) -> String {
+    match view.get(netns) {
+        Some(n) if matches!(n.role, Role::Host | Role::RootlessChild | Role::Parent) => {
+            format!("{} net:[{netns}]", n.role.name())
+        }
+        Some(n) => format!("{} {} net:[{netns}]", n.role.name(), n.label),
+        None => format!("net:[{netns}]"),
+    }
+}
+
+/// "host (how it was chosen)" or "role label", for graph boxes.
+fn short_title(n: &NetNs) -> String {
+    match n.role {
+        Role::Host => format!("host ({})", n.label),
+        r => format!("{} {}", r.name(), n.label),
+    }
+}
+
+fn node_id(ns: u64, idx: u32) -> String {
+    format!("n{ns}_{idx}")
+}

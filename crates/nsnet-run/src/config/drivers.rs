@@ -1,0 +1,208 @@
+//! The drivers a launch can name and their own settings: the network drivers (`--net`, and
+//! the MTU each one means by `--mtu=0`), the port drivers (`--port-driver`), the user-mode
+//! network's CIDR (`--cidr`), and the external slirp4netns's options.
+
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+
+use super::ConfigError;
+
+/// The network drivers the flag parser knows (`--net`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NetDriver {
+    /// The caller's own network namespace.
+    Host,
+    /// A new network namespace with only `lo`.
+    None,
+    /// nsnet's in-process user-mode network.
+    Builtin,
+    Slirp4netns,
+    Pasta,
+    Vpnkit,
+    LxcUserNic,
+    GvisorTapVsock,
+}
+
+impl NetDriver {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "host" => Self::Host,
+            "none" => Self::None,
+            "builtin" => Self::Builtin,
+            "slirp4netns" => Self::Slirp4netns,
+            "pasta" => Self::Pasta,
+            "vpnkit" => Self::Vpnkit,
+            "lxc-user-nic" => Self::LxcUserNic,
+            "gvisor-tap-vsock" => Self::GvisorTapVsock,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Host => "host",
+            Self::None => "none",
+            Self::Builtin => "builtin",
+            Self::Slirp4netns => "slirp4netns",
+            Self::Pasta => "pasta",
+            Self::Vpnkit => "vpnkit",
+            Self::LxcUserNic => "lxc-user-nic",
+            Self::GvisorTapVsock => "gvisor-tap-vsock",
+        }
+    }
+
+    /// Whether this build can run the driver.
+    pub fn available(self) -> bool {
+        matches!(
+            self,
+            Self::Host | Self::None | Self::Builtin | Self::Slirp4netns | Self::Pasta
+        )
+    }
+
+    /// The MTU `--mtu=0` stands for.
+    pub fn default_mtu(self) -> u32 {
+        match self {
+            Self::Builtin | Self::Slirp4netns | Self::Pasta => 65520,
+            _ => 1500,
+        }
+    }
+}
+
+/// The port drivers the flag parser knows (`--port-driver`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PortDriver {
+    None,
+    Builtin,
+    Slirp4netns,
+    Implicit,
+}
+
+impl PortDriver {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "none" => Self::None,
+            "builtin" => Self::Builtin,
+            "slirp4netns" => Self::Slirp4netns,
+            "implicit" => Self::Implicit,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Builtin => "builtin",
+            Self::Slirp4netns => "slirp4netns",
+            Self::Implicit => "implicit",
+        }
+    }
+}
+
+/// An IPv4 network such as `10.0.2.0/24`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ipv4Cidr {
+    pub network: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl Ipv4Cidr {
+    pub const DEFAULT: Ipv4Cidr = Ipv4Cidr {
+        network: Ipv4Addr::new(10, 0, 2, 0),
+        prefix: 24,
+    };
+
+    pub fn parse(s: &str) -> Result<Self, ConfigError> {
+        let bad = || ConfigError::Cidr(format!("invalid CIDR address: {s}"));
+        let (ip, prefix) = s.split_once('/').ok_or_else(bad)?;
+        let ip: Ipv4Addr = ip.parse().map_err(|_| bad())?;
+        let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+        if prefix > 32 {
+            return Err(bad());
+        }
+        let mask = if prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - prefix)
+        };
+        if u32::from(ip) & !mask != 0 {
+            return Err(ConfigError::Cidr(
+                "cidr must be like 10.0.2.0/24, not like 10.0.2.100/24".into(),
+            ));
+        }
+        Ok(Ipv4Cidr {
+            network: ip,
+            prefix,
+        })
+    }
+
+    /// The address `n` hosts into the network (slirp4netns: 2 gateway, 3 DNS, 100 guest).
+    pub fn host(self, n: u32) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.network).wrapping_add(n))
+    }
+}
+
+/// How to run the external slirp4netns (`--net=slirp4netns`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Slirp4netnsOptions {
+    /// The binary (`--slirp4netns-binary`; looked up in `PATH` when it has no `/`).
+    pub binary: String,
+    /// `--slirp4netns-sandbox`, `--slirp4netns-seccomp`: `auto`, `true` or `false`.
+    pub sandbox: String,
+    pub seccomp: String,
+}
+
+/// `--slirp4netns-sandbox` and `--slirp4netns-seccomp` take `auto`, `true` or `false`; an
+/// empty value (`--slirp4netns-sandbox=`) is let through and means off, as it always has.
+pub(super) fn tri_state(flag: &str, v: &str) -> Result<(), ConfigError> {
+    match v {
+        "auto" | "true" | "false" | "" => Ok(()),
+        _ => Err(ConfigError::Invalid(format!(
+            "unsupported {flag} mode: {v:?}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr() {
+        let c = Ipv4Cidr::parse("10.0.135.128/25").unwrap();
+        assert_eq!(c.host(100).to_string(), "10.0.135.228");
+        assert!(Ipv4Cidr::parse("10.0.2.0").is_err());
+        assert!(Ipv4Cidr::parse("10.0.2.0/33").is_err());
+        assert_eq!(
+            Ipv4Cidr::parse("10.0.2.100/24").unwrap_err().to_string(),
+            "cidr must be like 10.0.2.0/24, not like 10.0.2.100/24"
+        );
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for n in [
+            "host",
+            "none",
+            "builtin",
+            "slirp4netns",
+            "pasta",
+            "vpnkit",
+            "lxc-user-nic",
+            "gvisor-tap-vsock",
+        ] {
+            assert_eq!(NetDriver::parse(n).unwrap().name(), n);
+        }
+        for n in ["none", "builtin", "slirp4netns", "implicit"] {
+            assert_eq!(PortDriver::parse(n).unwrap().name(), n);
+        }
+        assert_eq!(NetDriver::parse("bogus"), None);
+        assert_eq!(NetDriver::Builtin.default_mtu(), 65520);
+        assert_eq!(NetDriver::None.default_mtu(), 1500);
+        assert!(tri_state("x", "").is_ok());
+        assert_eq!(
+            tri_state("x", "yes").unwrap_err().to_string(),
+            "unsupported x mode: \"yes\""
+        );
+    }
+}
