@@ -11,6 +11,8 @@
 //!   writable inside the mount namespace without touching the host's files.
 //! - [`netns`]: bringing `lo` up and creating a *detached* network namespace kept alive by a
 //!   bind mount (the child command stays in the host's network namespace).
+//! - [`confine`]: a private read-only root and dropped privileges for a running process
+//!   (slirp4netns's `--enable-sandbox`).
 //! - [`enter`]: opening namespace files and joining a process's user namespace.
 //! - [`statedir`]: the state directory contract (`lock`, `child_pid`, …).
 //! - [`signal`]: signal names as Go prints them (RootlessKit's output) and as Linux names them.
@@ -25,6 +27,7 @@
 //! - Capabilities in a new user namespace survive `execve` only if uid 0 is mapped when the
 //!   `execve` happens; the launcher therefore writes the maps before the child re-executes.
 
+pub mod confine;
 pub mod copyup;
 pub mod enter;
 pub mod idmap;

@@ -45,6 +45,9 @@
 //! 65520 and a seventh to a twentieth at 1500. Its profile is two kernel copies per byte and
 //! the guest's own TCP work; the stack's user-space code is a few percent.
 //!
+//! [`seccomp`] is the system-call filter of a process left running only this stack (what its
+//! threads call, `EPERM` for the rest); front ends install it before [`spawn`].
+//!
 //! Time is a parameter: every entry point of [`Stack`] takes `now`, so tests drive timers on
 //! a virtual clock. One thread runs a stack ([`spawn`]): an epoll loop over the tap and the
 //! host sockets, frames batched, ACKs coalesced per batch.
@@ -55,6 +58,7 @@ mod forward;
 mod frag;
 mod icmp;
 mod runtime;
+pub mod seccomp;
 mod stack;
 mod sys;
 mod tcp;

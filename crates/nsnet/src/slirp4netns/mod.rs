@@ -8,11 +8,15 @@
 //! (configured with `-c`), prints slirp4netns's start-up lines, writes `1` to the ready fd and
 //! runs the stack until the exit fd's writer goes away or a signal arrives.
 //!
-//! `--api-socket PATH` serves slirp4netns's JSON API (`api.rs`): host ports forwarded into
-//! the guest by nsnet's stack.
+//! `--api-socket PATH` serves slirp4netns's JSON API (`nsnet_api::slirp4netns`, wired to the
+//! stack in `forwards.rs`): host ports forwarded into the guest by nsnet's stack.
 //!
-//! `--enable-sandbox` (`sandbox.rs`) and `--enable-seccomp` (`seccomp.rs`) confine the process
-//! after start-up, as slirp4netns does, before the stack's threads start.
+//! `--enable-sandbox` (`nsnet_ns::confine`: a private read-only root with /etc and /run, every
+//! capability dropped but CAP_NET_BIND_SERVICE) and `--enable-seccomp` (`nsnet_stack::seccomp`)
+//! confine the process after start-up, as slirp4netns does, before the stack's threads start.
+//!
+//! This module keeps what is slirp4netns's own: the command line, `--help`, the start-up
+//! lines and messages, and the order in which the pieces are put together.
 //!
 //! `--macaddress` sets the tap's address when nsnet configures it (`-c`), as slirp4netns does.
 //!
@@ -20,9 +24,7 @@
 //! `--target-type=bess`. `--help` does not list it, so feature probes such as RootlessKit's
 //! do not ask for it.
 
-mod api;
-mod sandbox;
-mod seccomp;
+mod forwards;
 
 use std::io::Write;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -397,22 +399,31 @@ fn run(o: &Opts) -> Result<(), String> {
     // The API socket exists before the ready fd says so (callers connect right after), and
     // before the sandbox hides its directory; that directory stays open to remove it at exit.
     let api_sock = match &o.api_socket {
-        Some(path) => Some((api::Socket::bind(path)?, api::SocketFile::new(path)?)),
+        Some(path) => Some((
+            nsnet_api::slirp4netns::Socket::bind(path).map_err(|e| e.to_string())?,
+            forwards::SocketFile::new(path)?,
+        )),
         None => None,
     };
     if o.sandbox {
-        sandbox::enter()?;
+        use nsnet_ns::confine;
+        confine::private_root(&["/etc", "/run"])
+            .and_then(|()| confine::drop_privileges(&[confine::CAP_NET_BIND_SERVICE]))
+            .map_err(|e| format!("--enable-sandbox: {e}"))?;
     }
     if o.seccomp {
-        seccomp::apply(&seccomp::program()?)?;
+        use nsnet_stack::seccomp;
+        seccomp::program()
+            .and_then(|p| seccomp::apply(&p))
+            .map_err(|e| format!("--enable-seccomp: {e}"))?;
     }
     let running = nsnet_stack::spawn(tap, cfg).map_err(|e| e.to_string())?;
     let mut sock_file = None;
     if let Some((sock, file)) = api_sock {
-        let backend = api::StackBackend(running.forwards());
+        let backend = forwards::StackBackend(running.forwards());
         std::thread::Builder::new()
             .name("slirp4netns-api".into())
-            .spawn(move || sock.serve(api::Api::new(backend, guest)))
+            .spawn(move || sock.serve(nsnet_api::slirp4netns::Api::new(backend, guest)))
             .map_err(|e| format!("start the API socket's thread: {e}"))?;
         sock_file = Some(file);
     }
