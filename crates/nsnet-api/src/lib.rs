@@ -17,9 +17,13 @@
 //! runs, its `nsnet_port::PortManager`. The [`client`] is what `rootlessctl` and `nsnet port`
 //! use. What it leaves to others: the port driver itself, and the socket's lifetime
 //! (`nsnet-run` binds it and removes it).
+//!
+//! [`slirp4netns`] is the other protocol nsnet speaks: slirp4netns's JSON API socket, server
+//! and client.
 
 pub mod client;
 pub mod server;
+pub mod slirp4netns;
 
 use serde::{Deserialize, Serialize};
 

@@ -13,6 +13,8 @@
 //!   bind mount (the child command stays in the host's network namespace).
 //! - [`nsfs`]: namespace identities (`net:[N]`) and the nsfs ioctls (owner, parent, kind).
 //! - [`enter`]: opening namespace files and joining them in nsenter's order.
+//! - [`confine`]: a private read-only root and dropped privileges for a running process
+//!   (slirp4netns's `--enable-sandbox`, and the coming pasta personality).
 //! - [`statedir`]: the state directory contract as the instance writes it (`lock`,
 //!   `child_pid`, …); [`instance`]: the same contract as every other caller reads it —
 //!   where the running instance is, whether it is alive, its netns and API socket.
@@ -28,6 +30,7 @@
 //! - Capabilities in a new user namespace survive `execve` only if uid 0 is mapped when the
 //!   `execve` happens; the launcher therefore writes the maps before the child re-executes.
 
+pub mod confine;
 pub mod copyup;
 pub mod enter;
 pub mod idmap;

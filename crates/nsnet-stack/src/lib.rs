@@ -45,6 +45,9 @@
 //! 65520 and a seventh to a twentieth at 1500. Its profile is two kernel copies per byte and
 //! the guest's own TCP work; the stack's user-space code is a few percent.
 //!
+//! [`seccomp`] is the system-call filter of a process left running only this stack (what its
+//! threads call, `EPERM` for the rest); front ends install it before [`spawn`].
+//!
 //! Time is a parameter: every entry point of [`Stack`] takes `now`, so tests drive timers on
 //! a virtual clock. One thread runs a stack ([`spawn`]): an epoll loop over the tap and the
 //! host sockets, frames batched, ACKs coalesced per batch.
@@ -55,6 +58,7 @@ mod forward;
 mod frag;
 mod icmp;
 mod runtime;
+pub mod seccomp;
 mod stack;
 mod sys;
 mod tcp;
@@ -103,9 +107,15 @@ pub struct Config {
     /// Refuse every guest path to host 127.0.0.0/8 (the gateway included), except the DNS
     /// forwarder's own queries to a loopback resolver.
     pub disable_host_loopback: bool,
-    /// Bind outgoing (non-loopback) sockets to this address.
+    /// Bind every outgoing IPv4 (IPv6) host socket to this address: the gateway's flows to
+    /// host loopback and the DNS forwarder's queries too, as libslirp binds every socket it
+    /// opens for the guest, so a server on 127.0.0.1 sees the flow come from this address.
     pub outbound_addr: Option<Ipv4Addr>,
     pub outbound_addr6: Option<Ipv6Addr>,
+    /// CIDR+3 (fd00::3) is not the DNS forwarder but an address like any outside one: the
+    /// guest's flows to it go to that address on the host's network (slirp4netns's
+    /// `--disable-dns`).
+    pub disable_dns: bool,
     /// IPv6 too: fd00::/64, gateway fd00::2, DNS fd00::3, guest fd00::100 (slirp4netns's).
     pub ipv6: bool,
     /// Where the DNS forwarder on CIDR+3 sends queries (the first one is used).
@@ -131,6 +141,7 @@ impl Config {
             disable_host_loopback: false,
             outbound_addr: None,
             outbound_addr6: None,
+            disable_dns: false,
             ipv6: false,
             nameservers: Vec::new(),
             udp_timeout: Duration::from_secs(60),
@@ -189,11 +200,10 @@ impl Config {
         }
     }
 
-    /// The address to bind outgoing sockets to, for a destination's family.
+    /// The address to bind an outgoing socket to, for a destination's family. Loopback
+    /// destinations are no exception: Linux routes a packet from any local address to
+    /// 127.0.0.0/8 or `::1` over `lo`.
     pub fn outbound_for(&self, to: SocketAddr) -> Option<IpAddr> {
-        if to.ip().is_loopback() {
-            return None;
-        }
         match to {
             SocketAddr::V4(_) => self.outbound_addr.map(IpAddr::V4),
             SocketAddr::V6(_) => self.outbound_addr6.map(IpAddr::V6),
@@ -203,7 +213,8 @@ impl Config {
     /// Where a guest flow to `dst` goes on the host, or `None` if the stack refuses it.
     ///
     /// CIDR+3 (fd00::3) port 53 is the first nameserver (even a loopback one with host
-    /// loopback disabled: the guest never names it). CIDR+2 (fd00::2) is host loopback unless
+    /// loopback disabled: the guest never names it); with `disable_dns`, CIDR+3 (fd00::3) is
+    /// itself the destination, on the host's network, like an outside address. CIDR+2 (fd00::2) is host loopback unless
     /// `disable_host_loopback`. 127.0.0.0/8, 0.0.0.0/8 (which Linux connects to loopback),
     /// `::1`, `::` and IPv4-mapped forms of those are refused with host loopback disabled;
     /// the rest of the guest's own networks, link-local, broadcast and multicast are never
@@ -217,6 +228,9 @@ impl Config {
                     return None;
                 }
                 if ip == self.dns6() {
+                    if self.disable_dns {
+                        return Some(dst);
+                    }
                     let ns = self.nameservers.first()?;
                     return (port == 53).then_some(SocketAddr::V4(*ns));
                 }
@@ -241,6 +255,9 @@ impl Config {
             }
         };
         if v4 == self.dns() {
+            if self.disable_dns {
+                return Some(dst);
+            }
             let ns = self.nameservers.first()?;
             return (port == 53).then_some(SocketAddr::V4(*ns));
         }

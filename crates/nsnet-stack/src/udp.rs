@@ -257,8 +257,9 @@ impl UdpTable {
             self.free.push(idx);
             return None;
         }
-        let dns = key.remote.ip() == IpAddr::V4(ctx.cfg.dns())
-            || key.remote.ip() == IpAddr::V6(ctx.cfg.dns6());
+        let dns = !ctx.cfg.disable_dns
+            && (key.remote.ip() == IpAddr::V4(ctx.cfg.dns())
+                || key.remote.ip() == IpAddr::V6(ctx.cfg.dns6()));
         self.flows[idx] = Some(Flow {
             key,
             sock: Some(sock),

@@ -45,8 +45,12 @@ pub struct Guest {
 
 impl Guest {
     pub fn start() -> Guest {
+        Guest::start_in(None)
+    }
+    /// The guest, in this test's world or inside a [`DeadEnd`] world.
+    pub fn start_in(host: Option<&DeadEnd>) -> Guest {
         world();
-        let mut child = Command::new("unshare")
+        let mut child = in_host(host, "unshare")
             .args(["--user", "--map-root-user", "--net", "--"])
             .args(["/usr/bin/python3", "-c", GUEST_SERVERS])
             .stdin(Stdio::piped())
@@ -81,11 +85,15 @@ pub struct Slirp {
 
 impl Slirp {
     pub fn start(guest: &Guest, extra: &[&str]) -> Slirp {
+        Slirp::start_in(None, guest, extra)
+    }
+    /// The personality run on `host`'s network (this test's world when `None`).
+    pub fn start_in(host: Option<&DeadEnd>, guest: &Guest, extra: &[&str]) -> Slirp {
         let dir = tempfile::tempdir().unwrap();
         let link = dir.path().join("slirp4netns");
         std::os::unix::fs::symlink(nsnet_bin(), &link).unwrap();
         let sock = dir.path().join("api.sock");
-        let child = Command::new(&link)
+        let child = in_host(host, &link)
             .args(["-c", "-a"])
             .arg(&sock)
             .args(extra)
@@ -152,6 +160,87 @@ impl Drop for Slirp {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `prog`, run in `host`'s user and network namespaces (this test's world when `None`).
+fn in_host(host: Option<&DeadEnd>, prog: impl AsRef<std::ffi::OsStr>) -> Command {
+    match host {
+        None => Command::new(prog),
+        Some(h) => {
+            let mut c = Command::new("nsenter");
+            c.args(["--preserve-credentials", "-U", "-n", "-t"])
+                .arg(h.pid().to_string())
+                .arg("--")
+                .arg(prog);
+            c
+        }
+    }
+}
+
+/// A host network as a real machine has one, which the test world (only `lo`) is not: a
+/// further user + network namespace holding `dead0` (one end of a veth pair) with 192.0.2.1/24
+/// and 2001:db8::1/64, and a default route via 192.0.2.254, whose neighbour entry is fixed so
+/// that packets leave at once and vanish at the pair's other end (it has no address and
+/// routes nothing). A connect to an outside address therefore hangs, as behind a dead
+/// upstream, instead of failing fast. Its loopback is "the host" the gateway leads to.
+pub struct DeadEnd {
+    child: Child,
+}
+
+impl DeadEnd {
+    pub fn start() -> DeadEnd {
+        world();
+        let setup = "ip link set lo up && ip link add dead0 type veth peer name dead1 && \
+            ip link set dead1 up && ip link set dead0 up && \
+            ip addr add 192.0.2.1/24 dev dead0 && ip -6 addr add 2001:db8::1/64 dev dead0 nodad && \
+            ip route add default via 192.0.2.254 dev dead0 && \
+            ip neigh add 192.0.2.254 lladdr 02:00:00:00:00:fe dev dead0 nud permanent && \
+            echo ready && exec sleep infinity";
+        let mut child = Command::new("unshare")
+            .args([
+                "--user",
+                "--map-root-user",
+                "--net",
+                "--",
+                "sh",
+                "-c",
+                setup,
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn unshare");
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line, "ready\n", "dead-end world set-up failed");
+        DeadEnd { child }
+    }
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+    /// Runs `sh -c script` in this world and returns its output.
+    pub fn sh(&self, script: &str) -> std::process::Output {
+        output(in_host(Some(self), "sh").args(["-c", script]))
+    }
+}
+
+impl Drop for DeadEnd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Python run inside the guest's namespaces; returns its output.
+fn in_guest(guest: &Guest, script: &str, args: &[&str]) -> std::process::Output {
+    output(
+        Command::new("nsenter")
+            .args(["--preserve-credentials", "-U", "-n", "-t"])
+            .arg(guest.pid().to_string())
+            .args(["/usr/bin/python3", "-c", script])
+            .args(args),
+    )
 }
 
 /// One API request over its own connection (the client half-closes, as slirp4netns wants).
@@ -416,4 +505,171 @@ fn macaddress_sets_the_taps_address() {
         stderr(&o)
     );
     outbound_from_guest(&guest);
+}
+
+/// A guest's TCP connect to HOST PORT, with a 3 s limit: prints `connected`, `timeout` or
+/// the errno's name, then the seconds it took.
+const GUEST_CONNECT: &str = r#"
+import socket, sys, time, errno
+t = time.monotonic()
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3).close(); r = "connected"
+except socket.timeout:
+    r = "timeout"
+except OSError as e:
+    r = errno.errorcode.get(e.errno, str(e))
+print(r, round(time.monotonic() - t, 1))
+"#;
+
+/// `--disable-dns` (slirp4netns's test-slirp4netns-disable-dns.sh): CIDR+3 is no longer the
+/// DNS forwarder but an outside address like any other. Behind a dead-end default route the
+/// guest's connect to 10.0.2.3:53 hangs until its own time-out (it is not refused at once
+/// with "Network is unreachable"); once the host itself holds 10.0.2.3, the same connect
+/// reaches that host's listener, which shows the flow went to 10.0.2.3 as a real address.
+#[test]
+fn disable_dns_sends_cidr_plus_3_to_the_real_network() {
+    let host = DeadEnd::start();
+    let guest = Guest::start_in(Some(&host));
+    let _slirp = Slirp::start_in(Some(&host), &guest, &["--disable-dns"]);
+    let o = in_guest(&guest, GUEST_CONNECT, &["10.0.2.3", "53"]);
+    let out = stdout(&o);
+    assert!(out.starts_with("timeout "), "{out} {}", stderr(&o));
+    let secs: f64 = out.trim().rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(secs >= 2.5, "gave up after {secs} s, not at the time-out");
+    // The host takes 10.0.2.3 and listens on it: the guest now reaches that listener.
+    let o = host.sh("ip addr add 10.0.2.3/32 dev lo");
+    assert!(o.status.success(), "{}", stderr(&o));
+    // It never accepts: the kernel completes handshakes into its backlog. (The first flow's
+    // host socket, still sending SYNs, may land there too once the address exists.)
+    let mut server = in_host(Some(&host), "/usr/bin/python3")
+        .args([
+            "-c",
+            "import socket, sys; l = socket.socket(); l.bind(('10.0.2.3', 53)); l.listen(8); \
+             print('ready', flush=True); sys.stdin.read()",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "ready\n");
+    let o = in_guest(&guest, GUEST_CONNECT, &["10.0.2.3", "53"]);
+    assert!(
+        stdout(&o).starts_with("connected "),
+        "{} {}",
+        stdout(&o),
+        stderr(&o)
+    );
+    drop(server.stdin.take());
+    assert!(server.wait().unwrap().success());
+}
+
+/// A server on the dead-end host that prints the source address of one TCP connection (on
+/// the wildcard address, both families) and of one UDP datagram (which it answers) to its
+/// port. UDP listens on the loopback address argv[1] itself: an answer from a wildcard
+/// socket would leave from the client's own address, which a connected client ignores.
+const SOURCE_SERVER: &str = r#"
+import socket, sys
+def show(a): return a[7:] if a.startswith("::ffff:") else a
+t = socket.socket(socket.AF_INET6); t.bind(("::", 0)); t.listen(1); port = t.getsockname()[1]
+u = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET, socket.SOCK_DGRAM)
+u.bind((sys.argv[1], port))
+print(port, flush=True)
+t.settimeout(20); c, a = t.accept(); print("tcp", show(a[0]), flush=True); c.close()
+u.settimeout(20); d, a = u.recvfrom(16); u.sendto(d, a); print("udp", show(a[0]), flush=True)
+"#;
+
+/// A guest's TCP connect and UDP round trip to HOST PORT.
+const GUEST_TCP_UDP: &str = r#"
+import socket, sys
+host, port = sys.argv[1], int(sys.argv[2])
+socket.create_connection((host, port), timeout=10).close()
+u = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+u.settimeout(0.5)
+for _ in range(20):
+    u.sendto(b"x", (host, port))
+    try:
+        u.recv(16); print("udp answered"); break
+    except socket.timeout:
+        pass
+"#;
+
+/// `--outbound-addr` and `--outbound-addr6` (slirp4netns's test-slirp4netns-outbound-addr.sh):
+/// every outbound socket is bound to the address, including the gateway's flows that land
+/// on the host's loopback, so a server there sees the connection come from that address;
+/// the interface-name form binds to that interface's address.
+#[test]
+fn outbound_addr_binds_flows_to_the_gateway_too() {
+    let host = DeadEnd::start();
+    // (flags, the guest's gateway, where the server's UDP listens, the source it sees)
+    let cases: &[(&[&str], &str, &str, &str)] = &[
+        (
+            &["--outbound-addr=127.0.0.1"],
+            "10.0.2.2",
+            "127.0.0.1",
+            "127.0.0.1",
+        ),
+        (
+            &["--outbound-addr=192.0.2.1"],
+            "10.0.2.2",
+            "127.0.0.1",
+            "192.0.2.1",
+        ),
+        (
+            &["--outbound-addr=dead0"],
+            "10.0.2.2",
+            "127.0.0.1",
+            "192.0.2.1",
+        ),
+        (
+            &["-6", "--outbound-addr6=2001:db8::1"],
+            "fd00::2",
+            "::1",
+            "2001:db8::1",
+        ),
+        (
+            &["-6", "--outbound-addr6=dead0"],
+            "fd00::2",
+            "::1",
+            "2001:db8::1",
+        ),
+    ];
+    for (flags, gateway, udp_at, seen) in cases {
+        let guest = Guest::start_in(Some(&host));
+        let _slirp = Slirp::start_in(Some(&host), &guest, flags);
+        let mut server = in_host(Some(&host), "/usr/bin/python3")
+            .args(["-c", SOURCE_SERVER, udp_at])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+        let port = lines.next().unwrap().unwrap();
+        let o = in_guest(&guest, GUEST_TCP_UDP, &[gateway, &port]);
+        assert_eq!(stdout(&o), "udp answered\n", "{flags:?}: {}", stderr(&o));
+        let got: Vec<String> = lines.map(Result::unwrap).collect();
+        assert_eq!(
+            got,
+            [format!("tcp {seen}"), format!("udp {seen}")],
+            "{flags:?}"
+        );
+        assert!(server.wait().unwrap().success());
+    }
+    // No such interface: slirp4netns's one line, before anything starts.
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("slirp4netns");
+    std::os::unix::fs::symlink(nsnet_bin(), &link).unwrap();
+    for (flag, family) in [("--outbound-addr", "ipv4"), ("--outbound-addr6", "ipv6")] {
+        let o = output(Command::new(&link).args([&format!("{flag}=nosuch0"), "1"]));
+        assert_eq!(o.status.code(), Some(1));
+        assert_eq!(
+            stderr(&o),
+            format!(
+                "{} has to be valid {family} address or interface name.\n",
+                &flag[2..]
+            )
+        );
+    }
 }

@@ -761,7 +761,31 @@ fn fragmented_guest_datagrams_reach_the_host_whole() {
 }
 
 #[test]
-fn outbound_addresses_bind_only_non_loopback_flows_of_their_family() {
+fn disable_dns_makes_cidr_plus_3_an_outside_address() {
+    use std::net::{Ipv6Addr, SocketAddr};
+    let mut c = Config::new(Ipv4Addr::new(10, 0, 2, 0), 24).unwrap();
+    c.ipv6 = true;
+    c.nameservers = vec![SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 53), 53)];
+    let dns = SocketAddr::from((Ipv4Addr::new(10, 0, 2, 3), 53));
+    let dns6 = SocketAddr::from((Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 3), 53));
+    let ns = Some(SocketAddr::from((Ipv4Addr::new(192, 0, 2, 53), 53)));
+    assert_eq!(
+        (c.host_destination(dns), c.host_destination(dns6)),
+        (ns, ns)
+    );
+    let other_port = SocketAddr::from((Ipv4Addr::new(10, 0, 2, 3), 80));
+    assert_eq!(c.host_destination(other_port), None);
+    c.disable_dns = true;
+    assert_eq!(c.host_destination(dns), Some(dns));
+    assert_eq!(c.host_destination(dns6), Some(dns6));
+    assert_eq!(c.host_destination(other_port), Some(other_port));
+    // The rest of the guest's network stays unrouted.
+    let neighbour = SocketAddr::from((Ipv4Addr::new(10, 0, 2, 4), 53));
+    assert_eq!(c.host_destination(neighbour), None);
+}
+
+#[test]
+fn outbound_addresses_bind_every_flow_of_their_family() {
     use std::net::{IpAddr, Ipv6Addr, SocketAddr};
     let mut c = Config::new(Ipv4Addr::new(10, 0, 2, 0), 24).unwrap();
     let v4 = SocketAddr::from((Ipv4Addr::new(192, 0, 2, 1), 80));
@@ -777,10 +801,14 @@ fn outbound_addresses_bind_only_non_loopback_flows_of_their_family() {
         c.outbound_for(v6),
         Some(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 9)))
     );
-    // The gateway's flows go to host loopback, which a bound outbound address cannot reach.
+    // The gateway's flows to host loopback are bound too (slirp4netns binds every socket).
     assert_eq!(
         c.outbound_for(SocketAddr::from((Ipv4Addr::LOCALHOST, 80))),
-        None
+        Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9)))
+    );
+    assert_eq!(
+        c.outbound_for(SocketAddr::from((Ipv6Addr::LOCALHOST, 80))),
+        Some(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 9)))
     );
     // IPv6 destinations are refused unless IPv6 is on.
     assert_eq!(c.host_destination(v6), None);

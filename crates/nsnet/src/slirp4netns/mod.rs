@@ -8,11 +8,15 @@
 //! (configured with `-c`), prints slirp4netns's start-up lines, writes `1` to the ready fd and
 //! runs the stack until the exit fd's writer goes away or a signal arrives.
 //!
-//! `--api-socket PATH` serves slirp4netns's JSON API (`api.rs`): host ports forwarded into
-//! the guest by nsnet's stack.
+//! `--api-socket PATH` serves slirp4netns's JSON API (`nsnet_api::slirp4netns`, wired to the
+//! stack in `forwards.rs`): host ports forwarded into the guest by nsnet's stack.
 //!
-//! `--enable-sandbox` (`sandbox.rs`) and `--enable-seccomp` (`seccomp.rs`) confine the process
-//! after start-up, as slirp4netns does, before the stack's threads start.
+//! `--enable-sandbox` (`nsnet_ns::confine`: a private read-only root with /etc and /run, every
+//! capability dropped but CAP_NET_BIND_SERVICE) and `--enable-seccomp` (`nsnet_stack::seccomp`)
+//! confine the process after start-up, as slirp4netns does, before the stack's threads start.
+//!
+//! This module keeps what is slirp4netns's own: the command line, `--help`, the start-up
+//! lines and messages, and the order in which the pieces are put together.
 //!
 //! `--macaddress` sets the tap's address when nsnet configures it (`-c`), as slirp4netns does.
 //!
@@ -20,9 +24,7 @@
 //! `--target-type=bess`. `--help` does not list it, so feature probes such as RootlessKit's
 //! do not ask for it.
 
-mod api;
-mod sandbox;
-mod seccomp;
+mod forwards;
 
 use std::io::Write;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -63,8 +65,9 @@ struct Opts {
     disable_host_loopback: bool,
     netns_type_path: bool,
     userns_path: Option<PathBuf>,
-    outbound_addr: Option<Ipv4Addr>,
-    outbound_addr6: Option<Ipv6Addr>,
+    /// An address or an interface name, resolved by [`outbound_addresses`].
+    outbound_addr: Option<String>,
+    outbound_addr6: Option<String>,
     disable_dns: bool,
     api_socket: Option<PathBuf>,
     sandbox: bool,
@@ -170,20 +173,8 @@ fn parse(args: &[String]) -> Result<Parsed, String> {
                 t => return Err(format!("unknown netns type: {t}")),
             },
             "userns-path" => o.userns_path = Some(value()?.into()),
-            "outbound-addr" => {
-                let v = value()?;
-                o.outbound_addr = Some(
-                    v.parse()
-                        .map_err(|_| format!("outbound-addr must be an IPv4 address: {v}"))?,
-                );
-            }
-            "outbound-addr6" => {
-                let v = value()?;
-                o.outbound_addr6 = Some(
-                    v.parse()
-                        .map_err(|_| format!("outbound-addr6 must be an IPv6 address: {v}"))?,
-                );
-            }
+            "outbound-addr" => o.outbound_addr = Some(value()?),
+            "outbound-addr6" => o.outbound_addr6 = Some(value()?),
             "disable-dns" => o.disable_dns = true,
             "api-socket" => o.api_socket = Some(value()?.into()),
             "enable-sandbox" => o.sandbox = true,
@@ -264,15 +255,64 @@ pub fn main() -> i32 {
     }
 }
 
+/// `--outbound-addr` and `--outbound-addr6`: an address of the family, or the name of an
+/// interface of this (the host's) network namespace whose first address of the family is
+/// taken, as slirp4netns resolves them (before it enters the target), with its messages.
+fn outbound_addresses(o: &Opts) -> Result<(Option<Ipv4Addr>, Option<Ipv6Addr>), String> {
+    let of_interface = |name: &str, v6: bool| -> Option<std::net::IpAddr> {
+        nix::ifaddrs::getifaddrs().ok()?.find_map(|ifa| {
+            let a = ifa.address?;
+            (ifa.interface_name == name).then_some(()).and_then(|()| {
+                match (v6, a.as_sockaddr_in(), a.as_sockaddr_in6()) {
+                    (false, Some(v4), _) => Some(std::net::IpAddr::V4(v4.ip())),
+                    (true, _, Some(v6)) => Some(std::net::IpAddr::V6(v6.ip())),
+                    _ => None,
+                }
+            })
+        })
+    };
+    let v4 = match &o.outbound_addr {
+        None => None,
+        Some(v) => Some(match v.parse::<Ipv4Addr>() {
+            Ok(a) => a,
+            Err(_) => match of_interface(v, false) {
+                Some(std::net::IpAddr::V4(a)) => a,
+                _ => {
+                    return Err(
+                        "outbound-addr has to be valid ipv4 address or interface name.".into(),
+                    );
+                }
+            },
+        }),
+    };
+    let v6 = match &o.outbound_addr6 {
+        None => None,
+        Some(v) => Some(match v.parse::<Ipv6Addr>() {
+            Ok(a) => a,
+            Err(_) => match of_interface(v, true) {
+                Some(std::net::IpAddr::V6(a)) => a,
+                _ => {
+                    return Err(
+                        "outbound-addr6 has to be valid ipv6 address or interface name.".into(),
+                    );
+                }
+            },
+        }),
+    };
+    Ok((v4, v6))
+}
+
 fn run(o: &Opts) -> Result<(), String> {
+    let (outbound_addr, outbound_addr6) = outbound_addresses(o)?;
     let (network, prefix) = parse_cidr(o.cidr.as_deref().unwrap_or("10.0.2.0/24"))?;
     let mut cfg = nsnet_stack::Config::new(network, prefix)
         .and_then(|c| c.with_mtu(o.mtu))
         .map_err(|e| e.to_string())?;
     cfg.disable_host_loopback = o.disable_host_loopback;
     cfg.ipv6 = o.ipv6;
-    cfg.outbound_addr = o.outbound_addr;
-    cfg.outbound_addr6 = o.outbound_addr6;
+    cfg.outbound_addr = outbound_addr;
+    cfg.outbound_addr6 = outbound_addr6;
+    cfg.disable_dns = o.disable_dns;
     if !o.disable_dns {
         cfg.nameservers = nsnet_stack::nameservers_from_resolv_conf(
             &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
@@ -359,22 +399,31 @@ fn run(o: &Opts) -> Result<(), String> {
     // The API socket exists before the ready fd says so (callers connect right after), and
     // before the sandbox hides its directory; that directory stays open to remove it at exit.
     let api_sock = match &o.api_socket {
-        Some(path) => Some((api::Socket::bind(path)?, api::SocketFile::new(path)?)),
+        Some(path) => Some((
+            nsnet_api::slirp4netns::Socket::bind(path).map_err(|e| e.to_string())?,
+            forwards::SocketFile::new(path)?,
+        )),
         None => None,
     };
     if o.sandbox {
-        sandbox::enter()?;
+        use nsnet_ns::confine;
+        confine::private_root(&["/etc", "/run"])
+            .and_then(|()| confine::drop_privileges(&[confine::CAP_NET_BIND_SERVICE]))
+            .map_err(|e| format!("--enable-sandbox: {e}"))?;
     }
     if o.seccomp {
-        seccomp::apply(&seccomp::program()?)?;
+        use nsnet_stack::seccomp;
+        seccomp::program()
+            .and_then(|p| seccomp::apply(&p))
+            .map_err(|e| format!("--enable-seccomp: {e}"))?;
     }
     let running = nsnet_stack::spawn(tap, cfg).map_err(|e| e.to_string())?;
     let mut sock_file = None;
     if let Some((sock, file)) = api_sock {
-        let backend = api::StackBackend(running.forwards());
+        let backend = forwards::StackBackend(running.forwards());
         std::thread::Builder::new()
             .name("slirp4netns-api".into())
-            .spawn(move || sock.serve(api::Api::new(backend, guest)))
+            .spawn(move || sock.serve(nsnet_api::slirp4netns::Api::new(backend, guest)))
             .map_err(|e| format!("start the API socket's thread: {e}"))?;
         sock_file = Some(file);
     }
@@ -466,6 +515,34 @@ mod tests {
         assert!(o.configure && o.ipv6);
         assert_eq!((o.exit_fd, o.ready_fd, o.mtu), (Some(3), Some(4), 1500));
         assert_eq!((o.target.as_str(), o.ifname.as_str()), ("1234", "tap0"));
+    }
+
+    #[test]
+    fn outbound_addresses_are_literals_or_interface_names() {
+        let resolve = |s: &str| match parse(&args(s)) {
+            Ok(Parsed::Run(o)) => outbound_addresses(&o),
+            _ => panic!("{s} refused"),
+        };
+        assert_eq!(
+            resolve("--outbound-addr=192.0.2.9 --outbound-addr6 2001:db8::9 1"),
+            Ok((
+                Some(Ipv4Addr::new(192, 0, 2, 9)),
+                Some("2001:db8::9".parse().unwrap())
+            ))
+        );
+        // Every world has lo with 127.0.0.1.
+        assert_eq!(
+            resolve("--outbound-addr=lo 1"),
+            Ok((Some(Ipv4Addr::LOCALHOST), None))
+        );
+        assert_eq!(
+            resolve("--outbound-addr=nosuch0 1"),
+            Err("outbound-addr has to be valid ipv4 address or interface name.".into())
+        );
+        assert_eq!(
+            resolve("--outbound-addr6=10.0.0.1 1"),
+            Err("outbound-addr6 has to be valid ipv6 address or interface name.".into())
+        );
     }
 
     #[test]

@@ -1,6 +1,14 @@
-//! `--enable-seccomp`: after start-up the process may make only the system calls a running
-//! stack needs; every other call fails with `EPERM` (slirp4netns's policy: an allowlist with
-//! `EPERM`, not a kill, so a library probing for a feature degrades instead of dying).
+//! A system-call filter for a process whose remaining work is running this stack: after
+//! start-up it may make only the calls the stack's threads (and an API thread beside them)
+//! make; every other call fails with `EPERM`. slirp4netns's `--enable-seccomp` is built on it.
+//!
+//! Stricter than slirp4netns: its `seccompfilter.c` allows everything by default and blocks
+//! 13 calls (`execve`, `execveat`, `open_by_handle_at`, `ptrace`, `prctl`,
+//! `process_vm_readv`, `process_vm_writev`, `mount`, `name_to_handle_at`, `setns`, `umount`,
+//! `umount2`, `unshare`), and a blocked call kills the process (`SCMP_ACT_KILL_PROCESS`).
+//! Here everything not listed below is refused, `open*` included, but with `EPERM` rather than
+//! a kill, so a library probing for a feature degrades instead of dying. One call slirp4netns
+//! blocks is allowed: `prctl`, with which the standard library names the threads it starts.
 //!
 //! The filter is installed while the process is single-threaded, before the stack's and the
 //! API's threads start: threads inherit the filter of the thread that creates them, so the
@@ -12,6 +20,19 @@
 //! (rust-vmm), which compiles the list to BPF without libseccomp.
 
 use std::collections::BTreeMap;
+
+/// Building or installing the filter failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SeccompError {
+    #[error("{0}")]
+    Arch(String),
+    #[error("build the filter: {0}")]
+    Build(String),
+    #[error("compile the filter: {0}")]
+    Compile(String),
+    #[error("install the filter: {0}")]
+    Install(String),
+}
 
 use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, TargetArch};
 
@@ -93,9 +114,9 @@ fn allowed() -> Vec<libc::c_long> {
 }
 
 /// The compiled filter (allowlist, `EPERM` otherwise) for this machine's architecture.
-pub fn program() -> Result<BpfProgram, String> {
+pub fn program() -> Result<BpfProgram, SeccompError> {
     let arch = TargetArch::try_from(std::env::consts::ARCH)
-        .map_err(|e| format!("--enable-seccomp: {e}"))?;
+        .map_err(|e| SeccompError::Arch(e.to_string()))?;
     let rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> =
         allowed().into_iter().map(|s| (s, Vec::new())).collect();
     let filter = SeccompFilter::new(
@@ -104,16 +125,15 @@ pub fn program() -> Result<BpfProgram, String> {
         SeccompAction::Allow,
         arch,
     )
-    .map_err(|e| format!("--enable-seccomp: build the filter: {e}"))?;
-    filter.try_into().map_err(|e: seccompiler::BackendError| {
-        format!("--enable-seccomp: compile the filter: {e}")
-    })
+    .map_err(|e| SeccompError::Build(e.to_string()))?;
+    filter
+        .try_into()
+        .map_err(|e: seccompiler::BackendError| SeccompError::Compile(e.to_string()))
 }
 
 /// Installs `prog` on the calling thread (and so on every thread it creates from now on).
-pub fn apply(prog: &BpfProgram) -> Result<(), String> {
-    seccompiler::apply_filter(prog)
-        .map_err(|e| format!("--enable-seccomp: install the filter: {e}"))
+pub fn apply(prog: &BpfProgram) -> Result<(), SeccompError> {
+    seccompiler::apply_filter(prog).map_err(|e| SeccompError::Install(e.to_string()))
 }
 
 #[cfg(test)]

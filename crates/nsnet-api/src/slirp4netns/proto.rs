@@ -7,15 +7,18 @@
 //! `remove_hostfwd` (→ `{"return":{}}`); errors are `{"error":{"desc":"…"}}` with its strings.
 //! Where slirp4netns crashes (no `proto`), we answer `bad arguments.proto`.
 //!
-//! The protocol logic ([`Api::handle`]) is separate from the sockets ([`Backend`]) so its
-//! every answer is unit-tested; [`StackBackend`] binds the host port here (a bind error is
-//! `slirp_add_hostfwd failed`, as in slirp4netns) and hands the listener to the stack.
+//! The protocol logic ([`Api::handle`]) is separate from the network ([`Backend`]) so its
+//! every answer is unit-tested; the front end that runs a network supplies the backend (the
+//! slirp4netns personality binds the host port and hands the listener to nsnet's stack; a
+//! bind error is `slirp_add_hostfwd failed`, as in slirp4netns). [`Socket`] serves an [`Api`]
+//! on the unix socket, one connection at a time. This module owns the server side of the
+//! wire contract and [`super::client`] the client side, so the two are tested against each
+//! other here.
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, UdpSocket};
-use std::os::fd::OwnedFd;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::unix::net::UnixListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
@@ -164,72 +167,13 @@ impl<B: Backend> Api<B> {
     }
 }
 
-/// Forwards on nsnet's stack: the host port is bound here, in the stack's namespace.
-pub struct StackBackend(pub nsnet_stack::Forwards);
-
-impl Backend for StackBackend {
-    fn add(&mut self, id: u32, udp: bool, host: SocketAddrV4, guest: SocketAddrV4) -> bool {
-        let listener: OwnedFd = if udp {
-            let Ok(s) = UdpSocket::bind(host) else {
-                return false;
-            };
-            if s.set_nonblocking(true).is_err() {
-                return false;
-            }
-            s.into()
-        } else {
-            // std's listener sets SO_REUSEADDR, as slirp's does.
-            let Ok(l) = TcpListener::bind(host) else {
-                return false;
-            };
-            if l.set_nonblocking(true).is_err() {
-                return false;
-            }
-            l.into()
-        };
-        self.0
-            .add(nsnet_stack::Forward {
-                id,
-                udp,
-                listener,
-                guest: guest.into(),
-            })
-            .is_ok()
-    }
-
-    fn remove(&mut self, id: u32) {
-        self.0.remove(id);
-    }
-}
-
-/// The API socket's file, removable after the sandbox hid its path: its directory is held
-/// open and the name unlinked relative to it.
-pub struct SocketFile {
-    dir: OwnedFd,
-    name: std::ffi::CString,
-}
-
-impl SocketFile {
-    pub fn new(path: &Path) -> Result<SocketFile, String> {
-        use std::os::unix::ffi::OsStrExt;
-        let parent = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let dir = std::fs::File::open(parent)
-            .map_err(|e| format!("api socket directory {}: {e}", parent.display()))?;
-        let name = path.file_name().unwrap_or_default().as_bytes().to_vec();
-        Ok(SocketFile {
-            dir: dir.into(),
-            name: std::ffi::CString::new(name).map_err(|_| "api socket path has a NUL byte")?,
-        })
-    }
-
-    pub fn remove(self) {
-        use std::os::fd::AsRawFd;
-        // SAFETY: a valid directory fd and a NUL-terminated name.
-        unsafe { libc::unlinkat(self.dir.as_raw_fd(), self.name.as_ptr(), 0) };
-    }
+/// The API socket could not be bound.
+#[derive(Debug, thiserror::Error)]
+#[error("api socket {}: bind: {source}", path.display())]
+pub struct BindError {
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
 }
 
 /// The API socket: bound at start-up (an existing file is replaced, as slirp4netns does);
@@ -239,10 +183,12 @@ pub struct Socket {
 }
 
 impl Socket {
-    pub fn bind(path: &Path) -> Result<Socket, String> {
+    pub fn bind(path: &Path) -> Result<Socket, BindError> {
         let _ = std::fs::remove_file(path);
-        let listener = UnixListener::bind(path)
-            .map_err(|e| format!("api socket {}: bind: {e}", path.display()))?;
+        let listener = UnixListener::bind(path).map_err(|source| BindError {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Ok(Socket { listener })
     }
 
