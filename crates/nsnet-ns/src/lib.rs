@@ -3,6 +3,8 @@
 //! The lowest layer of nsnet. It owns the kernel mechanisms a rootless launcher is made of,
 //! each as a small function with no policy of its own:
 //!
+//! - [`check`]: the host prerequisites of rootless namespaces as findings with fixes
+//!   (`nsnet check`).
 //! - [`idmap`]: subordinate id ranges (`/etc/subuid`, `getsubids`) and writing a child's
 //!   uid/gid maps through `newuidmap`/`newgidmap`, or the single-id fallback.
 //! - [`mount`]: mount propagation, a fresh `/proc` for a PID namespace, a fresh `/sys` for a
@@ -30,6 +32,7 @@
 //! - Capabilities in a new user namespace survive `execve` only if uid 0 is mapped when the
 //!   `execve` happens; the launcher therefore writes the maps before the child re-executes.
 
+pub mod check;
 pub mod confine;
 pub mod copyup;
 pub mod enter;

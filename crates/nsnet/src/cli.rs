@@ -39,6 +39,12 @@ enum Cmd {
     /// Run containers with runc in the rootless instance, networked by OCI hooks.
     #[command(alias = "c")]
     Container(crate::container_cmd::ContainerArgs),
+    /// Check that this host and user can run rootless nsnet; each problem with its fix.
+    ///
+    /// Exit status 0 only when nothing needed is missing.
+    Check,
+    /// Switch a container client (docker, podman, nerdctl) to nsnet, or back with --undo.
+    Setup(crate::setup_cmd::SetupArgs),
     /// Internal entry points used by nsnet itself.
     #[command(hide = true, subcommand)]
     Internal(Internal),
@@ -111,6 +117,8 @@ pub fn main() -> i32 {
         Cmd::Ns(cmd) => crate::ns_cmd::main(cmd),
         Cmd::Container(args) => crate::container_cmd::main(args),
         Cmd::Network(args) => crate::network_cmd::main(args),
+        Cmd::Check => crate::check_cmd::main(),
+        Cmd::Setup(args) => crate::setup_cmd::main(args),
         Cmd::Internal(Internal::Whoami { host_ns }) => crate::report::whoami(&host_ns),
         Cmd::Internal(Internal::OciHook {
             phase,

@@ -6,6 +6,7 @@
 //! stage of the launcher is this same binary re-executed with `_NSNET_CHILD_FDS` set, so that
 //! check comes before any parsing.
 
+mod check_cmd;
 mod cli;
 mod container_cmd;
 mod network_cmd;
@@ -14,6 +15,7 @@ mod port_cmd;
 mod report;
 mod rootlessctl;
 mod rootlesskit;
+mod setup_cmd;
 mod slirp4netns;
 
 use std::path::Path;
@@ -28,7 +30,8 @@ fn main() {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let code = match name.as_str() {
-        "rootlesskit" => rootlesskit::main(),
+        // dockerd-rootless.sh runs `docker-rootlesskit` in preference to `rootlesskit`.
+        "rootlesskit" | "docker-rootlesskit" => rootlesskit::main(),
         "rootlessctl" => rootlessctl::main(),
         "slirp4netns" => slirp4netns::main(),
         "nsnet-bridge" => cni_plugin(),
