@@ -24,35 +24,9 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use serde::{Deserialize, Serialize};
+pub use nsnet_api::rest::{PortSpec, PortStatus};
 
 use crate::PortError;
-
-/// RootlessKit's `port.Spec` (field order and names as its JSON).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PortSpec {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub proto: String,
-    #[serde(rename = "parentIP", default, skip_serializing_if = "String::is_empty")]
-    pub parent_ip: String,
-    #[serde(rename = "parentPort", default, skip_serializing_if = "is_zero")]
-    pub parent_port: i64,
-    #[serde(rename = "childPort", default, skip_serializing_if = "is_zero")]
-    pub child_port: i64,
-    #[serde(rename = "childIP", default, skip_serializing_if = "String::is_empty")]
-    pub child_ip: String,
-}
-
-fn is_zero(n: &i64) -> bool {
-    *n == 0
-}
-
-/// A published port (`port.Status`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PortStatus {
-    pub id: u64,
-    pub spec: PortSpec,
-}
 
 /// Transport of a published port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,9 +97,21 @@ fn port(n: i64, which: &'static str) -> Result<u16, PortError> {
         .ok_or(PortError::InvalidPort { which, port: n })
 }
 
-impl PortSpec {
+/// The rules of a spec, over the API's wire type (RootlessKit's `portutil`).
+pub trait PortSpecExt: Sized {
     /// Parses the text form.
-    pub fn parse(text: &str) -> Result<PortSpec, PortError> {
+    fn parse(text: &str) -> Result<Self, PortError>;
+    /// Checks the spec and works out where to listen and where to dial.
+    fn plan(&self) -> Result<Plan, PortError>;
+    /// Whether two specs claim the same listener (RootlessKit's conflict rule).
+    fn conflicts_with(&self, other: &PortSpec) -> bool;
+    /// The text form, for messages and tables.
+    fn text(&self) -> String;
+}
+
+impl PortSpecExt for PortSpec {
+    /// Parses the text form.
+    fn parse(text: &str) -> Result<PortSpec, PortError> {
         let bad = |what: &str| PortError::Syntax(format!("{what} in PortSpec string: {text:?}"));
         let (rest, proto) = text.rsplit_once('/').ok_or_else(|| bad("missing proto"))?;
         if parse_proto(proto).is_none() {
@@ -165,7 +151,7 @@ impl PortSpec {
     }
 
     /// Checks the spec and works out where to listen and where to dial.
-    pub fn plan(&self) -> Result<Plan, PortError> {
+    fn plan(&self) -> Result<Plan, PortError> {
         let (transport, family) =
             parse_proto(&self.proto).ok_or_else(|| PortError::UnknownProto(self.proto.clone()))?;
         let parent_ip: Option<IpAddr> = match self.parent_ip.as_str() {
@@ -203,14 +189,14 @@ impl PortSpec {
     }
 
     /// Whether two specs claim the same listener (RootlessKit's conflict rule).
-    pub fn conflicts_with(&self, other: &PortSpec) -> bool {
+    fn conflicts_with(&self, other: &PortSpec) -> bool {
         self.proto == other.proto
             && self.parent_ip == other.parent_ip
             && self.parent_port == other.parent_port
     }
 
     /// The text form, for messages and tables.
-    pub fn text(&self) -> String {
+    fn text(&self) -> String {
         let ip = |s: &str| {
             if s.contains(':') {
                 format!("[{s}]:")

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use nsnet_ns::idmap::SubidSource;
 use nsnet_ns::mount::Propagation;
+use nsnet_port::PortSpecExt;
 use serde::{Deserialize, Serialize};
 
 /// Which program's conventions the launcher follows for defaults and output.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 use nsnet_api::client::Client;
-use nsnet_port::PortSpec;
+use nsnet_port::{PortSpec, PortSpecExt};
 use serde::Serialize;
 
 #[derive(Debug, clap::Args)]

@@ -645,6 +645,44 @@ fn slirp4netns_port_driver_forwards_through_slirp4netns() {
     );
 }
 
+/// nsnet-port's conformance suite against the slirp4netns port driver: the driver is made here,
+/// in the test, over the API socket of an instance's slirp4netns (Debian's, then nsnet linked
+/// as `slirp4netns`), and forwards to the instance's echo servers on 10.0.2.100.
+#[test]
+fn the_slirp4netns_port_driver_passes_the_conformance_suite() {
+    use std::os::unix::fs::PermissionsExt;
+    let ours = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(ours.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let link = ours.path().join("slirp4netns");
+    std::os::unix::fs::symlink(nsnet_bin(), &link).unwrap();
+    let ours = format!("--slirp4netns-binary={}", link.display());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    for binary in [&[][..], &[ours.as_str()][..]] {
+        let mut args = vec!["--net=slirp4netns", "--port-driver=slirp4netns"];
+        args.extend(binary);
+        let inst = Instance::start(&args);
+        let driver =
+            nsnet_port::Ports::Slirp4netns(nsnet_port::slirp4netns::Slirp4netnsPorts::new(
+                inst.state.join(".s4nn.sock"),
+                std::net::Ipv4Addr::new(10, 0, 2, 100),
+            ));
+        let child = nsnet_port::testsuite::Child {
+            tcp: 80,
+            udp: 81,
+            v6: None,
+        };
+        rt.block_on(nsnet_port::testsuite::run(&driver, &child));
+        assert!(
+            driver.list().is_empty(),
+            "{binary:?}: the suite leaves nothing"
+        );
+    }
+}
+
 #[test]
 fn debian_rootlessctl_and_ours_speak_to_nsnet_alike() {
     let inst = Instance::start(&["-p", "127.0.0.1:18880:80/tcp"]);
