@@ -13,61 +13,24 @@
 //! DELETE /v1/ports/{id}  200 (empty)                         400 {"message":"unknown id: 99"}
 //! ```
 //!
-//! The server serves a [`Backend`]: static facts about the instance plus, when a port driver
-//! runs, its `nsnet_port::PortManager`. The [`client`] is what `rootlessctl` and `nsnet port`
-//! use. What it leaves to others: the port driver itself, and the socket's lifetime
+//! [`rest::types`] is the wire contract (Info, PortSpec, PortStatus). [`rest::server`] serves a
+//! `Backend`: static facts about the instance plus, when a port driver runs, that driver as a
+//! [`rest::PortBackend`] (nsnet-port's `Ports`). [`rest::client`] is what `rootlessctl` and
+//! `nsnet port` use. What it leaves to others: the port drivers and the rules of a port spec
+//! (`nsnet-port`, which depends on this crate, not the other way), and the socket's lifetime
 //! (`nsnet-run` binds it and removes it).
 //!
 //! [`slirp4netns`] is the other protocol nsnet speaks: slirp4netns's JSON API socket, server
 //! and client.
 
-pub mod client;
-pub mod server;
+pub mod rest;
 pub mod slirp4netns;
 
-use serde::{Deserialize, Serialize};
+pub use rest::types::{Info, NetworkDriverInfo, PortDriverInfo, PortSpec, PortStatus};
+pub use rest::{client, server};
 
 /// The API version RootlessKit's clients expect.
 pub const API_VERSION: &str = "1.1.1";
 
 /// The RootlessKit release whose CLI and API behaviour nsnet reproduces.
 pub const ROOTLESSKIT_COMPAT_VERSION: &str = "2.3.4";
-
-/// `GET /v1/info`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Info {
-    #[serde(rename = "apiVersion")]
-    pub api_version: String,
-    pub version: String,
-    #[serde(rename = "stateDir")]
-    pub state_dir: String,
-    #[serde(rename = "childPID")]
-    pub child_pid: i64,
-    #[serde(
-        rename = "networkDriver",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub network_driver: Option<NetworkDriverInfo>,
-    #[serde(
-        rename = "portDriver",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub port_driver: Option<PortDriverInfo>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NetworkDriverInfo {
-    pub driver: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub dns: Vec<String>,
-    #[serde(rename = "childIP", default, skip_serializing_if = "Option::is_none")]
-    pub child_ip: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PortDriverInfo {
-    pub driver: String,
-    pub protos: Vec<String>,
-}

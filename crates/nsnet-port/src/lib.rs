@@ -1,34 +1,46 @@
-//! # nsnet-port — the builtin port driver
+//! # nsnet-port — the port drivers
 //!
-//! Layer: port publishing. A published port is a listener in the host's network namespace;
-//! each connection (TCP) or client flow (UDP) gets a socket created *inside the child's
-//! network namespace* and connected to the target there, and the two are relayed. There is
-//! no user-mode TCP/IP on this path: two kernel sockets and a splice(2) relay.
+//! Layer: port publishing. Two drivers, one closed set ([`Ports`], which serves the REST API
+//! as its `nsnet_api::rest::PortBackend`), and the rules of a port spec over the API's wire
+//! type ([`spec`]: text form, where to listen, conflicts).
 //!
-//! Child-side sockets come from a [`ChildSockets`] implementation: [`NetnsThreadSockets`]
-//! asks the parent's thread that lives in the child's netns (`nsnet_ns::netns::NetnsThread`)
-//! for a socket — one short round trip per connection, no descriptor passing — and
-//! [`HostSockets`] is the do-nothing variant that creates them in the caller's own netns
-//! (tests and `--net=host`).
+//! The builtin driver ([`PortManager`], RootlessKit's `builtin`): a published port is a
+//! listener in the host's network namespace; each connection (TCP) or client flow (UDP) gets a
+//! socket created *inside the child's network namespace* and connected to the target there,
+//! and the two are relayed. There is no user-mode TCP/IP on this path: two kernel sockets and
+//! a splice(2) relay. Child-side sockets come from a [`ChildSockets`] implementation:
+//! [`NetnsThreadSockets`] asks the parent's thread that lives in the child's netns
+//! (`nsnet_ns::netns::NetnsThread`) for a socket — one short round trip per connection, no
+//! descriptor passing — and [`HostSockets`] creates them in the caller's own netns (the
+//! conformance suite's unit test runs the driver that way, on loopback).
 //!
-//! [`PortManager`] is RootlessKit's `port.Manager`: ids from 1, never reused, the same
-//! validation rules and error strings. What it leaves to others: the REST API (`nsnet-api`),
-//! when to start and stop (`nsnet-run`), how the child netns is reached (`nsnet-ns`).
+//! The slirp4netns driver ([`slirp4netns::Slirp4netnsPorts`]) asks slirp4netns for host
+//! forwards over its API socket.
+//!
+//! Both keep RootlessKit's `port.Manager` contract — ids, validation rules, error strings —
+//! and [`testsuite`] checks it for each. What they leave to others: the REST API
+//! (`nsnet-api`), when to start and stop (`nsnet-run`), how the child netns is reached
+//! (`nsnet-ns`).
 
 pub mod relay;
 pub mod slirp4netns;
 pub mod spec;
 mod tcp;
+pub mod testsuite;
 mod udp;
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+
+use nsnet_api::rest::BackendError;
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::oneshot;
 
-pub use spec::{PortSpec, PortStatus, Transport};
+pub use spec::{PortSpec, PortSpecExt, PortStatus, Transport};
 
 /// Failures of the port driver; the texts are RootlessKit's where it has one.
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +109,26 @@ impl Ports {
             Ports::Builtin(pm) => pm.remove(id).await,
             Ports::Slirp4netns(d) => d.remove(id).await,
         }
+    }
+}
+
+impl nsnet_api::rest::PortBackend for Ports {
+    fn add(
+        &self,
+        spec: PortSpec,
+    ) -> Pin<Box<dyn Future<Output = Result<PortStatus, BackendError>> + Send + '_>> {
+        Box::pin(async move { Ports::add(self, spec).await.map_err(BackendError::from) })
+    }
+
+    fn list(&self) -> Vec<PortStatus> {
+        Ports::list(self)
+    }
+
+    fn remove(
+        &self,
+        id: u64,
+    ) -> Pin<Box<dyn Future<Output = Result<(), BackendError>> + Send + '_>> {
+        Box::pin(async move { Ports::remove(self, id).await.map_err(BackendError::from) })
     }
 }
 

@@ -7,42 +7,26 @@
 //! 8080:80/tcp   127.0.0.1:8080:80/tcp   [::1]:8080:[::1]:80/tcp6   0.0.0.0:8080:10.4.0.2:80/tcp
 //! ```
 //!
-//! Listening: `tcp`/`udp` without a parent IP listen dual-stack on `[::]` (Go's `net.Listen`
-//! semantics, which RootlessKit inherits), `tcp4` on `0.0.0.0`, `tcp6` on `[::]` IPv6-only.
+//! Listening follows Go's `net.Listen`/`net.ListenPacket`, which RootlessKit's builtin driver
+//! calls with the spec's proto and parent IP:
+//!
+//! ```text
+//! parent IP          tcp / udp              tcp4 / udp4        tcp6 / udp6
+//! none, 0.0.0.0, ::  [::] dual-stack        0.0.0.0            [::] IPv6 only (0.0.0.0: error)
+//! IPv4 address       that address           that address       error
+//! IPv6 address       that address           error              that address, IPv6 only
+//! ```
+//!
+//! (Go treats every unspecified address alike for `tcp`, and resolves `[::]` for `tcp4` to
+//! `0.0.0.0`; an IPv4-mapped IPv6 address counts as IPv4.)
 //! Dialling inside the child: the child IP when given, else `127.0.0.1`, else — when the
 //! parent IP is a specific address rather than a wildcard — that address (RootlessKit's rule).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use serde::{Deserialize, Serialize};
+pub use nsnet_api::rest::{PortSpec, PortStatus};
 
 use crate::PortError;
-
-/// RootlessKit's `port.Spec` (field order and names as its JSON).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PortSpec {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub proto: String,
-    #[serde(rename = "parentIP", default, skip_serializing_if = "String::is_empty")]
-    pub parent_ip: String,
-    #[serde(rename = "parentPort", default, skip_serializing_if = "is_zero")]
-    pub parent_port: i64,
-    #[serde(rename = "childPort", default, skip_serializing_if = "is_zero")]
-    pub child_port: i64,
-    #[serde(rename = "childIP", default, skip_serializing_if = "String::is_empty")]
-    pub child_ip: String,
-}
-
-fn is_zero(n: &i64) -> bool {
-    *n == 0
-}
-
-/// A published port (`port.Status`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PortStatus {
-    pub id: u64,
-    pub spec: PortSpec,
-}
 
 /// Transport of a published port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +68,28 @@ fn parse_proto(p: &str) -> Option<(Transport, Family)> {
     })
 }
 
+/// Where Go's listener for `family` and `parent_ip` listens, and whether dual-stack; `None`
+/// when Go finds "no suitable address" (the family excludes the address).
+fn listen_on(parent_ip: Option<IpAddr>, family: Family) -> Option<(IpAddr, bool)> {
+    const ANY4: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+    const ANY6: IpAddr = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+    // Go's IP is 16 bytes either way; `To4() != nil` makes a mapped address IPv4.
+    let ip = parent_ip.map(|ip| ip.to_canonical());
+    Some(match (ip, family) {
+        (None, Family::Any) => (ANY6, true),
+        (Some(ip), Family::Any) if ip.is_unspecified() => (ANY6, true),
+        (None, Family::V4) => (ANY4, false),
+        // Go resolves `::` to `[::, 0.0.0.0]` and the tcp4 filter keeps the second.
+        (Some(ip), Family::V4) if ip == ANY6 => (ANY4, false),
+        (None, Family::V6) => (ANY6, false),
+        (Some(ip), Family::Any) => (ip, false),
+        (Some(ip @ IpAddr::V4(_)), Family::V4) | (Some(ip @ IpAddr::V6(_)), Family::V6) => {
+            (ip, false)
+        }
+        (Some(_), _) => return None,
+    })
+}
+
 fn port(n: i64, which: &'static str) -> Result<u16, PortError> {
     u16::try_from(n)
         .ok()
@@ -91,9 +97,21 @@ fn port(n: i64, which: &'static str) -> Result<u16, PortError> {
         .ok_or(PortError::InvalidPort { which, port: n })
 }
 
-impl PortSpec {
+/// The rules of a spec, over the API's wire type (RootlessKit's `portutil`).
+pub trait PortSpecExt: Sized {
     /// Parses the text form.
-    pub fn parse(text: &str) -> Result<PortSpec, PortError> {
+    fn parse(text: &str) -> Result<Self, PortError>;
+    /// Checks the spec and works out where to listen and where to dial.
+    fn plan(&self) -> Result<Plan, PortError>;
+    /// Whether two specs claim the same listener (RootlessKit's conflict rule).
+    fn conflicts_with(&self, other: &PortSpec) -> bool;
+    /// The text form, for messages and tables.
+    fn text(&self) -> String;
+}
+
+impl PortSpecExt for PortSpec {
+    /// Parses the text form.
+    fn parse(text: &str) -> Result<PortSpec, PortError> {
         let bad = |what: &str| PortError::Syntax(format!("{what} in PortSpec string: {text:?}"));
         let (rest, proto) = text.rsplit_once('/').ok_or_else(|| bad("missing proto"))?;
         if parse_proto(proto).is_none() {
@@ -133,7 +151,7 @@ impl PortSpec {
     }
 
     /// Checks the spec and works out where to listen and where to dial.
-    pub fn plan(&self) -> Result<Plan, PortError> {
+    fn plan(&self) -> Result<Plan, PortError> {
         let (transport, family) =
             parse_proto(&self.proto).ok_or_else(|| PortError::UnknownProto(self.proto.clone()))?;
         let parent_ip: Option<IpAddr> = match self.parent_ip.as_str() {
@@ -152,18 +170,11 @@ impl PortSpec {
                     .map_err(|_| PortError::InvalidIp("ChildIP", s.to_string()))?,
             ),
         };
-        let (listen_ip, dual_stack) = match (parent_ip, family) {
-            (None, Family::Any) => (IpAddr::V6(Ipv6Addr::UNSPECIFIED), true),
-            (None, Family::V4) => (IpAddr::V4(Ipv4Addr::UNSPECIFIED), false),
-            (None, Family::V6) => (IpAddr::V6(Ipv6Addr::UNSPECIFIED), false),
-            (Some(ip @ IpAddr::V4(_)), Family::V6) | (Some(ip @ IpAddr::V6(_)), Family::V4) => {
-                return Err(PortError::FamilyMismatch {
-                    ip,
-                    proto: self.proto.clone(),
-                });
-            }
-            (Some(ip), _) => (ip, false),
-        };
+        let (listen_ip, dual_stack) =
+            listen_on(parent_ip, family).ok_or_else(|| PortError::FamilyMismatch {
+                ip: parent_ip.expect("only a given parent IP can mismatch"),
+                proto: self.proto.clone(),
+            })?;
         let dial_ip = match (child_ip, parent_ip) {
             (Some(ip), _) => ip,
             (None, Some(ip)) if !ip.is_unspecified() => ip,
@@ -178,14 +189,14 @@ impl PortSpec {
     }
 
     /// Whether two specs claim the same listener (RootlessKit's conflict rule).
-    pub fn conflicts_with(&self, other: &PortSpec) -> bool {
+    fn conflicts_with(&self, other: &PortSpec) -> bool {
         self.proto == other.proto
             && self.parent_ip == other.parent_ip
             && self.parent_port == other.parent_port
     }
 
     /// The text form, for messages and tables.
-    pub fn text(&self) -> String {
+    fn text(&self) -> String {
         let ip = |s: &str| {
             if s.contains(':') {
                 format!("[{s}]:")
@@ -281,6 +292,71 @@ mod tests {
         );
         let p = spec("0.0.0.0:8080:10.4.0.2:80/tcp").plan().unwrap();
         assert_eq!(p.target.to_string(), "10.4.0.2:80");
+    }
+
+    /// The listener of each form: (address, dual-stack), or the family mismatch error.
+    fn listener(text: &str) -> Result<(String, bool), String> {
+        spec(text)
+            .plan()
+            .map(|p| (p.listen.to_string(), p.dual_stack))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn listeners_follow_go_net_listen() {
+        let ok = |a: &str, dual: bool| Ok((a.to_string(), dual));
+        for t in ["tcp", "udp"] {
+            let c = |form: &str| listener(&form.replace("T", t));
+            // The wildcard with tcp/udp is dual-stack whichever family spells it.
+            assert_eq!(c("8080:80/T"), ok("[::]:8080", true));
+            assert_eq!(c("0.0.0.0:8080:80/T"), ok("[::]:8080", true));
+            assert_eq!(c("[::]:8080:80/T"), ok("[::]:8080", true));
+            assert_eq!(c("0.0.0.0:8080:[::1]:80/T"), ok("[::]:8080", true));
+            assert_eq!(c("[::]:8080:[127.0.0.1]:80/T"), ok("[::]:8080", true));
+            // tcp4: IPv4 only; [::] is resolved to 0.0.0.0.
+            assert_eq!(c("8080:80/T4"), ok("0.0.0.0:8080", false));
+            assert_eq!(c("0.0.0.0:8080:80/T4"), ok("0.0.0.0:8080", false));
+            assert_eq!(c("[::]:8080:80/T4"), ok("0.0.0.0:8080", false));
+            assert_eq!(c("0.0.0.0:8080:[::1]:80/T4"), ok("0.0.0.0:8080", false));
+            // tcp6: IPv6 only.
+            assert_eq!(c("8080:80/T6"), ok("[::]:8080", false));
+            assert_eq!(c("[::]:8080:80/T6"), ok("[::]:8080", false));
+            assert_eq!(c("[::]:8080:[127.0.0.1]:80/T6"), ok("[::]:8080", false));
+            // A specific address is that address only; a mapped one is IPv4.
+            assert_eq!(c("127.0.0.1:8080:80/T"), ok("127.0.0.1:8080", false));
+            assert_eq!(c("[::1]:8080:80/T"), ok("[::1]:8080", false));
+            assert_eq!(c("[::1]:8080:80/T6"), ok("[::1]:8080", false));
+            assert_eq!(c("127.0.0.1:8080:80/T4"), ok("127.0.0.1:8080", false));
+            assert_eq!(
+                c("[::ffff:127.0.0.1]:8080:80/T"),
+                ok("127.0.0.1:8080", false)
+            );
+            assert_eq!(
+                c("[::ffff:127.0.0.1]:8080:80/T4"),
+                ok("127.0.0.1:8080", false)
+            );
+            // Go finds no suitable address for these.
+            for bad in [
+                "0.0.0.0:8080:80/T6",
+                "127.0.0.1:8080:80/T6",
+                "[::ffff:127.0.0.1]:8080:80/T6",
+                "[::1]:8080:80/T4",
+            ] {
+                assert!(
+                    c(bad).unwrap_err().contains("does not match proto"),
+                    "{bad}"
+                );
+            }
+        }
+        // Where the listener is has no say in where the child is dialled.
+        let p = spec("[::]:8080:[127.0.0.1]:80/tcp").plan().unwrap();
+        assert_eq!(p.target.to_string(), "127.0.0.1:80");
+        let p = spec("0.0.0.0:8080:[::1]:80/tcp4").plan().unwrap();
+        assert_eq!(p.target.to_string(), "[::1]:80");
+        let p = spec("[::]:8080:80/tcp6").plan().unwrap();
+        assert_eq!(p.target.to_string(), "127.0.0.1:80");
+        // tcp4 and tcp6 on one port are two listeners, not a conflict.
+        assert!(!spec("0.0.0.0:8080:80/tcp4").conflicts_with(&spec("[::]:8080:80/tcp6")));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use nsnet_api::{Info, NetworkDriverInfo, PortDriverInfo, server};
 use nsnet_ns::netns::NetnsThread;
-use nsnet_port::{NetnsThreadSockets, PortManager, Ports};
+use nsnet_port::{NetnsThreadSockets, PortManager, PortSpecExt, Ports};
 
 use crate::LaunchError;
 use crate::config::{LaunchPlan, NetDriver, PortDriver};
@@ -185,7 +185,10 @@ pub fn start(
     };
     runtime.spawn(server::serve(
         listener,
-        Arc::new(server::Backend { info, ports }),
+        Arc::new(server::Backend {
+            info,
+            ports: ports.map(|p| p as Arc<dyn nsnet_api::rest::PortBackend>),
+        }),
     ));
     services.runtime = Some(runtime);
     Ok(services)

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 use nsnet_api::client::Client;
 use nsnet_ns::instance::{self, Instance, Source};
-use nsnet_port::PortSpec;
+use nsnet_port::{PortSpec, PortSpecExt};
 use serde::Serialize;
 
 #[derive(Debug, clap::Args)]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use nsnet_api::client::Client;
-use nsnet_port::{PortSpec, PortStatus};
+use nsnet_port::{PortSpec, PortSpecExt, PortStatus};
 
 #[derive(Debug, Parser)]
 #[command(

@@ -195,6 +195,139 @@ fn tcp_tcp4_and_tcp6_listen_where_rootlesskit_does() {
     );
 }
 
+/// Go's listener semantics, which RootlessKit's builtin driver inherits from `net.Listen` and
+/// `net.ListenPacket`: each `-p` form (TCP; `PORT` is the parent port) and whether a client
+/// from the world's 127.0.0.1 and from its ::1 gets through. The wildcard with `tcp` is
+/// dual-stack whichever family spells it; `tcp4` is IPv4 only (and takes `[::]` as
+/// `0.0.0.0`); `tcp6` is IPv6 only; a specific address is that address only.
+const GO_LISTEN: [(&str, bool, bool); 15] = [
+    ("PORT:80/tcp", true, true),
+    ("0.0.0.0:PORT:80/tcp", true, true),
+    ("[::]:PORT:80/tcp", true, true),
+    ("0.0.0.0:PORT:80/tcp4", true, false),
+    ("[::]:PORT:80/tcp4", true, false),
+    ("PORT:80/tcp6", false, true),
+    ("[::]:PORT:80/tcp6", false, true),
+    ("[::]:PORT:[::1]:80/tcp6", false, true),
+    ("[::]:PORT:[::1]:80/tcp", true, true),
+    ("[::]:PORT:[127.0.0.1]:80/tcp6", false, true),
+    ("[::]:PORT:[127.0.0.1]:80/tcp", true, true),
+    ("0.0.0.0:PORT:[::1]:80/tcp4", true, false),
+    ("0.0.0.0:PORT:[::1]:80/tcp", true, true),
+    ("127.0.0.1:PORT:80/tcp", true, false),
+    ("[::1]:PORT:80/tcp", false, true),
+];
+
+/// The same form for UDP (the echo server's UDP port is 81).
+fn as_udp(form: &str) -> String {
+    form.replace(":80/tcp", ":81/udp")
+}
+
+fn tcp_reaches(addr: SocketAddr) -> bool {
+    let payload = addr.to_string().into_bytes();
+    matches!(echo_tcp(addr, &payload), Ok(b) if b == payload)
+}
+
+/// A connected UDP socket gets ECONNREFUSED at once where nothing listens, so a refusal needs
+/// no time-out; a datagram that is lost is sent again.
+fn udp_reaches(addr: SocketAddr) -> bool {
+    let s = UdpSocket::bind(if addr.is_ipv4() {
+        "127.0.0.1:0"
+    } else {
+        "[::1]:0"
+    })
+    .unwrap();
+    s.connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let payload = addr.to_string().into_bytes();
+    let mut buf = [0u8; 256];
+    for _ in 0..3 {
+        if s.send(&payload).is_err() {
+            return false;
+        }
+        match s.recv(&mut buf) {
+            Ok(n) => return buf[..n] == payload[..],
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return false,
+            Err(_) => continue,
+        }
+    }
+    false
+}
+
+/// Every `GO_LISTEN` form, for TCP from `base` and for UDP from `base + 100`, one port each,
+/// plus `tcp4` and `tcp6` (and `udp4` and `udp6`) on one shared port: (spec, port, from v4,
+/// from v6).
+fn go_listen_specs(base: u16) -> Vec<(String, u16, bool, bool)> {
+    let mut specs = Vec::new();
+    for (i, (form, v4, v6)) in GO_LISTEN.iter().enumerate() {
+        let port = base + i as u16;
+        specs.push((form.replace("PORT", &port.to_string()), port, *v4, *v6));
+        let port = port + 100;
+        specs.push((
+            as_udp(form).replace("PORT", &port.to_string()),
+            port,
+            *v4,
+            *v6,
+        ));
+    }
+    for (shared, t) in [(base + 50, "tcp"), (base + 150, "udp")] {
+        let c = if t == "tcp" { 80 } else { 81 };
+        specs.push((format!("0.0.0.0:{shared}:{c}/{t}4"), shared, true, true));
+        specs.push((format!("[::]:{shared}:{c}/{t}6"), shared, true, true));
+    }
+    specs
+}
+
+/// Checks each published spec from 127.0.0.1 and ::1; every failure is listed at once.
+fn check_go_listen(specs: &[(String, u16, bool, bool)]) {
+    let mut wrong = Vec::new();
+    for (spec, port, v4, v6) in specs {
+        let reaches = if spec.contains("/udp") {
+            udp_reaches
+        } else {
+            tcp_reaches
+        };
+        let got = (
+            reaches(SocketAddr::from(([127, 0, 0, 1], *port))),
+            reaches(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, *port))),
+        );
+        if got != (*v4, *v6) {
+            wrong.push(format!(
+                "{spec}: (127.0.0.1, ::1) reached {got:?}, expected {:?}",
+                (*v4, *v6)
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn nsnet_run_p_listens_as_go_does_for_every_form() {
+    let specs = go_listen_specs(20000);
+    let mut args: Vec<&str> = Vec::new();
+    for (spec, ..) in &specs {
+        args.extend(["-p", spec]);
+    }
+    let _inst = Instance::start(&args);
+    check_go_listen(&specs);
+}
+
+#[test]
+fn ports_added_at_run_time_listen_as_go_does_for_every_form() {
+    let inst = Instance::start(&[]);
+    let specs = go_listen_specs(20400);
+    let p = Personalities::new();
+    let o = output(
+        p.command("rootlessctl")
+            .arg(format!("--socket={}", inst.api().display()))
+            .arg("add-ports")
+            .args(specs.iter().map(|s| s.0.as_str())),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), specs.len());
+    check_go_listen(&specs);
+}
+
 #[test]
 fn ports_added_and_removed_at_run_time_take_effect_at_once() {
     let inst = Instance::start(&[]);
@@ -510,6 +643,44 @@ fn slirp4netns_port_driver_forwards_through_slirp4netns() {
         echo_tcp("127.0.0.1:18980".parse().unwrap(), b"still").unwrap(),
         b"still"
     );
+}
+
+/// nsnet-port's conformance suite against the slirp4netns port driver: the driver is made here,
+/// in the test, over the API socket of an instance's slirp4netns (Debian's, then nsnet linked
+/// as `slirp4netns`), and forwards to the instance's echo servers on 10.0.2.100.
+#[test]
+fn the_slirp4netns_port_driver_passes_the_conformance_suite() {
+    use std::os::unix::fs::PermissionsExt;
+    let ours = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(ours.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let link = ours.path().join("slirp4netns");
+    std::os::unix::fs::symlink(nsnet_bin(), &link).unwrap();
+    let ours = format!("--slirp4netns-binary={}", link.display());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    for binary in [&[][..], &[ours.as_str()][..]] {
+        let mut args = vec!["--net=slirp4netns", "--port-driver=slirp4netns"];
+        args.extend(binary);
+        let inst = Instance::start(&args);
+        let driver =
+            nsnet_port::Ports::Slirp4netns(nsnet_port::slirp4netns::Slirp4netnsPorts::new(
+                inst.state.join(".s4nn.sock"),
+                std::net::Ipv4Addr::new(10, 0, 2, 100),
+            ));
+        let child = nsnet_port::testsuite::Child {
+            tcp: 80,
+            udp: 81,
+            v6: None,
+        };
+        rt.block_on(nsnet_port::testsuite::run(&driver, &child));
+        assert!(
+            driver.list().is_empty(),
+            "{binary:?}: the suite leaves nothing"
+        );
+    }
 }
 
 #[test]

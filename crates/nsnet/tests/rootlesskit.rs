@@ -1,6 +1,6 @@
 //! The `rootlesskit` personality against RootlessKit's observable behaviour: the checks of
-//! RootlessKit's own hack/integration-exit-code.sh, -restart.sh and -pdeathsig.sh, its help
-//! and version output, and its error lines.
+//! RootlessKit's own hack/integration-exit-code.sh, -restart.sh, -pdeathsig.sh and -port.sh,
+//! its help and version output, and its error lines.
 
 mod common;
 
@@ -250,4 +250,256 @@ fn integration_restart_sh_with_slirp4netns_and_builtin_ports() {
         stdout(&o),
         "ID    PROTO    PARENTIP    PARENTPORT    CHILDIP    CHILDPORT    \n"
     );
+}
+
+const HTTPD: &str = include_str!("fixtures/httpd.py");
+
+/// A `rootlesskit` personality instance serving HTTP on port 80 inside its child netns;
+/// SIGTERMed and waited for on drop.
+struct HttpInstance {
+    job: std::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl HttpInstance {
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+    }
+}
+
+impl Drop for HttpInstance {
+    fn drop(&mut self) {
+        let _ = kill(Pid::from_raw(self.job.id() as i32), Signal::SIGTERM);
+        let _ = self.job.wait();
+    }
+}
+
+/// RootlessKit's hack/integration-port.sh `test_port PORT_DRIVER URL EXPECTATION ARGS…`:
+/// `rootlesskit --net=slirp4netns --disable-host-loopback --copy-up=/etc
+/// --port-driver=PORT_DRIVER ARGS… <httpd on port 80>`, then `curl -fsSL URL` from the
+/// world's loopback must succeed (and return the page) or fail. `net` replaces the script's
+/// `--net=slirp4netns` (and may add `--slirp4netns-binary=…`).
+fn test_port(
+    p: &Personalities,
+    net: &[&str],
+    port_driver: &str,
+    url: &str,
+    ok: bool,
+    args: &[&str],
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("html");
+    std::fs::create_dir(&html).unwrap();
+    let page = format!("test_port ({port_driver} {url} {args:?})\n");
+    std::fs::write(html.join("index.html"), &page).unwrap();
+    let script = dir.path().join("httpd.py");
+    std::fs::write(&script, HTTPD).unwrap();
+    let ready = dir.path().join("ready");
+    let log = std::fs::File::create(dir.path().join("log")).unwrap();
+    let job = p
+        .command("rootlesskit")
+        .arg(format!(
+            "--state-dir={}",
+            dir.path().join("state").display()
+        ))
+        .args(net)
+        .args(["--disable-host-loopback", "--copy-up=/etc"])
+        .arg(format!("--port-driver={port_driver}"))
+        .args(args)
+        .arg("python3")
+        .arg(&script)
+        .arg(&html)
+        .arg(&ready)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let inst = HttpInstance { job, dir };
+    wait_for_file(&ready, Duration::from_secs(30));
+    let o = output(std::process::Command::new("curl").args(["-fsSL", "--max-time", "10", url]));
+    let what = format!("{net:?} --port-driver={port_driver} {args:?}: curl {url}");
+    if ok {
+        assert!(
+            o.status.success(),
+            "{what} should succeed: {}\n{}",
+            stderr(&o),
+            inst.log()
+        );
+        assert_eq!(stdout(&o), page, "{what}");
+    } else {
+        assert!(
+            !o.status.success(),
+            "{what} should fail, got {:?}",
+            stdout(&o)
+        );
+    }
+}
+
+/// Each case of integration-port.sh for the builtin port driver, over `--net=slirp4netns` as
+/// the script runs it and over nsnet's own `--net=builtin`. `PORT` in a URL or spec is the
+/// parent port (one per network driver, so an instance never waits for its predecessor's).
+fn builtin_cases(cases: &[(&str, bool, &[&str])]) {
+    let p = Personalities::new();
+    for (i, net) in ["--net=slirp4netns", "--net=builtin"]
+        .into_iter()
+        .enumerate()
+    {
+        let port = (8080 + i).to_string();
+        for (url, ok, args) in cases {
+            let args: Vec<String> = args.iter().map(|a| a.replace("PORT", &port)).collect();
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            test_port(
+                &p,
+                &[net],
+                "builtin",
+                &url.replace("PORT", &port),
+                *ok,
+                &args,
+            );
+        }
+    }
+}
+
+#[test]
+fn integration_port_sh_tcp_listens_on_both_v4_and_v6() {
+    builtin_cases(&[
+        (
+            "http://127.0.0.1:PORT",
+            true,
+            &["-p", "0.0.0.0:PORT:80/tcp"],
+        ),
+        ("http://[::1]:PORT", true, &["-p", "0.0.0.0:PORT:80/tcp"]),
+        // Go's net.Listen("tcp", "[::]:…") is as dual-stack as "0.0.0.0:…".
+        ("http://127.0.0.1:PORT", true, &["-p", "[::]:PORT:80/tcp"]),
+        ("http://[::1]:PORT", true, &["-p", "[::]:PORT:80/tcp"]),
+    ]);
+}
+
+#[test]
+fn integration_port_sh_tcp4_is_strictly_v4_only() {
+    builtin_cases(&[
+        (
+            "http://127.0.0.1:PORT",
+            true,
+            &["-p", "0.0.0.0:PORT:80/tcp4"],
+        ),
+        ("http://[::1]:PORT", false, &["-p", "0.0.0.0:PORT:80/tcp4"]),
+    ]);
+}
+
+#[test]
+fn integration_port_sh_tcp6_is_strictly_v6_only() {
+    builtin_cases(&[
+        ("http://127.0.0.1:PORT", false, &["-p", "[::]:PORT:80/tcp6"]),
+        ("http://[::1]:PORT", true, &["-p", "[::]:PORT:80/tcp6"]),
+    ]);
+}
+
+#[test]
+fn integration_port_sh_v6_to_v6() {
+    builtin_cases(&[
+        (
+            "http://[::1]:PORT",
+            true,
+            &["-p", "[::]:PORT:[::1]:80/tcp6"],
+        ),
+        ("http://[::1]:PORT", true, &["-p", "[::]:PORT:[::1]:80/tcp"]),
+        // Beyond the script: "tcp" on [::] takes IPv4 clients too (Go's dual-stack wildcard).
+        (
+            "http://127.0.0.1:PORT",
+            true,
+            &["-p", "[::]:PORT:[::1]:80/tcp"],
+        ),
+    ]);
+}
+
+#[test]
+fn integration_port_sh_v6_to_v4() {
+    builtin_cases(&[
+        (
+            "http://[::1]:PORT",
+            true,
+            &["-p", "[::]:PORT:[127.0.0.1]:80/tcp6"],
+        ),
+        (
+            "http://[::1]:PORT",
+            true,
+            &["-p", "[::]:PORT:[127.0.0.1]:80/tcp"],
+        ),
+        // Beyond the script, as for v6-to-v6.
+        (
+            "http://127.0.0.1:PORT",
+            true,
+            &["-p", "[::]:PORT:[127.0.0.1]:80/tcp"],
+        ),
+    ]);
+}
+
+#[test]
+fn integration_port_sh_v4_to_v6() {
+    builtin_cases(&[
+        (
+            "http://127.0.0.1:PORT",
+            true,
+            &["-p", "0.0.0.0:PORT:[::1]:80/tcp4"],
+        ),
+        (
+            "http://127.0.0.1:PORT",
+            true,
+            &["-p", "0.0.0.0:PORT:[::1]:80/tcp"],
+        ),
+        // Beyond the script: "tcp4" refuses IPv6 clients, "tcp" on 0.0.0.0 takes them.
+        (
+            "http://[::1]:PORT",
+            false,
+            &["-p", "0.0.0.0:PORT:[::1]:80/tcp4"],
+        ),
+        (
+            "http://[::1]:PORT",
+            true,
+            &["-p", "0.0.0.0:PORT:[::1]:80/tcp"],
+        ),
+    ]);
+}
+
+#[test]
+fn integration_port_sh_tcp4_and_tcp6_do_not_conflict() {
+    let both: &[&str] = &["-p", "0.0.0.0:PORT:80/tcp4", "-p", "[::]:PORT:80/tcp6"];
+    builtin_cases(&[
+        ("http://127.0.0.1:PORT", true, both),
+        ("http://[::1]:PORT", true, both),
+    ]);
+}
+
+/// The slirp4netns port driver (IPv4 only): with Debian's slirp4netns, as the script runs it,
+/// and with nsnet linked as `slirp4netns`.
+#[test]
+fn integration_port_sh_slirp4netns_port_driver_is_ipv4_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = Personalities::new();
+    let ours = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(ours.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let link = ours.path().join("slirp4netns");
+    std::os::unix::fs::symlink(nsnet_bin(), &link).unwrap();
+    let ours = format!("--slirp4netns-binary={}", link.display());
+    for (i, net) in [
+        &["--net=slirp4netns"][..],
+        &["--net=slirp4netns", &ours][..],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let port = 8080 + i;
+        let url4 = format!("http://127.0.0.1:{port}");
+        let url6 = format!("http://[::1]:{port}");
+        let tcp = format!("0.0.0.0:{port}:80/tcp");
+        let tcp4 = format!("0.0.0.0:{port}:80/tcp4");
+        // "tcp" listens on v4 (slirp4netns's host forward is IPv4).
+        test_port(&p, net, "slirp4netns", &url4, true, &["-p", &tcp]);
+        test_port(&p, net, "slirp4netns", &url6, false, &["-p", &tcp]);
+        // "tcp4" is strictly v4-only.
+        test_port(&p, net, "slirp4netns", &url4, true, &["-p", &tcp4]);
+        test_port(&p, net, "slirp4netns", &url6, false, &["-p", &tcp4]);
+    }
 }

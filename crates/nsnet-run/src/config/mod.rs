@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use nsnet_ns::idmap::SubidSource;
 use nsnet_ns::mount::Propagation;
+use nsnet_port::PortSpecExt;
 
 pub mod child;
 pub mod drivers;

@@ -2,20 +2,20 @@
 
 use std::sync::Arc;
 
+use super::{PortBackend, PortSpec};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
-use nsnet_port::{PortSpec, Ports};
 
-use crate::Info;
+use super::types::Info;
 
 /// What the API serves.
 pub struct Backend {
     pub info: Info,
-    pub ports: Option<Arc<Ports>>,
+    pub ports: Option<Arc<dyn PortBackend>>,
 }
 
 fn json(status: StatusCode, body: String) -> Response {

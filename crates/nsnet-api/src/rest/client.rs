@@ -2,13 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
+use super::types::{PortSpec, PortStatus};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
-use nsnet_port::{PortSpec, PortStatus};
 
-use crate::Info;
+use super::types::Info;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
