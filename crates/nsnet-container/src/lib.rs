@@ -3,7 +3,8 @@
 //! Layer: the top library below the binary. It owns what a container *is* for nsnet: the OCI
 //! bundle it runs from ([`bundle`]), the local images it can be made from ([`image`]: a rootfs
 //! directory, an OCI image layout, a `docker save`/`podman save` archive), its record and
-//! status on disk under the user's data dir ([`store`]), the `-p` publish specs ([`publish`]),
+//! status on disk under the user's data dir ([`store`]), the overlay a `--rootfs` directory
+//! runs under so that it is never written ([`rootfs`]), the `-p` publish specs ([`publish`]),
 //! the Go-template field paths of `inspect --format` ([`template`]), and the work of the
 //! createRuntime/postStop OCI hooks ([`hook`]).
 //!
@@ -18,6 +19,7 @@ pub mod hook;
 pub mod image;
 mod net;
 pub mod publish;
+pub mod rootfs;
 pub mod store;
 pub mod template;
 pub mod time;

@@ -578,6 +578,18 @@ fn run(a: RunArgs, state_dir: Option<&Path>, runtime: Option<&Path>) -> anyhow::
         std::fs::write(c.dir.join("resolv.conf"), resolv)?;
         std::fs::write(c.dir.join("hostname"), format!("{hostname}\n"))?;
         std::fs::write(c.dir.join("hosts"), bundle::hosts_file(&hostname, None))?;
+        let etc_files: Vec<(String, PathBuf)> = ["hosts", "resolv.conf", "hostname"]
+            .iter()
+            .map(|f| (format!("/etc/{f}"), c.dir.join(f)))
+            .collect();
+        // A --rootfs directory is the user's: runc runs on an overlay of it, never in it.
+        let root = match &rootfs_dir {
+            Some(dir) => {
+                let files: Vec<&str> = etc_files.iter().map(|(d, _)| d.as_str()).collect();
+                nsnet_container::rootfs::mount(&c.dir, dir, &files)?
+            }
+            None => c.config.rootfs.clone(),
+        };
         let hook = |phase: &str| HookCmd {
             path: exe.clone(),
             args: vec![
@@ -598,12 +610,9 @@ fn run(a: RunArgs, state_dir: Option<&Path>, runtime: Option<&Path>) -> anyhow::
                 cwd: c.config.cwd.clone(),
                 terminal: a.tty,
                 hostname: hostname.clone(),
-                rootfs: c.config.rootfs.clone(),
+                rootfs: root,
                 own_netns: network != "host",
-                etc_files: ["hosts", "resolv.conf", "hostname"]
-                    .iter()
-                    .map(|f| (format!("/etc/{f}"), c.dir.join(f)))
-                    .collect(),
+                etc_files,
                 hooks: networked.then(|| (hook("createRuntime"), hook("postStop"))),
             },
         )?;
