@@ -1,13 +1,13 @@
-//! Network namespace files: opening one and proving it is a netns (nsfs `NS_GET_NSTYPE`),
-//! and its identity (inode) for telling a live owner from a recycled path.
+//! Network namespace files for the bridge layer: opening one and proving it is a netns, and
+//! its identity (inode) for telling a live owner from a recycled path. The nsfs mechanics are
+//! the namespace layer's (`nsnet_ns::nsfs`); this maps them onto this crate's errors.
 
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
-use crate::{Error, Result};
+use nsnet_ns::nsfs::{self, NsType};
 
-const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+use crate::{Error, Result};
 
 /// An open network namespace file and its inode.
 pub(crate) struct NetnsFile {
@@ -17,21 +17,11 @@ pub(crate) struct NetnsFile {
 
 /// Opens `path` and checks it is a network namespace.
 pub(crate) fn open(path: &Path) -> Result<NetnsFile> {
-    let not = |why: String| Error::NotNetns {
+    let (fd, ino) = nsfs::open_kind(path, NsType::Net).map_err(|e| Error::NotNetns {
         path: path.to_path_buf(),
-        why,
-    };
-    let f = std::fs::File::open(path).map_err(|e| not(e.to_string()))?;
-    // SAFETY: an ioctl without argument on a descriptor we own.
-    let kind = unsafe { libc::ioctl(f.as_raw_fd(), NS_GET_NSTYPE) };
-    if kind < 0 {
-        return Err(not("not a namespace file".into()));
-    }
-    if kind != libc::CLONE_NEWNET {
-        return Err(not("a namespace of another type".into()));
-    }
-    let ino = f.metadata().map_err(|e| not(e.to_string()))?.ino();
-    Ok(NetnsFile { fd: f.into(), ino })
+        why: e.to_string(),
+    })?;
+    Ok(NetnsFile { fd, ino })
 }
 
 /// Whether `path` still names the network namespace with inode `ino`.

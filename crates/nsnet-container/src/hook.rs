@@ -14,7 +14,7 @@
 use std::io::Read;
 use std::net::IpAddr;
 use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nsnet_api::client::Client;
 use serde::Deserialize;
@@ -40,33 +40,20 @@ pub fn read_state() -> Result<OciState, Error> {
         .map_err(|e| Error::Invalid(format!("the OCI state on stdin is not valid: {e}")))
 }
 
-/// The instance's child netns as a path this process can open.
-fn child_netns(instance: &Path) -> Result<PathBuf, Error> {
-    let detached = instance.join("netns");
-    // Inside the instance's mount namespace, `netns` is a bind mount of an nsfs file; from
-    // anywhere else it is an empty regular file.
-    if let Ok(f) = std::fs::File::open(&detached)
-        && nix::sched::setns(f.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).is_ok()
-    {
-        return Ok(detached);
-    }
-    let pid = std::fs::read_to_string(instance.join("child_pid")).map_err(|e| {
-        Error::Network(format!(
-            "the nsnet instance at {} is not running ({e}); start it again",
-            instance.display()
-        ))
-    })?;
-    Ok(PathBuf::from(format!("/proc/{}/ns/net", pid.trim())))
-}
-
 /// Enters the instance's child netns (this thread; the hook is single-threaded until then).
+/// The instance is read as every front end reads it (`nsnet_ns::instance`): a crashed one is
+/// reported, not joined.
 fn enter_child_netns(instance: &Path) -> Result<(), Error> {
-    let path = child_netns(instance)?;
-    let f = std::fs::File::open(&path).map_err(Error::io(format!("open {}", path.display())))?;
-    nix::sched::setns(f.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| {
+    use nsnet_ns::instance::{Instance, Source};
+    let found = Instance::at(instance, Source::Given)
+        .map_err(|e| Error::Network(format!("{e} (nsnet container starts the default one)")))?;
+    let netns = found
+        .open(nsnet_ns::nsfs::NsType::Net)
+        .map_err(|e| Error::Network(e.to_string()))?;
+    nix::sched::setns(netns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| {
         Error::Network(format!(
             "cannot enter the child netns {}: {e}",
-            path.display()
+            found.netns_path().display()
         ))
     })
 }

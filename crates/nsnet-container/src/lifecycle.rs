@@ -2,10 +2,11 @@
 //! joining its namespaces, preparing a container (record, files, bundle), starting it detached
 //! or in the foreground, stopping it and removing it with everything it set up.
 //!
-//! Process model (design.md sections 1 and 2): the front end finds the running nsnet instance —
-//! `--state-dir`, `$NSNET_STATE_DIR`, else the default one at `$XDG_RUNTIME_DIR/nsnet/default`
-//! (`$TMPDIR/nsnet-UID/default` without XDG_RUNTIME_DIR), which it starts as a daemon on first
-//! use: `nsnet run --net=builtin --disable-host-loopback --detach-netns --port-driver=builtin`
+//! Process model (design.md sections 1 and 2): the front end finds the running nsnet instance
+//! as every front end does (`nsnet_ns::instance`: `--state-dir`, `$NSNET_STATE_DIR`,
+//! `$ROOTLESSKIT_STATE_DIR`, else the default one at `$XDG_RUNTIME_DIR/nsnet/default`, or
+//! `$TMPDIR/nsnet-UID/default` without XDG_RUNTIME_DIR), and starts the default as a daemon on
+//! first use: `nsnet run --net=builtin --disable-host-loopback --detach-netns --port-driver=builtin`
 //! around an idle command. It then joins the instance's user and mount namespaces (while
 //! single-threaded) and runs runc there, where runc is root. runc creates the container's own
 //! namespaces; the network comes from OCI hooks ([`crate::hook`]) that enter the child netns.
@@ -38,21 +39,19 @@ pub struct Ctx {
 // ---------------------------------------------------------------------------------------
 // The instance.
 
-/// A running nsnet instance.
-#[derive(Debug, Clone)]
+/// A running nsnet instance whose API answers.
+#[derive(Debug)]
 pub struct Instance {
     pub state_dir: PathBuf,
-    pub child_pid: i32,
+    pub found: nsnet_ns::instance::Instance,
+    /// The DNS server its network offers containers.
     pub dns: Option<String>,
 }
 
-/// Where the default instance and runc's state live: `$XDG_RUNTIME_DIR/nsnet`, else
-/// `$TMPDIR/nsnet-UID` (both searched by `nsnet port`).
+/// Where the default instance and runc's state live (`nsnet_ns::instance::default_base`,
+/// which every front end's search ends at).
 pub fn runtime_base() -> PathBuf {
-    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
-        Some(d) => PathBuf::from(d).join("nsnet"),
-        None => std::env::temp_dir().join(format!("nsnet-{}", nix::unistd::geteuid())),
-    }
+    nsnet_ns::instance::default_base()
 }
 
 /// `GET /v1/info` over the socket, synchronously: no runtime may start before the namespaces
@@ -74,38 +73,31 @@ fn probe(state_dir: &Path) -> Option<Value> {
 
 /// The instance at `state_dir` if it answers.
 pub fn instance_at(state_dir: &Path) -> Option<Instance> {
+    let found =
+        nsnet_ns::instance::Instance::at(state_dir, nsnet_ns::instance::Source::Given).ok()?;
     let info = probe(state_dir)?;
-    let child_pid = std::fs::read_to_string(state_dir.join("child_pid"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
     let dns = info["networkDriver"]["dns"][0].as_str().map(String::from);
     Some(Instance {
-        state_dir: state_dir.to_path_buf(),
-        child_pid,
+        state_dir: found.state_dir().to_path_buf(),
+        found,
         dns,
     })
 }
 
-/// The instance to use; starts the default one when `start` and none runs.
+/// The instance to use, found in `nsnet_ns::instance`'s order (given, `$NSNET_STATE_DIR`,
+/// `$ROOTLESSKIT_STATE_DIR`, the default); starts the default one when `start` and none runs.
 pub fn instance(ctx: &Ctx, given: Option<&Path>, start: bool) -> Result<Instance, Error> {
-    let given = given
-        .map(Path::to_path_buf)
-        .or_else(|| std::env::var_os("NSNET_STATE_DIR").map(PathBuf::from));
-    if let Some(d) = given {
-        return instance_at(&d).ok_or_else(|| {
-            Error::Instance(format!(
-                "no nsnet instance answers at {}; start one with `nsnet run --detach-netns --port-driver=builtin --state-dir={} …`",
-                d.display(),
-                d.display()
-            ))
-        });
-    }
-    let base = runtime_base();
-    let dir = base.join("default");
+    use nsnet_ns::instance::Source;
+    let (dir, source) = nsnet_ns::instance::locate_dir(given);
     if let Some(i) = instance_at(&dir) {
         return Ok(i);
+    }
+    if source != Source::Default {
+        return Err(Error::Instance(format!(
+            "no nsnet instance answers at {} (chosen by {source}); start one with `nsnet run --detach-netns --port-driver=builtin --state-dir={} …`",
+            dir.display(),
+            dir.display()
+        )));
     }
     if !start {
         return Err(Error::Instance(format!(
@@ -113,7 +105,7 @@ pub fn instance(ctx: &Ctx, given: Option<&Path>, start: bool) -> Result<Instance
             dir.display()
         )));
     }
-    start_default(ctx, &base, &dir)
+    start_default(ctx, &runtime_base(), &dir)
 }
 
 /// Starts the default instance as a daemon and waits until its API answers.
@@ -195,53 +187,13 @@ pub fn start_default(ctx: &Ctx, base: &Path, dir: &Path) -> Result<Instance, Err
     )))
 }
 
-fn threads() -> usize {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Threads:"))
-                .and_then(|n| n.trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// Joins the instance's user and mount namespaces (those that differ from ours). After this
 /// the current directory is the namespace's root: callers resolve relative paths first.
 pub fn join(inst: &Instance) -> Result<(), Error> {
-    let mut open = Vec::new();
-    for (kind, flag) in [
-        ("user", nix::sched::CloneFlags::CLONE_NEWUSER),
-        ("mnt", nix::sched::CloneFlags::CLONE_NEWNS),
-    ] {
-        let theirs = format!("/proc/{}/ns/{kind}", inst.child_pid);
-        if std::fs::read_link(&theirs).ok()
-            == std::fs::read_link(format!("/proc/self/ns/{kind}")).ok()
-        {
-            continue;
-        }
-        let f = std::fs::File::open(&theirs).map_err(Error::io(format!(
-            "open {theirs} (the nsnet instance at {} may have exited)",
-            inst.state_dir.display()
-        )))?;
-        open.push((kind, flag, f));
-    }
-    // Joining a user namespace needs a single-threaded process; nothing to join, no matter.
-    if !open.is_empty() && threads() > 1 {
-        return Err(Error::Invalid(
-            "internal error: the container front end must join namespaces while single-threaded"
-                .into(),
-        ));
-    }
-    for (kind, flag, f) in &open {
-        nix::sched::setns(f.as_fd(), *flag).map_err(|e| {
-            Error::io(format!(
-                "join the {kind} namespace of the nsnet instance at {}",
-                inst.state_dir.display()
-            ))(std::io::Error::from(e))
-        })?;
-    }
-    Ok(())
+    use nsnet_ns::nsfs::NsType;
+    inst.found
+        .join(&[NsType::User, NsType::Mnt])
+        .map_err(|e| Error::Instance(e.to_string()))
 }
 
 // ---------------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ exit 0
 "#;
 
 struct World {
+    lock: std::sync::OnceLock<nix::fcntl::Flock<std::fs::File>>,
     tmp: tempfile::TempDir,
     store: Store,
     ctx: Ctx,
@@ -76,6 +77,7 @@ impl World {
         std::fs::write(image.join("config.json"), r#"{"config":{}}"#).unwrap();
         std::fs::create_dir_all(d.join("state")).unwrap();
         World {
+            lock: std::sync::OnceLock::new(),
             store: Store {
                 root: d.join("containers"),
             },
@@ -101,10 +103,21 @@ impl World {
         }
     }
 
+    /// This process, as an instance: its state directory has a child_pid (ours, so there is
+    /// nothing to join) and a lock this process holds (so it reads as alive).
     fn instance(&self) -> Instance {
+        let dir = self.path("state");
+        std::fs::write(dir.join("child_pid"), std::process::id().to_string()).unwrap();
+        if self.lock.get().is_none() {
+            let f = std::fs::File::create(dir.join("lock")).unwrap();
+            let held = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive).unwrap();
+            let _ = self.lock.set(held);
+        }
+        let found =
+            nsnet_ns::instance::Instance::at(&dir, nsnet_ns::instance::Source::Given).unwrap();
         Instance {
-            state_dir: self.path("state"),
-            child_pid: std::process::id() as i32,
+            state_dir: dir,
+            found,
             dns: None,
         }
     }

@@ -2,13 +2,12 @@
 //! running nsnet or RootlessKit instance (found by its state directory), without the
 //! `/var/run/netns` symlink dance.
 //!
-//! Kernel rules: every namespace is opened *before* the first `setns`, because after joining
-//! a mount or PID namespace `/proc/PID/…` may no longer name the same thing. The user
-//! namespace is joined first: rootless, it is what grants CAP_SYS_ADMIN over the others (and
-//! `setns` into a user namespace needs a single-threaded caller — the binary is one). A
-//! detached child netns exists only as a bind mount in the child's mount namespace; it is
-//! opened through `/proc/CHILD/root`. A new PID namespace applies to children only, so the
-//! caller forks after joining one.
+//! This module is the inspector's policy (which target: a PID, or the instance found by a
+//! scan of the process table); the mechanism — nsenter's order, opening everything before the
+//! first `setns`, skipping one's own namespaces — is the namespace layer's
+//! (`nsnet_ns::enter`). A detached child netns exists only as a bind mount in the child's
+//! mount namespace; it is opened through `/proc/CHILD/root`. A new PID namespace applies to
+//! children only, so the caller forks after joining one.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -17,30 +16,12 @@ use crate::Error;
 use crate::namespaces::Snapshot;
 use crate::nsfs::{self, NsId, NsType};
 
-/// The order nsenter uses: user first (it grants the rights for the rest), mount last but
-/// time (a mount namespace change resets root and cwd).
-const ORDER: [NsType; 8] = [
-    NsType::User,
-    NsType::Cgroup,
-    NsType::Ipc,
-    NsType::Uts,
-    NsType::Net,
-    NsType::Pid,
-    NsType::Mnt,
-    NsType::Time,
-];
-
 /// What to join: the namespaces of `pid`, except the netns, which may be given apart.
 pub struct Target {
     pub pid: i32,
     pub netns: Option<OwnedFd>,
     /// How it was found, for messages.
     pub what: String,
-}
-
-fn own(kind: NsType) -> Option<u64> {
-    let l = std::fs::read_link(format!("/proc/self/ns/{}", kind.name())).ok()?;
-    NsId::parse(l.to_str()?).map(|i| i.inode)
 }
 
 /// A running process.
@@ -117,7 +98,10 @@ pub fn open(target: Target, kinds: &[NsType]) -> Result<Vec<(NsType, OwnedFd)>, 
         want.push(NsType::User);
     }
     let mut out = Vec::new();
-    for kind in ORDER.into_iter().filter(|k| want.contains(k)) {
+    for kind in nsnet_ns::enter::ORDER
+        .into_iter()
+        .filter(|k| want.contains(k))
+    {
         let fd = match (kind, &target.netns) {
             (NsType::Net, Some(fd)) => fd.try_clone().map_err(|source| Error::Open {
                 what: format!("the network namespace of {}", target.what),
@@ -150,9 +134,7 @@ pub fn open(target: Target, kinds: &[NsType]) -> Result<Vec<(NsType, OwnedFd)>, 
                 }
             }
         };
-        let ino = nsfs::inode(fd.as_fd()).ok();
-        // Joining one's own namespace is a no-op for most kinds and EINVAL for a user one.
-        if ino.is_some() && ino == own(kind) {
+        if nsnet_ns::enter::is_own(kind, fd.as_fd()) {
             continue;
         }
         out.push((kind, fd));
@@ -162,14 +144,20 @@ pub fn open(target: Target, kinds: &[NsType]) -> Result<Vec<(NsType, OwnedFd)>, 
 
 /// Joins the opened namespaces, in order. The caller must be single-threaded.
 pub fn join(list: &[(NsType, OwnedFd)]) -> Result<(), Error> {
-    for (kind, fd) in list {
-        nix::sched::setns(fd.as_fd(), kind.clone_flag()).map_err(|e| Error::Join {
+    nsnet_ns::enter::join_all(list).map_err(|e| match e {
+        nsnet_ns::Error::Namespace { path, source, .. } => Error::Join {
+            ns: path.to_str().and_then(NsId::parse).unwrap_or(NsId {
+                kind: NsType::Net,
+                inode: 0,
+            }),
+            source: source.into(),
+        },
+        e => Error::Join {
             ns: NsId {
-                kind: *kind,
-                inode: nsfs::inode(fd.as_fd()).unwrap_or(0),
+                kind: NsType::User,
+                inode: 0,
             },
-            source: e.into(),
-        })?;
-    }
-    Ok(())
+            source: std::io::Error::other(e.to_string()),
+        },
+    })
 }

@@ -33,13 +33,14 @@ pub mod join;
 pub mod namespaces;
 pub mod net;
 pub mod netlink;
-pub mod nsfs;
 pub mod procscan;
 pub mod render;
 pub mod svg;
 
 pub use namespaces::{Snapshot, discover};
 pub use nsfs::{NsId, NsType};
+/// Namespace identities and the nsfs ioctls live in the namespace layer.
+pub use nsnet_ns::nsfs;
 
 /// Every failure names the operation and the object.
 #[derive(Debug, thiserror::Error)]

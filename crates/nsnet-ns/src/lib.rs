@@ -11,8 +11,11 @@
 //!   writable inside the mount namespace without touching the host's files.
 //! - [`netns`]: bringing `lo` up and creating a *detached* network namespace kept alive by a
 //!   bind mount (the child command stays in the host's network namespace).
-//! - [`enter`]: opening namespace files and joining a process's user namespace.
-//! - [`statedir`]: the state directory contract (`lock`, `child_pid`, …).
+//! - [`nsfs`]: namespace identities (`net:[N]`) and the nsfs ioctls (owner, parent, kind).
+//! - [`enter`]: opening namespace files and joining them in nsenter's order.
+//! - [`statedir`]: the state directory contract as the instance writes it (`lock`,
+//!   `child_pid`, …); [`instance`]: the same contract as every other caller reads it —
+//!   where the running instance is, whether it is alive, its netns and API socket.
 //! - [`signal`]: signal names as Go prints them (RootlessKit's output) and as Linux names them.
 //!
 //! What it leaves to others: *when* these happen and in which process is the launcher's job
@@ -28,8 +31,10 @@
 pub mod copyup;
 pub mod enter;
 pub mod idmap;
+pub mod instance;
 pub mod mount;
 pub mod netns;
+pub mod nsfs;
 pub mod signal;
 pub mod statedir;
 
@@ -85,6 +90,10 @@ pub enum Error {
     Loopback(nix::Error),
     #[error("failed to lock {path}, another instance is running with the same state directory?")]
     Locked { path: PathBuf },
+    #[error(
+        "internal error: namespaces must be joined while the process is single-threaded (a user namespace refuses a multi-threaded caller)"
+    )]
+    MultiThreaded,
     #[error("state directory {path}: {source}")]
     StateDir {
         path: PathBuf,

@@ -14,7 +14,7 @@ use nsnet_ns::{copyup, netns};
 
 use crate::config::{ChildConfig, Personality, Role};
 use crate::protocol::{self, ChildMsg, ParentMsg};
-use crate::sigwait::{Exit, SignalWaiter, unblock_all};
+use crate::sigwait::{Exit, SignalWaiter, block_forwarded, unblock_all};
 use crate::{CHILD_ENV, LaunchError};
 
 /// Whether this process was started as the child stage.
@@ -35,7 +35,7 @@ fn set_cloexec(fd: RawFd) {
 /// Runs the child stage and returns its exit code. `init_logging(debug)` is called once the
 /// configuration (which carries `--debug`) has arrived.
 pub fn main(init_logging: fn(bool)) -> i32 {
-    unblock_all();
+    block_forwarded();
     // SAFETY: prctl with constant arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
     let Some(fds) = std::env::var(CHILD_ENV).ok().and_then(|v| parse_fds(&v)) else {

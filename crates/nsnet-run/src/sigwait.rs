@@ -40,6 +40,16 @@ fn mask() -> SigSet {
     set
 }
 
+/// Keeps the forwarded signals blocked (the child stage inherits them blocked from the
+/// parent's clone, and says so explicitly here). A signal sent to the child between the
+/// moment the parent publishes `child_pid` and the moment the child reads its signalfd then
+/// stays pending and is forwarded to the command; unblocked, it would be discarded, because
+/// the kernel drops signals with the default disposition sent to a PID namespace's init from
+/// outside (RootlessKit's exit-code.sh sends SIGUSR1 as soon as `child_pid` appears).
+pub(crate) fn block_forwarded() {
+    let _ = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask()), None);
+}
+
 /// How a waited-for process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {

@@ -101,55 +101,35 @@ fn parse_subnet6(s: &str) -> Result<Subnet6, String> {
     s.parse()
 }
 
-/// The instance whose state directory is `dir`, read straight from its `child_pid` (no
-/// scan of /proc: every `nsnet network` call pays for this, and attach latency matters). The
-/// detached netns is the bind mount `/proc/CHILD/root/DIR/netns`; without one, the child's
-/// own netns.
-fn direct_target(dir: &Path) -> Option<nsnet_inspect::join::Target> {
-    use std::os::fd::AsRawFd;
-    let pid: i32 = std::fs::read_to_string(dir.join("child_pid"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    // A recycled pid: the launcher's child carries its state directory in its environment.
-    let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
-    let want = format!("ROOTLESSKIT_STATE_DIR={}", dir.display());
-    if !env.split(|b| *b == 0).any(|v| v == want.as_bytes()) {
-        return None;
-    }
-    let detached = format!("/proc/{pid}/root{}/netns", dir.display());
-    let netns = std::fs::File::open(&detached).ok().filter(|f| {
-        // SAFETY: NS_GET_NSTYPE takes no argument; an empty regular file fails it.
-        unsafe { libc::ioctl(f.as_raw_fd(), 0xb703) == libc::CLONE_NEWNET }
-    });
-    Some(nsnet_inspect::join::Target {
-        pid,
-        netns: netns.map(Into::into),
-        what: format!("the rootless child of {}", dir.display()),
-    })
-}
-
-/// Enters the instance's user namespace (rootless) and its child netns.
+/// Enters the instance's child netns (and, rootless, its user namespace). The instance is
+/// found by `nsnet_ns::instance`'s order, reading `child_pid` straight (no scan of /proc:
+/// every `nsnet network` call pays for this, and attach latency matters); only when the
+/// default instance is not running is the process table searched for the one running instance
+/// (an `nsnet run` or RootlessKit instance on any state directory).
 fn enter_instance(state_dir: Option<PathBuf>) -> Result<(), String> {
     use nsnet_inspect::{Error, NsType};
-    let dir = state_dir.or_else(|| {
-        ["NSNET_STATE_DIR", "ROOTLESSKIT_STATE_DIR"]
-            .iter()
-            .find_map(|v| std::env::var_os(v).filter(|d| !d.is_empty()))
-            .map(PathBuf::from)
-    });
-    let target = match dir.as_deref().and_then(direct_target) {
-        Some(t) => Ok(t),
-        None => nsnet_inspect::join::child_target(&nsnet_inspect::discover(), dir.as_deref()),
-    }
-    .map_err(|e| match e {
-        Error::NoInstance { state_dir: None } => "no running nsnet instance found; start one with `nsnet run --net=builtin --detach-netns -- sleep infinity` (or pass --state-dir)".to_string(),
-        Error::NoInstance { state_dir: Some(d) } => format!("no running nsnet instance with state directory {}; start one with `nsnet run --net=builtin --detach-netns --state-dir {} -- sleep infinity`", d.display(), d.display()),
-        e => e.to_string(),
-    })?;
-    let list = nsnet_inspect::join::open(target, &[NsType::Net]).map_err(|e| e.to_string())?;
-    nsnet_inspect::join::join(&list).map_err(|e| e.to_string())
+    use nsnet_ns::instance::{self, Instance, Source};
+    let (dir, source) = instance::locate_dir(state_dir.as_deref());
+    let found = match Instance::at(&dir, source) {
+        Ok(i) => i,
+        Err(e) if source != Source::Default => {
+            return Err(format!(
+                "{e}; start one with `nsnet run --net=builtin --detach-netns --state-dir {} -- sleep infinity`",
+                dir.display()
+            ));
+        }
+        Err(_) => {
+            let target = nsnet_inspect::join::child_target(&nsnet_inspect::discover(), None)
+                .map_err(|e| match e {
+                    Error::NoInstance { .. } => "no running nsnet instance found; start one with `nsnet run --net=builtin --detach-netns -- sleep infinity` (or pass --state-dir)".to_string(),
+                    e => e.to_string(),
+                })?;
+            let list =
+                nsnet_inspect::join::open(target, &[NsType::Net]).map_err(|e| e.to_string())?;
+            return nsnet_inspect::join::join(&list).map_err(|e| e.to_string());
+        }
+    };
+    found.join(&[NsType::Net]).map_err(|e| e.to_string())
 }
 
 fn pretty<T: serde::Serialize>(v: &T) -> String {

@@ -2,7 +2,7 @@
 //! `nsnet-inspect`'s; this file picks the output form and the exit code.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use nsnet_inspect::render;
 
@@ -168,15 +168,7 @@ fn exec(a: ExecArgs) -> i32 {
             };
             nsnet_inspect::join::pid_target(pid)
         }
-        None => {
-            // Like rootlessctl: inside an instance's environment, that instance.
-            let dir = a.state_dir.clone().or_else(|| {
-                std::env::var_os("ROOTLESSKIT_STATE_DIR")
-                    .filter(|d| !d.is_empty())
-                    .map(PathBuf::from)
-            });
-            nsnet_inspect::join::child_target(&nsnet_inspect::discover(), dir.as_deref())
-        }
+        None => child_of_instance(a.state_dir.as_deref()),
     };
     let joined = target
         .and_then(|t| nsnet_inspect::join::open(t, &kinds))
@@ -277,4 +269,25 @@ pub fn main(cmd: NsCmd) -> i32 {
             emit(&text, output.as_ref())
         }
     }
+}
+
+/// `--child`: the instance `nsnet_ns::instance`'s order finds (given, `$NSNET_STATE_DIR`,
+/// `$ROOTLESSKIT_STATE_DIR`, the default instance); when that finds none, the process table
+/// is searched (for the directory given, or for the one running instance).
+fn child_of_instance(
+    given: Option<&Path>,
+) -> Result<nsnet_inspect::join::Target, nsnet_inspect::Error> {
+    use nsnet_ns::instance::{self, Instance, Source};
+    let (dir, source) = instance::locate_dir(given);
+    if let Ok(i) = Instance::at(&dir, source)
+        && let Ok(netns) = i.open(nsnet_inspect::NsType::Net)
+    {
+        return Ok(nsnet_inspect::join::Target {
+            pid: i.child_pid(),
+            netns: Some(netns),
+            what: format!("the rootless child of {}", i.state_dir().display()),
+        });
+    }
+    let dir = (source != Source::Default).then_some(dir);
+    nsnet_inspect::join::child_target(&nsnet_inspect::discover(), dir.as_deref())
 }

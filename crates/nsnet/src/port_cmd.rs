@@ -1,12 +1,13 @@
-//! `nsnet port ls|add|rm`: manage the published ports of a running instance, found by its
-//! state directory: `--state-dir`, else `$NSNET_STATE_DIR` / `$ROOTLESSKIT_STATE_DIR` (set
-//! inside an instance), else the one running instance of this user whose `api.sock` answers
-//! under `$TMPDIR` or `$XDG_RUNTIME_DIR/nsnet`.
+//! `nsnet port ls|add|rm`: manage the published ports of a running instance, found as
+//! `nsnet_ns::instance` finds every instance (`--state-dir`, `$NSNET_STATE_DIR`,
+//! `$ROOTLESSKIT_STATE_DIR`, the default instance that `nsnet container run` starts), else the
+//! one running instance of this user under the runtime directories.
 
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 use nsnet_api::client::Client;
+use nsnet_ns::instance::{self, Instance, Source};
 use nsnet_port::PortSpec;
 use serde::Serialize;
 
@@ -50,54 +51,29 @@ pub fn indent4<T: Serialize>(v: &T) -> String {
     String::from_utf8(out).expect("JSON is UTF-8")
 }
 
-fn candidates() -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
-    let mut scan = |base: &Path, prefixes: &[&str]| {
-        if let Ok(rd) = std::fs::read_dir(base) {
-            for e in rd.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if prefixes.iter().any(|p| name.starts_with(p))
-                    && e.path().join("api.sock").exists()
-                {
-                    dirs.push(e.path());
-                }
+/// The instance: the one order of `nsnet_ns::instance` (given, `$NSNET_STATE_DIR`,
+/// `$ROOTLESSKIT_STATE_DIR`, the default instance), else the one running instance a search of
+/// the runtime directories finds (an `nsnet run` on a temporary state directory).
+fn find_instance(given: Option<&Path>) -> Result<Instance, String> {
+    let (dir, source) = instance::locate_dir(given);
+    match Instance::at(&dir, source) {
+        Ok(i) => Ok(i),
+        Err(e) if source != Source::Default => Err(e.to_string()),
+        Err(_) => {
+            let mut live = Instance::scan();
+            match live.len() {
+                0 => Err("no running nsnet instance found; start one with `nsnet run --port-driver=builtin …` or pass --state-dir".into()),
+                1 => Ok(live.remove(0)),
+                _ => Err(format!(
+                    "{} running instances found ({}); choose one with --state-dir",
+                    live.len(),
+                    live.iter()
+                        .map(|i| i.state_dir().display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
             }
         }
-    };
-    scan(&std::env::temp_dir(), &["nsnet", "rootlesskit"]);
-    if let Some(x) = std::env::var_os("XDG_RUNTIME_DIR") {
-        scan(&PathBuf::from(x).join("nsnet"), &[""]);
-    }
-    dirs.sort();
-    dirs
-}
-
-async fn find_state_dir(given: Option<PathBuf>) -> Result<PathBuf, String> {
-    if let Some(d) = given {
-        return Ok(d);
-    }
-    for var in ["NSNET_STATE_DIR", "ROOTLESSKIT_STATE_DIR"] {
-        if let Some(d) = std::env::var_os(var) {
-            return Ok(PathBuf::from(d));
-        }
-    }
-    let mut live = Vec::new();
-    for d in candidates() {
-        if Client::new(&d.join("api.sock")).info().await.is_ok() {
-            live.push(d);
-        }
-    }
-    match live.len() {
-        0 => Err("no running nsnet instance found; start one with `nsnet run --port-driver=builtin …` or pass --state-dir".into()),
-        1 => Ok(live.remove(0)),
-        _ => Err(format!(
-            "{} running instances found ({}); choose one with --state-dir",
-            live.len(),
-            live.iter()
-                .map(|d| d.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
     }
 }
 
@@ -114,11 +90,11 @@ pub fn main(args: PortArgs) -> i32 {
         Err(e) => return fail(&e),
     };
     rt.block_on(async move {
-        let dir = match find_state_dir(args.state_dir).await {
-            Ok(d) => d,
+        let inst = match find_instance(args.state_dir.as_deref()) {
+            Ok(i) => i,
             Err(e) => return fail(&e),
         };
-        let client = Client::new(&dir.join("api.sock"));
+        let client = Client::new(&inst.api_socket());
         match args.cmd {
             PortCmd::Ls { json } => match client.list_ports().await {
                 Ok(ports) if json => {

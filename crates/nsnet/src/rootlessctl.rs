@@ -138,12 +138,19 @@ pub fn main() -> i32 {
     let Some(cmd) = cli.cmd else {
         return fail("no command given (list-ports, add-ports, remove-ports, info)");
     };
+    // RootlessKit's rule ($ROOTLESSKIT_STATE_DIR) within nsnet's one order of finding an
+    // instance: --socket, $NSNET_STATE_DIR, $ROOTLESSKIT_STATE_DIR, the default instance.
     let socket = match cli.socket {
         Some(s) => s,
-        None => match std::env::var_os("ROOTLESSKIT_STATE_DIR") {
-            Some(d) => PathBuf::from(d).join("api.sock"),
-            None => return fail("please specify --socket or set $ROOTLESSKIT_STATE_DIR"),
-        },
+        None => {
+            use nsnet_ns::instance::{self, Source};
+            let (dir, source) = instance::locate_dir(None);
+            let socket = dir.join("api.sock");
+            if source == Source::Default && !socket.exists() {
+                return fail("please specify --socket or set $ROOTLESSKIT_STATE_DIR");
+            }
+            socket
+        }
     };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

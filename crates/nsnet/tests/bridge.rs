@@ -229,7 +229,7 @@ fn two_containers_reach_each_other_and_the_world_loopback_through_nat() {
     let a = inst.container();
     let b = inst.container();
     let aa = inst.connect("bridge", a, &[]);
-    let ab = inst.connect(
+    let b_attached = inst.connect(
         "bridge",
         b,
         &["--ip", "10.4.0.9", "--container-id", "ctr-b"],
@@ -237,7 +237,7 @@ fn two_containers_reach_each_other_and_the_world_loopback_through_nat() {
     assert_eq!(aa["ip"], "10.4.0.2");
     assert_eq!(aa["bridge"], "nerdctl0");
     assert_eq!(aa["gateway"], "10.4.0.1");
-    assert_eq!(ab["ip"], "10.4.0.9");
+    assert_eq!(b_attached["ip"], "10.4.0.9");
 
     // The container side: lo up, eth0 with the address, default route via the gateway.
     let addrs: Value =
@@ -389,10 +389,10 @@ fn ipv6_networks_reach_each_other_and_the_world_ipv6_loopback_through_nat66() {
     let a = inst.container();
     let b = inst.container();
     let aa = inst.connect("six", a, &[]);
-    let ab = inst.connect("six", b, &[]);
+    let b_attached = inst.connect("six", b, &[]);
     assert_eq!(aa["ip"], "10.4.1.2");
     assert_eq!(aa["ip6"], "fd00:4:1::a04:102");
-    assert_eq!(ab["ip6"], "fd00:4:1::a04:103");
+    assert_eq!(b_attached["ip6"], "fd00:4:1::a04:103");
     let bridge = aa["bridge"].as_str().unwrap().to_string();
 
     // The container: the /64 usable at once (no DAD), default route via the bridge's ::1.

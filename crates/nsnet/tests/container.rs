@@ -38,6 +38,8 @@ struct Env {
     data: tempfile::TempDir,
     run: tempfile::TempDir,
     rootfs: tempfile::TempDir,
+    /// Without XDG_RUNTIME_DIR (a login without a systemd user session): `run` is $TMPDIR.
+    no_xdg: bool,
 }
 
 impl Env {
@@ -47,17 +49,45 @@ impl Env {
             data: tempfile::tempdir().unwrap(),
             run: tempfile::tempdir().unwrap(),
             rootfs: tempfile::tempdir().unwrap(),
+            no_xdg: false,
         };
         busybox_rootfs(e.rootfs.path());
         e
     }
 
-    fn cmd(&self, args: &[&str]) -> Command {
+    fn without_xdg_runtime_dir() -> Env {
+        let mut e = Env::new();
+        e.no_xdg = true;
+        e
+    }
+
+    /// Where the default instance lives: `$XDG_RUNTIME_DIR/nsnet`, else `$TMPDIR/nsnet-UID`.
+    fn base(&self) -> PathBuf {
+        if self.no_xdg {
+            self.run
+                .path()
+                .join(format!("nsnet-{}", nix::unistd::geteuid()))
+        } else {
+            self.run.path().join("nsnet")
+        }
+    }
+
+    /// Any nsnet command, in this test's environment.
+    fn nsnet(&self) -> Command {
         let mut c = nsnet();
-        c.env("XDG_DATA_HOME", self.data.path())
-            .env("XDG_RUNTIME_DIR", self.run.path())
-            .arg("container")
-            .args(args);
+        c.env("XDG_DATA_HOME", self.data.path());
+        if self.no_xdg {
+            c.env_remove("XDG_RUNTIME_DIR")
+                .env("TMPDIR", self.run.path());
+        } else {
+            c.env("XDG_RUNTIME_DIR", self.run.path());
+        }
+        c
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = self.nsnet();
+        c.arg("container").args(args);
         c
     }
 
@@ -82,11 +112,11 @@ impl Env {
     }
 
     fn state_dir(&self) -> PathBuf {
-        self.run.path().join("nsnet/default")
+        self.base().join("default")
     }
 
     fn instance_pid(&self) -> Option<i32> {
-        std::fs::read_to_string(self.run.path().join("nsnet/default.pid"))
+        std::fs::read_to_string(self.base().join("default.pid"))
             .ok()?
             .trim()
             .parse()
@@ -802,6 +832,100 @@ fn an_unknown_network_fails_the_start_with_the_hooks_reason_and_leaves_nothing()
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(env.ok(&["logs", id.trim()]), "out\n");
+}
+
+#[test]
+fn without_xdg_runtime_dir_port_network_and_ns_find_the_default_instance() {
+    // The default instance then lives under $TMPDIR/nsnet-UID; every front end must look
+    // there, as `nsnet container run` does when it starts it.
+    let env = Env::without_xdg_runtime_dir();
+    let port = free_port();
+    let publish = format!("127.0.0.1:{port}:80");
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        &publish,
+        "--rootfs",
+        env.rootfs(),
+        "--",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ]);
+    assert!(
+        env.state_dir().join("child_pid").exists(),
+        "the default instance is under $TMPDIR/nsnet-UID"
+    );
+    assert!(http_get(port).contains("hello from nsnet"));
+    let ls = output(env.nsnet().args(["port", "ls", "--json"]));
+    assert!(ls.status.success(), "nsnet port ls: {}", stderr(&ls));
+    let ports: serde_json::Value = serde_json::from_str(&stdout(&ls)).unwrap();
+    assert_eq!(
+        ports[0]["spec"]["parentPort"].as_u64(),
+        Some(port as u64),
+        "{ports}"
+    );
+    let nets = output(env.nsnet().args(["network", "ls"]));
+    assert!(
+        nets.status.success() && stdout(&nets).contains("bridge"),
+        "nsnet network ls: {}{}",
+        stdout(&nets),
+        stderr(&nets)
+    );
+    let ip = output(
+        env.nsnet()
+            .args(["ns", "exec", "--child", "--", "ip", "-o", "link"]),
+    );
+    assert!(
+        ip.status.success() && stdout(&ip).contains("nerdctl0"),
+        "nsnet ns exec --child: {}{}",
+        stdout(&ip),
+        stderr(&ip)
+    );
+}
+
+#[test]
+fn a_stale_state_directory_is_reported_not_joined() {
+    // A crash leaves child_pid behind; the lock it held is gone with the process.
+    let env = Env::new();
+    let dir = env.state_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("child_pid"), std::process::id().to_string()).unwrap();
+    std::fs::write(dir.join("lock"), "").unwrap();
+    for args in [
+        &["port", "ls"][..],
+        &["network", "ls"][..],
+        &[
+            "ns",
+            "exec",
+            "--child",
+            "--state-dir",
+            dir.to_str().unwrap(),
+            "--",
+            "true",
+        ][..],
+    ] {
+        let mut c = env.nsnet();
+        if args[0] != "ns" {
+            c.arg(args[0]).arg("--state-dir").arg(&dir).args(&args[1..]);
+        } else {
+            c.args(args);
+        }
+        let o = output(&mut c);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stdout(&o));
+        let e = stderr(&o);
+        assert_eq!(e.lines().count(), 1, "{args:?}: one line: {e}");
+        assert!(
+            e.contains("not running") || e.contains("no running"),
+            "{args:?}: {e}"
+        );
+    }
 }
 
 /// A root filesystem the user cannot write, as one unpacked by root is: `/usr` (root-owned,

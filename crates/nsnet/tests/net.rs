@@ -16,6 +16,8 @@ use std::sync::{Arc, Mutex};
 use common::*;
 
 const PY: &str = "/usr/bin/python3";
+const LINE_ECHO_SERVER: &str = include_str!("fixtures/line_echo_server.py");
+const LINE_ECHO_CLIENT: &str = include_str!("fixtures/line_echo_client.py");
 
 /// Runs `script` with python3 inside `nsnet run --net=builtin ARGS`.
 fn guest_py(args: &[&str], script: &str, env: &[(&str, String)]) -> Output {
@@ -632,28 +634,12 @@ fn pasta_world(script: &str) -> Output {
     world();
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(dir.path().join("echo_server.py"), LINE_ECHO_SERVER).unwrap();
+    std::fs::write(dir.path().join("echo_client.py"), LINE_ECHO_CLIENT).unwrap();
+    // wait_for FILE: the servers write a ready file once they listen (bounded: 10 s).
     std::fs::write(
-        dir.path().join("echo_server.py"),
-        r#"import socket, sys
-l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-l.bind((sys.argv[1], int(sys.argv[2]))); l.listen(1); l.settimeout(20)
-c, _ = l.accept(); d = b""
-while not d.endswith(b"\n"): d += c.recv(65536)
-c.sendall(d.upper()); c.close()
-"#,
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("echo_client.py"),
-        r#"import socket, sys
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
-d = b"ping" * 262144 + b"\n"; s.sendall(d); g = b""
-while not g.endswith(b"\n"):
-    b = s.recv(65536)
-    if not b: break
-    g += b
-print("echo", g == d.upper())
-"#,
+        dir.path().join("wait_for.sh"),
+        "for i in $(seq 1000); do [ -e \"$1\" ] && exit 0; sleep 0.01; done; echo \"$1 never appeared\" >&2; exit 1\n",
     )
     .unwrap();
     std::fs::write(dir.path().join("script.sh"), script).unwrap();
@@ -672,8 +658,8 @@ print("echo", g == d.upper())
 #[test]
 fn pasta_driver_configures_tap0_and_carries_tcp_through_the_gateway() {
     let o = pasta_world(&format!(
-        r#"{PY} $T/echo_server.py 127.0.0.1 9101 &
-sleep 0.3
+        r#"{PY} $T/echo_server.py 127.0.0.1 9101 $T/ready1 &
+sh $T/wait_for.sh $T/ready1
 "$NSNET" run --net=pasta --pasta-binary=/usr/bin/pasta --mtu=1500 -- sh -c '
 ip -o -4 addr show tap0 | awk "{{print \$4}}"; cat /sys/class/net/tap0/mtu; ip route show default
 grep nameserver /etc/resolv.conf; {PY} $T/echo_client.py 10.0.2.2 9101'
@@ -695,13 +681,13 @@ fn pasta_driver_with_detach_netns_and_the_builtin_port_driver() {
     // The command stays in the (nested) host netns: it reaches a server in the detached netns
     // through a published port, and from inside that netns a server on loopback via 10.0.2.2.
     let o = pasta_world(&format!(
-        r#"{PY} $T/echo_server.py 127.0.0.1 9103 &
-sleep 0.3
+        r#"{PY} $T/echo_server.py 127.0.0.1 9103 $T/ready1 &
+sh $T/wait_for.sh $T/ready1
 "$NSNET" run --net=pasta --pasta-binary=/usr/bin/pasta --detach-netns \
   --port-driver=builtin -p 127.0.0.1:9102:80/tcp -- sh -c '
 NS=$ROOTLESSKIT_STATE_DIR/netns
-nsenter --net=$NS {PY} $T/echo_server.py 0.0.0.0 80 &
-sleep 0.3
+nsenter --net=$NS {PY} $T/echo_server.py 0.0.0.0 80 $T/ready2 &
+sh $T/wait_for.sh $T/ready2
 {PY} $T/echo_client.py 127.0.0.1 9102
 nsenter --net=$NS {PY} $T/echo_client.py 10.0.2.2 9103
 wait'

@@ -5,11 +5,16 @@
 //! The ioctls on an nsfs file descriptor (linux/nsfs.h) answer the questions the paths cannot:
 //! `NS_GET_USERNS` opens the user namespace that owns any namespace, `NS_GET_PARENT` the
 //! parent of a user (or PID) namespace, and `NS_GET_OWNER_UID` the uid that created a user
-//! namespace, as seen from the caller's user namespace. The kernel answers `EPERM` when the
-//! answer lies outside the caller's own user namespace (the parent of the initial one, say).
+//! namespace, as seen from the caller's user namespace, and `NS_GET_NSTYPE` the kind of the
+//! namespace (which is how an empty file left where a detached netns was bind-mounted is told
+//! from the namespace itself). The kernel answers `EPERM` when the answer lies outside the
+//! caller's own user namespace (the parent of the initial one, say).
+//!
+//! This is the one home of these ioctls: the inspector, the bridge layer and the instance
+//! reader all call them from here.
 
 use std::fmt;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use serde::Serialize;
 
@@ -110,6 +115,7 @@ impl fmt::Display for NsId {
 // linux/nsfs.h: _IO(0xb7, n).
 const NS_GET_USERNS: libc::c_ulong = 0xb701;
 const NS_GET_PARENT: libc::c_ulong = 0xb702;
+const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
 const NS_GET_OWNER_UID: libc::c_ulong = 0xb704;
 
 fn fd_ioctl(fd: BorrowedFd<'_>, req: libc::c_ulong) -> std::io::Result<OwnedFd> {
@@ -143,6 +149,40 @@ pub fn owner_uid(userns: BorrowedFd<'_>) -> std::io::Result<u32> {
     Ok(uid)
 }
 
+/// The kind of the namespace open on `fd`; `None` when `fd` is not a namespace file at all.
+pub fn ns_type(fd: BorrowedFd<'_>) -> Option<NsType> {
+    // SAFETY: NS_GET_NSTYPE takes no argument; on a file that is not nsfs it fails (ENOTTY).
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_NSTYPE) };
+    if r < 0 {
+        return None;
+    }
+    NsType::ALL.into_iter().find(|t| t.clone_flag().bits() == r)
+}
+
+/// Why a path is not the namespace that was asked for.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("not a namespace file")]
+    NotNamespace,
+    #[error("a namespace of another type ({0})")]
+    OtherType(NsType),
+}
+
+/// Opens `path` and proves it is a namespace of kind `want`; returns it with its inode.
+pub fn open_kind(path: &std::path::Path, want: NsType) -> Result<(OwnedFd, u64), OpenError> {
+    let fd = open(path)?;
+    match ns_type(fd.as_fd()) {
+        None => Err(OpenError::NotNamespace),
+        Some(t) if t != want => Err(OpenError::OtherType(t)),
+        Some(_) => {
+            let ino = inode(fd.as_fd())?;
+            Ok((fd, ino))
+        }
+    }
+}
+
 /// The inode of an open file (for an nsfs file, the namespace's id).
 pub fn inode(fd: BorrowedFd<'_>) -> std::io::Result<u64> {
     let st = nix::sys::stat::fstat(fd)?;
@@ -162,7 +202,6 @@ pub fn open(path: &std::path::Path) -> std::io::Result<OwnedFd> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::AsFd;
 
     #[test]
     fn parses_nsfs_links_and_rejects_other_links() {
@@ -197,5 +236,26 @@ mod tests {
         // The uid that owns our own user namespace, seen from inside it: either an id mapped
         // in it or the overflow uid, never an error.
         owner_uid(user.as_fd()).unwrap();
+    }
+
+    #[test]
+    fn kinds_are_told_apart_and_plain_files_are_not_namespaces() {
+        let p = std::path::Path::new;
+        let (_, ino) = open_kind(p("/proc/self/ns/net"), NsType::Net).unwrap();
+        assert!(ino > 0);
+        assert!(matches!(
+            open_kind(p("/proc/self/ns/uts"), NsType::Net),
+            Err(OpenError::OtherType(NsType::Uts))
+        ));
+        assert!(matches!(
+            open_kind(p("/etc/hostname"), NsType::Net),
+            Err(OpenError::NotNamespace)
+        ));
+        assert!(matches!(
+            open_kind(p("/nonexistent"), NsType::Net),
+            Err(OpenError::Io(_))
+        ));
+        let user = open(p("/proc/self/ns/user")).unwrap();
+        assert_eq!(ns_type(user.as_fd()), Some(NsType::User));
     }
 }
