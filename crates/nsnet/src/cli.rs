@@ -73,7 +73,12 @@ enum Internal {
         state_dir: PathBuf,
     },
     /// The monitor of a detached container: runs runc and records the exit.
-    ContainerMonitor { dir: PathBuf },
+    ContainerMonitor {
+        /// A pipe to the front end: one byte once the container runs
+        #[arg(long, value_name = "FD")]
+        ready_fd: Option<i32>,
+        dir: PathBuf,
+    },
     /// Wait for SIGTERM, SIGINT or SIGHUP (the default instance's command).
     Idle,
 }
@@ -125,7 +130,9 @@ pub fn main() -> i32 {
             container_dir,
             state_dir,
         }) => crate::container_cmd::oci_hook(&phase, &container_dir, &state_dir),
-        Cmd::Internal(Internal::ContainerMonitor { dir }) => crate::container_cmd::monitor(&dir),
+        Cmd::Internal(Internal::ContainerMonitor { dir, ready_fd }) => {
+            crate::container_cmd::monitor(&dir, ready_fd)
+        }
         Cmd::Internal(Internal::Idle) => crate::container_cmd::idle(),
     }
 }
