@@ -44,26 +44,21 @@ pub fn command_text(c: &Container, full: bool) -> String {
     }
 }
 
-/// Docker's `ps` layout: columns padded to the widest cell plus three spaces.
+/// Docker's `ps` layout (Go's text/tabwriter with padding 3, as Docker prints it): columns
+/// padded to the widest cell plus three spaces, the last column and trailing blanks unpadded.
 pub fn table(rows: &[Vec<String>]) -> String {
-    let cols = rows.first().map(Vec::len).unwrap_or(0);
-    let widths: Vec<usize> = (0..cols)
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0) + 3)
-        .collect();
-    let mut out = String::new();
+    use std::io::Write;
+    let mut tw = tabwriter::TabWriter::new(Vec::new()).minwidth(0).padding(3);
     for r in rows {
-        let mut line = String::new();
-        for (i, cell) in r.iter().enumerate() {
-            if i + 1 == cols {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<w$}", w = widths[i]));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
+        let _ = writeln!(tw, "{}", r.join("\t"));
     }
-    out
+    let text = tw
+        .into_inner()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    text.lines()
+        .map(|l| l.trim_end().to_string() + "\n")
+        .collect()
 }
 
 /// The `ps` output for `list` (newest first): the ids alone with `quiet`, else the table.

@@ -4,29 +4,22 @@
 
 use serde::Serialize;
 
-/// Go's text/tabwriter with minwidth 4 and padding 4: every cell, the last included, padded
-/// to its column's widest cell plus four spaces.
+/// RootlessKit's `tabwriter.NewWriter(w, 4, 8, 4, ' ', 0)` with every cell tab-terminated:
+/// each cell, the last included, padded to its column's widest cell plus four spaces.
 pub fn tab_table(rows: &[Vec<String>]) -> String {
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..cols)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(|s| s.chars().count())
-                .max()
-                .unwrap_or(0)
-                .saturating_add(4)
-                .max(4)
-        })
-        .collect();
-    let mut out = String::new();
+    use std::io::Write;
+    // Go's minwidth bounds the padded width (max(4, w + 4) = w + 4); the crate's bounds the
+    // cell before padding, so it is 0 here to give Go's widths.
+    let mut tw = tabwriter::TabWriter::new(Vec::new()).minwidth(0).padding(4);
     for r in rows {
-        for (c, cell) in r.iter().enumerate() {
-            out.push_str(&format!("{cell:<w$}", w = widths[c]));
+        for cell in r {
+            let _ = write!(tw, "{cell}\t");
         }
-        out.push('\n');
+        let _ = writeln!(tw);
     }
-    out
+    tw.into_inner()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
 }
 
 /// JSON indented by four spaces (Go's json.MarshalIndent(v, "", "    ")).
