@@ -22,6 +22,7 @@
 //! and client.
 
 pub mod client;
+pub mod pesto;
 pub mod server;
 pub mod slirp4netns;
 

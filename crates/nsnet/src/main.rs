@@ -11,6 +11,7 @@ mod cli;
 mod container_cmd;
 mod network_cmd;
 mod ns_cmd;
+mod personality;
 mod port_cmd;
 mod report;
 mod rootlessctl;
@@ -34,6 +35,8 @@ fn main() {
         "rootlesskit" | "docker-rootlesskit" => rootlesskit::main(),
         "rootlessctl" => rootlessctl::main(),
         "slirp4netns" => slirp4netns::main(),
+        "pasta" => personality::pasta::main(),
+        "pesto" => personality::pesto::main(),
         "nsnet-bridge" => cni_plugin(),
         _ => cli::main(),
     };
