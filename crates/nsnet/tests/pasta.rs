@@ -9,7 +9,6 @@ use std::process::Output;
 
 use common::*;
 
-const PY: &str = "/usr/bin/python3";
 const LINE_ECHO_SERVER: &str = include_str!("fixtures/line_echo_server.py");
 const LINE_ECHO_CLIENT: &str = include_str!("fixtures/line_echo_client.py");
 
@@ -87,7 +86,7 @@ nsenter --net=$T/netns $PY $T/echo_client.py 169.254.1.2 9101
 wait $host_server
 pid=$(ps -eo pid=,args= | awk -v p="$PASTA" '$2 == p {print $1}')
 [ -n "$pid" ] && echo background running
-umount $T/netns && rm $T/netns
+umount -l $T/netns && rm $T/netns
 sh $T/gone.sh $pid
 "#;
 
@@ -142,7 +141,7 @@ $PY $T/echo_client.py 127.0.0.1 9203
 wait
 $T/pesto -D --tcp-ports=127.0.0.1/9203:80 $T/pesto.sock; echo del=$?
 $T/pesto -A -t bogus $T/pesto.sock; echo bad=$?
-umount $T/netns && rm $T/netns
+umount -l $T/netns && rm $T/netns
 sh $T/gone.sh $pid
 [ -e $T/pesto.sock ] || echo socket removed
 "#,
@@ -158,6 +157,74 @@ sh $T/gone.sh $pid
     );
     assert!(
         stderr(&o).contains("Invalid port specifier 'bogus'"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// The same argv (Podman's container line, without `--map-guest-addr`, which Debian's older
+/// pasta does not know) through Debian's `/usr/bin/pasta` and through ours, in worlds of
+/// their own: the namespace's address, MTU and default route, and the `-t` forward from the
+/// world, must agree.
+#[test]
+fn differential_podman_line_against_debians_pasta() {
+    let script = r#"
+touch $T/netns && unshare --net=$T/netns true
+PY=/usr/bin/python3
+"$PASTA" --config-net -t 8080:80 --dns-forward 169.254.1.1 -u none -T none -U none --no-map-gw --quiet --netns $T/netns --pid $T/pid
+echo fg=$?
+nsenter --net=$T/netns sh -c 'ip -o -4 addr show dummy0 | awk "{print \$4}"; ip -o link show dummy0 | sed "s/.* mtu \([0-9]*\) .*/\1/"; ip route show default'
+nsenter --net=$T/netns $PY $T/echo_server.py 0.0.0.0 80 $T/ready2 &
+sh $T/wait_for.sh $T/ready2
+$PY $T/echo_client.py 127.0.0.1 8080
+wait $!
+pid=$(cat $T/pid)
+umount -l $T/netns && rm $T/netns
+# Debian's pasta may outlive the file (see docs/pasta.md): stop what we started, by PID.
+sh $T/gone.sh $pid || kill $pid
+"#;
+    let theirs = world("/usr/bin/pasta", script);
+    let ours = world("nsnet", script);
+    let shared = "fg=0\n192.0.2.1/24\n65520\ndefault via 192.0.2.254 dev dummy0 \necho True\n";
+    assert!(
+        stdout(&theirs).starts_with(shared),
+        "Debian's pasta: {}{}",
+        stdout(&theirs),
+        stderr(&theirs)
+    );
+    assert_eq!(
+        stdout(&ours),
+        format!("{shared}gone\n"),
+        "ours: {}",
+        stderr(&ours)
+    );
+}
+
+/// Bad input is one line in pasta's words with its exit status, and leaves nothing running.
+#[test]
+fn bad_input_is_one_line_and_exit_1() {
+    let o = world(
+        "nsnet",
+        r#"
+"$PASTA" --config-net --netns $T/none -t 80x; echo rc=$?
+"$PASTA" --bogus; echo rc=$?
+"$PASTA" --config-net --netns $T/none; echo rc=$?
+"#,
+    );
+    assert_eq!(stdout(&o), "rc=1\nrc=1\nrc=1\n");
+    let err = stderr(&o);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines[0], "Invalid port specifier '80x'");
+    assert!(
+        lines[1].ends_with("pasta: unrecognized option '--bogus'"),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .starts_with("Couldn't open network namespace "),
         "{}",
         stderr(&o)
     );
