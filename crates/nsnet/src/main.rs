@@ -29,6 +29,8 @@ fn main() {
         "rootlesskit" | "docker-rootlesskit" => personality::rootlesskit::main(),
         "rootlessctl" => personality::rootlessctl::main(),
         "slirp4netns" => personality::slirp4netns::main(),
+        "pasta" => personality::pasta::main(),
+        "pesto" => personality::pesto::main(),
         "nsnet-bridge" => personality::cni::main(),
         _ => cli::main(),
     };

@@ -2,6 +2,9 @@
 //! output and exit codes over nsnet's own mechanisms (the crates), and holds nothing else.
 
 pub mod cni;
+pub mod pasta;
+mod pasta_ports;
+pub mod pesto;
 pub mod rootlessctl;
 pub mod rootlesskit;
 pub mod slirp4netns;
