@@ -81,6 +81,13 @@ impl Ports {
         }
     }
 
+    /// Whether clients must dial the child's tap address rather than loopback
+    /// (`disallowLoopbackChildIP`): slirp4netns forwards to the guest's address, so a
+    /// loopback `childIP` cannot be reached; the builtin driver dials inside the netns.
+    pub fn disallow_loopback_child_ip(&self) -> bool {
+        matches!(self, Ports::Slirp4netns(_))
+    }
+
     /// The protocols it offers, as `GET /v1/info` lists them.
     pub fn protos(&self) -> Vec<String> {
         let list: &[&str] = match self {

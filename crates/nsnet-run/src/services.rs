@@ -11,6 +11,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use nsnet_api::{Info, NetworkDriverInfo, PortDriverInfo, server};
+
+use crate::config::drivers::{SOURCE_IP_BACKEND_NONE, SOURCE_IP_BACKEND_USED};
 use nsnet_ns::netns::NetnsThread;
 use nsnet_port::{NetnsThreadSockets, PortManager, PortSpecExt, Ports};
 
@@ -89,6 +91,30 @@ impl nsnet_port::ReplyRoutes for ChildReplyRoutes {
     }
 }
 
+/// `portDriver` of `/v1/info`: the driver as the command line named it (the builtin driver
+/// also serves `gvisor-tap-vsock`), the protos it really serves, and for the builtin driver
+/// the source-IP backend in use, under RootlessKit v3's key.
+fn port_driver_info(plan: &LaunchPlan, ports: &Ports, source_ip_kept: bool) -> PortDriverInfo {
+    let mut extra = std::collections::BTreeMap::new();
+    if plan.port_driver.builtin_served() {
+        let backend = if source_ip_kept {
+            SOURCE_IP_BACKEND_USED
+        } else {
+            SOURCE_IP_BACKEND_NONE
+        };
+        extra.insert(
+            "sourceIPTransparentBackend".to_string(),
+            backend.to_string(),
+        );
+    }
+    PortDriverInfo {
+        driver: plan.port_driver.name().into(),
+        protos: Some(ports.protos()),
+        disallow_loopback_child_ip: ports.disallow_loopback_child_ip(),
+        extra,
+    }
+}
+
 /// Starts the runtime, publishes `plan.publish`, and serves the API.
 pub fn start(
     plan: &LaunchPlan,
@@ -105,8 +131,10 @@ pub fn start(
         .build()
         .map_err(io_err("start the async runtime"))?;
     let mut services = Services { runtime: None };
+    // Whether published ports keep client addresses, for `portDriver.extra`.
+    let mut source_ip_kept = false;
     let ports = match (plan.port_driver, netns) {
-        (PortDriver::Builtin, Some(netns)) => {
+        (d, Some(netns)) if d.builtin_served() => {
             nsnet_port::raise_fd_limit();
             let mut pm = PortManager::new(
                 Arc::new(NetnsThreadSockets(netns.clone())),
@@ -115,6 +143,7 @@ pub fn start(
             if plan.source_ip_transparent {
                 match netns.run(source_ip_routing) {
                     Ok(()) => {
+                        source_ip_kept = true;
                         pm = pm
                             .with_source_ip(SOURCE_IP_MARK)
                             .with_udp_source_ip(Arc::new(ChildReplyRoutes(netns.clone())))
@@ -176,12 +205,13 @@ pub fn start(
                 driver: other.name().into(),
                 dns: setup.dns.clone(),
                 child_ip: setup.child_ip.map(|ip| ip.to_string()),
+                dynamic_child_ip: false,
+                ipv6: setup.ipv6,
             }),
         },
-        port_driver: ports.as_ref().map(|p| PortDriverInfo {
-            driver: p.driver().into(),
-            protos: p.protos(),
-        }),
+        port_driver: ports
+            .as_ref()
+            .map(|p| port_driver_info(plan, p, source_ip_kept)),
     };
     runtime.spawn(server::serve(
         listener,

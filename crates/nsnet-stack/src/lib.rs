@@ -122,6 +122,11 @@ pub struct Config {
     pub nameservers: Vec<SocketAddrV4>,
     /// Idle time after which a UDP flow is forgotten.
     pub udp_timeout: Duration,
+    /// Host numbers of the gateway and the DNS forwarder in the network: slirp4netns's 2
+    /// and 3 by default; gvisor-tap-vsock's plan puts both on 1 (the gateway then answers
+    /// port 53 and forwards every other port like the gateway).
+    pub gateway_host: u32,
+    pub dns_host: u32,
 }
 
 impl Config {
@@ -145,6 +150,8 @@ impl Config {
             ipv6: false,
             nameservers: Vec::new(),
             udp_timeout: Duration::from_secs(60),
+            gateway_host: 2,
+            dns_host: 3,
         })
     }
 
@@ -160,10 +167,10 @@ impl Config {
         Ipv4Addr::from(u32::from(self.network) + n)
     }
     pub fn gateway(&self) -> Ipv4Addr {
-        self.nth(2)
+        self.nth(self.gateway_host)
     }
     pub fn dns(&self) -> Ipv4Addr {
-        self.nth(3)
+        self.nth(self.dns_host)
     }
     /// The address a statically configured guest takes (slirp4netns's "recommended IP").
     pub fn guest(&self) -> Ipv4Addr {
@@ -254,7 +261,8 @@ impl Config {
                 return Some(dst);
             }
         };
-        if v4 == self.dns() {
+        // Where one address is both, only port 53 is DNS.
+        if v4 == self.dns() && (port == 53 || self.dns() != self.gateway()) {
             if self.disable_dns {
                 return Some(dst);
             }
