@@ -56,7 +56,8 @@ const SOURCE_IP_MARK: u32 = 100;
 /// local default dev lo table 100` (IPv4; IPv6 where the kernel has it), and
 /// `net.ipv4.tcp_fwmark_accept=1` so a server's accepted socket carries the mark of the SYN.
 /// No iptables: the targets are sockets local to the child, which need no connmark. UDP
-/// replies carry no mark; [`ChildReplyRoutes`] adds a rule per published UDP child port.
+/// replies carry no mark; [`ChildReplyRoutes`] adds a rule per published UDP target (its
+/// port, and its address too when it is not loopback: a container behind a bridge).
 fn source_ip_routing() -> Result<(), String> {
     std::fs::write("/proc/sys/net/ipv4/tcp_fwmark_accept", "1")
         .map_err(|e| format!("net.ipv4.tcp_fwmark_accept: {e}"))?;
@@ -82,10 +83,16 @@ const UDP_REPLY_RULE_PRIORITY: u32 = 101;
 struct ChildReplyRoutes(Arc<NetnsThread>);
 
 impl nsnet_port::ReplyRoutes for ChildReplyRoutes {
-    fn udp_source_port(&self, v6: bool, port: u16, add: bool) -> Result<(), String> {
+    fn udp_source_port(
+        &self,
+        v6: bool,
+        from: Option<std::net::IpAddr>,
+        port: u16,
+        add: bool,
+    ) -> Result<(), String> {
         self.0.run(move || {
             let mut nl = nsnet_netlink::Netlink::open().map_err(|e| e.to_string())?;
-            nl.udp_sport_rule(add, v6, port, SOURCE_IP_MARK, UDP_REPLY_RULE_PRIORITY)
+            nl.udp_sport_rule(add, v6, from, port, SOURCE_IP_MARK, UDP_REPLY_RULE_PRIORITY)
                 .map_err(|e| e.to_string())
         })
     }
