@@ -23,6 +23,7 @@
 //! [`slirp4netns`] is the other protocol nsnet speaks: slirp4netns's JSON API socket, server
 //! and client.
 
+pub mod pesto;
 pub mod rest;
 pub mod slirp4netns;
 

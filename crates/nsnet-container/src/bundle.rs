@@ -8,7 +8,8 @@
 //! network is `host`. `/sys` is a read-only rbind of the host's (mounting a fresh sysfs needs a
 //! netns owned by the caller's user namespace, which is not the case on the `host` network).
 //! `/etc/hosts`, `/etc/resolv.conf` and `/etc/hostname` are bind mounts of files in the
-//! container's directory, as Docker does, so the image is never edited. The network is set up
+//! container's directory, as Docker does, so the image is never edited (a `--rootfs` directory
+//! is not written either: its root is an overlay, see [`crate::rootfs`]). The network is set up
 //! by hooks (createRuntime, postStop) that run nsnet itself.
 
 use std::collections::HashSet;

@@ -3,24 +3,32 @@
 //! Layer: the top library below the binary. It owns what a container *is* for nsnet: the OCI
 //! bundle it runs from ([`bundle`]), the local images it can be made from ([`image`]: a rootfs
 //! directory, an OCI image layout, a `docker save`/`podman save` archive), its record and
-//! status on disk under the user's data dir ([`store`]), the `-p` publish specs ([`publish`]),
+//! status on disk under the user's data dir ([`store`]), the overlay a `--rootfs` directory
+//! runs under so that it is never written ([`rootfs`]), the `-p` publish specs ([`publish`]),
 //! the Go-template field paths of `inspect --format` ([`template`]), and the work of the
 //! createRuntime/postStop OCI hooks ([`hook`]).
 //!
 //! Design choice: nsnet never creates a container's namespaces itself. runc does, inside the
 //! user and mount namespaces of a running nsnet instance; the network is attached by a hook that
-//! enters the instance's child netns, exactly as nerdctl does rootless. What stays with the
-//! binary: finding or starting the instance, joining its namespaces, running runc and the
-//! monitor process, and the command line.
+//! enters the instance's child netns, exactly as nerdctl does rootless. The lifecycle is here
+//! too: finding or starting the instance and joining it ([`lifecycle`]), the runc invocations
+//! ([`runtime`]), the monitor that waits for runc ([`monitor`]), what `ps` and `inspect` show
+//! ([`view`]). What stays with the binary: the command line and printing.
 
 pub mod bundle;
 pub mod hook;
 pub mod image;
+pub mod lifecycle;
+pub mod monitor;
 mod net;
 pub mod publish;
+pub mod rootfs;
+pub mod runtime;
 pub mod store;
 pub mod template;
 pub mod time;
+pub mod view;
+mod wait;
 
 use std::path::{Path, PathBuf};
 
@@ -40,6 +48,12 @@ pub enum Error {
     NoSuchContainer(String),
     #[error("{0}")]
     Network(String),
+    /// The nsnet instance a container needs: not found, not answering, failed to start.
+    #[error("{0}")]
+    Instance(String),
+    /// An OCI runtime invocation (`op`, e.g. `runc delete ID`) that failed, with runc's reason.
+    #[error("{op}: {msg}")]
+    Runtime { op: String, msg: String },
 }
 
 impl Error {

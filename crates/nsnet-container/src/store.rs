@@ -337,8 +337,10 @@ impl Store {
     }
 
     /// Removes the records, the directory and the name (the rootfs inside is removed too, so
-    /// the caller must be able to: rootless, from inside the instance's user namespace).
+    /// the caller must be able to: rootless, from inside the instance's user namespace). The
+    /// overlay of a `--rootfs` container is unmounted first, never removed through.
     pub fn remove(&self, c: &Container) -> Result<(), Error> {
+        crate::rootfs::release(&c.dir)?;
         let link = self.names().join(&c.config.name);
         if std::fs::read_link(&link).is_ok_and(|t| t.as_os_str() == c.config.id.as_str()) {
             let _ = std::fs::remove_file(&link);

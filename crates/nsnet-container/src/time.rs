@@ -1,5 +1,6 @@
 //! Timestamps as Docker prints them: RFC 3339 in UTC for `inspect`, and "5 seconds ago" /
-//! "Up 2 minutes" for `ps`. Small enough not to need a date crate.
+//! "Up 2 minutes" for `ps`. The calendar arithmetic is `humantime`'s (the launcher's logrus-style
+//! warning lines use it too); Docker's relative wording is reproduced here.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -11,35 +12,13 @@ pub fn now() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Days since 1970-01-01 to (year, month, day), Howard Hinnant's civil_from_days.
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 /// `2024-05-01T12:34:56.123456789Z`; `0001-01-01T00:00:00Z` (Go's zero time) for 0.
 pub fn rfc3339(secs: f64) -> String {
     if secs <= 0.0 {
         return "0001-01-01T00:00:00Z".into();
     }
-    let whole = secs.floor() as i64;
-    let nanos = ((secs - secs.floor()) * 1e9).round().min(999_999_999.0) as u32;
-    let (y, mo, d) = civil(whole.div_euclid(86_400));
-    let s = whole.rem_euclid(86_400);
-    format!(
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        s / 3600,
-        s % 3600 / 60,
-        s % 60
-    )
+    let t = UNIX_EPOCH + std::time::Duration::from_secs_f64(secs);
+    humantime::format_rfc3339_nanos(t).to_string()
 }
 
 /// Docker's `units.HumanDuration`: "Less than a second", "5 seconds", "About a minute", …

@@ -24,7 +24,7 @@ pub use links::Link;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use netlink_packet_core::{
     NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
@@ -67,6 +67,14 @@ pub enum Error {
     NoSuchLink(String),
     #[error("open rtnetlink socket: {0}")]
     Socket(#[source] io::Error),
+    #[error("enter the network namespace {path}: {source}")]
+    EnterNetns {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the tap thread for {0} panicked")]
+    TapThread(String),
     #[error("{op} {object}: {source}")]
     Request {
         op: &'static str,
@@ -503,6 +511,97 @@ pub fn create_configured_tap(cfg: &TapConfig) -> Result<OwnedFd> {
         nl.add_default_route_v6(idx, gateway)?;
     }
     Ok(fd)
+}
+
+/// Creates the tap (configured as [`create_configured_tap`] does when `configure`) inside
+/// the network namespace `netns` (named `path` in errors), from a thread that enters it and
+/// ends: the caller stays where it is and is as single-threaded afterwards as before, which a
+/// front end that then confines itself or forks needs. The caller must be allowed to enter
+/// (CAP_SYS_ADMIN over the namespace's owner: root, or a member of its user namespace).
+pub fn create_tap_in(
+    netns: BorrowedFd<'_>,
+    path: &str,
+    cfg: &TapConfig,
+    configure: bool,
+) -> Result<OwnedFd> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: plain syscall on a valid descriptor; this thread ends right after.
+            if unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(Error::EnterNetns {
+                    path: path.to_string(),
+                    source: io::Error::last_os_error(),
+                });
+            }
+            if configure {
+                create_configured_tap(cfg)
+            } else {
+                create_tap(&cfg.name)
+            }
+        })
+        .join()
+        .map_err(|_| Error::TapThread(cfg.name.clone()))?
+    })
+}
+
+/// The host interface a namespace's addresses are copied from (pasta's "template
+/// interface"): the one with the first IPv4 default route, or `ifname`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    pub index: u32,
+    pub name: String,
+    pub addr: Ipv4Addr,
+    pub prefix: u8,
+    /// The default gateway through it, when it has one.
+    pub gateway: Option<Ipv4Addr>,
+}
+
+/// Finds the template interface in the calling thread's network namespace; `None` when no
+/// interface with a default route (or `ifname`) has an IPv4 address.
+pub fn ipv4_template(ifname: Option<&str>) -> Result<Option<Template>> {
+    let mut nl = Netlink::open()?;
+    let routes = nl.default_routes()?;
+    let v4_route = |oif: u32| {
+        routes.iter().find_map(|r| match (r.oif, r.gateway) {
+            (Some(o), Some(std::net::IpAddr::V4(g))) if o == oif => Some(g),
+            _ => None,
+        })
+    };
+    let index = match ifname {
+        Some(n) => link_index(n)?,
+        None => match routes.iter().find_map(|r| match (r.oif, r.gateway) {
+            (Some(o), Some(std::net::IpAddr::V4(_))) => Some(o),
+            _ => None,
+        }) {
+            Some(i) => i,
+            None => return Ok(None),
+        },
+    };
+    let addr = nl.addrs()?.into_iter().find_map(|a| match a.addr {
+        std::net::IpAddr::V4(v4) if a.index == index => Some((v4, a.prefix)),
+        _ => None,
+    });
+    let Some((addr, prefix)) = addr else {
+        return Ok(None);
+    };
+    let mut buf = [0 as libc::c_char; libc::IFNAMSIZ];
+    // SAFETY: the buffer holds IFNAMSIZ bytes, as if_indextoname requires.
+    let name = unsafe {
+        if libc::if_indextoname(index, buf.as_mut_ptr()).is_null() {
+            String::new()
+        } else {
+            std::ffi::CStr::from_ptr(buf.as_ptr())
+                .to_string_lossy()
+                .into_owned()
+        }
+    };
+    Ok(Some(Template {
+        index,
+        name,
+        addr,
+        prefix,
+        gateway: v4_route(index),
+    }))
 }
 
 #[cfg(test)]

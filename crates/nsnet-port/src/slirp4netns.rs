@@ -10,25 +10,29 @@
 //! Reproduced from RootlessKit's driver: the ids are slirp4netns's hostfwd ids; only IPv4
 //! (`tcp`, `tcp4`, `udp`, `udp4`; a `6` proto is `unsupported protocol "tcp6"`); the child
 //! address defaults to the network driver's child IP; the same validation and conflict
-//! rules as the builtin driver. The API protocol is one JSON request per connection, the
-//! write half closed, one JSON reply read to EOF.
+//! rules as the builtin driver. The API protocol itself (one JSON request per connection, the
+//! write half closed, one JSON reply read to EOF) is `nsnet_api::slirp4netns`'s client.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use nsnet_api::slirp4netns::client::{Client, ClientError, Hostfwd};
 
 use crate::{PortError, PortSpec, PortStatus};
+
+/// slirp4netns's answers keep the texts RootlessKit prints (`reply.Error: map[desc:…]`).
+fn backend(e: ClientError) -> PortError {
+    PortError::Backend(e.to_string())
+}
 
 /// The protocols this driver offers (RootlessKit's list for it).
 pub const PROTOS: [&str; 4] = ["tcp", "tcp4", "udp", "udp4"];
 
 /// Ports published through slirp4netns's API socket.
 pub struct Slirp4netnsPorts {
-    api_socket: PathBuf,
+    client: Client,
     child_ip: Ipv4Addr,
     ports: Mutex<BTreeMap<u64, PortStatus>>,
 }
@@ -38,41 +42,10 @@ impl Slirp4netnsPorts {
     /// `child_ip` unless a spec names its own child IP.
     pub fn new(api_socket: PathBuf, child_ip: Ipv4Addr) -> Self {
         Slirp4netnsPorts {
-            api_socket,
+            client: Client::new(api_socket),
             child_ip,
             ports: Mutex::new(BTreeMap::new()),
         }
-    }
-
-    async fn call(&self, request: Value) -> Result<Value, PortError> {
-        let fail = |e: std::io::Error| {
-            PortError::Backend(format!(
-                "slirp4netns API {}: {e}",
-                self.api_socket.display()
-            ))
-        };
-        let mut s = tokio::net::UnixStream::connect(&self.api_socket)
-            .await
-            .map_err(fail)?;
-        s.write_all((request.to_string() + "\n").as_bytes())
-            .await
-            .map_err(fail)?;
-        s.shutdown().await.map_err(fail)?;
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).await.map_err(fail)?;
-        let reply: Value = serde_json::from_slice(&raw).map_err(|e| {
-            PortError::Backend(format!(
-                "slirp4netns API {}: unparsable reply {:?}: {e}",
-                self.api_socket.display(),
-                String::from_utf8_lossy(&raw)
-            ))
-        })?;
-        if let Some(err) = reply.get("error").filter(|e| !e.is_null()) {
-            // RootlessKit prints Go's %+v of the error map: map[desc:…].
-            let desc = err.get("desc").and_then(Value::as_str).unwrap_or_default();
-            return Err(PortError::Backend(format!("reply.Error: map[desc:{desc}]")));
-        }
-        Ok(reply.get("return").cloned().unwrap_or(Value::Null))
     }
 
     /// Validates `spec` as the builtin driver does, then asks slirp4netns for a forward.
@@ -100,21 +73,18 @@ impl Slirp4netnsPorts {
                 Err(_) => return Err(PortError::Syntax(format!("invalid IP: {text:?}"))),
             },
         };
-        let ret = self
-            .call(json!({
-                "execute": "add_hostfwd",
-                "arguments": {
-                    "proto": spec.proto.trim_end_matches('4'),
-                    "host_addr": spec.parent_ip,
-                    "host_port": spec.parent_port,
-                    "guest_addr": guest.to_string(),
-                    "guest_port": spec.child_port,
-                }
-            }))
-            .await?;
-        let id = ret.get("id").and_then(Value::as_u64).ok_or_else(|| {
-            PortError::Backend(format!("unexpected reply from slirp4netns: {ret}"))
-        })?;
+        // validate() has checked both ports are 1–65535.
+        let id = self
+            .client
+            .add_hostfwd(&Hostfwd {
+                proto: spec.proto.trim_end_matches('4').to_string(),
+                host_addr: spec.parent_ip.clone(),
+                host_port: spec.parent_port as u16,
+                guest_addr: guest,
+                guest_port: spec.child_port as u16,
+            })
+            .await
+            .map_err(backend)?;
         let status = PortStatus { id, spec };
         self.ports
             .lock()
@@ -130,8 +100,7 @@ impl Slirp4netnsPorts {
 
     /// Removes a forward. As in RootlessKit, an id slirp4netns does not know is its error.
     pub async fn remove(&self, id: u64) -> Result<(), PortError> {
-        self.call(json!({"execute": "remove_hostfwd", "arguments": {"id": id}}))
-            .await?;
+        self.client.remove_hostfwd(id).await.map_err(backend)?;
         self.ports.lock().expect("port state lock").remove(&id);
         Ok(())
     }

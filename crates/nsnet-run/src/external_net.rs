@@ -10,7 +10,7 @@
 //! capabilities, and `setns` into the same user namespace would fail; as root, the initial
 //! user namespace's capabilities cover the child's netns anyway.
 //!
-//! `--net=pasta` (RootlessKit 2.x's command line): `pasta --stderr --ns-ifname=IF --mtu=M
+//! `--net=pasta` (RootlessKit 2.x's command line): `pasta --stderr --runas=0:0 --ns-ifname=IF --mtu=M
 //! --config-net --address=CIDR+100 --netmask=P --gateway=CIDR+2 --dns-forward=CIDR+3
 //! [--no-map-gw] [--ipv4-only] --tcp-ports=none --udp-ports=none (`auto` with the implicit
 //! port driver) --netns-only --netns=PATH

@@ -24,6 +24,14 @@
 //! neighbour discovery answered for the gateway and DNS (statically configured guests only:
 //! no router advertisements).
 //!
+//! pasta's model instead ([`Config::pasta`], [`PastaAddrs`]): the guest has the host's own
+//! address, prefix and gateway (copied from a template interface by the caller), so the
+//! guest's network is the host's and every address in it but the guest's own is answered by
+//! the stack (ARP) and reached on the host's network. The gateway reaches host loopback
+//! unless `no_map_gw`; `map_guest_addr` reaches the host itself (its address is the guest's,
+//! so a flow to it leaves as one to the host's own address); `dns_forward` port 53 is the
+//! DNS forwarder.
+//!
 //! # Design choice: our own TCP termination, smoltcp for wire formats
 //!
 //! smoltcp 0.14 with defaults measured 2.6–5.4 Gbit/s over a tap here, below slirp4netns
@@ -86,6 +94,10 @@ pub enum Error {
     Prefix(String),
     #[error("CIDR needs to be a network address like 10.0.2.0/24, not like {0}")]
     NotNetwork(String),
+    #[error("invalid address {0}: prefix length needs to be 1-31")]
+    PastaPrefix(String),
+    #[error("gateway {0} is not another address of {1}'s network")]
+    Gateway(Ipv4Addr, String),
     #[error("MTU must be a positive integer (< 65522), got {0}")]
     Mtu(u32),
     #[error("create epoll instance for the stack: {0}")]
@@ -127,6 +139,22 @@ pub struct Config {
     /// port 53 and forwards every other port like the gateway).
     pub gateway_host: u32,
     pub dns_host: u32,
+    /// pasta's address model instead of the CIDR+n plan (see [`Config::pasta`]).
+    pub pasta: Option<PastaAddrs>,
+}
+
+/// The addresses of pasta's model: the guest's are the host's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PastaAddrs {
+    pub guest: Ipv4Addr,
+    pub gateway: Ipv4Addr,
+    /// The address that reaches host loopback (`--map-host-loopback`, the gateway by
+    /// default), `None` with `--no-map-gw`.
+    pub map_host_loopback: Option<Ipv4Addr>,
+    /// `--map-guest-addr`: this address reaches the host's own address (the guest's).
+    pub map_guest_addr: Option<Ipv4Addr>,
+    /// `--dns-forward`: port 53 of this address is the DNS forwarder.
+    pub dns_forward: Option<Ipv4Addr>,
 }
 
 impl Config {
@@ -152,7 +180,30 @@ impl Config {
             udp_timeout: Duration::from_secs(60),
             gateway_host: 2,
             dns_host: 3,
+            pasta: None,
         })
+    }
+
+    /// pasta's model: `addrs.guest/prefix` is the host's address on its template interface
+    /// (any prefix 1–31 and any host part), `addrs.gateway` its default gateway, which must
+    /// be another address of that network.
+    pub fn pasta(prefix: u8, addrs: PastaAddrs) -> Result<Config, Error> {
+        let text = format!("{}/{prefix}", addrs.guest);
+        if !(1..=31).contains(&prefix) {
+            return Err(Error::PastaPrefix(text));
+        }
+        let network = Ipv4Addr::from(u32::from(addrs.guest) & mask(prefix));
+        if u32::from(addrs.gateway) & mask(prefix) != u32::from(network)
+            || addrs.gateway == addrs.guest
+        {
+            return Err(Error::Gateway(addrs.gateway, text));
+        }
+        let mut c = Config::new(Ipv4Addr::new(10, 0, 2, 0), 24)?;
+        c.network = network;
+        c.prefix = prefix;
+        c.disable_dns = addrs.dns_forward.is_none();
+        c.pasta = Some(addrs);
+        Ok(c)
     }
 
     pub fn with_mtu(mut self, mtu: u32) -> Result<Config, Error> {
@@ -167,14 +218,34 @@ impl Config {
         Ipv4Addr::from(u32::from(self.network) + n)
     }
     pub fn gateway(&self) -> Ipv4Addr {
-        self.nth(self.gateway_host)
+        match &self.pasta {
+            Some(p) => p.gateway,
+            None => self.nth(self.gateway_host),
+        }
     }
+    /// The DNS forwarder's address (unspecified in pasta's model without `dns_forward`).
     pub fn dns(&self) -> Ipv4Addr {
-        self.nth(self.dns_host)
+        match &self.pasta {
+            Some(p) => p.dns_forward.unwrap_or(Ipv4Addr::UNSPECIFIED),
+            None => self.nth(self.dns_host),
+        }
     }
     /// The address a statically configured guest takes (slirp4netns's "recommended IP").
     pub fn guest(&self) -> Ipv4Addr {
-        self.nth(100)
+        match &self.pasta {
+            Some(p) => p.guest,
+            None => self.nth(100),
+        }
+    }
+
+    /// Whether the stack answers ARP for `ip`: its gateway and DNS addresses; in pasta's
+    /// model every address but the guest's own (the guest's network is the host's, reached
+    /// through the stack).
+    pub fn answers_arp(&self, ip: Ipv4Addr) -> bool {
+        if self.pasta.is_some() {
+            return ip != self.guest() && !ip.is_unspecified() && !ip.is_broadcast();
+        }
+        ip == self.gateway() || ip == self.dns()
     }
     pub fn dhcp_start(&self) -> Ipv4Addr {
         self.nth(15)
@@ -227,6 +298,9 @@ impl Config {
     /// the rest of the guest's own networks, link-local, broadcast and multicast are never
     /// routed.
     pub fn host_destination(&self, dst: SocketAddr) -> Option<SocketAddr> {
+        if let Some(p) = &self.pasta {
+            return self.pasta_destination(p, dst);
+        }
         let port = dst.port();
         let v4 = match dst.ip() {
             IpAddr::V4(ip) => ip,
@@ -278,6 +352,33 @@ impl Config {
             return None;
         }
         if first == 0 || self.in_network(v4) || v4.is_broadcast() || v4.is_multicast() {
+            return None;
+        }
+        Some(dst)
+    }
+}
+
+impl Config {
+    /// [`Config::host_destination`] in pasta's model (IPv4 only: the guest has no IPv6).
+    fn pasta_destination(&self, p: &PastaAddrs, dst: SocketAddr) -> Option<SocketAddr> {
+        let SocketAddr::V4(d) = dst else {
+            return None;
+        };
+        let ip = *d.ip();
+        if Some(ip) == p.dns_forward {
+            let ns = self.nameservers.first()?;
+            return (d.port() == 53).then_some(SocketAddr::V4(*ns));
+        }
+        if Some(ip) == p.map_host_loopback {
+            return Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), d.port()));
+        }
+        if Some(ip) == p.map_guest_addr {
+            return Some(SocketAddr::new(IpAddr::V4(p.guest), d.port()));
+        }
+        let first = ip.octets()[0];
+        // The guest's own loopback and "this host" never leave it; everything else, the
+        // guest's (= the host's) network included, is an address on the host's network.
+        if first == 127 || first == 0 || ip == p.guest || ip.is_broadcast() || ip.is_multicast() {
             return None;
         }
         Some(dst)

@@ -388,7 +388,7 @@ impl Stack {
             self.stats.dropped_unsupported += 1;
             return;
         };
-        if target_protocol_addr != self.cfg.gateway() && target_protocol_addr != self.cfg.dns() {
+        if !self.cfg.answers_arp(target_protocol_addr) {
             return;
         }
         let reply = ArpRepr::EthernetIpv4 {

@@ -1,10 +1,11 @@
-//! nsnet's own command line.
+//! nsnet's own command line: the clap tree, and usage errors as one line (exit 2). Each
+//! subcommand's work is in `cmd/`.
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use nsnet_run::Personality;
 use nsnet_run::config::Role;
-use nsnet_run::{LaunchPlan, Personality, RawOptions};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -12,8 +13,10 @@ use nsnet_run::{LaunchPlan, Personality, RawOptions};
     version,
     about = "Rootless container networking in one binary",
     long_about = "Rootless container networking in one binary: the launcher (RootlessKit's job), \
-                  and, as they land, a user-mode network, port publishing, bridge networks and a \
-                  namespace inspector. Installed as `rootlesskit` it speaks RootlessKit's CLI."
+                  its in-process user-mode network, port publishing and RootlessKit's API, bridge \
+                  networks, containers over runc, and a namespace inspector. Linked as \
+                  `rootlesskit`, `rootlessctl`, `slirp4netns` or `nsnet-bridge` (a CNI plugin) it \
+                  speaks that program's command line."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -28,32 +31,26 @@ enum Cmd {
     #[command(
         after_help = "Defaults differ from the rootlesskit personality only where noted in the README."
     )]
-    Run(Box<RunArgs>),
+    Run(Box<crate::cmd::run::RunArgs>),
     /// Publish, list and remove ports of a running instance (RootlessKit's API).
-    Port(crate::port_cmd::PortArgs),
+    Port(crate::cmd::port::PortArgs),
     /// Bridge networks of a running instance: create, list, connect namespaces, collect garbage.
-    Network(crate::network_cmd::NetworkArgs),
+    Network(crate::cmd::network::NetworkArgs),
     /// Inspect namespaces and the rootless network: list, explain, draw.
     #[command(subcommand)]
-    Ns(crate::ns_cmd::NsCmd),
+    Ns(crate::cmd::ns::NsCmd),
     /// Run containers with runc in the rootless instance, networked by OCI hooks.
     #[command(alias = "c")]
-    Container(crate::container_cmd::ContainerArgs),
+    Container(crate::cmd::container::ContainerArgs),
     /// Check that this host and user can run rootless nsnet; each problem with its fix.
     ///
     /// Exit status 0 only when nothing needed is missing.
     Check,
     /// Switch a container client (docker, podman, nerdctl) to nsnet, or back with --undo.
-    Setup(crate::setup_cmd::SetupArgs),
+    Setup(crate::cmd::setup::SetupArgs),
     /// Internal entry points used by nsnet itself.
     #[command(hide = true, subcommand)]
     Internal(Internal),
-}
-
-#[derive(Debug, clap::Args)]
-struct RunArgs {
-    #[command(flatten)]
-    flags: RawOptions,
 }
 
 #[derive(Debug, Subcommand)]
@@ -73,7 +70,12 @@ enum Internal {
         state_dir: PathBuf,
     },
     /// The monitor of a detached container: runs runc and records the exit.
-    ContainerMonitor { dir: PathBuf },
+    ContainerMonitor {
+        /// A pipe to the front end: one byte once the container runs
+        #[arg(long, value_name = "FD")]
+        ready_fd: Option<i32>,
+        dir: PathBuf,
+    },
     /// Wait for SIGTERM, SIGINT or SIGHUP (the default instance's command).
     Idle,
 }
@@ -112,43 +114,22 @@ pub fn main() -> i32 {
         Err(e) => return usage_error(e),
     };
     match cli.cmd {
-        Cmd::Run(args) => run(*args),
-        Cmd::Port(args) => crate::port_cmd::main(args),
-        Cmd::Ns(cmd) => crate::ns_cmd::main(cmd),
-        Cmd::Container(args) => crate::container_cmd::main(args),
-        Cmd::Network(args) => crate::network_cmd::main(args),
-        Cmd::Check => crate::check_cmd::main(),
-        Cmd::Setup(args) => crate::setup_cmd::main(args),
-        Cmd::Internal(Internal::Whoami { host_ns }) => crate::report::whoami(&host_ns),
+        Cmd::Run(args) => crate::cmd::run::main(*args),
+        Cmd::Port(args) => crate::cmd::port::main(args),
+        Cmd::Ns(cmd) => crate::cmd::ns::main(cmd),
+        Cmd::Container(args) => crate::cmd::container::main(args),
+        Cmd::Network(args) => crate::cmd::network::main(args),
+        Cmd::Check => crate::cmd::check::main(),
+        Cmd::Setup(args) => crate::cmd::setup::main(args),
+        Cmd::Internal(Internal::Whoami { host_ns }) => crate::cmd::whoami::whoami(&host_ns),
         Cmd::Internal(Internal::OciHook {
             phase,
             container_dir,
             state_dir,
-        }) => crate::container_cmd::oci_hook(&phase, &container_dir, &state_dir),
-        Cmd::Internal(Internal::ContainerMonitor { dir }) => crate::container_cmd::monitor(&dir),
-        Cmd::Internal(Internal::Idle) => crate::container_cmd::idle(),
-    }
-}
-
-fn run(args: RunArgs) -> i32 {
-    crate::init_logging(args.flags.debug);
-    let mut raw = args.flags;
-    if raw.command.is_empty() {
-        raw.command = vec![
-            "/proc/self/exe".into(),
-            "internal".into(),
-            "whoami".into(),
-            format!("--host-ns={}", crate::report::own_namespaces().join(",")),
-        ];
-    }
-    match LaunchPlan::from_raw(raw, Personality::Nsnet) {
-        Ok(plan) => crate::launch(plan),
-        Err(e) => {
-            eprintln!(
-                "{}",
-                Personality::Nsnet.error_line(Role::Parent, &e.to_string())
-            );
-            1
+        }) => crate::cmd::container::oci_hook(&phase, &container_dir, &state_dir),
+        Cmd::Internal(Internal::ContainerMonitor { dir, ready_fd }) => {
+            crate::cmd::container::monitor(&dir, ready_fd)
         }
+        Cmd::Internal(Internal::Idle) => crate::cmd::container::idle(),
     }
 }

@@ -927,3 +927,176 @@ fn a_stale_state_directory_is_reported_not_joined() {
         );
     }
 }
+
+/// A root filesystem the user cannot write, as one unpacked by root is: `/usr` (root-owned,
+/// 0755, with busybox-static's `/usr/bin/busybox`; no `/proc`, `/dev` or `/sys`). In
+/// the instance's user namespace its files belong to the overflow uid, on which even root
+/// there has no DAC override. Root's instance maps real root, so in the root pass the same tree
+/// is made read-only another way: a read-only bind mount, unmounted on drop.
+struct ReadOnlyRootfs {
+    path: PathBuf,
+    _mnt: Option<tempfile::TempDir>,
+}
+
+impl ReadOnlyRootfs {
+    fn new() -> ReadOnlyRootfs {
+        use nix::mount::{MsFlags, mount};
+        if !is_root() {
+            let m = std::fs::metadata("/usr").unwrap();
+            assert_eq!((m.uid(), m.mode() & 0o777), (0, 0o755));
+            return ReadOnlyRootfs {
+                path: "/usr".into(),
+                _mnt: None,
+            };
+        }
+        let d = tempfile::tempdir().unwrap();
+        mount(
+            Some("/usr"),
+            d.path(),
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .unwrap();
+        let r = ReadOnlyRootfs {
+            path: d.path().to_path_buf(),
+            _mnt: Some(d),
+        };
+        mount(
+            None::<&str>,
+            &r.path,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .unwrap();
+        r
+    }
+}
+
+impl Drop for ReadOnlyRootfs {
+    fn drop(&mut self) {
+        if self._mnt.is_some() {
+            nix::mount::umount2(&self.path, nix::mount::MntFlags::MNT_DETACH).unwrap();
+        }
+    }
+}
+
+/// Names of a directory's entries, sorted (what a container might have added to it).
+fn entries(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Lines of the instance's mount table that name the containers' data directory.
+fn container_mounts(env: &Env) -> Vec<String> {
+    let child = std::fs::read_to_string(env.state_dir().join("child_pid")).unwrap();
+    let table = std::fs::read_to_string(format!("/proc/{}/mountinfo", child.trim())).unwrap();
+    let data = env.data.path().to_string_lossy().into_owned();
+    table
+        .lines()
+        .filter(|l| l.contains(&data))
+        .map(String::from)
+        .collect()
+}
+
+/// Runs a container on `rootfs` (whose busybox is `busybox`) detached, then in the foreground
+/// with --rm, and checks what they see and that nothing is left: not in the rootfs, not in the
+/// data directory, not in the instance's mount table.
+fn run_leaving_the_rootfs_as_it_was(env: &Env, rootfs: &Path, busybox: &str) {
+    let before = entries(rootfs);
+    let r = rootfs.to_str().unwrap();
+    let id = env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "box",
+        "--hostname",
+        "boxhost",
+        "--rootfs",
+        r,
+        "--",
+        busybox,
+        "sleep",
+        "30",
+    ]);
+    assert_eq!(
+        container_mounts(env).len(),
+        1,
+        "{:?}",
+        container_mounts(env)
+    );
+    let out = env.ok(&[
+        "exec",
+        "box",
+        busybox,
+        "sh",
+        "-c",
+        "cat /etc/hostname; echo written > /new; cat /new; grep boxhost /etc/hosts",
+    ]);
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("boxhost"), "{out}");
+    assert_eq!(lines.next(), Some("written"), "{out}");
+    let ip = env.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "box"]);
+    assert_eq!(
+        lines.next(),
+        Some(format!("{}\tboxhost", ip.trim()).as_str()),
+        "{out}"
+    );
+    assert_eq!(env.ok(&["rm", "-f", id.trim()]).trim(), id.trim());
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--rootfs",
+        r,
+        "--",
+        busybox,
+        "sh",
+        "-c",
+        "cat /new 2>/dev/null; echo fresh > /new; cat /new",
+    ]);
+    assert_eq!(
+        out, "fresh\n",
+        "a new container starts from the rootfs as it was"
+    );
+    assert_eq!(entries(rootfs), before, "the rootfs was written");
+    assert!(env.containers_dir_entries().is_empty());
+    assert!(
+        container_mounts(env).is_empty(),
+        "{:?}",
+        container_mounts(env)
+    );
+}
+
+#[test]
+fn a_writable_rootfs_is_run_on_an_overlay_and_left_as_it_was() {
+    let env = Env::new();
+    let etc = entries(&env.rootfs.path().join("etc"));
+    run_leaving_the_rootfs_as_it_was(&env, env.rootfs.path(), "/bin/busybox");
+    assert_eq!(
+        entries(&env.rootfs.path().join("etc")),
+        etc,
+        "mount targets in /etc"
+    );
+}
+
+#[test]
+fn a_rootfs_the_user_cannot_write_runs() {
+    let env = Env::new();
+    let ro = ReadOnlyRootfs::new();
+    let c = std::ffi::CString::new(ro.path.to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_ne!(
+        unsafe { libc::access(c.as_ptr(), libc::W_OK) },
+        0,
+        "writable"
+    );
+    run_leaving_the_rootfs_as_it_was(&env, &ro.path, "/bin/busybox");
+}

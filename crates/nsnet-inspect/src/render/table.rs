@@ -1,7 +1,5 @@
 //! The `nsnet ns ls` table, and the column writer the `net` listing shares.
 
-use std::fmt::Write;
-
 use super::{holder_text, notes};
 use crate::namespaces::Snapshot;
 use crate::nsfs::NsType;
@@ -49,25 +47,19 @@ pub fn ls_table(snap: &Snapshot, types: &[NsType]) -> String {
     out
 }
 
+/// Columns two spaces apart (Go's text/tabwriter with padding 2, as `lsns` lays them out);
+/// the last column and trailing blanks unpadded.
 pub(super) fn table<const N: usize>(rows: &[[String; N]]) -> String {
-    let mut w = [0usize; N];
+    use std::io::Write as _;
+    let mut tw = tabwriter::TabWriter::new(Vec::new()).minwidth(0).padding(2);
     for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            w[i] = w[i].max(c.chars().count());
-        }
+        let _ = writeln!(tw, "{}", r.join("\t"));
     }
-    let mut out = String::new();
-    for r in rows {
-        let mut line = String::new();
-        for (i, c) in r.iter().enumerate() {
-            if i + 1 == N {
-                line.push_str(c);
-            } else {
-                let _ = write!(line, "{c:<0$}  ", w[i]);
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
+    let text = tw
+        .into_inner()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    text.lines()
+        .map(|l| l.trim_end().to_string() + "\n")
+        .collect()
 }

@@ -841,3 +841,63 @@ fn outbound_addresses_bind_every_flow_of_their_family() {
     let link_local = SocketAddr::from((Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1), 80));
     assert_eq!(c.host_destination(link_local), None);
 }
+
+/// pasta's model: the guest holds the host's address; the gateway maps to host loopback
+/// unless disabled, `map_guest_addr` to the host's own address, `dns_forward` port 53 to the
+/// nameserver, and the rest of the host's network is reached as it is.
+#[test]
+fn pasta_addresses_route_as_pasta_routes_them() {
+    use crate::PastaAddrs;
+    use std::net::SocketAddr;
+    let addrs = PastaAddrs {
+        guest: Ipv4Addr::new(192, 0, 2, 1),
+        gateway: Ipv4Addr::new(192, 0, 2, 254),
+        map_host_loopback: Some(Ipv4Addr::new(192, 0, 2, 254)),
+        map_guest_addr: Some(Ipv4Addr::new(169, 254, 1, 2)),
+        dns_forward: Some(Ipv4Addr::new(169, 254, 1, 1)),
+    };
+    let mut c = Config::pasta(24, addrs.clone()).unwrap();
+    c.nameservers = vec!["198.51.100.53:53".parse().unwrap()];
+    assert_eq!(
+        (c.guest(), c.gateway(), c.network),
+        (addrs.guest, addrs.gateway, Ipv4Addr::new(192, 0, 2, 0))
+    );
+    let d = |s: &str| c.host_destination(s.parse::<SocketAddr>().unwrap());
+    assert_eq!(d("192.0.2.254:80"), Some("127.0.0.1:80".parse().unwrap()));
+    assert_eq!(d("169.254.1.2:80"), Some("192.0.2.1:80".parse().unwrap()));
+    assert_eq!(
+        d("169.254.1.1:53"),
+        Some("198.51.100.53:53".parse().unwrap())
+    );
+    assert_eq!(d("169.254.1.1:80"), None);
+    assert_eq!(d("192.0.2.7:80"), Some("192.0.2.7:80".parse().unwrap()));
+    assert_eq!(d("127.0.0.1:80"), None);
+    assert_eq!(d("0.0.0.0:80"), None);
+    assert!(c.answers_arp(Ipv4Addr::new(192, 0, 2, 7)));
+    assert!(!c.answers_arp(addrs.guest));
+    // --no-map-gw: the gateway is just an address on the host's network.
+    let c = Config::pasta(
+        24,
+        PastaAddrs {
+            map_host_loopback: None,
+            ..addrs.clone()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        c.host_destination("192.0.2.254:80".parse().unwrap()),
+        Some("192.0.2.254:80".parse().unwrap())
+    );
+    assert!(!c.disable_dns);
+    assert!(
+        Config::pasta(
+            24,
+            PastaAddrs {
+                gateway: Ipv4Addr::new(198, 51, 100, 1),
+                ..addrs.clone()
+            }
+        )
+        .is_err()
+    );
+    assert!(Config::pasta(32, addrs).is_err());
+}

@@ -87,7 +87,7 @@ pub fn main() -> i32 {
     }
     crate::init_logging(cli.flags.debug);
     match LaunchPlan::from_raw(cli.flags, Personality::Rootlesskit) {
-        Ok(plan) => crate::launch(plan),
+        Ok(plan) => crate::cmd::run::launch(plan),
         Err(e) => fail(&e.to_string()),
     }
 }

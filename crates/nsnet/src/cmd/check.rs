@@ -73,8 +73,8 @@ pub fn main() -> i32 {
     let host = Host::new("/");
     let probe = Probe::gather(&host, user.clone(), exe, &path);
     let mut findings = check::run(&host, &probe);
-    match crate::setup_cmd::Env::from_process() {
-        Ok(env) => findings.extend(crate::setup_cmd::client_findings(&env)),
+    match crate::cmd::setup::Env::from_process() {
+        Ok(env) => findings.extend(crate::cmd::setup::client_findings(&env)),
         Err(e) => findings.push(Finding {
             status: Status::Note,
             topic: "clients".into(),

@@ -192,7 +192,7 @@ fn run(cmd: NetworkCmd, store: &Store) -> Result<(), String> {
                         if n.internal { "internal" } else { "" }.to_string(),
                     ]);
                 }
-                print!("{}", crate::rootlessctl::tab_table(&rows));
+                print!("{}", crate::out::tab_table(&rows));
             }
         }
         NetworkCmd::Inspect { names } => {

@@ -60,7 +60,7 @@ const ALL: [Client; 3] = [Client::Docker, Client::Podman, Client::Nerdctl];
 
 /// The personalities nsnet has today that Podman looks up; `pasta` and `pesto` join them
 /// when nsnet provides those personalities.
-const PODMAN_LINKS: &[&str] = &["slirp4netns"];
+const PODMAN_LINKS: &[&str] = &["slirp4netns", "pasta", "pesto"];
 
 impl Client {
     fn name(self) -> &'static str {

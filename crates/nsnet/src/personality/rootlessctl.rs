@@ -54,31 +54,6 @@ enum Cmd {
     },
 }
 
-/// Go's text/tabwriter with minwidth 4 and padding 4: every cell, the last included, padded
-/// to its column's widest cell plus four spaces.
-pub fn tab_table(rows: &[Vec<String>]) -> String {
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..cols)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(|s| s.chars().count())
-                .max()
-                .unwrap_or(0)
-                .saturating_add(4)
-                .max(4)
-        })
-        .collect();
-    let mut out = String::new();
-    for r in rows {
-        for (c, cell) in r.iter().enumerate() {
-            out.push_str(&format!("{cell:<w$}", w = widths[c]));
-        }
-        out.push('\n');
-    }
-    out
-}
-
 fn port_rows(ports: &[PortStatus]) -> Vec<Vec<String>> {
     let mut rows = vec![
         [
@@ -170,7 +145,7 @@ pub fn main() -> i32 {
                     0
                 }
                 Ok(ports) => {
-                    print!("{}", tab_table(&port_rows(&ports)));
+                    print!("{}", crate::out::tab_table(&port_rows(&ports)));
                     0
                 }
                 Err(e) => fail(e),
@@ -203,7 +178,7 @@ pub fn main() -> i32 {
             }
             Cmd::Info { json } => match client.info().await {
                 Ok(info) if json => {
-                    println!("{}", crate::port_cmd::indent4(&info));
+                    println!("{}", crate::out::indent4(&info));
                     0
                 }
                 Ok(info) => {
@@ -245,7 +220,7 @@ mod tests {
         }];
         // Captured from Debian's rootlessctl 1.1.0 against RootlessKit 1.1.0.
         assert_eq!(
-            tab_table(&port_rows(&ports)),
+            crate::out::tab_table(&port_rows(&ports)),
             "ID    PROTO    PARENTIP     PARENTPORT    CHILDIP    CHILDPORT    \n\
              1     tcp      127.0.0.1    18080                    80           \n"
         );

@@ -9,7 +9,6 @@ use clap::Subcommand;
 use nsnet_api::client::Client;
 use nsnet_ns::instance::{self, Instance, Source};
 use nsnet_port::{PortSpec, PortSpecExt};
-use serde::Serialize;
 
 #[derive(Debug, clap::Args)]
 pub struct PortArgs {
@@ -40,15 +39,6 @@ enum PortCmd {
         #[arg(value_name = "ID", required = true)]
         ids: Vec<u64>,
     },
-}
-
-/// JSON indented by four spaces (Go's json.MarshalIndent(v, "", "    ")).
-pub fn indent4<T: Serialize>(v: &T) -> String {
-    let mut out = Vec::new();
-    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
-    v.serialize(&mut ser).expect("serializes");
-    String::from_utf8(out).expect("JSON is UTF-8")
 }
 
 /// The instance: the one order of `nsnet_ns::instance` (given, `$NSNET_STATE_DIR`,
@@ -98,7 +88,7 @@ pub fn main(args: PortArgs) -> i32 {
         match args.cmd {
             PortCmd::Ls { json } => match client.list_ports().await {
                 Ok(ports) if json => {
-                    println!("{}", indent4(&ports));
+                    println!("{}", crate::out::indent4(&ports));
                     0
                 }
                 Ok(ports) => {
@@ -131,7 +121,7 @@ pub fn main(args: PortArgs) -> i32 {
                             child,
                         ]);
                     }
-                    print!("{}", crate::rootlessctl::tab_table(&rows));
+                    print!("{}", crate::out::tab_table(&rows));
                     0
                 }
                 Err(e) => fail(&e),

@@ -355,22 +355,14 @@ fn run(o: &Opts) -> Result<(), String> {
     // The tap is made by a thread that enters the target netns and ends: the process is
     // single-threaded again for the sandbox and the seccomp filter (a mount namespace and a
     // filter are per thread; threads started later inherit them).
-    let configure = o.configure;
-    let tap = std::thread::scope(|s| {
-        s.spawn(|| -> Result<OwnedFd, String> {
-            nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| {
-                format!("enter the network namespace {}: {e}", netns_path.display())
-            })?;
-            let r = if configure {
-                nsnet_netlink::create_configured_tap(&tap_cfg)
-            } else {
-                nsnet_netlink::create_tap(&tap_cfg.name)
-            };
-            r.map_err(|e| e.to_string())
-        })
-        .join()
-        .map_err(|_| "the tap thread panicked".to_string())?
-    })?;
+    use std::os::fd::AsFd;
+    let tap = nsnet_netlink::create_tap_in(
+        netns.as_fd(),
+        &netns_path.display().to_string(),
+        &tap_cfg,
+        o.configure,
+    )
+    .map_err(|e| e.to_string())?;
     drop(netns);
     let tapfd = tap.as_raw_fd();
     eprintln!("sent tapfd={tapfd} for {}", o.ifname);

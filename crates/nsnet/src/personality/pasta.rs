@@ -1,0 +1,1090 @@
+//! The `pasta` personality: nsnet installed (or linked) as `pasta` takes pasta's command line
+//! (passt 2026_07_16's `conf.c`), so Podman 5/6 and RootlessKit's `--net=pasta` run nsnet's
+//! stack and port relay unchanged.
+//!
+//! ```text
+//!  pasta [OPTS] --netns PATH|NAME | PID    attach to that namespace; the foreground exits 0
+//!                                          once it is configured, a background process
+//!                                          serves and quits when the namespace is gone
+//!  pasta [OPTS] [-- CMD...]                 CMD (default $SHELL) in a new user+net namespace;
+//!                                          pasta stays in the foreground and exits with it
+//! ```
+//!
+//! pasta's address model: the namespace's interface (`-I`, else the template's name) gets
+//! the host's address, prefix and default gateway from the template interface (the one with
+//! the default route, or `-i`), MTU 65520; `-a/-n/-g/-m` override; with no template, pasta's
+//! local mode (169.254.2.1/16, gateway 169.254.2.2). The gateway reaches host loopback unless
+//! `--no-map-gw`; `--map-guest-addr` reaches the host; `--dns-forward` port 53 is the host's
+//! resolver (all of it `nsnet_stack::Config::pasta`). `-t/-u` specs (`nsnet_api::pesto::spec`)
+//! become ports of nsnet's port relay (`pasta_ports.rs`); `-c SOCKET` serves pesto's protocol.
+//!
+//! This module keeps what is pasta's own: the command line, messages and exit codes, and
+//! the order in which the shared pieces are put together.
+
+use std::ffi::CString;
+use std::io::{Read, Write};
+use std::net::Ipv4Addr;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
+
+use nsnet_api::pesto::proto::Server;
+use nsnet_api::pesto::spec::{self, Parser, Table};
+
+use super::pasta_ports::{Forwards, HOST_CAPS};
+
+/// The version pasta reports; the suffix says whose it is.
+pub const VERSION: &str = concat!("2026_07_16.nsnet-", env!("CARGO_PKG_VERSION"));
+
+const USAGE: &str = "Usage: pasta [OPTION]... [COMMAND] [ARGS]...
+       pasta [OPTION]... PID
+       pasta [OPTION]... --netns [PATH|NAME]
+
+Without PID or --netns, run the given command or a
+default shell in a new network and user namespace, and
+connect it via pasta (nsnet's user-mode stack).
+
+  -d, --debug		Be verbose
+      --trace		Be extra verbose, implies --debug
+  -q, --quiet		Don't print informational messages
+  -f, --foreground	Don't run in background
+    default: run in background
+  -e, --stderr		Log to stderr too (always the case here)
+  --runas UID|UID:GID 	Run as given UID, GID (only the current ones here)
+  -c, --conf-path PATH	Configuration socket path
+  -h, --help		Display this help message and exit
+  --version		Show version and exit
+  -I, --ns-ifname NAME	namespace interface name
+    default: same interface name as external one
+  -P, --pid FILE	Write own PID to the given file
+  -m, --mtu MTU	Assign MTU via DHCP/NDP
+    default: 65520
+  -a, --address ADDR	Assign IPv4 address ADDR[/PREFIXLEN]
+    default: use addresses from interface with default route
+  -n, --netmask MASK	Assign IPv4 MASK, dot-decimal or bits
+  -g, --gateway ADDR	Pass IPv4 address as gateway
+  -i, --interface NAME	Interface for addresses and routes
+  -D, --dns ADDR	Use IPv4 address as DNS (accepted; no DHCP DNS list)
+  --map-host-loopback ADDR	Translate ADDR to refer to host
+    default: gateway address
+  --map-guest-addr ADDR	Translate ADDR to guest's address
+  --dns-forward ADDR	Forward DNS queries sent to ADDR
+  --dns-host ADDR	Host nameserver to direct queries to
+  --no-dhcp		Disable DHCP server
+  --no-ndp		Disable NDP responses
+  --no-dhcpv6		Disable DHCPv6 server
+  --no-ra		Disable router advertisements
+  --no-map-gw		Don't map gateway address to host
+  -4, --ipv4-only	Enable IPv4 operation only
+  -t, --tcp-ports SPEC	TCP port forwarding to namespace
+    SPEC can be:
+      'none': don't forward any ports
+      [ADDR[%IFACE]/]PORTS: forward specific ports
+        PORTS is a comma-separated list of ports or port
+         ranges.  'all' indicates all unbound non-ephemeral
+         ports.  Ranges can be reduced by excluding ports or
+         ranges prefixed by '~'.
+        Examples:
+        -t 22		Forward local port 22 to 22 on namespace
+        -t 22:23	Forward local port 22 to 23 on namespace
+        -t 22-80:32-90	Forward ports 22 to 80 to
+			corresponding port numbers plus 10
+        -t 192.0.2.1/5	Bind port 5 of 192.0.2.1 to namespace
+        -t 0.0.0.0/5000:192.0.2.5/6000	Forward port 5000 to 192.0.2.5:6000
+        -t 5-25,~10-20	Forward ports 5 to 9, and 21 to 25
+    default: none
+  -u, --udp-ports SPEC	UDP port forwarding to namespace
+    SPEC is as described for TCP above
+  -T, --tcp-ns SPEC	TCP port forwarding to init namespace (none only)
+  -U, --udp-ns SPEC	UDP port forwarding to init namespace (none only)
+  --userns NSPATH 	Target user namespace to join
+  --netns PATH|NAME	Target network namespace to join
+  --netns-only		Don't join existing user namespace
+  --no-netns-quit	Don't quit if filesystem-bound target
+  			network namespace is deleted
+  --config-net		Configure tap interface in namespace
+  --ns-mac-addr ADDR	Set MAC address on tap interface
+";
+
+#[derive(Debug, Default)]
+struct Opts {
+    config_net: bool,
+    netns: Option<String>,
+    netns_only: bool,
+    userns: Option<String>,
+    specs: Vec<(char, String)>,
+    map_guest_addr: Option<Ipv4Addr>,
+    map_host_loopback: Option<Ipv4Addr>,
+    dns_forward: Option<Ipv4Addr>,
+    dns_host: Option<Ipv4Addr>,
+    no_map_gw: bool,
+    address: Option<(Ipv4Addr, Option<u8>)>,
+    netmask: Option<u8>,
+    gateway: Option<Ipv4Addr>,
+    mtu: Option<u32>,
+    iface: Option<String>,
+    ns_ifname: Option<String>,
+    ns_mac: Option<[u8; 6]>,
+    pid_file: Option<String>,
+    conf_path: Option<String>,
+    foreground: bool,
+    no_netns_quit: bool,
+    /// PID or command.
+    rest: Vec<String>,
+}
+
+enum Parsed {
+    Run(Box<Opts>),
+    Help,
+    Version,
+}
+
+/// A failure in pasta's words; `usage` adds the usage text after it, as getopt's errors do.
+struct Die {
+    msg: String,
+    usage: bool,
+}
+
+fn die<T>(msg: impl Into<String>) -> Result<T, Die> {
+    Err(Die {
+        msg: msg.into(),
+        usage: false,
+    })
+}
+
+const SHORT_ARG: &str = "lscFIpPmanMgioDSHtuTU";
+const SHORT_FLAG: &str = "dqfeh461";
+
+fn long_name(short: char) -> Option<&'static str> {
+    Some(match short {
+        'd' => "debug",
+        'q' => "quiet",
+        'f' => "foreground",
+        'e' => "stderr",
+        'l' => "log-file",
+        'h' => "help",
+        's' => "socket",
+        'c' => "conf-path",
+        'F' => "fd",
+        'I' => "ns-ifname",
+        'p' => "pcap",
+        'P' => "pid",
+        'm' => "mtu",
+        'a' => "address",
+        'n' => "netmask",
+        'M' => "mac-addr",
+        'g' => "gateway",
+        'i' => "interface",
+        'o' => "outbound",
+        'D' => "dns",
+        'S' => "search",
+        'H' => "hostname",
+        '4' => "ipv4-only",
+        '6' => "ipv6-only",
+        '1' => "one-off",
+        't' => "tcp-ports",
+        'u' => "udp-ports",
+        'T' => "tcp-ns",
+        'U' => "udp-ns",
+        _ => return None,
+    })
+}
+
+/// Long options taking an argument (besides the short ones' long names).
+const LONG_ARG: &[&str] = &[
+    "userns",
+    "netns",
+    "ns-mac-addr",
+    "dns-forward",
+    "runas",
+    "log-size",
+    "outbound-if4",
+    "outbound-if6",
+    "map-host-loopback",
+    "map-guest-addr",
+    "dns-host",
+    "socket-path",
+    "fqdn",
+    "repair-path",
+    "stats",
+];
+const LONG_FLAG: &[&str] = &[
+    "no-tcp",
+    "no-udp",
+    "no-icmp",
+    "no-dhcp",
+    "no-dhcpv6",
+    "no-ndp",
+    "no-ra",
+    "no-splice",
+    "splice-only",
+    "freebind",
+    "no-map-gw",
+    "dhcp-dns",
+    "no-dhcp-dns",
+    "dhcp-search",
+    "no-dhcp-search",
+    "no-netns-quit",
+    "trace",
+    "version",
+    "config-net",
+    "no-copy-routes",
+    "no-copy-addrs",
+    "netns-only",
+    "host-lo-to-ns-lo",
+    "vhost-user",
+    "print-capabilities",
+    "migrate-exit",
+    "migrate-no-linger",
+    "chroot-fallback",
+];
+
+fn v4_nat(v: &str, what: &str) -> Result<Ipv4Addr, Die> {
+    match v.parse::<Ipv4Addr>() {
+        Ok(a) if !a.is_unspecified() && !a.is_loopback() && !a.is_multicast() => Ok(a),
+        _ => die(format!("{what}: {v}")),
+    }
+}
+
+fn parse_mac(v: &str) -> Result<[u8; 6], Die> {
+    let parts: Vec<&str> = v.split(':').collect();
+    let mut mac = [0u8; 6];
+    if parts.len() == 6
+        && parts
+            .iter()
+            .zip(mac.iter_mut())
+            .all(|(p, m)| p.len() == 2 && u8::from_str_radix(p, 16).map(|b| *m = b).is_ok())
+    {
+        return Ok(mac);
+    }
+    die(format!("Invalid MAC address: {v}"))
+}
+
+fn parse_prefix(v: &str) -> Result<u8, Die> {
+    if let Ok(m) = v.parse::<Ipv4Addr>() {
+        let m = u32::from(m);
+        let len = m.count_ones();
+        if m.checked_shl(len).unwrap_or(0) == 0 {
+            return Ok(len as u8);
+        }
+    } else if let Ok(n) = v.parse::<u8>()
+        && n <= 32
+    {
+        return Ok(n);
+    }
+    die(format!("Invalid prefix length: {v}"))
+}
+
+/// Parses pasta's command line (getopt_long with `+`: options stop at the first operand).
+fn parse(argv0: &str, args: &[String]) -> Result<Parsed, Die> {
+    let mut o = Opts::default();
+    let usage_err = |msg: String| Die { msg, usage: true };
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].clone();
+        i += 1;
+        if a == "--" {
+            o.rest = args[i..].to_vec();
+            break;
+        }
+        let (name, inline): (String, Option<String>) = if let Some(l) = a.strip_prefix("--") {
+            let (n, v) = match l.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (l, None),
+            };
+            if !LONG_ARG.contains(&n)
+                && !LONG_FLAG.contains(&n)
+                && !SHORT_ARG
+                    .chars()
+                    .chain(SHORT_FLAG.chars())
+                    .any(|c| long_name(c) == Some(n))
+            {
+                return Err(usage_err(format!("{argv0}: unrecognized option '--{n}'")));
+            }
+            (n.to_string(), v)
+        } else if a.len() > 1 && a.starts_with('-') {
+            // A cluster of short flags, possibly ending in one that takes the rest.
+            let chars: Vec<char> = a[1..].chars().collect();
+            let mut j = 0;
+            let mut found = None;
+            while j < chars.len() {
+                let c = chars[j];
+                if SHORT_ARG.contains(c) {
+                    let rest: String = chars[j + 1..].iter().collect();
+                    found = Some((c, (!rest.is_empty()).then_some(rest)));
+                    break;
+                }
+                if !SHORT_FLAG.contains(c) {
+                    return Err(usage_err(format!("{argv0}: invalid option -- '{c}'")));
+                }
+                match c {
+                    'h' => return Ok(Parsed::Help),
+                    'f' => o.foreground = true,
+                    '6' => return die("IPv6-only operation is not supported by nsnet's pasta yet"),
+                    '1' => return die("--one-off is for passt mode only"),
+                    _ => {}
+                }
+                j += 1;
+            }
+            match found {
+                None => continue,
+                Some((c, v)) => (long_name(c).expect("short option").to_string(), v),
+            }
+        } else {
+            o.rest = args[i - 1..].to_vec();
+            break;
+        };
+        let takes = LONG_ARG.contains(&name.as_str())
+            || SHORT_ARG
+                .chars()
+                .any(|c| long_name(c) == Some(name.as_str()));
+        let value = if takes {
+            match inline {
+                Some(v) => v,
+                None => {
+                    let Some(v) = args.get(i).cloned() else {
+                        let short = SHORT_ARG.chars().find(|c| long_name(*c) == Some(&name));
+                        return Err(usage_err(match (short, a.starts_with("--")) {
+                            (Some(c), false) => {
+                                format!("{argv0}: option requires an argument -- '{c}'")
+                            }
+                            _ => format!("{argv0}: option '--{name}' requires an argument"),
+                        }));
+                    };
+                    i += 1;
+                    v
+                }
+            }
+        } else {
+            if inline.is_some() {
+                return Err(usage_err(format!(
+                    "{argv0}: option '--{name}' doesn't allow an argument"
+                )));
+            }
+            String::new()
+        };
+        match name.as_str() {
+            "help" => return Ok(Parsed::Help),
+            "version" => return Ok(Parsed::Version),
+            "debug" | "trace" | "quiet" | "stderr" => {}
+            "foreground" => o.foreground = true,
+            "config-net" => o.config_net = true,
+            "netns" => {
+                o.netns = Some(if value.contains('/') {
+                    value
+                } else {
+                    format!("/run/netns/{value}")
+                })
+            }
+            "netns-only" => {
+                o.netns_only = true;
+                o.userns = None;
+            }
+            "userns" => {
+                o.userns = Some(value);
+                o.netns_only = false;
+            }
+            "no-netns-quit" => o.no_netns_quit = true,
+            "tcp-ports" => o.specs.push(('t', value)),
+            "udp-ports" => o.specs.push(('u', value)),
+            "tcp-ns" => o.specs.push(('T', value)),
+            "udp-ns" => o.specs.push(('U', value)),
+            "map-guest-addr" => {
+                o.map_guest_addr = (value != "none")
+                    .then(|| v4_nat(&value, "Invalid address to remap to host"))
+                    .transpose()?
+            }
+            "map-host-loopback" => {
+                if value == "none" {
+                    o.no_map_gw = true;
+                } else {
+                    o.map_host_loopback = Some(v4_nat(&value, "Invalid address to remap to host")?);
+                }
+            }
+            "dns-forward" => match value.parse::<Ipv4Addr>() {
+                Ok(a) if !a.is_unspecified() && !a.is_broadcast() && !a.is_loopback() => {
+                    o.dns_forward = Some(a)
+                }
+                _ => return die(format!("Invalid DNS forwarding address: {value}")),
+            },
+            "dns-host" => match value.parse::<Ipv4Addr>() {
+                Ok(a) if !a.is_unspecified() && !a.is_broadcast() => o.dns_host = Some(a),
+                _ => return die(format!("Invalid host nameserver address: {value}")),
+            },
+            "no-map-gw" => o.no_map_gw = true,
+            "address" => {
+                let (a, p) = match value.split_once('/') {
+                    Some((a, p)) => (a, Some(p)),
+                    None => (value.as_str(), None),
+                };
+                let bad = || format!("Invalid guest address: {value}");
+                let addr: Ipv4Addr = a.parse().map_err(|_| Die {
+                    msg: bad(),
+                    usage: false,
+                })?;
+                if addr.is_unspecified() || addr.is_loopback() || addr.is_multicast() {
+                    return die(bad());
+                }
+                let prefix = match p {
+                    None => None,
+                    Some(p) => match p.parse::<u8>() {
+                        Ok(n) if n <= 32 => Some(n),
+                        _ => return die(format!("Invalid prefix length: {value}")),
+                    },
+                };
+                if prefix.is_some() && o.netmask.is_some() {
+                    return die("Redundant prefix length specification");
+                }
+                o.address = Some((addr, prefix));
+            }
+            "netmask" => {
+                if matches!(o.address, Some((_, Some(_)))) {
+                    return die("Redundant prefix length specification");
+                }
+                o.netmask = Some(parse_prefix(&value)?);
+            }
+            "gateway" => match value.parse::<Ipv4Addr>() {
+                Ok(a) if !a.is_unspecified() && !a.is_broadcast() && !a.is_loopback() => {
+                    o.gateway = Some(a)
+                }
+                _ => return die(format!("Invalid gateway address: {value}")),
+            },
+            "mtu" => match value.parse::<u32>() {
+                Ok(m) if m <= 65520 => o.mtu = Some(m),
+                Ok(m) => return die(format!("MTU {m} too large (max 65520)")),
+                Err(_) => return die(format!("Invalid MTU: {value}")),
+            },
+            "interface" => o.iface = Some(value),
+            "ns-ifname" => {
+                if value.is_empty() || value.len() >= 16 {
+                    return die(format!("Invalid interface name: {value}"));
+                }
+                o.ns_ifname = Some(value)
+            }
+            "ns-mac-addr" => o.ns_mac = Some(parse_mac(&value)?),
+            "pid" => o.pid_file = Some(value),
+            "conf-path" => o.conf_path = Some(value),
+            "runas" => {
+                let me = format!(
+                    "{}:{}",
+                    nix::unistd::geteuid().as_raw(),
+                    nix::unistd::getegid().as_raw()
+                );
+                let uid_only = nix::unistd::geteuid().as_raw().to_string();
+                if value != me && value != uid_only {
+                    return die(format!(
+                        "--runas {value}: running as another user is not supported by nsnet's pasta"
+                    ));
+                }
+            }
+            // Only the DHCP/NDP servers' lists: the namespace is configured directly.
+            "dns" | "no-dhcp" | "no-ndp" | "no-dhcpv6" | "no-ra" | "dhcp-dns" | "dhcp-search"
+            | "no-copy-routes" | "no-copy-addrs" => {}
+            "ipv4-only" => {}
+            "no-dhcp-dns" | "no-dhcp-search" => {
+                return die(format!("--{name} is for passt mode only"));
+            }
+            other => {
+                return die(format!("--{other} is not supported by nsnet's pasta yet"));
+            }
+        }
+    }
+    if o.netns.is_some() && !o.rest.is_empty() {
+        return die("Both --netns and PID or command given");
+    }
+    Ok(Parsed::Run(Box::new(o)))
+}
+
+pub fn main() -> i32 {
+    let mut args = std::env::args();
+    let argv0 = args.next().unwrap_or_else(|| "pasta".into());
+    let args: Vec<String> = args.collect();
+    match parse(&argv0, &args) {
+        Ok(Parsed::Help) => {
+            print!("{USAGE}");
+            0
+        }
+        Ok(Parsed::Version) => {
+            println!("pasta {VERSION}");
+            println!("Copyright Red Hat (pasta); nsnet's user-mode stack");
+            println!("GNU General Public License, version 2 or later");
+            0
+        }
+        Ok(Parsed::Run(o)) => match run(&o) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("{e}");
+                1
+            }
+        },
+        Err(Die { msg, usage }) => {
+            eprintln!("{msg}");
+            if usage {
+                eprint!("{USAGE}");
+            }
+            1
+        }
+    }
+}
+
+/// The target and how the process ends.
+enum Target {
+    /// An existing namespace (a path, or a PID's), left when it is gone.
+    Netns { path: String, pid: Option<i32> },
+    /// A command in a new namespace; pasta exits with it.
+    Command(Vec<String>),
+}
+
+fn target(o: &Opts) -> Target {
+    if let Some(p) = &o.netns {
+        return Target::Netns {
+            path: p.clone(),
+            pid: None,
+        };
+    }
+    if let [pid] = o.rest.as_slice()
+        && let Ok(n) = pid.parse::<i32>()
+    {
+        return Target::Netns {
+            path: format!("/proc/{n}/ns/net"),
+            pid: Some(n),
+        };
+    }
+    let cmd = if o.rest.is_empty() {
+        vec![std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into())]
+    } else {
+        o.rest.clone()
+    };
+    Target::Command(cmd)
+}
+
+/// The stack's configuration from the template interface and the overrides.
+fn stack_config(o: &Opts) -> Result<(nsnet_stack::Config, String), String> {
+    let template =
+        nsnet_netlink::ipv4_template(o.iface.as_deref()).map_err(|e| match &o.iface {
+            Some(i) => format!("Invalid interface name {i}: {e}"),
+            None => e.to_string(),
+        })?;
+    if o.iface.is_some() && template.is_none() {
+        return Err("External interface not usable".into());
+    }
+    // pasta's local mode when no interface can be a template.
+    let (t_addr, t_prefix, t_gw, t_name) = match &template {
+        Some(t) if t.gateway.is_some() => (t.addr, t.prefix, t.gateway, Some(t.name.clone())),
+        _ => (
+            Ipv4Addr::new(169, 254, 2, 1),
+            16,
+            Some(Ipv4Addr::new(169, 254, 2, 2)),
+            None,
+        ),
+    };
+    let guest = o.address.map(|(a, _)| a).unwrap_or(t_addr);
+    let prefix = o
+        .address
+        .and_then(|(_, p)| p)
+        .or(o.netmask)
+        .unwrap_or(if o.address.is_some() { 24 } else { t_prefix });
+    let gateway = o
+        .gateway
+        .or(t_gw)
+        .ok_or("Couldn't discover IPv4 gateway address")?;
+    let map_host_loopback = if o.no_map_gw {
+        None
+    } else {
+        Some(o.map_host_loopback.unwrap_or(gateway))
+    };
+    let mut cfg = nsnet_stack::Config::pasta(
+        prefix,
+        nsnet_stack::PastaAddrs {
+            guest,
+            gateway,
+            map_host_loopback,
+            map_guest_addr: o.map_guest_addr,
+            dns_forward: o.dns_forward,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    if let Some(m) = o.mtu {
+        cfg = cfg.with_mtu(m).map_err(|e| e.to_string())?;
+    }
+    cfg.nameservers = match o.dns_host {
+        Some(h) => vec![std::net::SocketAddrV4::new(h, 53)],
+        None => nsnet_stack::nameservers_from_resolv_conf(
+            &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        ),
+    };
+    let ifname = o
+        .ns_ifname
+        .clone()
+        .or(t_name)
+        .unwrap_or_else(|| "tap0".into());
+    Ok((cfg, ifname))
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
+}
+
+/// The child of the command form: its own user and network namespace, then, once pasta has
+/// written its id maps and configured the namespace, the command.
+fn spawn_command(cmd: &[String]) -> Result<(i32, OwnedFd), String> {
+    let (ready_r, ready_w) = pipe()?;
+    let (go_r, go_w) = pipe()?;
+    let argv: Vec<CString> = cmd
+        .iter()
+        .map(|a| CString::new(a.as_bytes()).map_err(|_| "NUL byte in the command".to_string()))
+        .collect::<Result<_, _>>()?;
+    // SAFETY: the process is single-threaded here; the child only makes system calls
+    // before exec.
+    match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
+        nix::unistd::ForkResult::Child => {
+            drop(ready_r);
+            drop(go_w);
+            let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+            let flags =
+                nix::sched::CloneFlags::CLONE_NEWUSER | nix::sched::CloneFlags::CLONE_NEWNET;
+            let ok = nix::sched::unshare(flags).is_ok();
+            let _ = nix::unistd::write(&ready_w, if ok { b"1" } else { b"0" });
+            drop(ready_w);
+            let mut b = [0u8; 1];
+            let go = nix::unistd::read(&go_r, &mut b).unwrap_or(0) == 1;
+            if ok && go {
+                let _ = nix::unistd::execvp(&argv[0], &argv);
+                eprintln!(
+                    "Failed to start command or shell: {}",
+                    std::io::Error::last_os_error()
+                );
+            }
+            // SAFETY: leaving the forked child without running the parent's destructors.
+            unsafe { libc::_exit(1) }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(ready_w);
+            drop(go_r);
+            let mut b = [0u8; 1];
+            let n = nix::unistd::read(&ready_r, &mut b).unwrap_or(0);
+            if n != 1 || b[0] != b'1' {
+                return Err("Couldn't create user and network namespace".into());
+            }
+            let pid = child.as_raw();
+            let uid = nix::unistd::geteuid().as_raw();
+            let gid = nix::unistd::getegid().as_raw();
+            let w = |f: &str, s: String| {
+                std::fs::write(format!("/proc/{pid}/{f}"), s)
+                    .map_err(|e| format!("Couldn't write /proc/{pid}/{f}: {e}"))
+            };
+            w("uid_map", format!("0 {uid} 1"))?;
+            let _ = std::fs::write(format!("/proc/{pid}/setgroups"), "deny");
+            w("gid_map", format!("0 {gid} 1"))?;
+            // pasta joins the new user namespace to create the tap in its network namespace.
+            let user =
+                nsnet_ns::enter::open_ns(std::path::Path::new(&format!("/proc/{pid}/ns/user")))
+                    .map_err(|e| e.to_string())?;
+            nix::sched::setns(&user, nix::sched::CloneFlags::CLONE_NEWUSER)
+                .map_err(|e| format!("Couldn't switch to pasta namespaces: {e}"))?;
+            Ok((pid, go_w))
+        }
+    }
+}
+
+/// Whether the namespace file is gone: removed, or no longer the namespace we hold (an
+/// unmounted bind mount leaves an empty file behind).
+struct NetnsWatch {
+    dir: OwnedFd,
+    name: CString,
+    ino: (u64, u64),
+}
+
+impl NetnsWatch {
+    fn new(path: &str, netns: &OwnedFd) -> Result<NetnsWatch, String> {
+        let p = std::path::Path::new(path);
+        let parent = p
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let dir =
+            std::fs::File::open(parent).map_err(|e| format!("open {}: {e}", parent.display()))?;
+        let st = nix::sys::stat::fstat(netns).map_err(|e| format!("stat {path}: {e}"))?;
+        use std::os::unix::ffi::OsStrExt;
+        Ok(NetnsWatch {
+            dir: dir.into(),
+            name: CString::new(p.file_name().unwrap_or_default().as_bytes())
+                .map_err(|_| "NUL in path")?,
+            ino: (st.st_dev, st.st_ino),
+        })
+    }
+
+    fn gone(&self) -> bool {
+        match nix::sys::stat::fstatat(
+            &self.dir,
+            self.name.as_c_str(),
+            nix::fcntl::AtFlags::empty(),
+        ) {
+            Ok(st) => (st.st_dev, st.st_ino) != self.ino,
+            Err(_) => true,
+        }
+    }
+}
+
+fn block_signals() -> Result<OwnedFd, String> {
+    // SAFETY: sigset manipulation on a local set; signalfd on it. Checked.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGCHLD] {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
+        if fd < 0 {
+            return Err(format!("signalfd: {}", std::io::Error::last_os_error()));
+        }
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+fn run(o: &Opts) -> Result<i32, String> {
+    let (cfg, ifname) = stack_config(o)?;
+    let parser = Parser::new();
+    let mut host = Table::new(HOST_CAPS);
+    let mut splice = Table::new(spec::CAP_IPV4 | spec::CAP_IPV6 | spec::CAP_TCP | spec::CAP_UDP);
+    for (opt, s) in &o.specs {
+        let t = if *opt == 't' || *opt == 'u' {
+            &mut host
+        } else {
+            &mut splice
+        };
+        parser.parse(*opt, false, s, t).map_err(|e| e.0)?;
+    }
+    Forwards::check(&host, &splice)?;
+    let sigfd = block_signals()?;
+    let target = target(o);
+    let (netns_path, child) = match &target {
+        Target::Netns { path, pid } => {
+            let userns = match (&o.userns, pid) {
+                (Some(u), _) => Some(u.clone()),
+                (None, Some(p)) if !o.netns_only => Some(format!("/proc/{p}/ns/user")),
+                _ => None,
+            };
+            if let Some(u) = userns {
+                let fd = nsnet_ns::enter::open_ns(std::path::Path::new(&u))
+                    .map_err(|e| e.to_string())?;
+                nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWUSER)
+                    .map_err(|e| format!("Couldn't switch to pasta namespaces: {e}"))?;
+            }
+            (path.clone(), None)
+        }
+        Target::Command(cmd) => {
+            let (pid, go) = spawn_command(cmd)?;
+            (format!("/proc/{pid}/ns/net"), Some((pid, go)))
+        }
+    };
+    let netns = nsnet_ns::enter::open_ns(std::path::Path::new(&netns_path))
+        .map_err(|e| format!("Couldn't open network namespace {netns_path}: {e}"))?;
+    let tap_cfg = nsnet_netlink::TapConfig {
+        name: ifname,
+        address: cfg.guest(),
+        prefix: cfg.prefix,
+        mtu: cfg.mtu,
+        gateway: cfg.gateway(),
+        ipv6: None,
+        mac: o.ns_mac,
+    };
+    let tap = nsnet_netlink::create_tap_in(netns.as_fd(), &netns_path, &tap_cfg, o.config_net)
+        .map_err(|e| e.to_string())?;
+    let pid_file = match &o.pid_file {
+        Some(p) => {
+            Some(std::fs::File::create(p).map_err(|e| format!("Couldn't open PID file {p}: {e}"))?)
+        }
+        None => None,
+    };
+    let control = match &o.conf_path {
+        Some(p) => Some((Server::bind(std::path::Path::new(p))?, p.clone())),
+        None => None,
+    };
+    let watch = match (&target, o.no_netns_quit) {
+        (Target::Netns { path, .. }, false) => Some(NetnsWatch::new(path, &netns)?),
+        _ => None,
+    };
+    // The background process: the foreground waits for its word (ready, or why not).
+    let mut report: Option<OwnedFd> = None;
+    if child.is_none() && !o.foreground {
+        let (r, w) = pipe()?;
+        // SAFETY: single-threaded here (the tap thread has ended).
+        match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
+            nix::unistd::ForkResult::Parent { .. } => {
+                drop(w);
+                let mut msg = String::new();
+                let _ = std::fs::File::from(r).read_to_string(&mut msg);
+                return match msg.strip_prefix("ok") {
+                    Some(_) => Ok(0),
+                    None if msg.is_empty() => Err("pasta's background process died".into()),
+                    None => Err(msg),
+                };
+            }
+            nix::unistd::ForkResult::Child => {
+                drop(r);
+                let _ = nix::unistd::setsid();
+                report = Some(w);
+            }
+        }
+    }
+    let fail = |report: &mut Option<OwnedFd>, e: String| -> Result<i32, String> {
+        if let Some(w) = report.take() {
+            let _ = std::fs::File::from(w).write_all(e.as_bytes());
+            return Ok(1);
+        }
+        Err(e)
+    };
+    if let Some(mut f) = pid_file {
+        let _ = writeln!(f, "{}", std::process::id());
+    }
+    let guest = cfg.guest();
+    let running = match nsnet_stack::spawn(tap, cfg) {
+        Ok(r) => r,
+        Err(e) => return fail(&mut report, e.to_string()),
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(&mut report, format!("start the port relay: {e}")),
+    };
+    let handle = rt.handle().clone();
+    std::thread::Builder::new()
+        .name("pasta-ports".into())
+        .spawn(move || rt.block_on(std::future::pending::<()>()))
+        .map_err(|e| format!("start the port relay: {e}"))?;
+    let thread = match nsnet_ns::netns::NetnsThread::spawn(
+        netns.try_clone().map_err(|e| e.to_string())?,
+        std::path::Path::new(&netns_path),
+    ) {
+        Ok(t) => Arc::new(t),
+        Err(e) => return fail(&mut report, e.to_string()),
+    };
+    drop(netns);
+    let pm = Arc::new(nsnet_port::PortManager::new(
+        Arc::new(nsnet_port::NetnsThreadSockets(thread)),
+        handle.clone(),
+    ));
+    let mut fwd = Forwards::new(pm, handle);
+    if let Err(e) = fwd.set_host(&host.rules) {
+        return fail(&mut report, e);
+    }
+    let sock_file = match control {
+        Some((server, path)) => {
+            std::thread::Builder::new()
+                .name("pasta-conf".into())
+                .spawn(move || server.serve(&mut fwd))
+                .map_err(|e| format!("start the configuration socket: {e}"))?;
+            Some(path)
+        }
+        None => {
+            std::mem::forget(fwd);
+            None
+        }
+    };
+    tracing::debug!(%guest, "pasta ready");
+    if let Some(w) = report.take() {
+        let _ = std::fs::File::from(w).write_all(b"ok");
+        // Detached from whoever started the foreground: nothing of ours on its terminal.
+        if let Ok(null) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+        {
+            for fd in 0..3 {
+                // SAFETY: plain syscall on descriptors we hold.
+                unsafe { libc::dup2(null.as_raw_fd(), fd) };
+            }
+        }
+    }
+    let code = match child {
+        Some((pid, go)) => {
+            let _ = nix::unistd::write(&go, b"1");
+            drop(go);
+            wait_command(pid, sigfd.as_raw_fd())
+        }
+        None => {
+            wait_netns(watch.as_ref(), sigfd.as_raw_fd());
+            0
+        }
+    };
+    if let Some(p) = sock_file {
+        let _ = std::fs::remove_file(p);
+    }
+    let _ = running.stop();
+    Ok(code)
+}
+
+/// Until a terminating signal, or the namespace file is gone (checked every 100 ms).
+fn wait_netns(watch: Option<&NetnsWatch>, sigfd: i32) {
+    loop {
+        let mut fds = [libc::pollfd {
+            fd: sigfd,
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        // SAFETY: a valid array of one pollfd.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 1, 100) };
+        if n > 0 {
+            let mut info = [0u8; 128];
+            // SAFETY: reading one signalfd_siginfo into a buffer of its size.
+            unsafe { libc::read(sigfd, info.as_mut_ptr().cast(), info.len()) };
+            let signo = u32::from_ne_bytes(info[..4].try_into().expect("4 bytes")) as i32;
+            if signo != libc::SIGCHLD {
+                return;
+            }
+        }
+        if watch.is_some_and(|w| w.gone()) {
+            return;
+        }
+    }
+}
+
+/// Until the command exits (its exit status, 128+N for a signal) or pasta is told to stop.
+fn wait_command(pid: i32, sigfd: i32) -> i32 {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    let pid = nix::unistd::Pid::from_raw(pid);
+    loop {
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, c)) => return c,
+            Ok(WaitStatus::Signaled(_, s, _)) => return 128 + s as i32,
+            Err(_) => return 1,
+            _ => {}
+        }
+        let mut fds = [libc::pollfd {
+            fd: sigfd,
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        // SAFETY: a valid array of one pollfd.
+        if unsafe { libc::poll(fds.as_mut_ptr(), 1, 1000) } > 0 {
+            let mut info = [0u8; 128];
+            // SAFETY: reading one signalfd_siginfo into a buffer of its size.
+            unsafe { libc::read(sigfd, info.as_mut_ptr().cast(), info.len()) };
+            let signo = u32::from_ne_bytes(info[..4].try_into().expect("4 bytes")) as i32;
+            if signo != libc::SIGCHLD {
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    fn run_opts(s: &str) -> Box<Opts> {
+        match parse("pasta", &args(s)) {
+            Ok(Parsed::Run(o)) => o,
+            Ok(_) => panic!("{s}: not a run"),
+            Err(e) => panic!("{s}: {}", e.msg),
+        }
+    }
+
+    fn err(s: &str) -> String {
+        match parse("/usr/bin/pasta", &args(s)) {
+            Err(e) => e.msg,
+            Ok(_) => panic!("{s} accepted"),
+        }
+    }
+
+    #[test]
+    fn podmans_container_command_line() {
+        let o = run_opts(
+            "--config-net -t 8080:80 -u 5353:53 --dns-forward 169.254.1.1 -T none -U none --no-map-gw --quiet --netns /run/user/1000/netns/netns-1234 --map-guest-addr 169.254.1.2",
+        );
+        assert!(o.config_net && o.no_map_gw);
+        assert_eq!(o.netns.as_deref(), Some("/run/user/1000/netns/netns-1234"));
+        assert_eq!(o.dns_forward, Some(Ipv4Addr::new(169, 254, 1, 1)));
+        assert_eq!(o.map_guest_addr, Some(Ipv4Addr::new(169, 254, 1, 2)));
+        assert_eq!(
+            o.specs,
+            [
+                ('t', "8080:80".to_string()),
+                ('u', "5353:53".to_string()),
+                ('T', "none".to_string()),
+                ('U', "none".to_string())
+            ]
+        );
+        // The rootless netns: --pid and -c too.
+        let o = run_opts(
+            "--config-net --pid /run/user/1000/containers/networks/rootless-netns/rootless-netns-conn.pid -c /run/user/1000/pesto.sock --dns-forward 169.254.1.1 -t none -u none -T none -U none --no-map-gw --quiet --netns /run/user/1000/netns/rootless-netns --map-guest-addr 169.254.1.2",
+        );
+        assert!(o.pid_file.as_deref().unwrap().ends_with(".pid"));
+        assert_eq!(o.conf_path.as_deref(), Some("/run/user/1000/pesto.sock"));
+    }
+
+    #[test]
+    fn rootlesskits_command_line() {
+        let o = run_opts(
+            "--stderr --ns-ifname=tap0 --mtu=65520 --config-net --address=10.0.2.100 --netmask=24 --gateway=10.0.2.2 --dns-forward=10.0.2.3 --no-map-gw --ipv4-only --tcp-ports=none --udp-ports=none --netns-only --netns=/proc/1/root/run/netns --pid=/tmp/pasta.pid",
+        );
+        assert_eq!(o.address, Some((Ipv4Addr::new(10, 0, 2, 100), None)));
+        assert_eq!((o.netmask, o.mtu), (Some(24), Some(65520)));
+        assert_eq!(o.gateway, Some(Ipv4Addr::new(10, 0, 2, 2)));
+        assert_eq!(o.ns_ifname.as_deref(), Some("tap0"));
+        assert!(o.netns_only && o.userns.is_none());
+    }
+
+    #[test]
+    fn pastas_errors_and_exits() {
+        assert_eq!(
+            err("--map-guest-adr 169.254.1.2"),
+            "/usr/bin/pasta: unrecognized option '--map-guest-adr'"
+        );
+        assert_eq!(err("-Z"), "/usr/bin/pasta: invalid option -- 'Z'");
+        assert_eq!(
+            err("-t"),
+            "/usr/bin/pasta: option requires an argument -- 't'"
+        );
+        assert_eq!(
+            err("--netns"),
+            "/usr/bin/pasta: option '--netns' requires an argument"
+        );
+        assert_eq!(
+            err("--dns-forward 127.0.0.1"),
+            "Invalid DNS forwarding address: 127.0.0.1"
+        );
+        assert_eq!(
+            err("--map-guest-addr 0.0.0.0"),
+            "Invalid address to remap to host: 0.0.0.0"
+        );
+        assert_eq!(err("-m 70000"), "MTU 70000 too large (max 65520)");
+        assert_eq!(
+            err("-a 10.0.2.100/24 -n 24"),
+            "Redundant prefix length specification"
+        );
+        assert_eq!(
+            err("--netns /x 1234"),
+            "Both --netns and PID or command given"
+        );
+        assert!(err("--pcap /tmp/x").contains("not supported by nsnet's pasta"));
+        assert!(matches!(
+            parse("pasta", &args("--version")),
+            Ok(Parsed::Version)
+        ));
+        assert!(matches!(parse("pasta", &args("-h")), Ok(Parsed::Help)));
+        // Options stop at the command.
+        let o = run_opts("--config-net -- ip -o addr");
+        assert_eq!(o.rest, ["ip", "-o", "addr"]);
+        let o = run_opts("-f sh -c true");
+        assert!(o.foreground);
+        assert_eq!(o.rest, ["sh", "-c", "true"]);
+        assert_eq!(parse_prefix("255.255.255.0").ok(), Some(24));
+        for f in [
+            "--map-guest-addr",
+            "--dns-forward",
+            "--no-map-gw",
+            "--config-net",
+            "--netns",
+        ] {
+            assert!(USAGE.contains(f), "{f} in --help");
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! The `pasta` and `pesto` personalities driven as their clients drive them: Podman 5/6's
+//! container and rootless-netns command lines, RootlessKit's, and the pesto callers, each in
+//! a world of its own with a template interface, and Debian's `/usr/bin/pasta` beside ours
+//! on the same argv (the differential cases).
+
+mod common;
+
+use std::process::Output;
+
+use common::*;
+
+const LINE_ECHO_SERVER: &str = include_str!("fixtures/line_echo_server.py");
+const LINE_ECHO_CLIENT: &str = include_str!("fixtures/line_echo_client.py");
+
+/// A further user + network + mount namespace (so the script may bind-mount a netns file, as
+/// Podman does) holding a veth with 192.0.2.1/24 and a default route via 192.0.2.254: pasta's
+/// template interface. Its loopback is "the host". `$T` holds `pasta` and `pesto` (links to
+/// nsnet), `echo_server.py ADDR PORT READY`, `echo_client.py HOST PORT`, `wait_for.sh FILE`
+/// and `gone.sh PID` (waits up to 5 s for PID to exit); `$PASTA` is the pasta under test.
+fn world(pasta: &str, script: &str) -> Output {
+    use std::os::unix::fs::PermissionsExt;
+    common::world();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let t = dir.path();
+    std::fs::write(t.join("echo_server.py"), LINE_ECHO_SERVER).unwrap();
+    std::fs::write(t.join("echo_client.py"), LINE_ECHO_CLIENT).unwrap();
+    std::fs::write(
+        t.join("wait_for.sh"),
+        "for i in $(seq 1000); do [ -e \"$1\" ] && exit 0; sleep 0.01; done; echo \"$1 never appeared\" >&2; exit 1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        t.join("gone.sh"),
+        "for i in $(seq 500); do kill -0 \"$1\" 2>/dev/null || { echo gone; exit 0; }; sleep 0.01; done; echo \"$1 still running\"; exit 1\n",
+    )
+    .unwrap();
+    for name in ["pasta", "pesto"] {
+        std::os::unix::fs::symlink(nsnet_bin(), t.join(name)).unwrap();
+    }
+    std::fs::write(t.join("script.sh"), script).unwrap();
+    let setup = "ip link set lo up && ip link add dummy0 type veth peer name dummy1 && \
+        ip link set dummy1 up && ip addr add 192.0.2.1/24 dev dummy0 && ip link set dummy0 up && \
+        ip route add default via 192.0.2.254 dev dummy0";
+    let pasta = if pasta == "nsnet" {
+        t.join("pasta").display().to_string()
+    } else {
+        pasta.to_string()
+    };
+    let mut c = std::process::Command::new("unshare");
+    c.args([
+        "--user",
+        "--map-root-user",
+        "--net",
+        "--mount",
+        "--",
+        "sh",
+        "-c",
+    ])
+    .arg(format!("{setup} && exec sh \"$T/script.sh\""))
+    .env("T", t)
+    .env("PASTA", pasta)
+    .current_dir("/");
+    output(&mut c)
+}
+
+/// Podman's container line: the foreground exits 0 once configured; the namespace has the
+/// template's address, prefix, gateway and MTU 65520; `-t 8080:80` reaches a server inside
+/// from the host; `--map-guest-addr` reaches the host from inside; `--no-map-gw` keeps the
+/// gateway off host loopback; removing the netns (umount + rm, as Podman does) ends the
+/// background process.
+const PODMAN_CONTAINER: &str = r#"
+touch $T/netns && unshare --net=$T/netns true
+PY=/usr/bin/python3
+$PY $T/echo_server.py 0.0.0.0 9101 $T/ready1 &
+host_server=$!
+sh $T/wait_for.sh $T/ready1
+"$PASTA" --config-net -t 8080:80 --dns-forward 169.254.1.1 -u none -T none -U none --no-map-gw --quiet --netns $T/netns --map-guest-addr 169.254.1.2
+echo fg=$?
+nsenter --net=$T/netns sh -c 'ip -o -4 addr show dummy0 | awk "{print \$4}"; ip -o link show dummy0 | sed "s/.* mtu \([0-9]*\) .*/\1/"; ip route show default'
+nsenter --net=$T/netns $PY $T/echo_server.py 0.0.0.0 80 $T/ready2 &
+sh $T/wait_for.sh $T/ready2
+$PY $T/echo_client.py 127.0.0.1 8080
+wait $!
+nsenter --net=$T/netns $PY $T/echo_client.py 169.254.1.2 9101
+wait $host_server
+pid=$(ps -eo pid=,args= | awk -v p="$PASTA" '$2 == p {print $1}')
+[ -n "$pid" ] && echo background running
+umount -l $T/netns && rm $T/netns
+sh $T/gone.sh $pid
+"#;
+
+#[test]
+fn podman_container_command_line() {
+    let o = world("nsnet", PODMAN_CONTAINER);
+    assert_eq!(
+        stdout(&o),
+        "fg=0\n192.0.2.1/24\n65520\ndefault via 192.0.2.254 dev dummy0 \necho True\necho True\nbackground running\ngone\n",
+        "stderr: {}",
+        stderr(&o)
+    );
+}
+
+/// Podman's rootless netns: `--pid` names the background process (Podman reads it), `-c` is
+/// the forwarding-table socket, driven by both pesto callers: Podman's `--add -t 0.0.0.0/HP
+/// -t [::]/HP` and `--delete`, container-libs' target-address form, RootlessKit v3's
+/// `-A --tcp-ports=IP/PPORT:CPORT` and `--version`; the forwards work from the world and are
+/// gone once deleted.
+#[test]
+fn podman_rootless_netns_with_pid_and_pesto() {
+    let o = world(
+        "nsnet",
+        r#"
+touch $T/netns && unshare --net=$T/netns true
+PY=/usr/bin/python3
+"$PASTA" --config-net --pid $T/pasta.pid -c $T/pesto.sock --dns-forward 169.254.1.1 -t none -u none -T none -U none --no-map-gw --quiet --netns $T/netns --map-guest-addr 169.254.1.2
+echo fg=$?
+pid=$(cat $T/pasta.pid)
+kill -0 $pid && echo pid file names the background
+$T/pesto --version | head -1 | cut -d' ' -f1
+$T/pesto --add -t 0.0.0.0/9201 -t [::]/9201 $T/pesto.sock; echo add=$?
+$T/pesto $T/pesto.sock | sed "s|$T/pesto.sock|SOCK|"
+nsenter --net=$T/netns $PY $T/echo_server.py 0.0.0.0 9201 $T/r1 &
+sh $T/wait_for.sh $T/r1
+$PY $T/echo_client.py 127.0.0.1 9201
+wait
+$T/pesto --delete -t 0.0.0.0/9201 -t [::]/9201 $T/pesto.sock; echo del=$?
+$PY $T/echo_client.py 127.0.0.1 9201 2>/dev/null || echo refused after delete
+# container-libs: hostIP/hostPort:containerIP/containerPort
+nsenter --net=$T/netns ip addr add 192.0.2.77/32 dev lo
+$T/pesto --add -t 127.0.0.1/9202:192.0.2.77/80 $T/pesto.sock; echo add=$?
+nsenter --net=$T/netns $PY $T/echo_server.py 192.0.2.77 80 $T/r2 &
+sh $T/wait_for.sh $T/r2
+$PY $T/echo_client.py 127.0.0.1 9202
+wait
+# RootlessKit v3's pesto port driver
+$T/pesto -A --tcp-ports=127.0.0.1/9203:80 $T/pesto.sock; echo add=$?
+nsenter --net=$T/netns $PY $T/echo_server.py 127.0.0.1 80 $T/r3 &
+sh $T/wait_for.sh $T/r3
+$PY $T/echo_client.py 127.0.0.1 9203
+wait
+$T/pesto -D --tcp-ports=127.0.0.1/9203:80 $T/pesto.sock; echo del=$?
+$T/pesto -A -t bogus $T/pesto.sock; echo bad=$?
+umount -l $T/netns && rm $T/netns
+sh $T/gone.sh $pid
+[ -e $T/pesto.sock ] || echo socket removed
+"#,
+    );
+    let out = stdout(&o);
+    assert_eq!(
+        out,
+        "fg=0\npid file names the background\npesto\nadd=0\n\
+         passt/pasta configuration (SOCK)\n  HOST\n    TCP [0.0.0.0]:9201  =>  9201 \n    TCP [::]:9201  =>  9201 \n  SPLICE\n\
+         echo True\ndel=0\nrefused after delete\nadd=0\necho True\nadd=0\necho True\ndel=0\nbad=1\ngone\nsocket removed\n",
+        "stderr: {}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("Invalid port specifier 'bogus'"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// The same argv (Podman's container line, without `--map-guest-addr`, which Debian's older
+/// pasta does not know) through Debian's `/usr/bin/pasta` and through ours, in worlds of
+/// their own: the namespace's address, MTU and default route, and the `-t` forward from the
+/// world, must agree.
+#[test]
+fn differential_podman_line_against_debians_pasta() {
+    let script = r#"
+touch $T/netns && unshare --net=$T/netns true
+PY=/usr/bin/python3
+"$PASTA" --config-net -t 8080:80 --dns-forward 169.254.1.1 -u none -T none -U none --no-map-gw --quiet --netns $T/netns --pid $T/pid
+echo fg=$?
+nsenter --net=$T/netns sh -c 'ip -o -4 addr show dummy0 | awk "{print \$4}"; ip -o link show dummy0 | sed "s/.* mtu \([0-9]*\) .*/\1/"; ip route show default'
+nsenter --net=$T/netns $PY $T/echo_server.py 0.0.0.0 80 $T/ready2 &
+sh $T/wait_for.sh $T/ready2
+$PY $T/echo_client.py 127.0.0.1 8080
+wait $!
+pid=$(cat $T/pid)
+umount -l $T/netns && rm $T/netns
+# Debian's pasta may outlive the file (see docs/pasta.md): stop what we started, by PID.
+sh $T/gone.sh $pid || kill $pid
+"#;
+    let theirs = world("/usr/bin/pasta", script);
+    let ours = world("nsnet", script);
+    let shared = "fg=0\n192.0.2.1/24\n65520\ndefault via 192.0.2.254 dev dummy0 \necho True\n";
+    assert!(
+        stdout(&theirs).starts_with(shared),
+        "Debian's pasta: {}{}",
+        stdout(&theirs),
+        stderr(&theirs)
+    );
+    assert_eq!(
+        stdout(&ours),
+        format!("{shared}gone\n"),
+        "ours: {}",
+        stderr(&ours)
+    );
+}
+
+/// Bad input is one line in pasta's words with its exit status, and leaves nothing running.
+#[test]
+fn bad_input_is_one_line_and_exit_1() {
+    let o = world(
+        "nsnet",
+        r#"
+"$PASTA" --config-net --netns $T/none -t 80x; echo rc=$?
+"$PASTA" --bogus; echo rc=$?
+"$PASTA" --config-net --netns $T/none; echo rc=$?
+"#,
+    );
+    assert_eq!(stdout(&o), "rc=1\nrc=1\nrc=1\n");
+    let err = stderr(&o);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines[0], "Invalid port specifier '80x'");
+    assert!(
+        lines[1].ends_with("pasta: unrecognized option '--bogus'"),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .starts_with("Couldn't open network namespace "),
+        "{}",
+        stderr(&o)
+    );
+}
