@@ -1,13 +1,13 @@
 //! # nsnet-api — the REST API on `$STATE/api.sock`
 //!
-//! Layer: control. RootlessKit's API version 1.1.1, byte for byte where clients can tell
+//! Layer: control. RootlessKit's API version 1.1.2 (RootlessKit v3), byte for byte where clients can tell
 //! (status codes, `null` for an empty port list, `{"message":…}` error bodies with Go's
 //! trailing newline, `404 page not found`), so Docker's, nerdctl's and RootlessKit's own
 //! `rootlessctl` talk to nsnet unchanged:
 //!
 //! ```text
-//! GET    /v1/info        200 {"apiVersion":"1.1.1","version":…,"stateDir":…,"childPID":N,
-//!                             "networkDriver":{…},"portDriver":{…}}
+//! GET    /v1/info        200 {"apiVersion":"1.1.2","version":…,"stateDir":…,"childPID":N,
+//!                             "networkDriver":{…},"portDriver":{…}}   (docs/api.md)
 //! GET    /v1/ports       200 [{"id":1,"spec":{…}}] | null
 //! POST   /v1/ports       201 {"id":N,"spec":{…}}            400 {"message":"conflict with ID 1"}
 //! DELETE /v1/ports/{id}  200 (empty)                         400 {"message":"unknown id: 99"}
@@ -31,7 +31,7 @@ pub use rest::types::{Info, NetworkDriverInfo, PortDriverInfo, PortSpec, PortSta
 pub use rest::{client, server};
 
 /// The API version RootlessKit's clients expect.
-pub const API_VERSION: &str = "1.1.1";
+pub const API_VERSION: &str = "1.1.2";
 
 /// The RootlessKit release whose CLI and API behaviour nsnet reproduces.
-pub const ROOTLESSKIT_COMPAT_VERSION: &str = "2.3.4";
+pub const ROOTLESSKIT_COMPAT_VERSION: &str = "3.2.0";

@@ -23,7 +23,7 @@ pub use dump::{Addr, DefaultRoute};
 pub use links::Link;
 
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use netlink_packet_core::{
@@ -417,19 +417,25 @@ impl Netlink {
         )
     }
 
-    /// `ip [-6] rule add|del ipproto udp sport PORT lookup TABLE priority PRIORITY`: datagrams a
-    /// local UDP service sends from PORT are routed by TABLE (the source-IP routing's local
-    /// table, so a reply to a transparently bound client address is delivered locally). Port
-    /// rules need Linux 4.17.
+    /// `ip [-6] rule add|del [from ADDR] ipproto udp sport PORT lookup TABLE priority
+    /// PRIORITY`: datagrams sent from PORT (by ADDR only, when given) are routed by TABLE
+    /// (the source-IP routing's local table, so a reply to a transparently bound client
+    /// address is delivered locally), whether a local service sends them or they arrive to be
+    /// forwarded from a container behind a bridge. Port rules need Linux 4.17.
     pub fn udp_sport_rule(
         &mut self,
         add: bool,
         v6: bool,
+        from: Option<IpAddr>,
         port: u16,
         table: u32,
         priority: u32,
     ) -> Result<()> {
         let mut msg = table_rule(v6, table);
+        if let Some(ip) = from {
+            msg.header.src_len = if ip.is_ipv6() { 128 } else { 32 };
+            msg.attributes.push(RuleAttribute::Source(ip));
+        }
         msg.attributes.push(RuleAttribute::IpProtocol(
             netlink_packet_route::IpProtocol::Udp,
         ));
@@ -439,7 +445,10 @@ impl Netlink {
                 end: port,
             }));
         msg.attributes.push(RuleAttribute::Priority(priority));
-        let object = format!("ipproto udp sport {port} lookup {table}");
+        let object = match from {
+            Some(ip) => format!("from {ip} ipproto udp sport {port} lookup {table}"),
+            None => format!("ipproto udp sport {port} lookup {table}"),
+        };
         if add {
             self.request("add rule", object, RouteNetlinkMessage::NewRule(msg))
         } else {

@@ -81,6 +81,13 @@ impl Ports {
         }
     }
 
+    /// Whether clients must dial the child's tap address rather than loopback
+    /// (`disallowLoopbackChildIP`): slirp4netns forwards to the guest's address, so a
+    /// loopback `childIP` cannot be reached; the builtin driver dials inside the netns.
+    pub fn disallow_loopback_child_ip(&self) -> bool {
+        matches!(self, Ports::Slirp4netns(_))
+    }
+
     /// The protocols it offers, as `GET /v1/info` lists them.
     pub fn protos(&self) -> Vec<String> {
         let list: &[&str] = match self {
@@ -140,11 +147,23 @@ pub trait ChildSockets: Send + Sync + 'static {
 /// The child-netns routing that returns a UDP service's replies to flow sockets bound
 /// transparently to their clients' addresses (see `udp.rs`). A reply datagram carries no mark
 /// (a UDP service's socket is not accepted from a marked packet, unlike TCP's), so the route
-/// is chosen by the service's source port instead.
+/// is chosen by the service's source port instead, and for a target that is not loopback
+/// (a container on a bridge inside the child's netns, whose replies arrive to be forwarded)
+/// by its address as well, so the container's other traffic from that port is untouched.
 pub trait ReplyRoutes: Send + Sync + 'static {
-    /// Adds (or removes) the rule that delivers locally what UDP port `port` sends.
-    fn udp_source_port(&self, v6: bool, port: u16, add: bool) -> Result<(), String>;
+    /// Adds (or removes) the rule that delivers locally what UDP port `port` sends (from
+    /// `from` only, when given).
+    fn udp_source_port(
+        &self,
+        v6: bool,
+        from: Option<IpAddr>,
+        port: u16,
+        add: bool,
+    ) -> Result<(), String>;
 }
+
+/// A UDP reply rule: family, source address (none for loopback targets), source port.
+type ReplyRuleKey = (bool, Option<IpAddr>, u16);
 
 /// Sockets in the caller's own network namespace.
 pub struct HostSockets;
@@ -166,8 +185,8 @@ impl ChildSockets for NetnsThreadSockets {
 
 struct Published {
     status: PortStatus,
-    /// The UDP reply rule this port holds a reference on: (IPv6, child port).
-    reply_rule: Option<(bool, u16)>,
+    /// The UDP reply rule this port holds a reference on.
+    reply_rule: Option<ReplyRuleKey>,
     stop: oneshot::Sender<()>,
     /// The listener's task; it drops the listening socket when it returns.
     task: tokio::task::JoinHandle<()>,
@@ -177,7 +196,7 @@ struct State {
     next_id: u64,
     ports: BTreeMap<u64, Published>,
     /// References on each UDP reply rule: two published ports may share a child port.
-    reply_rules: BTreeMap<(bool, u16), usize>,
+    reply_rules: BTreeMap<ReplyRuleKey, usize>,
 }
 
 /// The set of published ports of one instance.
@@ -327,19 +346,20 @@ impl PortManager {
     /// Takes a reference on the reply rule for a UDP target, adding the rule on the first.
     /// `None` when UDP source addresses are not kept for this target (then flows use plain
     /// connected sockets and the service sees the child-side address).
-    fn hold_reply_rule(&self, target: SocketAddr) -> Option<(bool, u16)> {
+    fn hold_reply_rule(&self, target: SocketAddr) -> Option<ReplyRuleKey> {
         let routes = self.reply_routes.as_ref()?;
-        // As for TCP: only targets local to the child answer through the local route.
-        if !target.ip().is_loopback() {
-            return None;
-        }
-        let key = (target.is_ipv6(), target.port());
+        let target = unmapped(target);
+        // A loopback target is a service of the child itself: its port says it all. Any
+        // other target (a container's address) replies from that address, so the rule is
+        // narrowed to it.
+        let from = (!target.ip().is_loopback()).then_some(target.ip());
+        let key = (target.is_ipv6(), from, target.port());
         let mut st = self.state.lock().expect("port state lock");
         let n = st.reply_rules.entry(key).or_insert(0);
         if *n == 0
-            && let Err(e) = routes.udp_source_port(key.0, key.1, true)
+            && let Err(e) = routes.udp_source_port(key.0, key.1, key.2, true)
         {
-            tracing::warn!(port = key.1, "UDP source IP not kept for this port: {e}");
+            tracing::warn!(port = key.2, "UDP source IP not kept for this port: {e}");
             st.reply_rules.remove(&key);
             return None;
         }
@@ -347,7 +367,7 @@ impl PortManager {
         Some(key)
     }
 
-    fn release_reply_rule(&self, key: (bool, u16)) {
+    fn release_reply_rule(&self, key: ReplyRuleKey) {
         let mut st = self.state.lock().expect("port state lock");
         let Some(n) = st.reply_rules.get_mut(&key) else {
             return;
@@ -356,9 +376,9 @@ impl PortManager {
         if *n == 0 {
             st.reply_rules.remove(&key);
             if let Some(routes) = &self.reply_routes
-                && let Err(e) = routes.udp_source_port(key.0, key.1, false)
+                && let Err(e) = routes.udp_source_port(key.0, key.1, key.2, false)
             {
-                tracing::warn!(port = key.1, "removing the UDP reply rule: {e}");
+                tracing::warn!(port = key.2, "removing the UDP reply rule: {e}");
             }
         }
     }

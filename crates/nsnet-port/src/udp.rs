@@ -10,8 +10,11 @@
 //! local, and the kernel gives a reply from a wildcard-bound service the *destination* as its
 //! source (a local route's preferred source is the address itself), so the reply does not
 //! come from the target address: the flow socket stays unconnected and takes replies from the
-//! target's port, whatever their source address. Loopback clients keep the plain path, as for
-//! TCP.
+//! target's port, whatever their source address. The target may be a service of the child
+//! (loopback) or a container behind a bridge in the child's netns, whose replies are routed
+//! back to the flow socket by a rule on the container's address and port; nothing is
+//! forwarded, so the child needs no `ip_forward` for it. Loopback clients keep the plain
+//! path, as for TCP.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

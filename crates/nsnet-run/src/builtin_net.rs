@@ -33,7 +33,9 @@ pub fn stack_config(plan: &LaunchPlan) -> Result<nsnet_stack::Config, BuiltinErr
     let mut cfg =
         nsnet_stack::Config::new(plan.cidr.network, plan.cidr.prefix)?.with_mtu(plan.mtu)?;
     cfg.disable_host_loopback = plan.disable_host_loopback;
-    cfg.ipv6 = plan.ipv6;
+    (cfg.gateway_host, cfg.dns_host) = plan.net.gateway_and_dns_hosts();
+    // The plan refuses --ipv6 with gvisor-tap-vsock; this keeps the stack honest anyway.
+    cfg.ipv6 = plan.ipv6 && plan.net != crate::config::NetDriver::GvisorTapVsock;
     cfg.nameservers = match std::env::var(DNS_UPSTREAM_ENV) {
         Ok(v) => v.split(',').filter_map(|a| a.trim().parse().ok()).collect(),
         // No readable resolv.conf means no upstream: DNS queries to CIDR+3 go unanswered,
@@ -70,11 +72,13 @@ pub fn start(
         .map_err(BuiltinError::from)?;
     let dns: Ipv4Addr = cfg.dns();
     let guest = cfg.guest();
+    let ipv6 = cfg.ipv6;
     let running = nsnet_stack::spawn(fd, cfg).map_err(BuiltinError::from)?;
     Ok((
         NetworkSetup {
             dns: vec![dns.to_string()],
             child_ip: Some(guest),
+            ipv6,
         },
         running,
     ))

@@ -194,6 +194,7 @@ fn uplink_setup(plan: &LaunchPlan) -> NetworkSetup {
     NetworkSetup {
         dns: vec![net(3).to_string()],
         child_ip: Some(net(100)),
+        ipv6: plan.ipv6,
     }
 }
 

@@ -32,13 +32,16 @@ pub struct NetworkSetup {
     pub dns: Vec<String>,
     /// The child's own address on the uplink, if the driver assigns one.
     pub child_ip: Option<Ipv4Addr>,
+    /// Whether the network routes IPv6 for the child.
+    pub ipv6: bool,
 }
 
 /// A running driver; dropping it stops the driver.
 pub enum RunningNetwork {
     /// `--net=host` and `--net=none`: nothing runs in the parent.
     Nothing,
-    /// `--net=builtin`: the user-mode network's thread (stopped on drop).
+    /// `--net=builtin` and `--net=gvisor-tap-vsock`: the user-mode network's thread (stopped
+    /// on drop).
     Builtin(nsnet_stack::Running),
     /// `--net=slirp4netns`: the external process (told to exit on drop).
     External(crate::external_net::External),
@@ -61,7 +64,7 @@ pub fn start(
         (NetDriver::Host | NetDriver::None, _) => {
             Ok((NetworkSetup::default(), RunningNetwork::Nothing))
         }
-        (NetDriver::Builtin, Some(ctx)) => {
+        (NetDriver::Builtin | NetDriver::GvisorTapVsock, Some(ctx)) => {
             let (setup, running) = crate::builtin_net::start(plan, ctx)?;
             Ok((setup, RunningNetwork::Builtin(running)))
         }

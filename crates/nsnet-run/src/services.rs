@@ -11,6 +11,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use nsnet_api::{Info, NetworkDriverInfo, PortDriverInfo, server};
+
+use crate::config::drivers::{SOURCE_IP_BACKEND_NONE, SOURCE_IP_BACKEND_USED};
 use nsnet_ns::netns::NetnsThread;
 use nsnet_port::{NetnsThreadSockets, PortManager, PortSpecExt, Ports};
 
@@ -54,7 +56,8 @@ const SOURCE_IP_MARK: u32 = 100;
 /// local default dev lo table 100` (IPv4; IPv6 where the kernel has it), and
 /// `net.ipv4.tcp_fwmark_accept=1` so a server's accepted socket carries the mark of the SYN.
 /// No iptables: the targets are sockets local to the child, which need no connmark. UDP
-/// replies carry no mark; [`ChildReplyRoutes`] adds a rule per published UDP child port.
+/// replies carry no mark; [`ChildReplyRoutes`] adds a rule per published UDP target (its
+/// port, and its address too when it is not loopback: a container behind a bridge).
 fn source_ip_routing() -> Result<(), String> {
     std::fs::write("/proc/sys/net/ipv4/tcp_fwmark_accept", "1")
         .map_err(|e| format!("net.ipv4.tcp_fwmark_accept: {e}"))?;
@@ -80,12 +83,42 @@ const UDP_REPLY_RULE_PRIORITY: u32 = 101;
 struct ChildReplyRoutes(Arc<NetnsThread>);
 
 impl nsnet_port::ReplyRoutes for ChildReplyRoutes {
-    fn udp_source_port(&self, v6: bool, port: u16, add: bool) -> Result<(), String> {
+    fn udp_source_port(
+        &self,
+        v6: bool,
+        from: Option<std::net::IpAddr>,
+        port: u16,
+        add: bool,
+    ) -> Result<(), String> {
         self.0.run(move || {
             let mut nl = nsnet_netlink::Netlink::open().map_err(|e| e.to_string())?;
-            nl.udp_sport_rule(add, v6, port, SOURCE_IP_MARK, UDP_REPLY_RULE_PRIORITY)
+            nl.udp_sport_rule(add, v6, from, port, SOURCE_IP_MARK, UDP_REPLY_RULE_PRIORITY)
                 .map_err(|e| e.to_string())
         })
+    }
+}
+
+/// `portDriver` of `/v1/info`: the driver as the command line named it (the builtin driver
+/// also serves `gvisor-tap-vsock`), the protos it really serves, and for the builtin driver
+/// the source-IP backend in use, under RootlessKit v3's key.
+fn port_driver_info(plan: &LaunchPlan, ports: &Ports, source_ip_kept: bool) -> PortDriverInfo {
+    let mut extra = std::collections::BTreeMap::new();
+    if plan.port_driver.builtin_served() {
+        let backend = if source_ip_kept {
+            SOURCE_IP_BACKEND_USED
+        } else {
+            SOURCE_IP_BACKEND_NONE
+        };
+        extra.insert(
+            "sourceIPTransparentBackend".to_string(),
+            backend.to_string(),
+        );
+    }
+    PortDriverInfo {
+        driver: plan.port_driver.name().into(),
+        protos: Some(ports.protos()),
+        disallow_loopback_child_ip: ports.disallow_loopback_child_ip(),
+        extra,
     }
 }
 
@@ -105,8 +138,10 @@ pub fn start(
         .build()
         .map_err(io_err("start the async runtime"))?;
     let mut services = Services { runtime: None };
+    // Whether published ports keep client addresses, for `portDriver.extra`.
+    let mut source_ip_kept = false;
     let ports = match (plan.port_driver, netns) {
-        (PortDriver::Builtin, Some(netns)) => {
+        (d, Some(netns)) if d.builtin_served() => {
             nsnet_port::raise_fd_limit();
             let mut pm = PortManager::new(
                 Arc::new(NetnsThreadSockets(netns.clone())),
@@ -115,6 +150,7 @@ pub fn start(
             if plan.source_ip_transparent {
                 match netns.run(source_ip_routing) {
                     Ok(()) => {
+                        source_ip_kept = true;
                         pm = pm
                             .with_source_ip(SOURCE_IP_MARK)
                             .with_udp_source_ip(Arc::new(ChildReplyRoutes(netns.clone())))
@@ -176,12 +212,13 @@ pub fn start(
                 driver: other.name().into(),
                 dns: setup.dns.clone(),
                 child_ip: setup.child_ip.map(|ip| ip.to_string()),
+                dynamic_child_ip: false,
+                ipv6: setup.ipv6,
             }),
         },
-        port_driver: ports.as_ref().map(|p| PortDriverInfo {
-            driver: p.driver().into(),
-            protos: p.protos(),
-        }),
+        port_driver: ports
+            .as_ref()
+            .map(|p| port_driver_info(plan, p, source_ip_kept)),
     };
     runtime.spawn(server::serve(
         listener,

@@ -134,6 +134,11 @@ pub struct Config {
     pub nameservers: Vec<SocketAddrV4>,
     /// Idle time after which a UDP flow is forgotten.
     pub udp_timeout: Duration,
+    /// Host numbers of the gateway and the DNS forwarder in the network: slirp4netns's 2
+    /// and 3 by default; gvisor-tap-vsock's plan puts both on 1 (the gateway then answers
+    /// port 53 and forwards every other port like the gateway).
+    pub gateway_host: u32,
+    pub dns_host: u32,
     /// pasta's address model instead of the CIDR+n plan (see [`Config::pasta`]).
     pub pasta: Option<PastaAddrs>,
 }
@@ -173,6 +178,8 @@ impl Config {
             ipv6: false,
             nameservers: Vec::new(),
             udp_timeout: Duration::from_secs(60),
+            gateway_host: 2,
+            dns_host: 3,
             pasta: None,
         })
     }
@@ -213,14 +220,14 @@ impl Config {
     pub fn gateway(&self) -> Ipv4Addr {
         match &self.pasta {
             Some(p) => p.gateway,
-            None => self.nth(2),
+            None => self.nth(self.gateway_host),
         }
     }
     /// The DNS forwarder's address (unspecified in pasta's model without `dns_forward`).
     pub fn dns(&self) -> Ipv4Addr {
         match &self.pasta {
             Some(p) => p.dns_forward.unwrap_or(Ipv4Addr::UNSPECIFIED),
-            None => self.nth(3),
+            None => self.nth(self.dns_host),
         }
     }
     /// The address a statically configured guest takes (slirp4netns's "recommended IP").
@@ -328,7 +335,8 @@ impl Config {
                 return Some(dst);
             }
         };
-        if v4 == self.dns() {
+        // Where one address is both, only port 53 is DNS.
+        if v4 == self.dns() && (port == 53 || self.dns() != self.gateway()) {
             if self.disable_dns {
                 return Some(dst);
             }

@@ -258,6 +258,7 @@ impl UdpTable {
             return None;
         }
         let dns = !ctx.cfg.disable_dns
+            && key.remote.port() == 53
             && (key.remote.ip() == IpAddr::V4(ctx.cfg.dns())
                 || key.remote.ip() == IpAddr::V6(ctx.cfg.dns6()));
         self.flows[idx] = Some(Flow {

@@ -415,7 +415,7 @@ fn api_contract_byte_for_byte() {
     assert_eq!(
         body,
         format!(
-            r#"{{"apiVersion":"1.1.1","version":"2.3.4+nsnet.{}","stateDir":"{}","childPID":{child_pid},"networkDriver":{{"driver":"none"}},"portDriver":{{"driver":"builtin","protos":["tcp","tcp4","tcp6","udp","udp4","udp6"]}}}}"#,
+            r#"{{"apiVersion":"1.1.2","version":"3.2.0+nsnet.{}","stateDir":"{}","childPID":{child_pid},"networkDriver":{{"driver":"none"}},"portDriver":{{"driver":"builtin","protos":["tcp","tcp4","tcp6","udp","udp4","udp6"],"extra":{{"sourceIPTransparentBackend":"netlink"}}}}}}"#,
             env!("CARGO_PKG_VERSION"),
             inst.state.display()
         )
@@ -595,7 +595,7 @@ fn slirp4netns_port_driver_forwards_through_slirp4netns() {
     let (_, _, info) = http(&inst.api(), "GET", "/v1/info", "");
     assert!(
         info.contains(
-            r#""portDriver":{"driver":"slirp4netns","protos":["tcp","tcp4","udp","udp4"]}"#
+            r#""portDriver":{"driver":"slirp4netns","protos":["tcp","tcp4","udp","udp4"],"disallowLoopbackChildIP":true}"#
         ),
         "{info}"
     );

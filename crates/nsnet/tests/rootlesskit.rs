@@ -47,6 +47,7 @@ fn help_lists_every_flag() {
         "--evacuate-cgroup2",
         "--subid-source",
         "--source-ip-transparent",
+        "--source-ip-transparent-backend",
         "--print-semver",
         "--version",
         "--help",
@@ -58,16 +59,24 @@ fn help_lists_every_flag() {
         );
     }
     assert!(help.contains("-p, --publish"));
+    // The v3 driver names integrators look for (Docker's and nerdctl's scripts pick
+    // gvisor-tap-vsock when neither slirp4netns nor pasta is installed).
+    for name in ["gvisor-tap-vsock", "pesto", "implicit", "nft", "iptables"] {
+        assert!(help.contains(name), "--help lacks {name}");
+    }
 }
 
 #[test]
 fn version_and_semver() {
     let p = Personalities::new();
     let o = output(p.command("rootlesskit").arg("--version"));
-    assert!(
-        stdout(&o).starts_with("rootlesskit version 2."),
-        "{}",
-        stdout(&o)
+    // RootlessKit v3.2's behaviour, with nsnet's own version as build metadata.
+    assert_eq!(
+        stdout(&o),
+        format!(
+            "rootlesskit version 3.2.0+nsnet.{}\n",
+            env!("CARGO_PKG_VERSION")
+        )
     );
     let semver: Vec<String> = ["major", "minor", "patch"]
         .iter()
@@ -77,7 +86,7 @@ fn version_and_semver() {
             stdout(&o).trim().to_string()
         })
         .collect();
-    assert!(stdout(&o).contains(&semver.join(".")));
+    assert_eq!(semver, ["3", "2", "0"]);
     let o = output(p.command("rootlesskit").args(["--print-semver", "bogus"]));
     assert_eq!(o.status.code(), Some(1));
 }
@@ -501,5 +510,108 @@ fn integration_port_sh_slirp4netns_port_driver_is_ipv4_only() {
         // "tcp4" is strictly v4-only.
         test_port(&p, net, "slirp4netns", &url4, true, &["-p", &tcp4]);
         test_port(&p, net, "slirp4netns", &url6, false, &["-p", &tcp4]);
+    }
+}
+
+/// An echo server on the world's loopback (one line back per line), for the child to reach
+/// through its gateway.
+fn loopback_line_echo() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut c in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = std::io::Read::read(&mut c, &mut buf) {
+                    if n == 0 || std::io::Write::write_all(&mut c, &buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// `--net=gvisor-tap-vsock --port-driver=gvisor-tap-vsock`, as Docker's and nerdctl's scripts
+/// fall back to it: nsnet's own stack with that network's plan (10.0.2.100/24, gateway and
+/// DNS 10.0.2.1, the gateway reaching the host's loopback, no IPv6), the builtin driver
+/// publishing under the asked name, and `/v1/info` saying so.
+#[test]
+fn gvisor_tap_vsock_network_and_port_driver() {
+    let p = Personalities::new();
+    let port = loopback_line_echo();
+    let script = format!(
+        "cat /sys/class/net/tap0/mtu; ip -o -4 addr show tap0 | awk '{{print $4}}'; \
+         ip route show default | cut -d' ' -f1-3; cat /etc/resolv.conf; \
+         ip -o -6 addr show scope global | wc -l; \
+         exec 3<>/dev/tcp/10.0.2.1/{port}; echo through-gvisor-plan >&3; head -n1 <&3; \
+         curl -s --unix-socket \"$ROOTLESSKIT_STATE_DIR/api.sock\" http://rootlesskit/v1/info; echo; \
+         rootlessctl add-ports 127.0.0.1:19380:80/tcp; rootlessctl list-ports"
+    );
+    let o = output(p.command("rootlesskit").args([
+        "--net=gvisor-tap-vsock",
+        "--port-driver=gvisor-tap-vsock",
+        "--copy-up=/etc",
+        "--disable-host-loopback=false",
+        "bash",
+        "-c",
+        &script,
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[..6],
+        [
+            "65520",
+            "10.0.2.100/24",
+            "default via 10.0.2.1",
+            "nameserver 10.0.2.1",
+            "0",
+            "through-gvisor-plan"
+        ],
+        "{out}"
+    );
+    let info = lines[6];
+    let tail = r#","networkDriver":{"driver":"gvisor-tap-vsock","dns":["10.0.2.1"],"childIP":"10.0.2.100"},"portDriver":{"driver":"gvisor-tap-vsock","protos":["tcp","tcp4","tcp6","udp","udp4","udp6"],"extra":{"sourceIPTransparentBackend":"netlink"}}}"#;
+    assert!(
+        info.starts_with(&format!(
+            r#"{{"apiVersion":"1.1.2","version":"3.2.0+nsnet.{}","stateDir":""#,
+            env!("CARGO_PKG_VERSION")
+        )) && info.ends_with(tail),
+        "{info}"
+    );
+    assert_eq!(lines[7], "1", "{out}");
+    let row: Vec<&str> = lines[9].split_whitespace().collect();
+    assert_eq!(row, ["1", "tcp", "127.0.0.1", "19380", "80"], "{out}");
+}
+
+/// RootlessKit's own rule for that network, and pesto refused rather than faked while nsnet's
+/// pasta has no control channel for it.
+#[test]
+fn gvisor_tap_vsock_and_pesto_refusals_are_one_line() {
+    let p = Personalities::new();
+    for (args, want) in [
+        (
+            &["--net=gvisor-tap-vsock", "--ipv6", "true"][..],
+            "[rootlesskit:parent] error: --ipv6 is not supported for gvisor-tap-vsock\n",
+        ),
+        (
+            &["--net=slirp4netns", "--port-driver=pesto", "true"][..],
+            "[rootlesskit:parent] error: port driver requires pasta network\n",
+        ),
+        (
+            &["--net=pasta", "--port-driver=pesto", "true"][..],
+            "[rootlesskit:parent] error: port driver \"pesto\" is not available in this nsnet build (with --net=pasta use --port-driver=implicit)\n",
+        ),
+        (
+            &["--net=none", "--source-ip-transparent-backend=bpf", "true"][..],
+            "[rootlesskit:parent] error: unknown source-ip-transparent-backend: \"bpf\" (want auto, nft or iptables)\n",
+        ),
+    ] {
+        let o = output(p.command("rootlesskit").args(args));
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        assert_eq!(errors(&o), want, "{args:?}");
     }
 }

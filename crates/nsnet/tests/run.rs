@@ -623,7 +623,7 @@ fn drivers_of_later_issues_are_named_not_faked() {
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         stderr(&o),
-        "nsnet: error: --net=vpnkit is not available in this nsnet build yet (available: host, none, builtin, slirp4netns, pasta); see issue #3\n"
+        "nsnet: error: --net=vpnkit is not available in this nsnet build (available: host, none, builtin, slirp4netns, pasta, gvisor-tap-vsock)\n"
     );
 }
 

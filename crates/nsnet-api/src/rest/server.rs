@@ -98,7 +98,7 @@ async fn not_found() -> Response {
         .into_response()
 }
 
-/// The routes of API 1.1.1.
+/// The routes of API 1.1.2.
 pub fn router(backend: Arc<Backend>) -> Router {
     Router::new()
         .route("/v1/info", get(get_info))

@@ -56,15 +56,36 @@ impl NetDriver {
     pub fn available(self) -> bool {
         matches!(
             self,
-            Self::Host | Self::None | Self::Builtin | Self::Slirp4netns | Self::Pasta
+            Self::Host
+                | Self::None
+                | Self::Builtin
+                | Self::Slirp4netns
+                | Self::Pasta
+                | Self::GvisorTapVsock
         )
+    }
+
+    /// Whether nsnet's in-process stack serves the driver (`builtin`, and `gvisor-tap-vsock`
+    /// with that driver's addressing).
+    pub fn in_process(self) -> bool {
+        matches!(self, Self::Builtin | Self::GvisorTapVsock)
     }
 
     /// The MTU `--mtu=0` stands for.
     pub fn default_mtu(self) -> u32 {
         match self {
-            Self::Builtin | Self::Slirp4netns | Self::Pasta => 65520,
+            Self::Builtin | Self::Slirp4netns | Self::Pasta | Self::GvisorTapVsock => 65520,
             _ => 1500,
+        }
+    }
+
+    /// Where the gateway and the DNS server sit in the CIDR (host numbers): slirp4netns's
+    /// plan (gateway .2, DNS .3) for every driver but gvisor-tap-vsock, whose gateway is .1
+    /// and answers DNS itself. The child is .100 for all of them.
+    pub fn gateway_and_dns_hosts(self) -> (u32, u32) {
+        match self {
+            Self::GvisorTapVsock => (1, 1),
+            _ => (2, 3),
         }
     }
 }
@@ -76,6 +97,11 @@ pub enum PortDriver {
     Builtin,
     Slirp4netns,
     Implicit,
+    /// RootlessKit v3's driver for its gvisor-tap-vsock network; here the builtin driver
+    /// serves it (same API contract), and `/v1/info` names it as asked.
+    GvisorTapVsock,
+    /// RootlessKit v3's driver for `--net=pasta` (pasta's `pesto` control tool).
+    Pesto,
 }
 
 impl PortDriver {
@@ -85,6 +111,9 @@ impl PortDriver {
             "builtin" => Self::Builtin,
             "slirp4netns" => Self::Slirp4netns,
             "implicit" => Self::Implicit,
+            // RootlessKit's flag has spelled it both ways.
+            "gvisor-tap-vsock" | "gvisortapvsock" => Self::GvisorTapVsock,
+            "pesto" => Self::Pesto,
             _ => return None,
         })
     }
@@ -95,9 +124,47 @@ impl PortDriver {
             Self::Builtin => "builtin",
             Self::Slirp4netns => "slirp4netns",
             Self::Implicit => "implicit",
+            Self::GvisorTapVsock => "gvisor-tap-vsock",
+            Self::Pesto => "pesto",
         }
     }
+
+    /// Whether nsnet's builtin driver (a listener on the host, a socket in the child's netns
+    /// per flow) serves it.
+    pub fn builtin_served(self) -> bool {
+        matches!(self, Self::Builtin | Self::GvisorTapVsock)
+    }
 }
+
+/// `--source-ip-transparent-backend`: how RootlessKit installs the child-side rules that
+/// deliver replies to a transparently bound client address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SourceIpBackend {
+    Auto,
+    Nft,
+    Iptables,
+}
+
+impl SourceIpBackend {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "auto" => Self::Auto,
+            "nft" => Self::Nft,
+            "iptables" => Self::Iptables,
+            _ => return None,
+        })
+    }
+}
+
+/// What `/v1/info` reports as `portDriver.extra.sourceIPTransparentBackend` when nsnet's
+/// source-IP routing is in place: policy routing set up over netlink (a fwmark rule, a
+/// `local` route, per-port UDP rules), which needs neither nft nor iptables whatever the
+/// flag asked for.
+pub const SOURCE_IP_BACKEND_USED: &str = "netlink";
+
+/// The same key's value when client addresses are not kept (`--source-ip-transparent=false`,
+/// or the routing could not be set up), as RootlessKit reports it.
+pub const SOURCE_IP_BACKEND_NONE: &str = "none";
 
 /// An IPv4 network such as `10.0.2.0/24`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -193,9 +260,25 @@ mod tests {
         ] {
             assert_eq!(NetDriver::parse(n).unwrap().name(), n);
         }
-        for n in ["none", "builtin", "slirp4netns", "implicit"] {
+        for n in [
+            "none",
+            "builtin",
+            "slirp4netns",
+            "implicit",
+            "gvisor-tap-vsock",
+            "pesto",
+        ] {
             assert_eq!(PortDriver::parse(n).unwrap().name(), n);
         }
+        assert_eq!(
+            PortDriver::parse("gvisortapvsock"),
+            Some(PortDriver::GvisorTapVsock)
+        );
+        assert_eq!(NetDriver::GvisorTapVsock.gateway_and_dns_hosts(), (1, 1));
+        assert_eq!(NetDriver::Builtin.gateway_and_dns_hosts(), (2, 3));
+        assert_eq!(NetDriver::GvisorTapVsock.default_mtu(), 65520);
+        assert_eq!(SourceIpBackend::parse("nft"), Some(SourceIpBackend::Nft));
+        assert_eq!(SourceIpBackend::parse("bpf"), None);
         assert_eq!(NetDriver::parse("bogus"), None);
         assert_eq!(NetDriver::Builtin.default_mtu(), 65520);
         assert_eq!(NetDriver::None.default_mtu(), 1500);

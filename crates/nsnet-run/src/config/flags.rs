@@ -28,12 +28,12 @@ pub struct RawOptions {
     #[arg(long, value_name = "DIR", help_heading = "State")]
     pub state_dir: Option<PathBuf>,
 
-    /// Network driver [host, none, builtin, slirp4netns, pasta, vpnkit, lxc-user-nic, gvisor-tap-vsock] (default: builtin for nsnet run, host for rootlesskit)
+    /// Network driver [host, none, builtin, slirp4netns, pasta, gvisor-tap-vsock, vpnkit, lxc-user-nic] (default: builtin for nsnet run, host for rootlesskit; gvisor-tap-vsock is served by nsnet's own stack: child 10.0.2.100/24, gateway and DNS 10.0.2.1)
     #[arg(long, value_name = "DRIVER", help_heading = "Network")]
     // `None` when absent: the default depends on the front end (see the module page).
     pub net: Option<String>,
 
-    /// MTU for non-host network (0: 65520 for builtin, slirp4netns and pasta; 1500 for others)
+    /// MTU for non-host network (0: 65520 for builtin, slirp4netns, pasta and gvisor-tap-vsock; 1500 for others)
     #[arg(
         long,
         default_value_t = 0,
@@ -42,7 +42,7 @@ pub struct RawOptions {
     )]
     pub mtu: i64,
 
-    /// CIDR for the user-mode network (default: 10.0.2.0/24)
+    /// CIDR for builtin, slirp4netns, pasta and gvisor-tap-vsock networks (default: 10.0.2.0/24)
     #[arg(long, help_heading = "Network")]
     pub cidr: Option<String>,
 
@@ -55,7 +55,7 @@ pub struct RawOptions {
           default_value = "false", action = ArgAction::Set, help_heading = "Network")]
     pub disable_host_loopback: bool,
 
-    /// Enable IPv6 routing (builtin and slirp4netns)
+    /// Enable IPv6 routing (builtin, slirp4netns and pasta; not supported for gvisor-tap-vsock)
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
           default_value = "false", action = ArgAction::Set, help_heading = "Network")]
     pub ipv6: bool,
@@ -119,7 +119,7 @@ pub struct RawOptions {
     #[arg(long, default_value = "rprivate", help_heading = "Mount")]
     pub propagation: String,
 
-    /// Port driver for non-host network [none, builtin, slirp4netns, implicit]
+    /// Port driver for non-host network [none, builtin, slirp4netns, implicit (for pasta), pesto (for pasta), gvisor-tap-vsock]
     #[arg(long, default_value = "none", help_heading = "Port")]
     pub port_driver: String,
 
@@ -136,6 +136,10 @@ pub struct RawOptions {
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
           default_value = "true", action = ArgAction::Set, help_heading = "Port")]
     pub source_ip_transparent: bool,
+
+    /// Backend of --source-ip-transparent's child-side rules [auto, nft, iptables] (nsnet sets up policy routing over netlink, which needs neither; /v1/info reports what is used)
+    #[arg(long, default_value = "auto", help_heading = "Port")]
+    pub source_ip_transparent_backend: String,
 
     /// Create a PID namespace
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
@@ -217,6 +221,7 @@ mod tests {
         assert_eq!(d.slirp4netns_binary, "slirp4netns");
         assert_eq!(d.pasta_binary, "pasta");
         assert!(d.source_ip_transparent && !d.pidns && !d.debug);
+        assert_eq!(d.source_ip_transparent_backend, "auto");
     }
 
     #[test]

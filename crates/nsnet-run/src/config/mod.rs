@@ -20,7 +20,7 @@ pub mod flags;
 pub mod personality;
 
 pub use child::ChildConfig;
-pub use drivers::{Ipv4Cidr, NetDriver, PortDriver, Slirp4netnsOptions};
+pub use drivers::{Ipv4Cidr, NetDriver, PortDriver, Slirp4netnsOptions, SourceIpBackend};
 pub use flags::RawOptions;
 pub use personality::{Personality, Role};
 
@@ -44,8 +44,10 @@ pub struct LaunchPlan {
     pub propagation: Propagation,
     pub port_driver: PortDriver,
     pub publish: Vec<nsnet_port::PortSpec>,
-    /// `--source-ip-transparent`: published TCP ports keep the client's address.
+    /// `--source-ip-transparent`: published ports keep the client's address.
     pub source_ip_transparent: bool,
+    /// `--source-ip-transparent-backend`, as asked (nsnet's routing needs neither backend).
+    pub source_ip_backend: SourceIpBackend,
     pub pidns: bool,
     pub cgroupns: bool,
     pub utsns: bool,
@@ -73,7 +75,7 @@ pub enum ConfigError {
     #[error(transparent)]
     CopyUp(#[from] nsnet_ns::Error),
     #[error(
-        "--net={0} is not available in this nsnet build yet (available: host, none, builtin, slirp4netns, pasta); see issue #3"
+        "--net={0} is not available in this nsnet build (available: host, none, builtin, slirp4netns, pasta, gvisor-tap-vsock)"
     )]
     NetUnavailable(&'static str),
     #[error("{0}")]
@@ -113,7 +115,7 @@ impl LaunchPlan {
             return Err(invalid("no command specified"));
         }
         let net = validate_net(&raw, personality, &mut warnings)?;
-        let (port_driver, publish) = validate_ports(&raw, net.net)?;
+        let (port_driver, publish, source_ip_backend) = validate_ports(&raw, net.net)?;
         let mounts = validate_mounts(&raw)?;
         let process = validate_process(&raw)?;
         let slirp4netns = validate_drivers(&raw, net.net)?;
@@ -138,6 +140,7 @@ impl LaunchPlan {
             port_driver,
             publish,
             source_ip_transparent: raw.source_ip_transparent,
+            source_ip_backend,
             pidns: raw.pidns,
             cgroupns: raw.cgroupns,
             utsns: raw.utsns,
@@ -196,6 +199,10 @@ fn validate_net(
         // default network is the builtin one, and the exposure is slirp4netns's default.
         warnings.push("specifying --disable-host-loopback is highly recommended to prohibit connecting to 127.0.0.1:* on the host namespace (requires slirp4netns or VPNKit)".into());
     }
+    if raw.ipv6 && net == NetDriver::GvisorTapVsock {
+        // RootlessKit's own rule: that driver's network has no IPv6.
+        return Err(invalid("--ipv6 is not supported for gvisor-tap-vsock"));
+    }
     if raw.ipv6
         && !matches!(
             net,
@@ -225,9 +232,16 @@ fn validate_net(
 fn validate_ports(
     raw: &RawOptions,
     net: NetDriver,
-) -> Result<(PortDriver, Vec<nsnet_port::PortSpec>), ConfigError> {
+) -> Result<(PortDriver, Vec<nsnet_port::PortSpec>, SourceIpBackend), ConfigError> {
     let port_driver = PortDriver::parse(&raw.port_driver)
         .ok_or_else(|| ConfigError::UnknownPortDriver(raw.port_driver.clone()))?;
+    let source_ip_backend =
+        SourceIpBackend::parse(&raw.source_ip_transparent_backend).ok_or_else(|| {
+            invalid(format!(
+                "unknown source-ip-transparent-backend: {:?} (want auto, nft or iptables)",
+                raw.source_ip_transparent_backend
+            ))
+        })?;
     let publish = raw
         .publish
         .iter()
@@ -256,8 +270,18 @@ fn validate_ports(
                 port_driver.name()
             )));
         }
-        PortDriver::Builtin if net == NetDriver::Host => {
+        PortDriver::Builtin | PortDriver::GvisorTapVsock if net == NetDriver::Host => {
             return Err(invalid("port driver requires non-host network"));
+        }
+        PortDriver::Pesto if net != NetDriver::Pasta => {
+            return Err(invalid("port driver requires pasta network"));
+        }
+        // pesto drives a running pasta's forwards; nsnet's pasta does not offer that
+        // control channel, so the driver cannot be served without faking it.
+        PortDriver::Pesto => {
+            return Err(invalid(
+                "port driver \"pesto\" is not available in this nsnet build (with --net=pasta use --port-driver=implicit)",
+            ));
         }
         PortDriver::Slirp4netns if net != NetDriver::Slirp4netns => {
             return Err(invalid("port driver requires slirp4netns network"));
@@ -274,7 +298,7 @@ fn validate_ports(
         }
         _ => {}
     }
-    Ok((port_driver, publish))
+    Ok((port_driver, publish, source_ip_backend))
 }
 
 /// `--propagation`, `--copy-up-mode` and `--copy-up` (each directory checked by nsnet-ns).
@@ -486,6 +510,68 @@ mod tests {
                 ..raw()
             }),
             "evacuate-cgroup2 requires --cgroupns"
+        );
+    }
+
+    #[test]
+    fn rootlesskit_v3_flags() {
+        let p = LaunchPlan::from_raw(
+            RawOptions {
+                net: Some("gvisor-tap-vsock".into()),
+                port_driver: "gvisor-tap-vsock".into(),
+                source_ip_transparent_backend: "nft".into(),
+                publish: vec!["8080:80/tcp".into()],
+                ..raw()
+            },
+            Personality::Rootlesskit,
+        )
+        .unwrap();
+        assert_eq!(
+            (p.net, p.port_driver, p.mtu, p.source_ip_backend),
+            (
+                NetDriver::GvisorTapVsock,
+                PortDriver::GvisorTapVsock,
+                65520,
+                SourceIpBackend::Nft
+            )
+        );
+        assert_eq!(
+            err(RawOptions {
+                net: Some("gvisor-tap-vsock".into()),
+                ipv6: true,
+                ..raw()
+            }),
+            "--ipv6 is not supported for gvisor-tap-vsock"
+        );
+        assert_eq!(
+            err(RawOptions {
+                port_driver: "gvisor-tap-vsock".into(),
+                ..raw()
+            }),
+            "port driver requires non-host network"
+        );
+        assert_eq!(
+            err(RawOptions {
+                net: Some("slirp4netns".into()),
+                port_driver: "pesto".into(),
+                ..raw()
+            }),
+            "port driver requires pasta network"
+        );
+        assert!(
+            err(RawOptions {
+                net: Some("pasta".into()),
+                port_driver: "pesto".into(),
+                ..raw()
+            })
+            .starts_with("port driver \"pesto\" is not available in this nsnet build")
+        );
+        assert_eq!(
+            err(RawOptions {
+                source_ip_transparent_backend: "bpf".into(),
+                ..raw()
+            }),
+            "unknown source-ip-transparent-backend: \"bpf\" (want auto, nft or iptables)"
         );
     }
 

@@ -3,7 +3,7 @@
 //! virtual wherever a timer matters.
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, UdpSocket};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -598,6 +598,30 @@ fn dhcp_leases_from_cidr_plus_15() {
         Ipv4Addr::new(10, 0, 2, 15),
         "stable per MAC"
     );
+}
+
+// gvisor-tap-vsock's plan: one address is gateway and DNS; port 53 there is the forwarder,
+// every other port host loopback (unless disabled), as that network maps 10.0.2.1.
+#[test]
+fn config_with_gateway_and_dns_on_one_address() {
+    let mut c = Config::new(Ipv4Addr::new(10, 0, 2, 0), 24).unwrap();
+    (c.gateway_host, c.dns_host) = (1, 1);
+    c.nameservers = vec!["192.0.2.53:5353".parse().unwrap()];
+    let gw = Ipv4Addr::new(10, 0, 2, 1);
+    assert_eq!(
+        (c.gateway(), c.dns(), c.guest()),
+        (gw, gw, Ipv4Addr::new(10, 0, 2, 100))
+    );
+    let to = |port| c.host_destination(SocketAddr::new(IpAddr::V4(gw), port));
+    assert_eq!(to(53), Some("192.0.2.53:5353".parse().unwrap()));
+    assert_eq!(to(8080), Some("127.0.0.1:8080".parse().unwrap()));
+    c.disable_host_loopback = true;
+    let to = |port| c.host_destination(SocketAddr::new(IpAddr::V4(gw), port));
+    assert_eq!(to(8080), None);
+    assert!(to(53).is_some());
+    // .2 and .3 are nobody in this plan: inside the guest's network, never routed.
+    let two = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 2, 2)), 80);
+    assert_eq!(c.host_destination(two), None);
 }
 
 #[test]

@@ -195,7 +195,10 @@ pub fn main() -> i32 {
                     }
                     if let Some(p) = &info.port_driver {
                         println!("- Port Driver: {}", p.driver);
-                        println!("  - Supported protocols: [{}]", p.protos.join(" "));
+                        println!(
+                            "  - Supported protocols: [{}]",
+                            p.protos.as_deref().unwrap_or_default().join(" ")
+                        );
                     }
                     0
                 }

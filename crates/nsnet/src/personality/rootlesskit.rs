@@ -52,7 +52,7 @@ pub fn main() -> i32 {
         Ok(c) => c,
         Err(e) => return fail(&e.to_string()),
     };
-    // The RootlessKit release whose behaviour (flags, API 1.1.1) this personality reproduces.
+    // The RootlessKit release whose behaviour (flags, API 1.1.2) this personality reproduces.
     let mut semver = nsnet_api::ROOTLESSKIT_COMPAT_VERSION.split('.');
     let (major, minor, patch) = (
         semver.next().unwrap_or("0"),
