@@ -141,7 +141,7 @@ struct Conn {
     key: Key,
     sock: OwnedFd,
     state: State,
-    /// The guest's SYN (IPv4 header + 8 bytes) for an ICMP error while connecting.
+    /// The guest's SYN (IP header + 8 bytes) for an ICMP error while connecting.
     syn_quote: Vec<u8>,
     // guest → host
     rcv_nxt: u32,
@@ -315,7 +315,7 @@ impl TcpTable {
         crate::token::current(token, &self.gens).filter(|i| self.conns[*i].is_some())
     }
 
-    /// One TCP segment from the guest. `datagram` is the whole IPv4 datagram (for ICMP
+    /// One TCP segment from the guest. `datagram` is the whole IP datagram (for ICMP
     /// errors that quote it).
     pub fn segment(
         &mut self,
