@@ -20,9 +20,7 @@ use serde_json::Value;
 /// A running `nsnet run --net=builtin --detach-netns` and the data directory its networks
 /// live in.
 struct Inst {
-    job: Child,
-    dir: tempfile::TempDir,
-    state: PathBuf,
+    inst: Instance,
     ctrs: Vec<Child>,
 }
 
@@ -31,45 +29,33 @@ impl Inst {
         Inst::start_with(&[])
     }
 
-    /// [`Inst::start`] with extra `nsnet run` flags.
+    /// [`Inst::start`] with extra `nsnet run` flags. Ready once the command runs, when tap0
+    /// is configured (the launcher sets the network up before it starts the command).
     fn start_with(flags: &[&str]) -> Inst {
-        world();
-        let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join("state");
-        std::fs::create_dir(dir.path().join("data")).unwrap();
-        let job = nsnet()
-            .args(["run", "--net=builtin", "--detach-netns"])
-            .args(flags)
-            .arg(format!("--state-dir={}", state.display()))
-            .args(["--", "sleep", "1000"])
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let b = Instance::run()
+            .args(["--net=builtin", "--detach-netns"])
+            .args(flags);
+        std::fs::create_dir(b.dir().join("data")).unwrap();
         let inst = Inst {
-            job,
-            dir,
-            state,
+            inst: b.start(),
             ctrs: Vec::new(),
         };
-        let start = Instant::now();
-        loop {
-            let o = output(&mut inst.child(&["/usr/sbin/ip", "link", "show", "tap0"]));
-            if o.status.success() {
-                break;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "the instance did not come up: {}",
-                stderr(&o)
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let o = output(&mut inst.child(&["/usr/sbin/ip", "link", "show", "tap0"]));
+        assert!(
+            o.status.success(),
+            "the instance has no tap0: {}",
+            stderr(&o)
+        );
         inst
     }
 
+    /// The instance's temporary directory (for the test's own files).
+    fn dir(&self) -> &Path {
+        self.inst.dir()
+    }
+
     fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.dir().join("data")
     }
 
     /// `nsnet network ARGS` against this instance.
@@ -77,7 +63,7 @@ impl Inst {
         let mut c = nsnet();
         c.arg("network")
             .args(args)
-            .arg(format!("--state-dir={}", self.state.display()))
+            .arg(format!("--state-dir={}", self.inst.state_dir().display()))
             .env("XDG_DATA_HOME", self.data());
         c
     }
@@ -90,27 +76,19 @@ impl Inst {
 
     /// A command in the child netns.
     fn child(&self, cmd: &[&str]) -> Command {
-        let mut c = nsnet();
-        c.args(["ns", "exec", "--child", "-n"])
-            .arg(format!("--state-dir={}", self.state.display()))
-            .arg("--")
-            .args(cmd);
-        c
+        self.inst.child(cmd)
     }
 
     fn child_ok(&self, cmd: &[&str]) -> String {
-        let o = output(&mut self.child(cmd));
-        assert!(o.status.success(), "{cmd:?} in the child: {}", stderr(&o));
-        stdout(&o)
+        self.inst.child_ok(cmd)
     }
 
     /// A new "container": a netns created inside the instance's user namespace, held by a
     /// sleeping process. Returns its pid.
     fn container(&mut self) -> i32 {
-        let c = nsnet()
-            .args(["ns", "exec", "--child", "-U"])
-            .arg(format!("--state-dir={}", self.state.display()))
-            .args(["--", "unshare", "-n", "sleep", "1000"])
+        let c = self
+            .inst
+            .exec(&["-U"], &["unshare", "-n", "sleep", "1000"])
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
@@ -160,14 +138,13 @@ impl Inst {
     }
 }
 
+/// The containers go first; the instance is stopped (and checked gone) after them.
 impl Drop for Inst {
     fn drop(&mut self) {
         for c in &mut self.ctrs {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let _ = kill(Pid::from_raw(self.job.id() as i32), Signal::SIGTERM);
-        let _ = self.job.wait();
     }
 }
 
@@ -273,7 +250,7 @@ fn two_containers_reach_each_other_and_the_world_loopback_through_nat() {
     // Container to container: ICMP and TCP, with the real source address.
     let o = in_ctr(a, &["ping", "-c1", "-W3", "10.4.0.9"]);
     assert!(o.status.success(), "{}", stdout(&o));
-    let ready = inst.dir.path().join("srv-ready");
+    let ready = inst.dir().join("srv-ready");
     let mut srv = nsnet()
         .args([
             "ns",
@@ -422,7 +399,7 @@ fn ipv6_networks_reach_each_other_and_the_world_ipv6_loopback_through_nat66() {
     // Container to container over IPv6: ICMPv6 and TCP with the real source address.
     let o = in_ctr(a, &["ping", "-6", "-c1", "-W3", "fd00:4:1::a04:103"]);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
-    let ready = inst.dir.path().join("srv6-ready");
+    let ready = inst.dir().join("srv6-ready");
     let mut srv = nsnet()
         .args(["ns", "exec", &b.to_string(), "-n", "--", "python3", "-c"])
         .arg(SERVER6)
@@ -727,9 +704,9 @@ fn kill_9_during_attach_then_gc_recovers() {
 
     // Deterministic: an `nft` that never returns stops the first attach after its record and
     // the bridge exist (the rule sync runs when the bridge is new).
-    let fake = inst.dir.path().join("fake-bin");
+    let fake = inst.dir().join("fake-bin");
     std::fs::create_dir(&fake).unwrap();
-    let pidfile = inst.dir.path().join("fake-nft.pid");
+    let pidfile = inst.dir().join("fake-nft.pid");
     std::fs::write(
         fake.join("nft"),
         format!(
