@@ -18,51 +18,8 @@ use std::time::Duration;
 use common::*;
 use serde_json::Value;
 
-const SEED: &str = r#"
-set -e
-S="$ROOTLESSKIT_STATE_DIR"; N="$S/netns"
-waitcomm() { until [ "$(cat /proc/$1/comm 2>/dev/null)" = "$2" ]; do sleep 0.01; done; }
-nsenter --net="$N" ip link add br0 type bridge
-nsenter --net="$N" ip addr add 10.4.0.1/24 dev br0
-nsenter --net="$N" ip link set br0 up
-nsenter --net="$N" sleep 1000 & C=$!
-nsenter --net="$N" unshare -n sleep 1000 & A=$!
-waitcomm $C sleep; waitcomm $A sleep
-nsenter --net="$N" ip link add veth-a type veth peer name eth0 netns $A
-nsenter --net="$N" ip link set veth-a master br0 up
-nsenter --net=/proc/$A/ns/net sh -c 'ip addr add 10.4.0.2/24 dev eth0 && ip link set eth0 up && ip link set lo up && ip route add default via 10.4.0.1'
-touch "$S/ctr-b"
-nsenter --net="$N" unshare -n mount --bind /proc/self/ns/net "$S/ctr-b"
-nsenter --net="$S/ctr-b" ip link add eth0 type veth peer name veth-b netns $C
-nsenter --net="$N" ip link set veth-b master br0 up
-nsenter --net="$S/ctr-b" sh -c 'ip addr add 10.4.0.3/24 dev eth0 && ip link set eth0 up && ip route add default via 10.4.0.1'
-python3 -c '
-import ctypes, fcntl, os, struct, sys, threading, time
-libc = ctypes.CDLL(None, use_errno=True)
-def make():
-    # Only this thread enters the child netns: the tap is created there, while the process
-    # stays in the host netns (slirp4netns does the same with a helper and SCM_RIGHTS).
-    ns = os.open(sys.argv[1], os.O_RDONLY)
-    if libc.setns(ns, 0x40000000) != 0:
-        raise OSError(ctypes.get_errno(), "setns")
-    fd = os.open("/dev/net/tun", os.O_RDWR)
-    fcntl.ioctl(fd, 0x400454ca, struct.pack("16sH", b"tap0", 0x1002))  # TUNSETIFF, IFF_TAP|IFF_NO_PI
-    os.close(ns)
-t = threading.Thread(target=make); t.start(); t.join()
-time.sleep(1000)
-' "$N" & P=$!
-nsenter --net="$N" unshare -n sleep 1000 & T=$!
-waitcomm $T sleep
-sh -c 'exec 9<"$1"; exec sleep 1000' _ /proc/$T/ns/net & H=$!
-waitcomm $H sleep
-kill $T
-until nsenter --net="$N" ip link show tap0 >/dev/null 2>&1; do sleep 0.01; done
-nsenter --net="$N" ip addr add 10.0.2.100/24 dev tap0
-nsenter --net="$N" ip link set tap0 up
-echo "$(stat -L -c %i /proc/$A/ns/net) $(stat -L -c %i /proc/$H/fd/9)" > "$READY.tmp"
-mv "$READY.tmp" "$READY"
-wait
-"#;
+/// The seed world (see the file's header); writes two inodes to $READY once built.
+const SEED: &str = include_str!("fixtures/ns_seed.sh");
 
 fn inode(path: &str) -> u64 {
     use std::os::unix::fs::MetadataExt;

@@ -601,28 +601,9 @@ fn drivers_of_later_issues_are_named_not_faked() {
     );
 }
 
-/// An echo server on the world's loopback, for the child to reach through 10.0.2.2.
-fn loopback_echo() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for mut c in l.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = std::io::Read::read(&mut c, &mut buf) {
-                    if n == 0 || std::io::Write::write_all(&mut c, &buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    port
-}
-
 #[test]
 fn slirp4netns_gives_tap0_and_reaches_the_host_loopback_via_the_gateway() {
-    let port = loopback_echo();
+    let (port, _) = echo_server("127.0.0.1:0", Echo::Stream);
     let script = format!(
         "cat /sys/class/net/tap0/mtu; ip -o -4 addr show tap0 | awk '{{print $4}}'; \
          ip route show default | cut -d' ' -f1-3; cat /etc/resolv.conf; \
