@@ -547,12 +547,13 @@ fn pasta_driver_configures_tap0_and_carries_tcp_through_the_gateway() {
     let o = pasta_world(&format!(
         r#"{PY} $T/echo_server.py 127.0.0.1 9101 $T/ready1 &
 sh $T/wait_for.sh $T/ready1
-"$NSNET" run --net=pasta --pasta-binary=/usr/bin/pasta --mtu=1500 -- sh -c '
+"$NSNET" run --net=pasta --pasta-binary=/usr/bin/pasta --mtu=1500 --state-dir=$T/state -- sh -c '
 ip -o -4 addr show tap0 | awk "{{print \$4}}"; cat /sys/class/net/tap0/mtu; ip route show default
 grep nameserver /etc/resolv.conf; {PY} $T/echo_client.py 10.0.2.2 9101'
 echo rc=$?
-# pasta's daemon was stopped with the launch.
-pgrep -x pasta || echo no pasta left
+# pasta's daemon was stopped with the launch: no process names this launch's pid file (other
+# pastas on the machine are not this test's business).
+pgrep -f -- "--pid=$T/state/" || echo no pasta left
 "#
     ));
     assert_eq!(
