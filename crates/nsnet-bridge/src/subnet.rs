@@ -1,8 +1,9 @@
 //! IPv4 subnets (`10.4.0.0/24`) and IPv6 /64s (`fd00:4:1::/64`): parsing, membership, the
 //! usable host range.
 //!
-//! Hand-written because it is forty lines and the only operations nsnet needs; they are
-//! serialised as their CIDR text so the network files read like nerdctl's. IPv6 subnets are
+//! The arithmetic is `ipnet`'s (as everywhere in nsnet); this type adds the bridge's rules
+//! (room for a gateway and a container) and is serialised as its CIDR text so the network
+//! files read like nerdctl's. IPv6 subnets are
 //! always /64s: SLAAC, and every runtime's bridge defaults, assume that size, and with one
 //! size two subnets overlap exactly when they are equal.
 
@@ -28,21 +29,17 @@ impl Subnet {
             ));
         }
         let s = Subnet { base, len };
-        if u32::from(base) & !s.mask() != 0 {
+        if s.net().network() != base {
             return Err(format!(
                 "{base}/{len} has host bits set (did you mean {}/{len}?)",
-                Ipv4Addr::from(u32::from(base) & s.mask())
+                s.net().network()
             ));
         }
         Ok(s)
     }
 
-    fn mask(&self) -> u32 {
-        if self.len == 0 {
-            0
-        } else {
-            u32::MAX << (32 - self.len)
-        }
+    fn net(&self) -> ipnet::Ipv4Net {
+        ipnet::Ipv4Net::new(self.base, self.len).expect("the prefix was checked to be at most 30")
     }
 
     pub fn base(&self) -> Ipv4Addr {
@@ -54,11 +51,11 @@ impl Subnet {
     }
 
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        u32::from(ip) & self.mask() == u32::from(self.base)
+        self.net().contains(&ip)
     }
 
     pub fn broadcast(&self) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.base) | !self.mask())
+        self.net().broadcast()
     }
 
     /// The first usable host address (`.1`, the default gateway).

@@ -385,12 +385,13 @@ impl Config {
     }
 }
 
+/// The netmask of a prefix length as a number (ipnet does the arithmetic; prefixes here are
+/// already checked to be at most 32).
 fn mask(prefix: u8) -> u32 {
-    if prefix == 0 {
-        0
-    } else {
-        u32::MAX << (32 - prefix as u32)
-    }
+    u32::from(
+        ipnet::Ipv4Net::new(Ipv4Addr::UNSPECIFIED, prefix)
+            .map_or(Ipv4Addr::BROADCAST, |n| n.netmask()),
+    )
 }
 
 /// The IPv4 `nameserver` lines of a resolv.conf, as DNS server addresses (port 53).

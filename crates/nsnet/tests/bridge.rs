@@ -6,13 +6,19 @@
 mod common;
 
 use std::collections::HashSet;
-use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
+
+/// A one-shot TCP client: sends "ping", half-closes, prints the answer.
+const CLIENT: &str = include_str!("fixtures/tcp_client.py");
+/// One client on ADDR PORT, answered with its own source address; writes a ready file.
+const SERVER: &str = include_str!("fixtures/peer_server.py");
+/// One CNI plugin through ADD, CHECK, DEL, DEL, dumping what it built.
+const CNI_WORLD: &str = include_str!("fixtures/cni_world.sh");
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -20,9 +26,7 @@ use serde_json::Value;
 /// A running `nsnet run --net=builtin --detach-netns` and the data directory its networks
 /// live in.
 struct Inst {
-    job: Child,
-    dir: tempfile::TempDir,
-    state: PathBuf,
+    inst: Instance,
     ctrs: Vec<Child>,
 }
 
@@ -31,45 +35,33 @@ impl Inst {
         Inst::start_with(&[])
     }
 
-    /// [`Inst::start`] with extra `nsnet run` flags.
+    /// [`Inst::start`] with extra `nsnet run` flags. Ready once the command runs, when tap0
+    /// is configured (the launcher sets the network up before it starts the command).
     fn start_with(flags: &[&str]) -> Inst {
-        world();
-        let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join("state");
-        std::fs::create_dir(dir.path().join("data")).unwrap();
-        let job = nsnet()
-            .args(["run", "--net=builtin", "--detach-netns"])
-            .args(flags)
-            .arg(format!("--state-dir={}", state.display()))
-            .args(["--", "sleep", "1000"])
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let b = Instance::run()
+            .args(["--net=builtin", "--detach-netns"])
+            .args(flags);
+        std::fs::create_dir(b.dir().join("data")).unwrap();
         let inst = Inst {
-            job,
-            dir,
-            state,
+            inst: b.start(),
             ctrs: Vec::new(),
         };
-        let start = Instant::now();
-        loop {
-            let o = output(&mut inst.child(&["/usr/sbin/ip", "link", "show", "tap0"]));
-            if o.status.success() {
-                break;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "the instance did not come up: {}",
-                stderr(&o)
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let o = output(&mut inst.child(&["/usr/sbin/ip", "link", "show", "tap0"]));
+        assert!(
+            o.status.success(),
+            "the instance has no tap0: {}",
+            stderr(&o)
+        );
         inst
     }
 
+    /// The instance's temporary directory (for the test's own files).
+    fn dir(&self) -> &Path {
+        self.inst.dir()
+    }
+
     fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.dir().join("data")
     }
 
     /// `nsnet network ARGS` against this instance.
@@ -77,7 +69,7 @@ impl Inst {
         let mut c = nsnet();
         c.arg("network")
             .args(args)
-            .arg(format!("--state-dir={}", self.state.display()))
+            .arg(format!("--state-dir={}", self.inst.state_dir().display()))
             .env("XDG_DATA_HOME", self.data());
         c
     }
@@ -90,27 +82,19 @@ impl Inst {
 
     /// A command in the child netns.
     fn child(&self, cmd: &[&str]) -> Command {
-        let mut c = nsnet();
-        c.args(["ns", "exec", "--child", "-n"])
-            .arg(format!("--state-dir={}", self.state.display()))
-            .arg("--")
-            .args(cmd);
-        c
+        self.inst.child(cmd)
     }
 
     fn child_ok(&self, cmd: &[&str]) -> String {
-        let o = output(&mut self.child(cmd));
-        assert!(o.status.success(), "{cmd:?} in the child: {}", stderr(&o));
-        stdout(&o)
+        self.inst.child_ok(cmd)
     }
 
     /// A new "container": a netns created inside the instance's user namespace, held by a
     /// sleeping process. Returns its pid.
     fn container(&mut self) -> i32 {
-        let c = nsnet()
-            .args(["ns", "exec", "--child", "-U"])
-            .arg(format!("--state-dir={}", self.state.display()))
-            .args(["--", "unshare", "-n", "sleep", "1000"])
+        let c = self
+            .inst
+            .exec(&["-U"], &["unshare", "-n", "sleep", "1000"])
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
@@ -160,14 +144,13 @@ impl Inst {
     }
 }
 
+/// The containers go first; the instance is stopped (and checked gone) after them.
 impl Drop for Inst {
     fn drop(&mut self) {
         for c in &mut self.ctrs {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let _ = kill(Pid::from_raw(self.job.id() as i32), Signal::SIGTERM);
-        let _ = self.job.wait();
     }
 }
 
@@ -187,40 +170,6 @@ fn names(links: &[Value]) -> Vec<String> {
         .collect();
     v.sort();
     v
-}
-
-const CLIENT: &str = r#"
-import socket, sys
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
-s.sendall(b"ping")
-s.shutdown(socket.SHUT_WR)
-print(s.recv(100).decode())
-"#;
-
-const SERVER: &str = r#"
-import socket, sys
-l = socket.socket()
-l.bind(("0.0.0.0", int(sys.argv[1])))
-l.listen()
-open(sys.argv[2], "w").write("ready")
-c, peer = l.accept()
-c.recv(100)
-c.sendall(peer[0].encode())
-c.close()
-"#;
-
-/// A TCP server on the world's loopback that answers each client with its source address.
-fn host_server() -> (u16, std::thread::JoinHandle<()>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let h = std::thread::spawn(move || {
-        if let Ok((mut s, peer)) = l.accept() {
-            let mut b = [0u8; 4];
-            let _ = s.read_exact(&mut b);
-            let _ = s.write_all(peer.ip().to_string().as_bytes());
-        }
-    });
-    (port, h)
 }
 
 #[test]
@@ -273,7 +222,7 @@ fn two_containers_reach_each_other_and_the_world_loopback_through_nat() {
     // Container to container: ICMP and TCP, with the real source address.
     let o = in_ctr(a, &["ping", "-c1", "-W3", "10.4.0.9"]);
     assert!(o.status.success(), "{}", stdout(&o));
-    let ready = inst.dir.path().join("srv-ready");
+    let ready = inst.dir().join("srv-ready");
     let mut srv = nsnet()
         .args([
             "ns",
@@ -285,7 +234,7 @@ fn two_containers_reach_each_other_and_the_world_loopback_through_nat() {
             "-c",
             SERVER,
         ])
-        .args(["7000", ready.to_str().unwrap()])
+        .args(["0.0.0.0", "7000", ready.to_str().unwrap()])
         .spawn()
         .unwrap();
     wait_for_file(&ready, Duration::from_secs(10));
@@ -294,7 +243,7 @@ fn two_containers_reach_each_other_and_the_world_loopback_through_nat() {
     srv.wait().unwrap();
 
     // Container to the world's loopback: bridge → NAT → tap0 → builtin stack → host socket.
-    let (port, h) = host_server();
+    let (port, h) = peer_server("127.0.0.1:0");
     let o = in_ctr(a, &["python3", "-c", CLIENT, "10.0.2.2", &port.to_string()]);
     assert_eq!(stdout(&o).trim(), "127.0.0.1", "{}", stderr(&o));
     h.join().unwrap();
@@ -321,18 +270,6 @@ fn two_containers_reach_each_other_and_the_world_loopback_through_nat() {
     let o = in_ctr(a, &["/usr/sbin/ip", "-br", "link"]);
     assert_eq!(names_of(&stdout(&o)), ["lo"]);
 }
-
-const SERVER6: &str = r#"
-import socket, sys
-l = socket.socket(socket.AF_INET6)
-l.bind(("::", int(sys.argv[1])))
-l.listen()
-open(sys.argv[2], "w").write("ready")
-c, peer = l.accept()
-c.recv(100)
-c.sendall(peer[0].encode())
-c.close()
-"#;
 
 /// The IPv6 addresses of `eth0` in container `pid`, with their prefix and flags.
 fn ctr_addrs6(pid: i32) -> Vec<Value> {
@@ -422,11 +359,11 @@ fn ipv6_networks_reach_each_other_and_the_world_ipv6_loopback_through_nat66() {
     // Container to container over IPv6: ICMPv6 and TCP with the real source address.
     let o = in_ctr(a, &["ping", "-6", "-c1", "-W3", "fd00:4:1::a04:103"]);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
-    let ready = inst.dir.path().join("srv6-ready");
+    let ready = inst.dir().join("srv6-ready");
     let mut srv = nsnet()
         .args(["ns", "exec", &b.to_string(), "-n", "--", "python3", "-c"])
-        .arg(SERVER6)
-        .args(["7006", ready.to_str().unwrap()])
+        .arg(SERVER)
+        .args(["::", "7006", ready.to_str().unwrap()])
         .spawn()
         .unwrap();
     wait_for_file(&ready, Duration::from_secs(10));
@@ -445,15 +382,7 @@ fn ipv6_networks_reach_each_other_and_the_world_ipv6_loopback_through_nat66() {
     ] {
         inst.child_ok(&["/usr/sbin/nft", cmd]);
     }
-    let l = TcpListener::bind("[::1]:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let h = std::thread::spawn(move || {
-        if let Ok((mut s, peer)) = l.accept() {
-            let mut b = [0u8; 4];
-            let _ = s.read_exact(&mut b);
-            let _ = s.write_all(peer.ip().to_string().as_bytes());
-        }
-    });
+    let (port, h) = peer_server("[::1]:0");
     let o = in_ctr(a, &["python3", "-c", CLIENT, "fd00::2", &port.to_string()]);
     assert_eq!(stdout(&o).trim(), "::1", "{}", stderr(&o));
     h.join().unwrap();
@@ -570,7 +499,7 @@ fn internal_networks_have_no_route_out_and_networks_are_isolated() {
             .status
             .success()
     );
-    let (port, _h) = host_server();
+    let (port, _h) = peer_server("127.0.0.1:0");
     let o = in_ctr(
         i1,
         &["python3", "-c", CLIENT, "10.0.2.2", &port.to_string()],
@@ -608,7 +537,7 @@ fn internal_networks_have_no_route_out_and_networks_are_isolated() {
             .status
             .success()
     );
-    let (port, h) = host_server();
+    let (port, h) = peer_server("127.0.0.1:0");
     let o = in_ctr(
         o1,
         &["python3", "-c", CLIENT, "10.0.2.2", &port.to_string()],
@@ -727,9 +656,9 @@ fn kill_9_during_attach_then_gc_recovers() {
 
     // Deterministic: an `nft` that never returns stops the first attach after its record and
     // the bridge exist (the rule sync runs when the bridge is new).
-    let fake = inst.dir.path().join("fake-bin");
+    let fake = inst.dir().join("fake-bin");
     std::fs::create_dir(&fake).unwrap();
-    let pidfile = inst.dir.path().join("fake-nft.pid");
+    let pidfile = inst.dir().join("fake-nft.pid");
     std::fs::write(
         fake.join("nft"),
         format!(
@@ -894,32 +823,6 @@ fn without_an_instance_the_error_says_how_to_start_one() {
         "nothing written"
     );
 }
-
-/// Runs one CNI plugin through ADD, CHECK, DEL, DEL in a fresh "host" netns with a fresh
-/// container netns, inside the instance's user namespace, and dumps what it built.
-const CNI_WORLD: &str = r#"
-set -u
-plugin=$1 out=$2
-mkdir -p "$out" "$out/data"
-conf=$(printf '%s' "$CONF" | sed "s|@DATA@|$out/data|")
-unshare -n sleep 1000 & C=$!
-while [ "$(readlink /proc/$C/ns/net)" = "$(readlink /proc/self/ns/net)" ]; do sleep 0.01; done
-export CNI_PATH=/usr/lib/cni CNI_CONTAINERID=ctr1 CNI_NETNS=/proc/$C/ns/net CNI_IFNAME=eth0
-printf '%s' "$conf" | CNI_COMMAND=ADD "$plugin" > "$out/add.json"; echo $? > "$out/add.rc"
-ip -d -j link show > "$out/host-links.json"
-ip -j addr show > "$out/host-addrs.json"
-nsenter -t $C -n ip -d -j link show > "$out/ctr-links.json"
-nsenter -t $C -n ip -j addr show > "$out/ctr-addrs.json"
-nsenter -t $C -n ip -j route show > "$out/ctr-routes.json"
-check=$(printf '%s' "$conf" | sed '$ s/}$//'; printf ',"prevResult":%s}' "$(cat "$out/add.json")")
-printf '%s' "$check" | CNI_COMMAND=CHECK "$plugin" > "$out/check.out"; echo $? > "$out/check.rc"
-printf '%s' "$conf" | CNI_COMMAND=DEL "$plugin" > "$out/del.out"; echo $? > "$out/del.rc"
-printf '%s' "$conf" | CNI_COMMAND=DEL "$plugin" > "$out/del2.out"; echo $? > "$out/del2.rc"
-nsenter -t $C -n ip -j link show > "$out/ctr-links-after.json"
-ip -j link show > "$out/host-links-after.json"
-ls -A "$out/data"/*/ "$out/data"/ipam/*/ 2>/dev/null | grep -E '^[0-9]' > "$out/ipam-after.txt"
-kill $C
-"#;
 
 fn read_json(dir: &Path, name: &str) -> Value {
     let t = std::fs::read_to_string(dir.join(name)).unwrap();

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::os::unix::fs::{MetadataExt, symlink};
 use std::path::{Path, PathBuf};
@@ -193,34 +192,9 @@ impl Drop for Env {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// An HTTP/1.0 GET of `/` on 127.0.0.1:port, retried while the server starts.
-fn http_get(port: u16) -> String {
-    let t0 = Instant::now();
-    loop {
-        let got = (|| -> std::io::Result<String> {
-            let mut s = TcpStream::connect(("127.0.0.1", port))?;
-            s.set_read_timeout(Some(Duration::from_secs(5)))?;
-            s.write_all(b"GET /index.html HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
-            let mut b = String::new();
-            s.read_to_string(&mut b)?;
-            Ok(b)
-        })();
-        match got {
-            Ok(b) if b.contains("200 OK") => return b,
-            _ if t0.elapsed() > Duration::from_secs(10) => {
-                panic!("GET 127.0.0.1:{port}: {got:?}")
-            }
-            _ => std::thread::sleep(Duration::from_millis(50)),
-        }
-    }
+fn get_index(port: u16) -> String {
+    http_get(port, Duration::from_secs(10), |b| b.contains("200 OK"))
 }
 
 fn ns_inode(pid: i32) -> u64 {
@@ -258,7 +232,7 @@ fn seed_scenario_httpd_published_inspected_execed_and_removed_without_trace() {
     assert_eq!(id.len(), 64, "run -d prints the id: {id:?}");
 
     // curl from the host side of the world.
-    let page = http_get(port);
+    let page = get_index(port);
     assert!(page.ends_with("hello from nsnet\n"), "{page}");
 
     let ps = env.ok(&["ps"]);
@@ -695,7 +669,7 @@ fn a_crashed_container_reads_as_exited_and_rm_cleans_its_network() {
         "-h",
         "/www",
     ]);
-    http_get(port);
+    get_index(port);
     let pid: i32 = env
         .ok(&["inspect", "-f", "{{.State.Pid}}", "doomed"])
         .trim()
@@ -862,7 +836,7 @@ fn without_xdg_runtime_dir_port_network_and_ns_find_the_default_instance() {
         env.state_dir().join("child_pid").exists(),
         "the default instance is under $TMPDIR/nsnet-UID"
     );
-    assert!(http_get(port).contains("hello from nsnet"));
+    assert!(get_index(port).contains("hello from nsnet"));
     let ls = output(env.nsnet().args(["port", "ls", "--json"]));
     assert!(ls.status.success(), "nsnet port ls: {}", stderr(&ls));
     let ports: serde_json::Value = serde_json::from_str(&stdout(&ls)).unwrap();

@@ -7,10 +7,10 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, UdpSocket};
 use std::process::Output;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use common::*;
@@ -18,6 +18,46 @@ use common::*;
 const PY: &str = "/usr/bin/python3";
 const LINE_ECHO_SERVER: &str = include_str!("fixtures/line_echo_server.py");
 const LINE_ECHO_CLIENT: &str = include_str!("fixtures/line_echo_client.py");
+const ECHO_CLIENT: &str = include_str!("fixtures/echo_client.py");
+const PING: &str = include_str!("fixtures/ping.py");
+const CONNECT: &str = include_str!("fixtures/connect.py");
+const TCP_CLIENT: &str = include_str!("fixtures/tcp_client.py");
+const WAIT_FOR: &str = include_str!("fixtures/wait_for.sh");
+
+/// `python3 -c PROGRAM ARGS…`, as a command line.
+fn py(program: &str, args: &[&str]) -> Vec<String> {
+    py_chain(&[(program, args)])
+}
+
+/// Python programs run one after the other by `sh -c` (stopping at the first that fails),
+/// each with its arguments (words without a quote: addresses, ports, flags; "" stays "").
+fn py_chain(programs: &[(&str, &[&str])]) -> Vec<String> {
+    let mut script = Vec::new();
+    let mut argv = vec![
+        "sh".to_string(),
+        "-c".to_string(),
+        String::new(),
+        "sh".to_string(),
+    ];
+    for (i, (program, args)) in programs.iter().enumerate() {
+        let args: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
+        script.push(format!("{PY} -c \"${}\" {}", i + 1, args.join(" ")));
+        argv.push(program.to_string());
+    }
+    argv[2] = script.join(" && ");
+    argv
+}
+
+/// Runs `cmd` inside `nsnet run --net=NET ARGS`.
+fn guest_on(net: &str, args: &[&str], cmd: &[String], env: &[(&str, String)]) -> Output {
+    let mut c = nsnet();
+    c.arg("run").arg(format!("--net={net}")).args(args);
+    c.arg("--").args(cmd);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    output(&mut c)
+}
 
 /// Runs `script` with python3 inside `nsnet run --net=builtin ARGS`.
 fn guest_py(args: &[&str], script: &str, env: &[(&str, String)]) -> Output {
@@ -26,13 +66,7 @@ fn guest_py(args: &[&str], script: &str, env: &[(&str, String)]) -> Output {
 
 /// Runs `script` with python3 inside `nsnet run --net=NET ARGS`.
 fn guest_py_on(net: &str, args: &[&str], script: &str, env: &[(&str, String)]) -> Output {
-    let mut c = nsnet();
-    c.arg("run").arg(format!("--net={net}")).args(args);
-    c.args(["--", PY, "-c", script]);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    output(&mut c)
+    guest_on(net, args, &py(script, &[]), env)
 }
 
 fn ok_stdout(o: &Output) -> String {
@@ -90,63 +124,14 @@ fn builtin_is_the_default_network_of_nsnet_run() {
     assert_eq!(ok_stdout(&o), "65520\n");
 }
 
-/// An echo server on the world's loopback: each connection gets back what it sent, after
-/// the client's half-close. Returns the port and a count of connections served.
-fn echo_server() -> (u16, Arc<AtomicUsize>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let served = Arc::new(AtomicUsize::new(0));
-    let s = served.clone();
-    std::thread::spawn(move || {
-        for c in l.incoming() {
-            let Ok(mut c) = c else { continue };
-            let s = s.clone();
-            std::thread::spawn(move || {
-                let mut all = Vec::new();
-                if c.read_to_end(&mut all).is_ok() && c.write_all(&all).is_ok() {
-                    s.fetch_add(1, Ordering::SeqCst);
-                }
-            });
-        }
-    });
-    (port, served)
-}
-
-const ECHO_CLIENT: &str = r#"
-import socket, sys, threading, hashlib
-port, n, size = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-errors = []
-def one(i):
-    try:
-        data = hashlib.sha256(str(i).encode()).digest() * (size // 32)
-        s = socket.create_connection(("10.0.2.2", port), timeout=30)
-        def send():
-            s.sendall(data)
-            s.shutdown(socket.SHUT_WR)
-        t = threading.Thread(target=send); t.start()
-        got = bytearray()
-        while True:
-            b = s.recv(1 << 16)
-            if not b: break
-            got += b
-        t.join()
-        if bytes(got) != data:
-            errors.append("flow %d: %d bytes back of %d" % (i, len(got), len(data)))
-    except Exception as e:
-        errors.append("flow %d: %r" % (i, e))
-ts = [threading.Thread(target=one, args=(i,)) for i in range(n)]
-[t.start() for t in ts]; [t.join() for t in ts]
-print("\n".join(errors) if errors else "ok")
-"#;
-
 fn echo_run(args: &[&str], flows: usize, size: usize) {
     echo_run_on("builtin", args, flows, size)
 }
 
 fn echo_run_on(net: &str, args: &[&str], flows: usize, size: usize) {
-    let (port, served) = echo_server();
-    let script = format!("import sys; sys.argv=['x','{port}','{flows}','{size}']\n{ECHO_CLIENT}");
-    let o = guest_py_on(net, args, &script, &[]);
+    let (port, served) = echo_server("127.0.0.1:0", Echo::AfterEof);
+    let (port, n, size) = (port.to_string(), flows.to_string(), size.to_string());
+    let o = guest_on(net, args, &py(ECHO_CLIENT, &[&port, &n, &size]), &[]);
     assert_eq!(ok_stdout(&o).trim(), "ok", "stderr: {}", stderr(&o));
     assert_eq!(served.load(Ordering::SeqCst), flows);
 }
@@ -169,45 +154,10 @@ fn many_concurrent_tcp_flows() {
 
 #[test]
 fn tcp_to_a_closed_host_port_is_refused() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let script = format!(
-        r#"
-import socket, errno
-try:
-    socket.create_connection(("10.0.2.2", {port}), timeout=10)
-    print("connected")
-except OSError as e:
-    print(errno.errorcode.get(e.errno, e))
-"#
-    );
-    assert_eq!(
-        ok_stdout(&guest_py(&[], &script, &[])).trim(),
-        "ECONNREFUSED"
-    );
+    let port = free_port().to_string();
+    let o = guest_on("builtin", &[], &py(CONNECT, &["10.0.2.2", &port]), &[]);
+    assert_eq!(ok_stdout(&o).trim(), "ECONNREFUSED");
 }
-
-const PING_GATEWAY: &str = r#"
-import socket, struct
-def csum(b):
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    s = (s >> 16) + (s & 0xffff); s += s >> 16
-    return ~s & 0xffff
-s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-s.settimeout(5)
-m = struct.pack("!BBHHH", 8, 0, 0, 0x4242, 1) + b"nsnetping"
-m = m[:2] + struct.pack("!H", csum(m + b"\0")) + m[4:]
-s.sendto(m, ("10.0.2.2", 0))
-while True:
-    r = s.recv(2048)
-    icmp = r[(r[0] & 15) * 4:]
-    if icmp[0] == 0 and icmp[4:6] == b"\x42\x42":
-        print("pong", r[12:16] == bytes([10, 0, 2, 2]))
-        break
-"#;
 
 #[test]
 fn disable_host_loopback_blocks_host_loopback_but_the_gateway_answers_ping() {
@@ -217,21 +167,15 @@ fn disable_host_loopback_blocks_host_loopback_but_the_gateway_answers_ping() {
     let u = UdpSocket::bind("127.0.0.1:0").unwrap();
     let uport = u.local_addr().unwrap().port();
     u.set_nonblocking(true).unwrap();
-    let script = format!(
-        r#"
-import socket, errno
-for addr in ["10.0.2.2", "127.0.0.1"]:
-    try:
-        socket.create_connection((addr, {port}), timeout=10)
-        print(addr, "connected")
-    except OSError as e:
-        print(addr, errno.errorcode.get(e.errno, e))
-u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-u.sendto(b"x", ("10.0.2.2", {uport}))
-{PING_GATEWAY}
-"#
-    );
-    let o = guest_py(&["--disable-host-loopback"], &script, &[]);
+    let (port, uport) = (port.to_string(), uport.to_string());
+    let send_udp = "import socket, sys\n\
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('10.0.2.2', int(sys.argv[1])))";
+    let cmd = py_chain(&[
+        (CONNECT, &["10.0.2.2,127.0.0.1", &port]),
+        (send_udp, &[&uport]),
+        (PING, &[]),
+    ]);
+    let o = guest_on("builtin", &["--disable-host-loopback"], &cmd, &[]);
     let out = ok_stdout(&o);
     assert!(out.contains("10.0.2.2 ENETUNREACH"), "{out}");
     // 127.0.0.1 inside the guest is the guest's own loopback: refused there, by its kernel.
@@ -249,7 +193,7 @@ u.sendto(b"x", ("10.0.2.2", {uport}))
 
 #[test]
 fn ping_to_the_gateway_answers() {
-    let o = guest_py(&[], PING_GATEWAY, &[]);
+    let o = guest_py(&[], PING, &[]);
     assert_eq!(ok_stdout(&o).trim(), "pong True");
 }
 
@@ -371,32 +315,15 @@ fn root_only_other_destinations_are_reached_from_host_sockets() {
             let _ = c.write_all(b"from 192.0.2.10");
         }
     });
-    let script = format!(
-        r#"
-import socket, struct
-s = socket.create_connection(("192.0.2.10", {port}), timeout=10)
-print(s.recv(100).decode())
-def csum(b):
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    s = (s >> 16) + (s & 0xffff); s += s >> 16
-    return ~s & 0xffff
-p = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-p.settimeout(5)
-m = struct.pack("!BBHHH", 8, 0, 0, 0x77, 1) + b"nsnetping"
-m = m[:2] + struct.pack("!H", csum(m + b"\0")) + m[4:]
-p.sendto(m, ("192.0.2.10", 0))
-while True:
-    r = p.recv(2048)
-    icmp = r[(r[0] & 15) * 4:]
-    if icmp[0] == 0:
-        print("echo reply from", socket.inet_ntoa(r[12:16]), "id", struct.unpack("!H", icmp[4:6])[0], icmp[8:])
-        break
-"#
-    );
+    let port = port.to_string();
+    let cmd = py_chain(&[
+        (TCP_CLIENT, &["192.0.2.10", &port, ""]),
+        (PING, &["--show", "192.0.2.10", "119"]),
+    ]);
     // With host loopback disabled too: 192.0.2.10 is not host loopback, whatever device
     // holds it.
     for args in [&[][..], &["--disable-host-loopback"][..]] {
-        let out = ok_stdout(&guest_py(args, &script, &[]));
+        let out = ok_stdout(&guest_on("builtin", args, &cmd, &[]));
         assert!(out.contains("from 192.0.2.10"), "{out}");
         assert!(
             out.contains("echo reply from 192.0.2.10 id 119 b'nsnetping'"),
@@ -407,27 +334,20 @@ while True:
 
 #[test]
 fn builtin_with_a_detached_netns_puts_tap0_there() {
-    let (port, served) = echo_server();
+    let (port, served) = echo_server("127.0.0.1:0", Echo::AfterEof);
     let script = format!(
         r#"readlink /proc/self/ns/net
 ip -o link show | grep -c tap0 || true
 nsenter --net="$ROOTLESSKIT_STATE_DIR/netns" ip -4 -o addr show tap0
-nsenter --net="$ROOTLESSKIT_STATE_DIR/netns" {PY} -c '
-import socket
-s = socket.create_connection(("10.0.2.2", {port}), timeout=10)
-s.sendall(b"detached"); s.shutdown(socket.SHUT_WR)
-print(s.recv(100).decode())'
+nsenter --net="$ROOTLESSKIT_STATE_DIR/netns" {PY} -c "$TCP_CLIENT" 10.0.2.2 {port} detached
 "#
     );
-    let o = output(nsnet().args([
-        "run",
-        "--net=builtin",
-        "--detach-netns",
-        "--",
-        "sh",
-        "-c",
-        &script,
-    ]));
+    let o = output(
+        nsnet()
+            .args(["run", "--net=builtin", "--detach-netns", "--", "sh", "-c"])
+            .arg(&script)
+            .env("TCP_CLIENT", TCP_CLIENT),
+    );
     let out = ok_stdout(&o);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
@@ -459,22 +379,13 @@ fn external_slirp4netns_driver_carries_tcp_and_honours_disable_host_loopback() {
     assert!(out.contains("inet 10.0.2.100/24"), "{out}");
     assert!(out.contains("nameserver 10.0.2.3"), "{out}");
     echo_run_on("slirp4netns", &[], 4, 1 << 20);
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let script = format!(
-        r#"
-import socket, errno
-try:
-    socket.create_connection(("10.0.2.2", {port}), timeout=10)
-    print("connected")
-except OSError as e:
-    print(errno.errorcode.get(e.errno, e))
-"#
+    let port = free_port().to_string();
+    let o = guest_on(
+        "slirp4netns",
+        &["--disable-host-loopback"],
+        &py(CONNECT, &["10.0.2.2", &port]),
+        &[],
     );
-    let o = guest_py_on("slirp4netns", &["--disable-host-loopback"], &script, &[]);
     assert_eq!(ok_stdout(&o).trim(), "ENETUNREACH");
 }
 
@@ -498,15 +409,7 @@ fn a_missing_slirp4netns_binary_is_one_error_line() {
 
 #[test]
 fn ipv6_reaches_host_ipv6_loopback_through_fd00_2() {
-    let l = TcpListener::bind("[::1]:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for mut c in l.incoming().flatten() {
-            let mut all = Vec::new();
-            let _ = c.read_to_end(&mut all);
-            let _ = c.write_all(&all);
-        }
-    });
+    let (port, _) = echo_server("[::1]:0", Echo::AfterEof);
     let script = format!(
         r#"
 import socket, subprocess
@@ -531,7 +434,7 @@ print(bytes(got) == data)
 /// (`--net=slirp4netns --slirp4netns-binary=…`): it probes `--help`, starts it with
 /// `--mtu 65520 -r 3 [--disable-host-loopback] --userns-path=… --netns-type=path …/ns/net
 /// tap0`, waits for the ready fd and configures tap0 itself.
-fn rootlesskit_over_the_personality(extra: &[&str], script: &str) -> Output {
+fn rootlesskit_over_the_personality(extra: &[&str], cmd: &[String]) -> Output {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -551,34 +454,22 @@ fn rootlesskit_over_the_personality(extra: &[&str], script: &str) -> Output {
         .arg("--net=slirp4netns")
         .arg(format!("--slirp4netns-binary={}", link.display()))
         .args(extra)
-        .args(["--", PY, "-c", script]);
+        .arg("--")
+        .args(cmd);
     output(&mut c)
 }
 
 #[test]
 fn rootlesskit_drives_the_slirp4netns_personality() {
-    let (port, served) = echo_server();
-    let script = format!(
-        "import sys; sys.argv=['x','{port}','4','{size}']\n{ECHO_CLIENT}",
-        size = 1 << 20
-    );
-    let o = rootlesskit_over_the_personality(&[], &script);
+    let (port, served) = echo_server("127.0.0.1:0", Echo::AfterEof);
+    let (port, size) = (port.to_string(), (1 << 20).to_string());
+    let o = rootlesskit_over_the_personality(&[], &py(ECHO_CLIENT, &[&port, "4", &size]));
     assert_eq!(ok_stdout(&o).trim(), "ok", "stderr: {}", stderr(&o));
     assert_eq!(served.load(Ordering::SeqCst), 4);
     // With --disable-host-loopback the gateway still answers ping but host loopback is
     // unreachable.
-    let script = format!(
-        r#"
-import socket, errno
-try:
-    socket.create_connection(("10.0.2.2", {port}), timeout=10)
-    print("connected")
-except OSError as e:
-    print(errno.errorcode.get(e.errno, e))
-{PING_GATEWAY}
-"#
-    );
-    let o = rootlesskit_over_the_personality(&["--disable-host-loopback"], &script);
+    let cmd = py_chain(&[(CONNECT, &["10.0.2.2", &port]), (PING, &[])]);
+    let o = rootlesskit_over_the_personality(&["--disable-host-loopback"], &cmd);
     let out = ok_stdout(&o);
     assert!(out.contains("ENETUNREACH"), "{out}");
     assert!(out.contains("pong True"), "{out}");
@@ -637,11 +528,7 @@ fn pasta_world(script: &str) -> Output {
     std::fs::write(dir.path().join("echo_server.py"), LINE_ECHO_SERVER).unwrap();
     std::fs::write(dir.path().join("echo_client.py"), LINE_ECHO_CLIENT).unwrap();
     // wait_for FILE: the servers write a ready file once they listen (bounded: 10 s).
-    std::fs::write(
-        dir.path().join("wait_for.sh"),
-        "for i in $(seq 1000); do [ -e \"$1\" ] && exit 0; sleep 0.01; done; echo \"$1 never appeared\" >&2; exit 1\n",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("wait_for.sh"), WAIT_FOR).unwrap();
     std::fs::write(dir.path().join("script.sh"), script).unwrap();
     let setup = "ip link set lo up && ip link add dummy0 type veth peer name dummy1 && \
         ip link set dummy1 up && ip addr add 192.0.2.1/24 dev dummy0 && ip link set dummy0 up && \
@@ -660,12 +547,13 @@ fn pasta_driver_configures_tap0_and_carries_tcp_through_the_gateway() {
     let o = pasta_world(&format!(
         r#"{PY} $T/echo_server.py 127.0.0.1 9101 $T/ready1 &
 sh $T/wait_for.sh $T/ready1
-"$NSNET" run --net=pasta --pasta-binary=/usr/bin/pasta --mtu=1500 -- sh -c '
+"$NSNET" run --net=pasta --pasta-binary=/usr/bin/pasta --mtu=1500 --state-dir=$T/state -- sh -c '
 ip -o -4 addr show tap0 | awk "{{print \$4}}"; cat /sys/class/net/tap0/mtu; ip route show default
 grep nameserver /etc/resolv.conf; {PY} $T/echo_client.py 10.0.2.2 9101'
 echo rc=$?
-# pasta's daemon was stopped with the launch.
-pgrep -x pasta || echo no pasta left
+# pasta's daemon was stopped with the launch: no process names this launch's pid file (other
+# pastas on the machine are not this test's business).
+pgrep -f -- "--pid=$T/state/" || echo no pasta left
 "#
     ));
     assert_eq!(

@@ -11,60 +11,15 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use serde_json::Value;
 
-const SEED: &str = r#"
-set -e
-S="$ROOTLESSKIT_STATE_DIR"; N="$S/netns"
-waitcomm() { until [ "$(cat /proc/$1/comm 2>/dev/null)" = "$2" ]; do sleep 0.01; done; }
-nsenter --net="$N" ip link add br0 type bridge
-nsenter --net="$N" ip addr add 10.4.0.1/24 dev br0
-nsenter --net="$N" ip link set br0 up
-nsenter --net="$N" sleep 1000 & C=$!
-nsenter --net="$N" unshare -n sleep 1000 & A=$!
-waitcomm $C sleep; waitcomm $A sleep
-nsenter --net="$N" ip link add veth-a type veth peer name eth0 netns $A
-nsenter --net="$N" ip link set veth-a master br0 up
-nsenter --net=/proc/$A/ns/net sh -c 'ip addr add 10.4.0.2/24 dev eth0 && ip link set eth0 up && ip link set lo up && ip route add default via 10.4.0.1'
-touch "$S/ctr-b"
-nsenter --net="$N" unshare -n mount --bind /proc/self/ns/net "$S/ctr-b"
-nsenter --net="$S/ctr-b" ip link add eth0 type veth peer name veth-b netns $C
-nsenter --net="$N" ip link set veth-b master br0 up
-nsenter --net="$S/ctr-b" sh -c 'ip addr add 10.4.0.3/24 dev eth0 && ip link set eth0 up && ip route add default via 10.4.0.1'
-python3 -c '
-import ctypes, fcntl, os, struct, sys, threading, time
-libc = ctypes.CDLL(None, use_errno=True)
-def make():
-    # Only this thread enters the child netns: the tap is created there, while the process
-    # stays in the host netns (slirp4netns does the same with a helper and SCM_RIGHTS).
-    ns = os.open(sys.argv[1], os.O_RDONLY)
-    if libc.setns(ns, 0x40000000) != 0:
-        raise OSError(ctypes.get_errno(), "setns")
-    fd = os.open("/dev/net/tun", os.O_RDWR)
-    fcntl.ioctl(fd, 0x400454ca, struct.pack("16sH", b"tap0", 0x1002))  # TUNSETIFF, IFF_TAP|IFF_NO_PI
-    os.close(ns)
-t = threading.Thread(target=make); t.start(); t.join()
-time.sleep(1000)
-' "$N" & P=$!
-nsenter --net="$N" unshare -n sleep 1000 & T=$!
-waitcomm $T sleep
-sh -c 'exec 9<"$1"; exec sleep 1000' _ /proc/$T/ns/net & H=$!
-waitcomm $H sleep
-kill $T
-until nsenter --net="$N" ip link show tap0 >/dev/null 2>&1; do sleep 0.01; done
-nsenter --net="$N" ip addr add 10.0.2.100/24 dev tap0
-nsenter --net="$N" ip link set tap0 up
-echo "$(stat -L -c %i /proc/$A/ns/net) $(stat -L -c %i /proc/$H/fd/9)" > "$READY.tmp"
-mv "$READY.tmp" "$READY"
-wait
-"#;
+/// The seed world (see the file's header); writes two inodes to $READY once built.
+const SEED: &str = include_str!("fixtures/ns_seed.sh");
 
 fn inode(path: &str) -> u64 {
     use std::os::unix::fs::MetadataExt;
@@ -93,23 +48,8 @@ fn expected_host() -> u64 {
     ns_inode("/proc/self/ns/net").unwrap()
 }
 
-/// A running launcher instance that is killed (with all its namespaces' processes, thanks to
-/// --pidns) when dropped.
-struct Instance {
-    job: Child,
-    _base: tempfile::TempDir,
-    state: PathBuf,
-    child_pid: i32,
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = kill(Pid::from_raw(self.job.id() as i32), Signal::SIGTERM);
-        let _ = self.job.wait();
-    }
-}
-
 struct Seed {
+    /// Killed with all its namespaces' processes, thanks to --pidns.
     inst: Instance,
     world: u64,
     child: u64,
@@ -120,39 +60,17 @@ struct Seed {
 
 impl Seed {
     fn start() -> Seed {
-        let base = tempfile::tempdir().unwrap();
-        let state = base.path().join("state");
-        let ready = base.path().join("ready");
-        let job = nsnet()
-            .args([
-                "run",
-                "--net=none",
-                "--detach-netns",
-                "--pidns",
-                "--state-dir",
-                state.to_str().unwrap(),
-                "--",
-                "sh",
-                "-c",
-                SEED,
-            ])
-            .env("READY", &ready)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        let child_pid: i32 = wait_for_file(&state.join("child_pid"), Duration::from_secs(10))
-            .trim()
-            .parse()
-            .unwrap();
-        let inst = Instance {
-            job,
-            _base: base,
-            state,
-            child_pid,
-        };
-        let ids = wait_for_file(&ready, Duration::from_secs(20));
+        let inst = Instance::run()
+            .args(["--net=none", "--detach-netns", "--pidns"])
+            .script(SEED)
+            .start();
+        let ids = std::fs::read_to_string(inst.dir().join("ready")).unwrap();
         let ids: Vec<u64> = ids.split_whitespace().map(|s| s.parse().unwrap()).collect();
-        let root = format!("/proc/{child_pid}/root{}", inst.state.display());
+        let root = format!(
+            "/proc/{}/root{}",
+            inst.child_pid(),
+            inst.state_dir().display()
+        );
         Seed {
             world: ns_inode("/proc/self/ns/net").unwrap(),
             child: inode(&format!("{root}/netns")),
@@ -189,7 +107,7 @@ fn ls_finds_namespaces_held_only_by_bind_mounts_and_descriptors() {
             .iter()
             .all(|n| n["type"] == "net" || n["type"] == "user")
     );
-    let userns = ns_inode(&format!("/proc/{}/ns/user", seed.inst.child_pid)).unwrap();
+    let userns = ns_inode(&format!("/proc/{}/ns/user", seed.inst.child_pid())).unwrap();
     let ours: Vec<&Value> = list
         .as_array()
         .unwrap()
@@ -201,13 +119,13 @@ fn ls_finds_namespaces_held_only_by_bind_mounts_and_descriptors() {
         4,
         "child, A, B and the fd-held netns: {ours:#?}"
     );
-    let state = seed.inst.state.display().to_string();
+    let state = seed.inst.state_dir().display().to_string();
     let child = by_inode(list, seed.child);
     assert_eq!(child["held_by"][0]["kind"], "bind-mount");
     assert_eq!(child["held_by"][0]["path"], format!("{state}/netns"));
     assert_eq!(
         child["held_by"][0]["mntns"],
-        ns_inode(&format!("/proc/{}/ns/mnt", seed.inst.child_pid)).unwrap()
+        ns_inode(&format!("/proc/{}/ns/mnt", seed.inst.child_pid())).unwrap()
     );
     let b = by_inode(list, seed.ctr_b);
     assert_eq!(b["processes"].as_array().unwrap().len(), 0);
@@ -249,8 +167,8 @@ fn ls_finds_namespaces_held_only_by_bind_mounts_and_descriptors() {
     };
     assert!(line(seed.ctr_b).ends_with(&format!(
         "bind mount {state}/ctr-b (in mnt:[{}] of pid {})",
-        ns_inode(&format!("/proc/{}/ns/mnt", seed.inst.child_pid)).unwrap(),
-        seed.inst.child_pid
+        ns_inode(&format!("/proc/{}/ns/mnt", seed.inst.child_pid())).unwrap(),
+        seed.inst.child_pid()
     )));
     assert!(
         line(seed.fd_held).contains(" fd 9 of sleep "),
@@ -281,13 +199,13 @@ fn net_explains_roles_pairs_bridge_and_tap_owner() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|i| i["state_dir"] == seed.inst.state.to_str().unwrap())
+        .filter(|i| i["state_dir"] == seed.inst.state_dir().to_str().unwrap())
         .collect();
     assert_eq!(inst.len(), 1);
     assert_eq!(inst[0]["child_netns"], seed.child);
     assert_eq!(inst[0]["parent_netns"], seed.world);
     assert_eq!(inst[0]["detached"], true);
-    assert_eq!(inst[0]["child_pid"], seed.inst.child_pid);
+    assert_eq!(inst[0]["child_pid"], seed.inst.child_pid());
 
     // Exactly two veth pairs, each verified from both sides, child ⇄ container eth0.
     let pairs: Vec<&Value> = v["veth_pairs"]
@@ -412,7 +330,7 @@ fn graph_text_reads_host_to_child_to_containers() {
         (ctr_a_label, "sleep A"),
         (format!("python3 {}", tap["pid"]), "python3 TAPPID"),
         (format!("nsnet {}", inst["parent_pid"]), "nsnet PARENT"),
-        (seed.inst.state.display().to_string(), "STATE"),
+        (seed.inst.state_dir().display().to_string(), "STATE"),
     ];
     let text = normalise(&text, &names);
     // The child's subtree, exactly: every interface, each pair, the tap owner and where it
@@ -554,58 +472,19 @@ fn dot_mermaid_and_svg_draw_the_veth_tap_and_port_edges() {
 /// netns. As root, root inspects the unprivileged user's instance.
 #[test]
 fn rootlesskit_with_slirp4netns_is_explained() {
-    world();
-    let base = tempfile::tempdir().unwrap();
-    let state = base.path().join("state");
-    let ready = base.path().join("ready");
-    let script = format!("echo ok > {}; exec sleep 1000", ready.display());
     // RootlessKit refuses root without subordinate ids: as root, the test user runs it and
     // root inspects that user's world (scripts/test creates the user).
-    let mut cmd = if is_root() {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let cmd = if is_root() {
         let mut c = std::process::Command::new("runuser");
         c.args(["-u", "nsnet-test", "--", "rootlesskit"]);
         c
     } else {
         std::process::Command::new("rootlesskit")
     };
-    let job = cmd
-        .args([
-            "--net=slirp4netns",
-            "--disable-host-loopback",
-            "--state-dir",
-            state.to_str().unwrap(),
-            "sh",
-            "-c",
-            &script,
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(base.path().join("stderr")).unwrap())
-        .spawn()
-        .expect("rootlesskit (Debian package rootlesskit) is installed");
-    let errlog = base.path().join("stderr");
-    let start = std::time::Instant::now();
-    while !state.join("child_pid").exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "rootlesskit did not start: {}",
-            std::fs::read_to_string(&errlog).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let child_pid: i32 = wait_for_file(&state.join("child_pid"), Duration::from_secs(10))
-        .trim()
-        .parse()
-        .unwrap();
-    let _guard = Instance {
-        job,
-        _base: base,
-        state: state.clone(),
-        child_pid,
-    };
-    wait_for_file(&ready, Duration::from_secs(10));
+    let b = Instance::launcher(cmd).args(["--net=slirp4netns", "--disable-host-loopback"]);
+    let b = if is_root() { b.shared() } else { b };
+    let rk = b.start();
+    let (state, child_pid) = (rk.state_dir().to_path_buf(), rk.child_pid());
     let world = ns_inode("/proc/self/ns/net").unwrap();
     let child = ns_inode(&format!("/proc/{child_pid}/ns/net")).unwrap();
     // slirp4netns configures tap0 after the child starts; wait until it is up.
@@ -773,7 +652,7 @@ fn pid_in(net: u64) -> i32 {
 fn exec_child_and_pid_targets_without_symlinks() {
     let seed = Seed::start();
     // The detached child netns, found by the state directory alone.
-    let state = seed.inst.state.to_str().unwrap();
+    let state = seed.inst.state_dir().to_str().unwrap();
     // (Other worlds' instances may be visible: name ours, by environment or flag.)
     let with_env = [
         "ns",
@@ -976,31 +855,12 @@ fn a_bare_slirp4netns_namespace_is_a_rootless_child_by_its_tap() {
 /// directory in the child's environment.
 #[test]
 fn an_instance_whose_parent_joined_the_child_user_namespace_is_recognised() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    let mut job = nsnet()
-        .args([
-            "run",
-            "--net=none",
-            "--detach-netns",
-            "--port-driver=builtin",
-            &format!("--state-dir={}", state.display()),
-            "--",
-            "sleep",
-            "30",
-        ])
-        .stdin(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let child: i64 = wait_for_file(&state.join("child_pid"), std::time::Duration::from_secs(30))
-        .parse()
-        .unwrap();
+    let inst = Instance::run()
+        .args(["--net=none", "--detach-netns", "--port-driver=builtin"])
+        .start();
+    let (state, child) = (inst.state_dir().to_path_buf(), inst.child_pid());
     let v = json_of(&["ns", "net", "--json"]);
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(job.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
-    let _ = job.wait();
+    drop(inst);
     let inst = v["instances"]
         .as_array()
         .unwrap()

@@ -11,7 +11,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -199,25 +199,6 @@ impl Drop for Podman {
     }
 }
 
-fn http_get(port: u16, limit: Duration) -> String {
-    let start = Instant::now();
-    loop {
-        let attempt = (|| -> std::io::Result<String> {
-            let mut c = TcpStream::connect(("127.0.0.1", port))?;
-            c.set_read_timeout(Some(Duration::from_secs(5)))?;
-            c.write_all(b"GET /index.html HTTP/1.0\r\n\r\n")?;
-            let mut s = String::new();
-            c.read_to_string(&mut s)?;
-            Ok(s)
-        })();
-        match attempt {
-            Ok(s) if !s.is_empty() => return s,
-            _ if start.elapsed() < limit => std::thread::sleep(Duration::from_millis(100)),
-            other => panic!("GET through the published port: {other:?}"),
-        }
-    }
-}
-
 #[test]
 fn rootless_podman_uses_nsnet_as_slirp4netns_outbound_and_published_ports() {
     assert!(
@@ -273,7 +254,7 @@ fn rootless_podman_uses_nsnet_as_slirp4netns_outbound_and_published_ports() {
         "-h",
         "/www",
     ]);
-    let reply = http_get(hp, Duration::from_secs(10));
+    let reply = http_get(hp, Duration::from_secs(10), |s| !s.is_empty());
     assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
     assert!(reply.ends_with("hello from the container\n"), "{reply}");
 

@@ -6,113 +6,48 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 
 const SERVER: &str = include_str!("fixtures/echo_server.py");
 
 /// A running instance with the echo servers inside its child netns.
-struct Instance {
-    job: Child,
-    _dir: tempfile::TempDir,
-    state: PathBuf,
+fn start(extra: &[&str]) -> Instance {
+    let mut run = Command::new(nsnet_bin());
+    run.arg("run");
+    start_with(run, extra)
 }
 
-impl Instance {
-    fn start(extra: &[&str]) -> Instance {
-        Self::start_with(&nsnet_bin(), "run", extra)
+/// [`start`] through any launcher (the rootlesskit personality).
+fn start_with(launcher: Command, extra: &[&str]) -> Instance {
+    let mut b = Instance::launcher(launcher);
+    // The directory must be reachable by the namespace's root, which is the same user.
+    let script = b.file("server.py", SERVER);
+    // slirp4netns forwards to the child's uplink address, not to its loopback.
+    let also = if extra.contains(&"--port-driver=slirp4netns") {
+        "10.0.2.100"
+    } else {
+        ""
+    };
+    let inner = if extra.contains(&"--detach-netns") {
+        format!(
+            "exec nsenter --net=\"$ROOTLESSKIT_STATE_DIR/netns\" python3 {} \"$READY\" {also}",
+            script.display()
+        )
+    } else {
+        format!("exec python3 {} \"$READY\" {also}", script.display())
+    };
+    // Defaults, unless the test names its own drivers.
+    if !extra.iter().any(|a| a.starts_with("--net=")) {
+        b = b.args(["--net=none"]);
     }
-
-    fn start_with(bin: &Path, sub: &str, extra: &[&str]) -> Instance {
-        world();
-        let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join("state");
-        let script = dir.path().join("server.py");
-        let ready = dir.path().join("ready");
-        std::fs::write(&script, SERVER).unwrap();
-        // The directory must be reachable by the namespace's root, which is the same user.
-        let detached = extra.contains(&"--detach-netns");
-        // slirp4netns forwards to the child's uplink address, not to its loopback.
-        let also = if extra.contains(&"--port-driver=slirp4netns") {
-            "10.0.2.100"
-        } else {
-            ""
-        };
-        let inner = if detached {
-            format!(
-                "exec nsenter --net=\"$ROOTLESSKIT_STATE_DIR/netns\" python3 {} {} {also}",
-                script.display(),
-                ready.display()
-            )
-        } else {
-            format!(
-                "exec python3 {} {} {also}",
-                script.display(),
-                ready.display()
-            )
-        };
-        let mut cmd = std::process::Command::new(bin);
-        if !sub.is_empty() {
-            cmd.arg(sub);
-        }
-        cmd.arg(format!("--state-dir={}", state.display()));
-        // Defaults, unless the test names its own drivers.
-        if !extra.iter().any(|a| a.starts_with("--net=")) {
-            cmd.arg("--net=none");
-        }
-        if !extra.iter().any(|a| a.starts_with("--port-driver=")) {
-            cmd.arg("--port-driver=builtin");
-        }
-        cmd.args(extra)
-            .args(["--", "sh", "-c", &inner])
-            .stdin(Stdio::null())
-            .stderr(Stdio::piped());
-        let job = cmd.spawn().unwrap();
-        wait_for_file(&ready, Duration::from_secs(20));
-        Instance {
-            job,
-            _dir: dir,
-            state,
-        }
+    if !extra.iter().any(|a| a.starts_with("--port-driver=")) {
+        b = b.args(["--port-driver=builtin"]);
     }
-
-    fn api(&self) -> PathBuf {
-        self.state.join("api.sock")
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = kill(Pid::from_raw(self.job.id() as i32), Signal::SIGTERM);
-        let _ = self.job.wait();
-    }
-}
-
-/// One raw HTTP/1.1 exchange over the API socket: (status line, content-type, body).
-fn http(sock: &Path, method: &str, path: &str, body: &str) -> (String, String, String) {
-    let mut s = UnixStream::connect(sock).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: rootlesskit\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    let status = head.lines().next().unwrap().to_string();
-    let ctype = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-type: "))
-        .unwrap_or("")
-        .to_string();
-    (status, ctype, body.to_string())
+    b.args(extra).script(&inner).start()
 }
 
 fn echo_tcp(addr: SocketAddr, payload: &[u8]) -> std::io::Result<Vec<u8>> {
@@ -144,7 +79,7 @@ fn pattern(n: usize, seed: u32) -> Vec<u8> {
 
 #[test]
 fn tcp_and_udp_round_trips_over_v4_and_v6() {
-    let inst = Instance::start(&[
+    let inst = start(&[
         "-p",
         "127.0.0.1:18080:80/tcp",
         "-p",
@@ -172,7 +107,7 @@ fn tcp_and_udp_round_trips_over_v4_and_v6() {
 
 #[test]
 fn tcp_tcp4_and_tcp6_listen_where_rootlesskit_does() {
-    let _inst = Instance::start(&[
+    let _inst = start(&[
         "-p",
         "18180:80/tcp",
         "-p",
@@ -308,18 +243,18 @@ fn nsnet_run_p_listens_as_go_does_for_every_form() {
     for (spec, ..) in &specs {
         args.extend(["-p", spec]);
     }
-    let _inst = Instance::start(&args);
+    let _inst = start(&args);
     check_go_listen(&specs);
 }
 
 #[test]
 fn ports_added_at_run_time_listen_as_go_does_for_every_form() {
-    let inst = Instance::start(&[]);
+    let inst = start(&[]);
     let specs = go_listen_specs(20400);
     let p = Personalities::new();
     let o = output(
         p.command("rootlessctl")
-            .arg(format!("--socket={}", inst.api().display()))
+            .arg(format!("--socket={}", inst.api_socket().display()))
             .arg("add-ports")
             .args(specs.iter().map(|s| s.0.as_str())),
     );
@@ -330,9 +265,9 @@ fn ports_added_at_run_time_listen_as_go_does_for_every_form() {
 
 #[test]
 fn ports_added_and_removed_at_run_time_take_effect_at_once() {
-    let inst = Instance::start(&[]);
-    let api = inst.api();
-    let (st, _, body) = http(
+    let inst = start(&[]);
+    let api = inst.api_socket();
+    let (st, _, body) = unix_http(
         &api,
         "POST",
         "/v1/ports",
@@ -347,11 +282,11 @@ fn ports_added_and_removed_at_run_time_take_effect_at_once() {
         echo_tcp("127.0.0.1:18280".parse().unwrap(), b"hi").unwrap(),
         b"hi"
     );
-    let (st, _, body) = http(&api, "DELETE", "/v1/ports/1", "");
+    let (st, _, body) = unix_http(&api, "DELETE", "/v1/ports/1", "");
     assert_eq!((st.as_str(), body.as_str()), ("HTTP/1.1 200 OK", ""));
     let refused = TcpStream::connect("127.0.0.1:18280").unwrap_err();
     assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
-    let (_, _, body) = http(
+    let (_, _, body) = unix_http(
         &api,
         "POST",
         "/v1/ports",
@@ -365,7 +300,7 @@ fn ports_added_and_removed_at_run_time_take_effect_at_once() {
 
 #[test]
 fn a_thousand_concurrent_connections_lose_nothing() {
-    let _inst = Instance::start(&["-p", "127.0.0.1:18380:80/tcp"]);
+    let _inst = start(&["-p", "127.0.0.1:18380:80/tcp"]);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -404,30 +339,30 @@ fn a_thousand_concurrent_connections_lose_nothing() {
 
 #[test]
 fn api_contract_byte_for_byte() {
-    let inst = Instance::start(&["-p", "127.0.0.1:18480:80/tcp"]);
-    let api = inst.api();
-    let (st, ct, body) = http(&api, "GET", "/v1/info", "");
+    let inst = start(&["-p", "127.0.0.1:18480:80/tcp"]);
+    let api = inst.api_socket();
+    let (st, ct, body) = unix_http(&api, "GET", "/v1/info", "");
     assert_eq!(
         (st.as_str(), ct.as_str()),
         ("HTTP/1.1 200 OK", "application/json")
     );
-    let child_pid = std::fs::read_to_string(inst.state.join("child_pid")).unwrap();
+    let child_pid = std::fs::read_to_string(inst.state_dir().join("child_pid")).unwrap();
     assert_eq!(
         body,
         format!(
             r#"{{"apiVersion":"1.1.2","version":"3.2.0+nsnet.{}","stateDir":"{}","childPID":{child_pid},"networkDriver":{{"driver":"none"}},"portDriver":{{"driver":"builtin","protos":["tcp","tcp4","tcp6","udp","udp4","udp6"],"extra":{{"sourceIPTransparentBackend":"netlink"}}}}}}"#,
             env!("CARGO_PKG_VERSION"),
-            inst.state.display()
+            inst.state_dir().display()
         )
     );
-    let (st, _, body) = http(&api, "GET", "/v1/ports", "");
+    let (st, _, body) = unix_http(&api, "GET", "/v1/ports", "");
     assert_eq!(st, "HTTP/1.1 200 OK");
     assert_eq!(
         body,
         r#"[{"id":1,"spec":{"proto":"tcp","parentIP":"127.0.0.1","parentPort":18480,"childPort":80}}]"#
     );
     let bad = |body: &str| {
-        let (st, ct, b) = http(&api, "POST", "/v1/ports", body);
+        let (st, ct, b) = unix_http(&api, "POST", "/v1/ports", body);
         assert_eq!(st, "HTTP/1.1 400 Bad Request", "{body}");
         assert_eq!(ct, "text/plain; charset=utf-8");
         b
@@ -444,25 +379,25 @@ fn api_contract_byte_for_byte() {
     assert!(
         bad(r#"{"proto":"tcp","parentPort":70000,"childPort":1}"#).contains("invalid ParentPort")
     );
-    let (st, _, body) = http(&api, "DELETE", "/v1/ports/99", "");
+    let (st, _, body) = unix_http(&api, "DELETE", "/v1/ports/99", "");
     assert_eq!(st, "HTTP/1.1 400 Bad Request");
     assert_eq!(body, "{\"message\":\"unknown id: 99\"}\n");
-    let (st, _, body) = http(&api, "DELETE", "/v1/ports/abc", "");
+    let (st, _, body) = unix_http(&api, "DELETE", "/v1/ports/abc", "");
     assert_eq!(st, "HTTP/1.1 400 Bad Request");
     assert!(body.starts_with("{\"message\":\"bad id abc: "), "{body}");
-    let (st, _, body) = http(&api, "GET", "/v1/nothing", "");
+    let (st, _, body) = unix_http(&api, "GET", "/v1/nothing", "");
     assert_eq!(
         (st.as_str(), body.as_str()),
         ("HTTP/1.1 404 Not Found", "404 page not found\n")
     );
-    http(&api, "DELETE", "/v1/ports/1", "");
-    let (_, _, body) = http(&api, "GET", "/v1/ports", "");
+    unix_http(&api, "DELETE", "/v1/ports/1", "");
+    let (_, _, body) = unix_http(&api, "GET", "/v1/ports", "");
     assert_eq!(
         body, "null",
         "an empty list is null, as Go marshals a nil slice"
     );
     // The instance still serves after all that.
-    let (st, _, _) = http(&api, "GET", "/v1/info", "");
+    let (st, _, _) = unix_http(&api, "GET", "/v1/info", "");
     assert_eq!(st, "HTTP/1.1 200 OK");
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&api).unwrap().permissions());
@@ -471,13 +406,13 @@ fn api_contract_byte_for_byte() {
 
 #[test]
 fn bad_port_requests_are_refused_and_the_instance_keeps_serving() {
-    let inst = Instance::start(&[]);
-    let api = inst.api();
+    let inst = start(&[]);
+    let api = inst.api_socket();
     let add = |spec: &str| {
         let body = format!(
             r#"{{"proto":"tcp","parentIP":"127.0.0.1","parentPort":{spec},"childPort":80}}"#
         );
-        http(&api, "POST", "/v1/ports", &body)
+        unix_http(&api, "POST", "/v1/ports", &body)
     };
     let busy = std::net::TcpListener::bind("127.0.0.1:18580").unwrap();
     let (st, _, body) = add("18580");
@@ -508,7 +443,7 @@ fn bad_port_requests_are_refused_and_the_instance_keeps_serving() {
 #[test]
 fn a_refused_target_resets_the_client() {
     // Nothing listens on port 9 inside the child.
-    let _inst = Instance::start(&["-p", "127.0.0.1:18680:9/tcp"]);
+    let _inst = start(&["-p", "127.0.0.1:18680:9/tcp"]);
     let mut s = TcpStream::connect("127.0.0.1:18680").unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut buf = [0u8; 1];
@@ -521,7 +456,7 @@ fn a_refused_target_resets_the_client() {
 
 #[test]
 fn publishing_into_a_detached_netns() {
-    let _inst = Instance::start(&[
+    let _inst = start(&[
         "--detach-netns",
         "-p",
         "127.0.0.1:18780:80/tcp",
@@ -554,7 +489,7 @@ fn builtin_ports_work_with_every_network_driver() {
             if detach {
                 args.push("--detach-netns");
             }
-            let _inst = Instance::start(&args);
+            let _inst = start(&args);
             let to = SocketAddr::from(([127, 0, 0, 1], port));
             assert_eq!(
                 echo_tcp(to, net.as_bytes()).unwrap(),
@@ -576,7 +511,7 @@ fn builtin_ports_work_with_every_network_driver() {
 /// contract as with the builtin driver, with slirp4netns's ids and protocols.
 #[test]
 fn slirp4netns_port_driver_forwards_through_slirp4netns() {
-    let inst = Instance::start(&[
+    let inst = start(&[
         "--net=slirp4netns",
         "--port-driver=slirp4netns",
         "-p",
@@ -592,21 +527,21 @@ fn slirp4netns_port_driver_forwards_through_slirp4netns() {
         echo_udp("127.0.0.1:0", "127.0.0.1:18981".parse().unwrap(), b"udp").unwrap(),
         b"udp"
     );
-    let (_, _, info) = http(&inst.api(), "GET", "/v1/info", "");
+    let (_, _, info) = unix_http(&inst.api_socket(), "GET", "/v1/info", "");
     assert!(
         info.contains(
             r#""portDriver":{"driver":"slirp4netns","protos":["tcp","tcp4","udp","udp4"],"disallowLoopbackChildIP":true}"#
         ),
         "{info}"
     );
-    let (_, _, list) = http(&inst.api(), "GET", "/v1/ports", "");
+    let (_, _, list) = unix_http(&inst.api_socket(), "GET", "/v1/ports", "");
     assert!(
         list.contains(r#""parentPort":18980"#) && list.contains(r#""parentPort":18981"#),
         "{list}"
     );
     // Added at run time, then removed: the forward comes and goes with it.
-    let (st, _, body) = http(
-        &inst.api(),
+    let (st, _, body) = unix_http(
+        &inst.api_socket(),
         "POST",
         "/v1/ports",
         r#"{"proto":"tcp","parentIP":"127.0.0.1","parentPort":18982,"childPort":80}"#,
@@ -617,8 +552,8 @@ fn slirp4netns_port_driver_forwards_through_slirp4netns() {
         b"late"
     );
     let id: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let (st, _, _) = http(
-        &inst.api(),
+    let (st, _, _) = unix_http(
+        &inst.api_socket(),
         "DELETE",
         &format!("/v1/ports/{}", id["id"]),
         "",
@@ -626,8 +561,8 @@ fn slirp4netns_port_driver_forwards_through_slirp4netns() {
     assert_eq!(st, "HTTP/1.1 200 OK");
     assert!(TcpStream::connect("127.0.0.1:18982").is_err());
     // IPv6 is not slirp4netns's (RootlessKit's message), and the instance keeps serving.
-    let (st, _, body) = http(
-        &inst.api(),
+    let (st, _, body) = unix_http(
+        &inst.api_socket(),
         "POST",
         "/v1/ports",
         r#"{"proto":"tcp6","parentIP":"::1","parentPort":18983,"childPort":80}"#,
@@ -664,10 +599,10 @@ fn the_slirp4netns_port_driver_passes_the_conformance_suite() {
     for binary in [&[][..], &[ours.as_str()][..]] {
         let mut args = vec!["--net=slirp4netns", "--port-driver=slirp4netns"];
         args.extend(binary);
-        let inst = Instance::start(&args);
+        let inst = start(&args);
         let driver =
             nsnet_port::Ports::Slirp4netns(nsnet_port::slirp4netns::Slirp4netnsPorts::new(
-                inst.state.join(".s4nn.sock"),
+                inst.state_dir().join(".s4nn.sock"),
                 std::net::Ipv4Addr::new(10, 0, 2, 100),
             ));
         let child = nsnet_port::testsuite::Child {
@@ -685,9 +620,9 @@ fn the_slirp4netns_port_driver_passes_the_conformance_suite() {
 
 #[test]
 fn debian_rootlessctl_and_ours_speak_to_nsnet_alike() {
-    let inst = Instance::start(&["-p", "127.0.0.1:18880:80/tcp"]);
+    let inst = start(&["-p", "127.0.0.1:18880:80/tcp"]);
     let p = Personalities::new();
-    let sock = inst.api();
+    let sock = inst.api_socket();
     let debian = Path::new("/usr/bin/rootlessctl");
     assert!(
         debian.exists(),
@@ -747,9 +682,8 @@ fn debian_rootlessctl_and_ours_speak_to_nsnet_alike() {
 #[test]
 fn rootlesskit_personality_publishes_with_p() {
     let p = Personalities::new();
-    let inst = Instance::start_with(
-        &p.dir.path().join("rootlesskit"),
-        "",
+    let inst = start_with(
+        Command::new(p.dir.path().join("rootlesskit")),
         &["-p", "127.0.0.1:18980:80/tcp"],
     );
     assert_eq!(
@@ -759,7 +693,7 @@ fn rootlesskit_personality_publishes_with_p() {
     let o = output(std::process::Command::new(nsnet_bin()).args([
         "port",
         "ls",
-        &format!("--state-dir={}", inst.state.display()),
+        &format!("--state-dir={}", inst.state_dir().display()),
     ]));
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("127.0.0.1:18980"), "{}", stdout(&o));
@@ -767,8 +701,8 @@ fn rootlesskit_personality_publishes_with_p() {
 
 #[test]
 fn nsnet_port_cli_adds_lists_and_removes() {
-    let inst = Instance::start(&[]);
-    let sd = format!("--state-dir={}", inst.state.display());
+    let inst = start(&[]);
+    let sd = format!("--state-dir={}", inst.state_dir().display());
     let nsnet_port = |args: &[&str]| {
         output(
             std::process::Command::new(nsnet_bin())
@@ -838,7 +772,7 @@ fn seen_from(from: &str, to: &str) -> String {
 
 #[test]
 fn tcp_clients_keep_their_source_address() {
-    let _inst = Instance::start(&["-p", "19380:82/tcp", "-p", "127.0.0.1:19381:82/tcp4"]);
+    let _inst = start(&["-p", "19380:82/tcp", "-p", "127.0.0.1:19381:82/tcp4"]);
     assert_eq!(
         seen_from("192.0.2.10:0", "192.0.2.10:19380"),
         "192.0.2.10",
@@ -867,20 +801,12 @@ fn udp_seen_from(from: &str, to: &str) -> (String, SocketAddr) {
 
 /// `ip rule` of the instance's child netns.
 fn child_rules(inst: &Instance) -> String {
-    let pid = std::fs::read_to_string(inst.state.join("child_pid")).unwrap();
-    let o = std::process::Command::new("nsenter")
-        .args(["--preserve-credentials", "-t", pid.trim(), "-n"])
-        .args(if is_root() { vec![] } else { vec!["-U"] })
-        .args(["ip", "rule"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    inst.child_ok(&["ip", "rule"])
 }
 
 #[test]
 fn udp_clients_keep_their_source_address() {
-    let inst = Instance::start(&["-p", "19382:83/udp", "-p", "127.0.0.1:19383:83/udp4"]);
+    let inst = start(&["-p", "19382:83/udp", "-p", "127.0.0.1:19383:83/udp4"]);
     for _ in 0..2 {
         // Twice: the second datagram goes through the flow the first one made.
         let (seen, me) = udp_seen_from("192.0.2.10:0", "192.0.2.10:19382");
@@ -902,7 +828,8 @@ fn udp_clients_keep_their_source_address() {
         "one reply rule for the two ports of child port 83:\n{rules}"
     );
     for id in ["1", "2"] {
-        let (status, _, body) = http(&inst.api(), "DELETE", &format!("/v1/ports/{id}"), "");
+        let (status, _, body) =
+            unix_http(&inst.api_socket(), "DELETE", &format!("/v1/ports/{id}"), "");
         assert!(status.contains("200"), "{status} {body}");
     }
     let rules = child_rules(&inst);
@@ -914,6 +841,6 @@ fn udp_clients_keep_their_source_address() {
 
 #[test]
 fn source_ip_transparent_false_dials_from_inside() {
-    let _inst = Instance::start(&["--source-ip-transparent=false", "-p", "19480:82/tcp"]);
+    let _inst = start(&["--source-ip-transparent=false", "-p", "19480:82/tcp"]);
     assert_eq!(seen_from("192.0.2.10:0", "192.0.2.10:19480"), "127.0.0.1");
 }

@@ -11,8 +11,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 
 #[test]
 fn maps_root_to_the_user_and_the_rest_to_subordinate_ids() {
@@ -167,22 +166,8 @@ fn root_only_propagation_of_a_later_host_mount() {
         let a = base.path().join("a");
         std::fs::create_dir(&a).unwrap();
         std::fs::write(a.join("before_mount"), "").unwrap();
-        let mut job = nsnet()
-            .args([
-                "run",
-                &format!("--propagation={prop}"),
-                "--state-dir",
-                state.to_str().unwrap(),
-                "--",
-                "sleep",
-                "30",
-            ])
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        let pid: i32 = wait_for_file(&state.join("child_pid"), Duration::from_secs(30))
-            .parse()
-            .unwrap();
+        let inst = start_sleeper(&state, &[&format!("--propagation={prop}")]);
+        let pid = inst.child_pid();
         nix::mount::mount(
             Some("tmpfs"),
             &a,
@@ -196,8 +181,7 @@ fn root_only_propagation_of_a_later_host_mount() {
         let seen_after = inside.join("after_mount").exists();
         let seen_before = inside.join("before_mount").exists();
         nix::mount::umount(&a).unwrap();
-        kill(Pid::from_raw(job.id() as i32), Signal::SIGTERM).unwrap();
-        job.wait().unwrap();
+        drop(inst);
         assert_eq!(seen_after, visible, "{prop}: host mount visible inside");
         assert_eq!(
             seen_before, !visible,
@@ -209,32 +193,25 @@ fn root_only_propagation_of_a_later_host_mount() {
 #[test]
 fn detached_netns_is_reachable_while_the_command_stays_in_the_host_netns() {
     let host_net = own_ns("net");
+    // The command stays until the test has looked: it says it is ready, then waits for a
+    // line on the fifo $GO.
     let script = "readlink /proc/self/ns/net; \
         nsenter --net=\"$ROOTLESSKIT_STATE_DIR/netns\" readlink /proc/self/ns/net; \
         nsenter --net=\"$ROOTLESSKIT_STATE_DIR/netns\" ip -o link show; \
-        echo \"$ROOTLESSKIT_STATE_DIR\"; sleep 0.3";
+        echo \"$ROOTLESSKIT_STATE_DIR\"; echo ready > \"$READY\"; read _ < \"$GO\"";
     let base = tempfile::tempdir().unwrap();
     let state = base.path().join("state");
-    let child = nsnet()
-        .args([
-            "run",
-            "--net=none",
-            "--detach-netns",
-            "--state-dir",
-            state.to_str().unwrap(),
-            "--",
-            "sh",
-            "-c",
-            script,
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let go = base.path().join("go");
+    nix::unistd::mkfifo(&go, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let inst = Instance::run()
+        .args(["--net=none", "--detach-netns"])
+        .state_dir(&state)
+        .env("GO", &go)
+        .script(script)
+        .start();
     // While it runs: from the host mount namespace $STATE/netns is a plain empty file, and
     // through the child's root it is the namespace itself.
-    let pid = wait_for_file(&state.join("child_pid"), Duration::from_secs(30));
+    let pid = inst.child_pid();
     let host_view = std::fs::metadata(state.join("netns")).unwrap();
     assert!(host_view.is_file() && host_view.len() == 0);
     let via_child = format!("/proc/{pid}/root{}/netns", state.display());
@@ -246,7 +223,8 @@ fn detached_netns_is_reachable_while_the_command_stays_in_the_host_netns() {
         use std::os::unix::fs::MetadataExt;
         m.ino()
     });
-    let o = child.wait_with_output().unwrap();
+    std::fs::write(&go, "go\n").unwrap();
+    let o = inst.wait();
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     let lines: Vec<&str> = out.lines().collect();
@@ -382,20 +360,14 @@ fn command_not_found_is_127_with_one_line() {
     assert!(errors(&o).contains("cannot run nsnet-no-such-command"));
 }
 
-fn start_sleeper(state: &Path, extra: &[&str]) -> (std::process::Child, i32) {
-    let mut args = vec!["run", "--state-dir", state.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    args.extend_from_slice(&["--", "sleep", "30"]);
-    let job = nsnet()
-        .args(&args)
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = wait_for_file(&state.join("child_pid"), Duration::from_secs(30))
-        .parse()
-        .unwrap();
-    (job, pid)
+/// `nsnet run --state-dir=STATE EXTRA -- sleep 30`, ready once child_pid is written.
+fn start_sleeper(state: &Path, extra: &[&str]) -> Instance {
+    Instance::run()
+        .state_dir(state)
+        .args(extra)
+        .command(["sleep", "30"])
+        .ready(Ready::ChildPid)
+        .start()
 }
 
 #[test]
@@ -403,9 +375,9 @@ fn signals_to_the_parent_reach_the_command() {
     for extra in [&[][..], &["--pidns"][..]] {
         let base = tempfile::tempdir().unwrap();
         let state = base.path().join("state");
-        let (job, _) = start_sleeper(&state, extra);
-        kill(Pid::from_raw(job.id() as i32), Signal::SIGTERM).unwrap();
-        let o = job.wait_with_output().unwrap();
+        let inst = start_sleeper(&state, extra);
+        inst.signal(Signal::SIGTERM);
+        let o = inst.wait();
         assert_eq!(o.status.code(), Some(143), "{extra:?}: {}", stderr(&o));
         assert!(stderr(&o).contains("SIGTERM"));
         assert!(!state.exists(), "state dir removed");
@@ -417,9 +389,10 @@ fn killing_the_parent_takes_the_child_and_command_down() {
     for extra in [&[][..], &["--pidns"][..]] {
         let base = tempfile::tempdir().unwrap();
         let state = base.path().join("state");
-        let (mut job, child) = start_sleeper(&state, extra);
-        kill(Pid::from_raw(job.id() as i32), Signal::SIGKILL).unwrap();
-        job.wait().unwrap();
+        let inst = start_sleeper(&state, extra);
+        let child = inst.child_pid();
+        inst.signal(Signal::SIGKILL);
+        inst.wait();
         assert!(
             wait_gone(child, Duration::from_secs(15)),
             "{extra:?}: child {child} outlived its parent"
@@ -456,7 +429,8 @@ fn killing_the_parent_takes_the_child_and_command_down() {
 fn a_second_instance_on_the_same_state_dir_is_refused_and_a_restart_works() {
     let base = tempfile::tempdir().unwrap();
     let state = base.path().join("state");
-    let (mut first, child) = start_sleeper(&state, &["--net=host"]);
+    let first = start_sleeper(&state, &["--net=host"]);
+    let child = first.child_pid();
     let o = output(nsnet().args([
         "run",
         "--net=host",
@@ -474,8 +448,8 @@ fn a_second_instance_on_the_same_state_dir_is_refused_and_a_restart_works() {
         "the refused instance leaves the running one's state alone"
     );
     // RootlessKit issue 220: after SIGKILL of the parent, a restart on the same dir works.
-    kill(Pid::from_raw(first.id() as i32), Signal::SIGKILL).unwrap();
-    first.wait().unwrap();
+    first.signal(Signal::SIGKILL);
+    first.wait();
     assert!(wait_gone(child, Duration::from_secs(15)));
     let o = output(nsnet().args([
         "run",
@@ -627,28 +601,9 @@ fn drivers_of_later_issues_are_named_not_faked() {
     );
 }
 
-/// An echo server on the world's loopback, for the child to reach through 10.0.2.2.
-fn loopback_echo() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for mut c in l.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = std::io::Read::read(&mut c, &mut buf) {
-                    if n == 0 || std::io::Write::write_all(&mut c, &buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    port
-}
-
 #[test]
 fn slirp4netns_gives_tap0_and_reaches_the_host_loopback_via_the_gateway() {
-    let port = loopback_echo();
+    let (port, _) = echo_server("127.0.0.1:0", Echo::Stream);
     let script = format!(
         "cat /sys/class/net/tap0/mtu; ip -o -4 addr show tap0 | awk '{{print $4}}'; \
          ip route show default | cut -d' ' -f1-3; cat /etc/resolv.conf; \

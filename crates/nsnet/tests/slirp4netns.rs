@@ -6,7 +6,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
+use std::net::{Shutdown, TcpStream, UdpSocket};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -15,29 +15,13 @@ use std::time::Duration;
 use common::*;
 
 /// A guest: python3 in a new user + network namespace, serving TCP 8080 and UDP 5353 (both
-/// answer with the request upper-cased) until killed.
-const GUEST_SERVERS: &str = r#"
-import socket, threading, sys
-def tcp():
-    l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    l.bind(("0.0.0.0", 8080)); l.listen(16)
-    while True:
-        c, _ = l.accept()
-        data = b""
-        while True:
-            b = c.recv(65536)
-            if not b: break
-            data += b
-        c.sendall(data.upper()); c.close()
-def udp():
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("0.0.0.0", 5353))
-    while True:
-        d, a = u.recvfrom(65536); u.sendto(d.upper(), a)
-threading.Thread(target=udp, daemon=True).start()
-t = threading.Thread(target=tcp, daemon=True); t.start()
-print("ready", flush=True)
-sys.stdin.read()
-"#;
+/// answer with the request upper-cased); says "ready" on stdout.
+const GUEST_SERVERS: &str = include_str!("fixtures/guest_servers.py");
+const CONNECT: &str = include_str!("fixtures/connect.py");
+const TCP_CLIENT: &str = include_str!("fixtures/tcp_client.py");
+const SOURCE_SERVER: &str = include_str!("fixtures/source_server.py");
+const TCP_UDP_CLIENT: &str = include_str!("fixtures/tcp_udp_client.py");
+const BACKLOG_LISTENER: &str = include_str!("fixtures/backlog_listener.py");
 
 pub struct Guest {
     child: Child,
@@ -109,10 +93,11 @@ impl Slirp {
             _dir: dir,
         };
         for _ in 0..500 {
-            if s.sock.exists() {
-                // The socket file appears before the sandbox, the seccomp filter and the
-                // stack; its first answer comes after all three (the API thread starts last).
-                let list = api(&s.sock, r#"{"execute":"list_hostfwd"}"#);
+            // The socket file appears before the sandbox, the seccomp filter and the stack
+            // (and a moment before it listens); its first answer comes after all three (the
+            // API thread starts last).
+            if let Ok(c) = UnixStream::connect(&s.sock) {
+                let list = api_on(c, r#"{"execute":"list_hostfwd"}"#);
                 assert!(list.contains("entries"), "{list}");
                 return s;
             }
@@ -245,7 +230,11 @@ fn in_guest(guest: &Guest, script: &str, args: &[&str]) -> std::process::Output 
 
 /// One API request over its own connection (the client half-closes, as slirp4netns wants).
 pub fn api(sock: &Path, req: &str) -> String {
-    let mut c = UnixStream::connect(sock).unwrap();
+    api_on(UnixStream::connect(sock).unwrap(), req)
+}
+
+/// [`api`] over a connection already made.
+fn api_on(mut c: UnixStream, req: &str) -> String {
     c.write_all(req.as_bytes()).unwrap();
     c.shutdown(Shutdown::Write).unwrap();
     // After a too-large request the server closes with bytes unread, which resets the
@@ -261,14 +250,6 @@ pub fn api(sock: &Path, req: &str) -> String {
         }
     }
     String::from_utf8(out).unwrap()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn tcp_round_trip(port: u16, payload: &[u8]) -> Vec<u8> {
@@ -389,25 +370,10 @@ fn status_field(pid: i32, name: &str) -> String {
 /// From inside the guest's namespaces (nsenter), a TCP echo through the gateway to a
 /// server on this world's loopback.
 fn outbound_from_guest(guest: &Guest) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let server = std::thread::spawn(move || {
-        let (mut c, _) = l.accept().unwrap();
-        let mut b = [0u8; 5];
-        c.read_exact(&mut b).unwrap();
-        c.write_all(&b).unwrap();
-    });
-    let script = format!(
-        "import socket; s=socket.create_connection(('10.0.2.2',{port}),timeout=10); s.sendall(b'hello'); print(s.recv(5).decode())"
-    );
-    let o = output(
-        Command::new("nsenter")
-            .args(["--preserve-credentials", "-U", "-n", "-t"])
-            .arg(guest.pid().to_string())
-            .args(["/usr/bin/python3", "-c", &script]),
-    );
+    let (port, served) = echo_server("127.0.0.1:0", Echo::AfterEof);
+    let o = in_guest(guest, TCP_CLIENT, &["10.0.2.2", &port.to_string(), "hello"]);
     assert_eq!(stdout(&o), "hello\n", "stderr: {}", stderr(&o));
-    server.join().unwrap();
+    assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
 
 #[test]
@@ -507,20 +473,6 @@ fn macaddress_sets_the_taps_address() {
     outbound_from_guest(&guest);
 }
 
-/// A guest's TCP connect to HOST PORT, with a 3 s limit: prints `connected`, `timeout` or
-/// the errno's name, then the seconds it took.
-const GUEST_CONNECT: &str = r#"
-import socket, sys, time, errno
-t = time.monotonic()
-try:
-    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3).close(); r = "connected"
-except socket.timeout:
-    r = "timeout"
-except OSError as e:
-    r = errno.errorcode.get(e.errno, str(e))
-print(r, round(time.monotonic() - t, 1))
-"#;
-
 /// `--disable-dns` (slirp4netns's test-slirp4netns-disable-dns.sh): CIDR+3 is no longer the
 /// DNS forwarder but an outside address like any other. Behind a dead-end default route the
 /// guest's connect to 10.0.2.3:53 hangs until its own time-out (it is not refused at once
@@ -531,7 +483,11 @@ fn disable_dns_sends_cidr_plus_3_to_the_real_network() {
     let host = DeadEnd::start();
     let guest = Guest::start_in(Some(&host));
     let _slirp = Slirp::start_in(Some(&host), &guest, &["--disable-dns"]);
-    let o = in_guest(&guest, GUEST_CONNECT, &["10.0.2.3", "53"]);
+    let o = in_guest(
+        &guest,
+        CONNECT,
+        &["--timeout=3", "--elapsed", "10.0.2.3", "53"],
+    );
     let out = stdout(&o);
     assert!(out.starts_with("timeout "), "{out} {}", stderr(&o));
     let secs: f64 = out.trim().rsplit(' ').next().unwrap().parse().unwrap();
@@ -542,11 +498,7 @@ fn disable_dns_sends_cidr_plus_3_to_the_real_network() {
     // It never accepts: the kernel completes handshakes into its backlog. (The first flow's
     // host socket, still sending SYNs, may land there too once the address exists.)
     let mut server = in_host(Some(&host), "/usr/bin/python3")
-        .args([
-            "-c",
-            "import socket, sys; l = socket.socket(); l.bind(('10.0.2.3', 53)); l.listen(8); \
-             print('ready', flush=True); sys.stdin.read()",
-        ])
+        .args(["-c", BACKLOG_LISTENER, "10.0.2.3", "53"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -556,7 +508,11 @@ fn disable_dns_sends_cidr_plus_3_to_the_real_network() {
         .read_line(&mut line)
         .unwrap();
     assert_eq!(line, "ready\n");
-    let o = in_guest(&guest, GUEST_CONNECT, &["10.0.2.3", "53"]);
+    let o = in_guest(
+        &guest,
+        CONNECT,
+        &["--timeout=3", "--elapsed", "10.0.2.3", "53"],
+    );
     assert!(
         stdout(&o).starts_with("connected "),
         "{} {}",
@@ -566,36 +522,6 @@ fn disable_dns_sends_cidr_plus_3_to_the_real_network() {
     drop(server.stdin.take());
     assert!(server.wait().unwrap().success());
 }
-
-/// A server on the dead-end host that prints the source address of one TCP connection (on
-/// the wildcard address, both families) and of one UDP datagram (which it answers) to its
-/// port. UDP listens on the loopback address argv[1] itself: an answer from a wildcard
-/// socket would leave from the client's own address, which a connected client ignores.
-const SOURCE_SERVER: &str = r#"
-import socket, sys
-def show(a): return a[7:] if a.startswith("::ffff:") else a
-t = socket.socket(socket.AF_INET6); t.bind(("::", 0)); t.listen(1); port = t.getsockname()[1]
-u = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET, socket.SOCK_DGRAM)
-u.bind((sys.argv[1], port))
-print(port, flush=True)
-t.settimeout(20); c, a = t.accept(); print("tcp", show(a[0]), flush=True); c.close()
-u.settimeout(20); d, a = u.recvfrom(16); u.sendto(d, a); print("udp", show(a[0]), flush=True)
-"#;
-
-/// A guest's TCP connect and UDP round trip to HOST PORT.
-const GUEST_TCP_UDP: &str = r#"
-import socket, sys
-host, port = sys.argv[1], int(sys.argv[2])
-socket.create_connection((host, port), timeout=10).close()
-u = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
-u.settimeout(0.5)
-for _ in range(20):
-    u.sendto(b"x", (host, port))
-    try:
-        u.recv(16); print("udp answered"); break
-    except socket.timeout:
-        pass
-"#;
 
 /// `--outbound-addr` and `--outbound-addr6` (slirp4netns's test-slirp4netns-outbound-addr.sh):
 /// every outbound socket is bound to the address, including the gateway's flows that land
@@ -647,7 +573,7 @@ fn outbound_addr_binds_flows_to_the_gateway_too() {
             .unwrap();
         let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
         let port = lines.next().unwrap().unwrap();
-        let o = in_guest(&guest, GUEST_TCP_UDP, &[gateway, &port]);
+        let o = in_guest(&guest, TCP_UDP_CLIENT, &[gateway, &port]);
         assert_eq!(stdout(&o), "udp answered\n", "{flags:?}: {}", stderr(&o));
         let got: Vec<String> = lines.map(Result::unwrap).collect();
         assert_eq!(

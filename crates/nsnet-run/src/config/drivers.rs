@@ -180,26 +180,17 @@ impl Ipv4Cidr {
     };
 
     pub fn parse(s: &str) -> Result<Self, ConfigError> {
-        let bad = || ConfigError::Cidr(format!("invalid CIDR address: {s}"));
-        let (ip, prefix) = s.split_once('/').ok_or_else(bad)?;
-        let ip: Ipv4Addr = ip.parse().map_err(|_| bad())?;
-        let prefix: u8 = prefix.parse().map_err(|_| bad())?;
-        if prefix > 32 {
-            return Err(bad());
-        }
-        let mask = if prefix == 0 {
-            0
-        } else {
-            u32::MAX << (32 - prefix)
-        };
-        if u32::from(ip) & !mask != 0 {
+        let net: ipnet::Ipv4Net = s
+            .parse()
+            .map_err(|_| ConfigError::Cidr(format!("invalid CIDR address: {s}")))?;
+        if net.network() != net.addr() {
             return Err(ConfigError::Cidr(
                 "cidr must be like 10.0.2.0/24, not like 10.0.2.100/24".into(),
             ));
         }
         Ok(Ipv4Cidr {
-            network: ip,
-            prefix,
+            network: net.network(),
+            prefix: net.prefix_len(),
         })
     }
 

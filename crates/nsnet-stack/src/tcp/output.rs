@@ -1,5 +1,6 @@
-//! The host → guest half of TCP termination: the ring of unacknowledged bytes, segment
-//! emission (TSO, partial checksums) and the sender (window, FIN). Theory in `mod.rs`.
+//! What TCP termination sends the guest: the ring of unacknowledged bytes, segment
+//! emission (TSO, partial checksums) for every path, and the sender (window, FIN). The reads
+//! that fill the ring and the ACKs that free it are in `host_to_guest.rs`; theory in `mod.rs`.
 
 use std::net::SocketAddr;
 use std::time::Instant;

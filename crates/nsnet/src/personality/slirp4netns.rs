@@ -207,20 +207,18 @@ fn parse(args: &[String]) -> Result<Parsed, String> {
     Ok(Parsed::Run(Box::new(o)))
 }
 
-/// slirp4netns's CIDR rules and messages.
+/// slirp4netns's CIDR rules and messages (the arithmetic is ipnet's).
 fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
-    let (ip, prefix) = s.split_once('/').ok_or("invalid CIDR")?;
-    let ip: Ipv4Addr = ip.parse().map_err(|_| "invalid CIDR")?;
-    let prefix: u8 = prefix.parse().map_err(|_| "invalid CIDR")?;
-    if !(1..=25).contains(&prefix) {
+    let net: ipnet::Ipv4Net = s.parse().map_err(|_| "invalid CIDR")?;
+    if !(1..=25).contains(&net.prefix_len()) {
         return Err("prefix length needs to be 1-25".into());
     }
-    if u32::from(ip) & !(u32::MAX << (32 - prefix)) != 0 {
+    if net.network() != net.addr() {
         return Err(format!(
             "CIDR needs to be a network address like 10.0.2.0/24, not like {s}"
         ));
     }
-    Ok((ip, prefix))
+    Ok((net.addr(), net.prefix_len()))
 }
 
 pub fn main() -> i32 {

@@ -5,8 +5,24 @@
 //! loopback), and a mount namespace whose `/` is shared (so propagation can
 //! be observed), entered as root or as the unprivileged test user. [`world`] refuses to run
 //! anywhere else, so no test can send a packet off the machine or touch the host's mounts.
+//!
+//! Beside this file: [`instance`] (one running launcher, ready signalled, stopped by PID),
+//! [`servers`] (servers on the world's loopback, a free port) and [`http`] (HTTP clients).
+//! The programs the tests run inside namespaces are files in `tests/fixtures/`, each saying
+//! what it does and how the test knows it is ready.
 
 #![allow(dead_code)]
+
+mod http;
+mod instance;
+mod servers;
+
+#[allow(unused_imports)]
+pub use http::*;
+#[allow(unused_imports)]
+pub use instance::*;
+#[allow(unused_imports)]
+pub use servers::*;
 
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
