@@ -36,6 +36,9 @@ use anyhow::{Context, Result, bail};
 use nsnet_ns::check::{Finding, Status};
 use serde::{Deserialize, Serialize};
 
+mod render;
+use render::{header, render_config};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Client {
     Docker,
@@ -176,117 +179,6 @@ struct Record {
     config: PathBuf,
     /// Directories created, outermost first.
     dirs: Vec<PathBuf>,
-}
-
-fn header(client: Client) -> String {
-    format!(
-        "# Written by `nsnet setup {c}`; `nsnet setup {c} --undo` removes it.\n",
-        c = client.name()
-    )
-}
-
-/// The `PATH` a unit's `Environment=` lines set, if any (the last one wins, as in systemd).
-fn unit_path(unit_text: &str) -> Option<String> {
-    unit_text
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("Environment="))
-        .flat_map(|v| v.split_whitespace())
-        .map(|w| w.trim_matches('"'))
-        .filter_map(|w| w.strip_prefix("PATH="))
-        .next_back()
-        .map(str::to_string)
-}
-
-/// The quoted strings of `helper_binaries_dir` in the `[engine]` table of containers.conf text.
-fn helper_dirs(conf: &str) -> Vec<String> {
-    let mut in_engine = false;
-    let mut collecting = false;
-    let mut text = String::new();
-    for line in conf.lines() {
-        let l = line.split('#').next().unwrap_or("").trim();
-        if !collecting && l.starts_with('[') {
-            in_engine = l == "[engine]";
-            continue;
-        }
-        if in_engine && !collecting && l.starts_with("helper_binaries_dir") {
-            collecting = true;
-        }
-        if collecting {
-            text.push_str(l);
-            text.push(' ');
-            if l.contains(']') {
-                break;
-            }
-        }
-    }
-    text.split('"')
-        .skip(1)
-        .step_by(2)
-        .map(str::to_string)
-        .collect()
-}
-
-/// Podman's default `helper_binaries_dir` on Linux (containers.conf(5)).
-const PODMAN_HELPER_DIRS: [&str; 4] = [
-    "/usr/local/libexec/podman",
-    "/usr/local/lib/podman",
-    "/usr/libexec/podman",
-    "/usr/lib/podman",
-];
-
-fn render_config(client: Client, env: &Env, bin_dir: &Path) -> String {
-    let bin = bin_dir.to_string_lossy().into_owned();
-    let mut out = header(client);
-    match client.unit() {
-        Some(unit) => {
-            let unit_file = env.config_home.join("systemd/user").join(unit);
-            let rest = std::fs::read_to_string(&unit_file)
-                .ok()
-                .and_then(|t| unit_path(&t))
-                .unwrap_or_else(|| env.path.clone());
-            let rest: Vec<&str> = rest
-                .split(':')
-                .filter(|d| !d.is_empty() && *d != bin)
-                .collect();
-            let p = client.env_prefix();
-            out.push_str(&format!(
-                "# The rootless script runs the first rootlesskit on PATH: nsnet's, with nsnet's\n\
-                 # in-process network (--net=builtin) and its MTU.\n\
-                 [Service]\n\
-                 Environment=\"PATH={bin}:{}\"\n\
-                 Environment=\"{p}_NET=builtin\"\n\
-                 Environment=\"{p}_MTU=65520\"\n\
-                 Environment=\"{p}_PORT_DRIVER=builtin\"\n",
-                rest.join(":")
-            ));
-        }
-        None => {
-            let user_conf = env.config_home.join("containers/containers.conf");
-            let mut dirs = vec![bin];
-            let theirs = std::fs::read_to_string(&user_conf)
-                .map(|t| helper_dirs(&t))
-                .unwrap_or_default();
-            let defaults = PODMAN_HELPER_DIRS.iter().map(|s| s.to_string());
-            for d in theirs.into_iter().chain(defaults) {
-                if !dirs.contains(&d) {
-                    dirs.push(d);
-                }
-            }
-            out.push_str(
-                "# Podman looks for slirp4netns and pasta in helper_binaries_dir before PATH.\n[engine]\nhelper_binaries_dir = [\n",
-            );
-            for d in dirs {
-                out.push_str(&format!("  \"{d}\",\n"));
-            }
-            out.push_str("]\n");
-            // Podman 4 looks slirp4netns up on PATH, not in helper_binaries_dir.
-            out.push_str(&format!(
-                "network_cmd_path = \"{}\"\n",
-                bin_dir.join("slirp4netns").display()
-            ));
-        }
-    }
-    out
 }
 
 /// The nsnet executable, symlinks resolved (what the links point at).
@@ -521,27 +413,5 @@ pub fn main(args: SetupArgs) -> i32 {
             eprintln!("nsnet setup {name}{verb}: error: {e:#}");
             1
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unit_path_takes_the_last_path_assignment() {
-        let unit = "[Service]\nEnvironment=PATH=/a:/b\nEnvironment=\"FOO=1\" \"PATH=/c:/usr/bin\"\nExecStart=/x\n";
-        assert_eq!(unit_path(unit).as_deref(), Some("/c:/usr/bin"));
-        assert_eq!(unit_path("[Service]\nExecStart=/x\n"), None);
-    }
-
-    #[test]
-    fn helper_dirs_reads_only_the_engine_table() {
-        let conf = "[containers]\nhelper_binaries_dir = [\"/not/this\"]\n\n[engine]\n# helper_binaries_dir = [\"/commented\"]\nhelper_binaries_dir = [\n  \"/opt/podman\", # mine\n  \"/usr/libexec/podman\",\n]\nevents_logger = \"file\"\n";
-        assert_eq!(
-            helper_dirs(conf),
-            vec!["/opt/podman", "/usr/libexec/podman"]
-        );
-        assert!(helper_dirs("[engine]\nevents_logger = \"file\"\n").is_empty());
     }
 }
