@@ -170,6 +170,7 @@ impl Backend for Forwards {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nsnet_port::PortSpecExt;
 
     #[test]
     fn rules_become_one_port_spec_per_port() {
