@@ -115,10 +115,20 @@ fn allowed() -> Vec<libc::c_long> {
 
 /// The compiled filter (allowlist, `EPERM` otherwise) for this machine's architecture.
 pub fn program() -> Result<BpfProgram, SeccompError> {
+    program_with(&[])
+}
+
+/// [`program`] with the calls in `extra` allowed too: a front end whose process does more
+/// than run the stack names what (pasta's background process enters the namespace with
+/// `setns` for each new forward, and waits for and signals the command it started).
+pub fn program_with(extra: &[libc::c_long]) -> Result<BpfProgram, SeccompError> {
     let arch = TargetArch::try_from(std::env::consts::ARCH)
         .map_err(|e| SeccompError::Arch(e.to_string()))?;
-    let rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> =
-        allowed().into_iter().map(|s| (s, Vec::new())).collect();
+    let rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> = allowed()
+        .into_iter()
+        .chain(extra.iter().copied())
+        .map(|s| (s, Vec::new()))
+        .collect();
     let filter = SeccompFilter::new(
         rules,
         SeccompAction::Errno(libc::EPERM as u32),

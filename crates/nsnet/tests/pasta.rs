@@ -35,6 +35,22 @@ fn world(pasta: &str, script: &str) -> Output {
         "for i in $(seq 500); do kill -0 \"$1\" 2>/dev/null || { echo gone; exit 0; }; sleep 0.01; done; echo \"$1 still running\"; exit 1\n",
     )
     .unwrap();
+    // udp_server.py ADDR PORT READY: answers one datagram upper-cased; udp_client.py HOST
+    // PORT: sends "ping", prints the answer (3 s timeout).
+    std::fs::write(
+        t.join("udp_server.py"),
+        "import socket, sys\nf = socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET\n\
+         s = socket.socket(f, socket.SOCK_DGRAM)\ns.bind((sys.argv[1], int(sys.argv[2])))\n\
+         open(sys.argv[3], 'w').close()\nd, a = s.recvfrom(512)\ns.sendto(d.upper(), a)\n",
+    )
+    .unwrap();
+    std::fs::write(
+        t.join("udp_client.py"),
+        "import socket, sys\nf = socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET\n\
+         s = socket.socket(f, socket.SOCK_DGRAM)\ns.settimeout(3)\n\
+         s.sendto(b'ping', (sys.argv[1], int(sys.argv[2])))\nprint(s.recv(512).decode())\n",
+    )
+    .unwrap();
     for name in ["pasta", "pesto"] {
         std::os::unix::fs::symlink(nsnet_bin(), t.join(name)).unwrap();
     }
@@ -59,6 +75,7 @@ fn world(pasta: &str, script: &str) -> Output {
     ])
     .arg(format!("{setup} && exec sh \"$T/script.sh\""))
     .env("T", t)
+    .env("NSNET", nsnet_bin())
     .env("PASTA", pasta)
     .current_dir("/");
     output(&mut c)
@@ -226,6 +243,197 @@ fn bad_input_is_one_line_and_exit_1() {
             .unwrap()
             .starts_with("Couldn't open network namespace "),
         "{}",
+        stderr(&o)
+    );
+}
+
+/// The background process confines itself as pasta does (no new privileges, a system-call
+/// filter, capabilities down to CAP_SYS_ADMIN and CAP_NET_BIND_SERVICE, an empty root of its
+/// own), and still does its work afterwards: a forward added through `-c` (a new listener,
+/// sockets made inside the namespace) carries a connection, and the socket file goes at exit.
+#[test]
+fn background_process_is_confined_and_still_forwards() {
+    let o = world(
+        "nsnet",
+        r#"
+touch $T/netns && unshare --net=$T/netns true
+PY=/usr/bin/python3
+"$PASTA" --config-net --pid $T/pasta.pid -c $T/pesto.sock -t none -u none -T none -U none --quiet --netns $T/netns
+echo fg=$?
+pid=$(cat $T/pasta.pid)
+grep -E '^(NoNewPrivs|Seccomp|CapEff|CapBnd):' /proc/$pid/status | tr -s '\t ' ' '
+[ "$(stat -L -c %d:%i /proc/$pid/root)" != "$(stat -L -c %d:%i /)" ] && echo own root
+echo "root holds: [$(ls -A /proc/$pid/root/)]"
+$T/pesto --add -t 127.0.0.1/9301:80 $T/pesto.sock; echo add=$?
+nsenter --net=$T/netns $PY $T/echo_server.py 127.0.0.1 80 $T/r1 &
+sh $T/wait_for.sh $T/r1
+$PY $T/echo_client.py 127.0.0.1 9301
+wait
+umount -l $T/netns && rm $T/netns
+sh $T/gone.sh $pid
+[ -e $T/pesto.sock ] || echo socket removed
+"#,
+    );
+    assert_eq!(
+        stdout(&o),
+        "fg=0\nCapEff: 0000000000200400\nCapBnd: 0000000000200400\nNoNewPrivs: 1\nSeccomp: 2\n\
+         own root\nroot holds: []\nadd=0\necho True\ngone\nsocket removed\n",
+        "stderr: {}",
+        stderr(&o)
+    );
+}
+
+/// Starts `$PASTA ARGS --netns $T/netns --pid $T/pid` in a fresh netns file; `stop` ends it
+/// as Podman does (unmount and remove the file) and waits for it.
+const START: &str = r#"
+touch $T/netns && unshare --net=$T/netns true
+PY=/usr/bin/python3
+inside() { nsenter --net=$T/netns "$@"; }
+start() { "$PASTA" "$@" --quiet --netns $T/netns --pid $T/pid; echo fg=$?; }
+stop() { pid=$(cat $T/pid); umount -l $T/netns && rm $T/netns; sh $T/gone.sh $pid; }
+show() { inside sh -c 'ip -o -4 addr show dummy0 | awk "{print \$4}"; ip -o link show dummy0 | sed "s/.* mtu \([0-9]*\) .*/\1/"; ip route show default'; }
+"#;
+
+/// Podman's 505-networking-pasta checks of the address model, in our words: `-a/-n/-g/-m`
+/// override what the template gives, and `-a` alone keeps pasta's class-based /24.
+#[test]
+fn address_netmask_gateway_and_mtu_overrides() {
+    let o = world(
+        "nsnet",
+        &format!(
+            r#"{START}
+start --config-net -a 192.0.2.50 -n 28 -g 192.0.2.49 -m 1500
+show
+stop
+touch $T/netns && unshare --net=$T/netns true
+start --config-net -a 192.0.2.60
+show
+stop
+"#
+        ),
+    );
+    assert_eq!(
+        stdout(&o),
+        "fg=0\n192.0.2.50/28\n1500\ndefault via 192.0.2.49 dev dummy0 \ngone\n\
+         fg=0\n192.0.2.60/24\n65520\ndefault via 192.0.2.254 dev dummy0 \ngone\n",
+        "stderr: {}",
+        stderr(&o)
+    );
+}
+
+/// The gateway reaches the host's loopback unless `--no-map-gw`; `--map-guest-addr` reaches
+/// the host either way.
+#[test]
+fn map_gw_no_map_gw_and_map_guest_addr() {
+    let o = world(
+        "nsnet",
+        &format!(
+            r#"{START}
+$PY $T/echo_server.py 127.0.0.1 9501 $T/r1 &
+sh $T/wait_for.sh $T/r1
+start --config-net
+inside $PY $T/echo_client.py 192.0.2.254 9501
+wait
+stop
+touch $T/netns && unshare --net=$T/netns true
+$PY $T/echo_server.py 0.0.0.0 9502 $T/r2 &
+sh $T/wait_for.sh $T/r2
+start --config-net --no-map-gw --map-guest-addr 169.254.1.2
+timeout 5 nsenter --net=$T/netns $PY $T/echo_client.py 192.0.2.254 9502 2>/dev/null || echo gateway not mapped
+inside $PY $T/echo_client.py 169.254.1.2 9502
+wait
+stop
+"#
+        ),
+    );
+    assert_eq!(
+        stdout(&o),
+        "fg=0\necho True\ngone\nfg=0\ngateway not mapped\necho True\ngone\n",
+        "stderr: {}",
+        stderr(&o)
+    );
+}
+
+/// `-t/-u` forms from pasta(1) and Podman's tests: a single port, a range, a translated port,
+/// an address-bound port (listening on that address only), UDP single and translated; a port
+/// not named is not forwarded.
+#[test]
+fn tcp_and_udp_forwarding_forms() {
+    let o = world(
+        "nsnet",
+        &format!(
+            r#"{START}
+start --config-net -t 9401 -t 9410-9411 -t 9420:80 -t 127.0.0.1/9430 -u 9440 -u 9441:53
+inside $PY $T/echo_server.py 0.0.0.0 9401 $T/a &
+sh $T/wait_for.sh $T/a; $PY $T/echo_client.py 127.0.0.1 9401; wait
+inside $PY $T/echo_server.py 0.0.0.0 9411 $T/b &
+sh $T/wait_for.sh $T/b; $PY $T/echo_client.py 192.0.2.1 9411; wait
+inside $PY $T/echo_server.py 0.0.0.0 80 $T/c &
+sh $T/wait_for.sh $T/c; $PY $T/echo_client.py 127.0.0.1 9420; wait
+inside $PY $T/echo_server.py 0.0.0.0 9430 $T/d &
+sh $T/wait_for.sh $T/d; $PY $T/echo_client.py 127.0.0.1 9430; wait
+ss -Hltn 'sport = :9430' | awk '{{print "9430 listens on", $4}}'
+inside $PY $T/udp_server.py 0.0.0.0 9440 $T/e &
+sh $T/wait_for.sh $T/e; $PY $T/udp_client.py 127.0.0.1 9440; wait
+inside $PY $T/udp_server.py 0.0.0.0 53 $T/f &
+sh $T/wait_for.sh $T/f; $PY $T/udp_client.py 127.0.0.1 9441; wait
+ss -Hltn 'sport = :9402' | grep -q . || echo 9402 not forwarded
+stop
+"#
+        ),
+    );
+    assert_eq!(
+        stdout(&o),
+        "fg=0\necho True\necho True\necho True\necho True\n9430 listens on 127.0.0.1:9430\n\
+         PING\nPING\n9402 not forwarded\ngone\n",
+        "stderr: {}",
+        stderr(&o)
+    );
+}
+
+/// `--dns-forward ADDR`: DNS sent to that address inside goes to the host's resolver (here
+/// `--dns-host 127.0.0.1`, a stand-in that answers one datagram), and the answer comes back.
+#[test]
+fn dns_forward_reaches_the_host_resolver() {
+    let o = world(
+        "nsnet",
+        &format!(
+            r#"{START}
+$PY $T/udp_server.py 127.0.0.1 53 $T/dns &
+sh $T/wait_for.sh $T/dns
+start --config-net --dns-forward 169.254.1.1 --dns-host 127.0.0.1
+inside $PY $T/udp_client.py 169.254.1.1 53
+wait
+stop
+"#
+        ),
+    );
+    assert_eq!(stdout(&o), "fg=0\nPING\ngone\n", "stderr: {}", stderr(&o));
+}
+
+/// `pasta [OPTS] -- CMD`: the command runs in a new namespace pasta configured, a `-t`
+/// forward reaches a server it starts, and pasta exits with the command's status.
+#[test]
+fn command_form_runs_the_command_in_a_configured_namespace() {
+    let o = world(
+        "nsnet",
+        r#"
+PY=/usr/bin/python3
+"$PASTA" --config-net -t 9601 --quiet -- sh -c '
+ip -o -4 addr show dummy0 | awk "{print \$4}"; ip route show default
+/usr/bin/python3 $T/echo_server.py 0.0.0.0 9601 $T/ready &
+wait
+exit 7' &
+sh $T/wait_for.sh $T/ready
+$PY $T/echo_client.py 127.0.0.1 9601
+wait $!
+echo rc=$?
+"#,
+    );
+    assert_eq!(
+        stdout(&o),
+        "192.0.2.1/24\ndefault via 192.0.2.254 dev dummy0 \necho True\nrc=7\n",
+        "stderr: {}",
         stderr(&o)
     );
 }

@@ -1,21 +1,36 @@
 //! pasta's forwarding-table protocol on its `-c SOCKET` (pesto protocol version 2, passt
-//! 2026_07_16's `conf.c` and `pesto.c`): one client at a time over a unix stream socket.
+//! 2026_07_16's `conf.c`, `pesto.c`, `pesto.h`, `fwd_rule.c`, `serialise.c`): one client at a
+//! time over a unix stream socket.
 //!
 //! ```text
-//!  server → client  hello: "basil:s\0", version u32, PIF_NAME_SIZE u32 (128), IFNAMSIZ u32 (16)
-//!                   per table: pif u8, name[128] (NUL-padded), caps u32, count u32, rules
+//!  server → client  struct pesto_hello (pesto.h, packed, 20 bytes):
+//!                     magic[8] "basil:s\0", version u32, pif_name_size u32 (128),
+//!                     ifnamsiz u32 (16)
+//!                   per table (conf_send_rules): pif u8, then struct pesto_pif_info
+//!                     (pesto.h, packed, 136 bytes): name[128] NUL-padded, caps u32, count u32;
+//!                     then `count` rules
 //!                   pif 0 (PIF_NONE): end of tables
-//!  client → server  nothing (it only looked), or the whole new state:
-//!                   per table: pif u8, count u32, rules;  pif 0: end — the server validates
-//!                   every rule against the table's capabilities and then replaces the tables
-//!  rule (56 bytes)  addr[16] taddr[16] (IPv4 as ::ffff:a.b.c.d, `::` = unspecified)
-//!                   ifname[16] first u16 last u16 to u16 proto u8 flags u8
+//!  client → server  nothing (it only looked: the server reads EOF and closes), or the whole
+//!                   new state (pesto.c send_conf): per table pif u8, count u32, rules; pif 0:
+//!                   end. The server (conf_recv_rules) checks every rule against its table's
+//!                   capabilities and only then switches to the new tables; there is no reply.
+//!  rule (56 bytes)  struct fwd_rule (fwd_rule.h), sent as its raw memory by fwd_rule_write()
+//!                   with only the ports byte-swapped:
+//!                     0  addr[16]    union inany_addr: IPv6, or IPv4 as ::ffff:a.b.c.d;
+//!                                    `::` with FWD_DUAL_STACK_ANY for "every address"
+//!                    16  taddr[16]   union inany_addr, `::` = no target address
+//!                    32  ifname[16]  NUL-terminated (byte 15 must be 0)
+//!                    48  first u16, 50 last u16, 52 to u16   (htons)
+//!                    54  proto u8 (6 TCP, 17 UDP), 55 flags u8 (DUAL_STACK_ANY 1, WEAK 2,
+//!                                    SCAN 4)
 //! ```
 //!
-//! Integers are big-endian. The rule's layout is version 2's `struct fwd_rule` as we read it
-//! (version 1's plus the target address after the listening one); a client and server of this
-//! module agree by construction, and the size is checked against the hello's field sizes.
-//! The [`Backend`] is whoever owns the listeners; this module owns only the bytes.
+//! Integers are big-endian (serialise.c's `write_u32` is `htobe32`, the structs' fields are
+//! `htonl`/`htons`). The struct has no padding: `inany_addr` is 4-aligned and every field
+//! ends on its own alignment, so it is 56 bytes on every Linux ABI. The position of `taddr`
+//! (between `addr` and `ifname`) is the order of version 2's `fwd_rule_range_except()`
+//! initialiser; version 1's struct was the same without it. The [`Backend`] is whoever owns
+//! the listeners; this module owns only the bytes.
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv6Addr};
@@ -29,6 +44,8 @@ pub const VERSION: u32 = 2;
 pub const PIF_NAME_SIZE: u32 = 128;
 pub const IFNAMSIZ: u32 = 16;
 pub const RULE_LEN: usize = 56;
+/// The most tables pesto holds (pesto.c's `MAX_PIFS`).
+pub const MAX_PIFS: usize = 3;
 /// pasta's interface ids: the host side (inbound `-t/-u`) and the namespace's loopback
 /// (`-T/-U`, "splice").
 pub const PIF_HOST: u8 = 1;
@@ -81,10 +98,14 @@ pub fn encode_rule(r: &Rule) -> [u8; RULE_LEN] {
     b
 }
 
-/// Decodes a rule; `None` when the interface name is not NUL-terminated.
+/// Decodes a rule; `None` when the interface name's last byte is not NUL (pasta's
+/// `conf_recv_rules` check; the name is what precedes the first NUL).
 pub fn decode_rule(b: &[u8; RULE_LEN]) -> Option<Rule> {
     let name = &b[32..48];
-    let end = name.iter().position(|c| *c == 0)?;
+    if name[15] != 0 {
+        return None;
+    }
+    let end = name.iter().position(|c| *c == 0).unwrap_or(15);
     Some(Rule {
         addr: addr_from(&b[0..16]),
         taddr: addr_from(&b[16..32]),
@@ -251,6 +272,14 @@ pub enum ClientError {
     Ifnamsiz(u32),
     #[error("Error reading from control socket")]
     Read,
+    #[error("Too many forwarding rules")]
+    TooManyRules,
+    #[error("passt has more pifs than pesto can manage (max {MAX_PIFS})")]
+    TooManyPifs,
+    #[error("Received duplicate interface identifier")]
+    DuplicatePif,
+    #[error("Received duplicate interface name")]
+    DuplicateName,
     #[error("Interface name was not NULL terminated")]
     Unterminated,
     #[error("Error writing to control socket: {0}")]
@@ -264,7 +293,14 @@ impl Client {
             source,
         })?;
         let mut h = [0u8; 20];
-        stream.read_exact(&mut h).map_err(ClientError::Greeting)?;
+        stream.read_exact(&mut h).map_err(|e| {
+            // pesto's read_all_buf() reports a short read as ENODATA.
+            ClientError::Greeting(if e.kind() == io::ErrorKind::UnexpectedEof {
+                io::Error::from_raw_os_error(61)
+            } else {
+                e
+            })
+        })?;
         if &h[..8] != MAGIC {
             return Err(ClientError::Magic);
         }
@@ -286,19 +322,32 @@ impl Client {
             if pif == 0 {
                 break;
             }
+            if tables.len() >= MAX_PIFS {
+                return Err(ClientError::TooManyPifs);
+            }
             let mut name = [0u8; PIF_NAME_SIZE as usize];
             stream
                 .read_exact(&mut name)
                 .map_err(|_| ClientError::Read)?;
-            let end = name
-                .iter()
-                .position(|c| *c == 0)
-                .ok_or(ClientError::Unterminated)?;
+            if name[name.len() - 1] != 0 {
+                return Err(ClientError::Unterminated);
+            }
+            let end = name.iter().position(|c| *c == 0).unwrap_or(0);
+            let name = String::from_utf8_lossy(&name[..end]).into_owned();
             let caps = read_u32(&mut stream).map_err(|_| ClientError::Read)?;
             let count = read_u32(&mut stream).map_err(|_| ClientError::Read)?;
             if count as usize > super::spec::MAX_RULES {
-                return Err(ClientError::Read);
+                return Err(ClientError::TooManyRules);
             }
+            if tables.iter().any(|t: &PifTable| t.pif == pif) {
+                return Err(ClientError::DuplicatePif);
+            }
+            if tables.iter().any(|t: &PifTable| t.name == name) {
+                return Err(ClientError::DuplicateName);
+            }
+            // pesto reads the rules as they come, without validating them, so that it can show
+            // whatever the server holds; only an unterminated name is refused here because the
+            // rule could not be shown.
             let mut table = Table::new(caps);
             for _ in 0..count {
                 let mut b = [0u8; RULE_LEN];
@@ -307,11 +356,7 @@ impl Client {
                     .rules
                     .push(decode_rule(&b).ok_or(ClientError::Unterminated)?);
             }
-            tables.push(PifTable {
-                pif,
-                name: String::from_utf8_lossy(&name[..end]).into_owned(),
-                table,
-            });
+            tables.push(PifTable { pif, name, table });
         }
         Ok(Client { stream, tables })
     }
@@ -444,7 +489,7 @@ mod tests {
         let (state, r) = t.join().unwrap();
         assert_eq!(
             r,
-            Err("Unsupported protocol 0x84 for forwarding rule".into())
+            Err("Unsupported protocol 0x84 (<unknown protocol>) for forwarding rule".into())
         );
         let rules: Vec<String> = state[0].table.rules.iter().map(|r| r.to_string()).collect();
         assert_eq!(
@@ -472,5 +517,265 @@ mod tests {
         t.join().unwrap();
         let e = Client::connect(&dir.path().join("none")).err().unwrap();
         assert!(e.to_string().starts_with("Failed to connect to "), "{e}");
+    }
+
+    // Byte vectors written out by hand from passt's structs (not through this module's
+    // encoder), so that a change of field order, size or byte order fails here:
+    // `struct pesto_hello` and `struct pesto_pif_info` (pesto.h, packed), `struct fwd_rule`
+    // (fwd_rule.h: addr[16] taddr[16] ifname[16] first last to (htons) proto flags), and the
+    // framing of conf.c's conf_send_rules()/conf_recv_rules() and pesto.c's send_conf().
+    const HELLO: [u8; 20] = [
+        b'b', b'a', b's', b'i', b'l', b':', b's', 0, // magic[8]
+        0, 0, 0, 2, // version
+        0, 0, 0, 128, // pif_name_size
+        0, 0, 0, 16, // ifnamsiz
+    ];
+
+    /// `-t 0.0.0.0/5000:192.0.2.5/6000` as struct fwd_rule.
+    fn rule_v4_target() -> Vec<u8> {
+        let mut b = vec![0u8; 56];
+        b[10] = 0xff; // addr ::ffff:0.0.0.0 (inany_any4)
+        b[11] = 0xff;
+        b[26] = 0xff; // taddr ::ffff:192.0.2.5
+        b[27] = 0xff;
+        b[28..32].copy_from_slice(&[192, 0, 2, 5]);
+        // ifname[16] all zero
+        b[48..50].copy_from_slice(&[0x13, 0x88]); // first 5000
+        b[50..52].copy_from_slice(&[0x13, 0x88]); // last 5000
+        b[52..54].copy_from_slice(&[0x17, 0x70]); // to 6000
+        b[54] = 6; // IPPROTO_TCP
+        b[55] = 0; // no flags
+        b
+    }
+
+    /// `-u [::1]%lo/53-54:5353-5354` as struct fwd_rule.
+    fn rule_v6_ifname() -> (Rule, Vec<u8>) {
+        let r = Rule {
+            addr: "::1".parse().unwrap(),
+            taddr: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            ifname: "lo".into(),
+            first: 53,
+            last: 54,
+            to: 5353,
+            proto: PROTO_UDP,
+            flags: FLAG_WEAK,
+        };
+        let mut b = vec![0u8; 56];
+        b[15] = 1; // ::1
+        b[32] = b'l';
+        b[33] = b'o';
+        b[48..56].copy_from_slice(&[0, 53, 0, 54, 0x14, 0xe9, 17, 2]);
+        (r, b)
+    }
+
+    fn pif_info(pif: u8, name: &str, caps: u32, count: u32) -> Vec<u8> {
+        let mut b = vec![pif];
+        let mut n = [0u8; 128];
+        n[..name.len()].copy_from_slice(name.as_bytes());
+        b.extend_from_slice(&n);
+        b.extend_from_slice(&caps.to_be_bytes());
+        b.extend_from_slice(&count.to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn rule_bytes_are_struct_fwd_rule() {
+        let host = &tables()[0].table.rules[0];
+        assert_eq!(encode_rule(host).to_vec(), rule_v4_target());
+        let (r, b) = rule_v6_ifname();
+        assert_eq!(encode_rule(&r).to_vec(), b);
+        assert_eq!(decode_rule(&b.clone().try_into().unwrap()), Some(r));
+        // `-t 8080` with no address: `::` and FWD_DUAL_STACK_ANY, ports 0x1f90.
+        let p = Parser {
+            ephemeral: (49152, 65535),
+        };
+        let mut t = Table::new(CAPS);
+        p.parse('t', false, "8080", &mut t).unwrap();
+        let mut want = [0u8; 56];
+        want[48..56].copy_from_slice(&[0x1f, 0x90, 0x1f, 0x90, 0x1f, 0x90, 6, 1]);
+        assert_eq!(encode_rule(&t.rules[0]), want);
+        // pasta refuses a name whose last byte is not NUL, even after an earlier NUL.
+        let mut bad = b.clone();
+        bad[47] = b'x';
+        assert_eq!(decode_rule(&bad.try_into().unwrap()), None);
+    }
+
+    #[test]
+    fn server_speaks_conf_send_rules_and_reads_send_conf() {
+        let (mut ours, mut theirs) = UnixStream::pair().unwrap();
+        let t = std::thread::spawn(move || {
+            let mut backend = Mem(tables());
+            let r = handle(&mut ours, &mut backend);
+            (backend.0, r)
+        });
+        // What the server sends, as pesto's read_pif_conf() expects it.
+        let mut want = HELLO.to_vec();
+        want.extend(pif_info(1, "HOST", CAPS, 2));
+        want.extend(rule_v4_target());
+        let mut got = vec![0u8; want.len()];
+        theirs.read_exact(&mut got).unwrap();
+        assert_eq!(got, want);
+        // The second HOST rule (`%lo/53`) comes next; then SPLICE, empty; then PIF_NONE.
+        let mut second = [0u8; 56];
+        theirs.read_exact(&mut second).unwrap();
+        assert_eq!(&second[32..35], b"lo\0");
+        assert_eq!(&second[48..55], &[0, 53, 0, 53, 0, 53, 17]);
+        let mut rest = vec![0u8; 137 + 1];
+        theirs.read_exact(&mut rest).unwrap();
+        let mut tail = pif_info(3, "SPLICE", CAPS, 0);
+        tail.push(0);
+        assert_eq!(rest, tail);
+        // A client's update, as pesto's send_conf() writes it: HOST gets one IPv6 UDP rule,
+        // SPLICE nothing, then PIF_NONE.
+        let (r, b) = rule_v6_ifname();
+        let mut update = vec![1, 0, 0, 0, 1];
+        update.extend(b);
+        update.extend([3, 0, 0, 0, 0, 0]);
+        theirs.write_all(&update).unwrap();
+        let (state, res) = t.join().unwrap();
+        res.unwrap();
+        assert_eq!(state[0].table.rules, vec![r]);
+        assert!(state[1].table.rules.is_empty());
+    }
+
+    #[test]
+    fn client_reads_conf_send_rules_and_writes_send_conf() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.sock");
+        let l = UnixListener::bind(&path).unwrap();
+        let t = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut out = HELLO.to_vec();
+            out.extend(pif_info(1, "HOST", CAPS, 1));
+            out.extend(rule_v4_target());
+            out.extend(pif_info(3, "SPLICE", CAPS, 0));
+            out.push(0);
+            s.write_all(&out).unwrap();
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).unwrap();
+            got
+        });
+        let mut c = Client::connect(&path).unwrap();
+        assert_eq!(c.tables.len(), 2);
+        assert_eq!(
+            c.tables[0].table.rules[0].to_string(),
+            "TCP [0.0.0.0]:5000  =>  192.0.2.5:6000 "
+        );
+        assert_eq!((c.tables[1].pif, c.tables[1].name.as_str()), (3, "SPLICE"));
+        let (r, b) = rule_v6_ifname();
+        c.tables[0].table.rules.push(r);
+        c.send().unwrap();
+        let mut want = vec![1, 0, 0, 0, 2];
+        want.extend(rule_v4_target());
+        want.extend(b);
+        want.extend([3, 0, 0, 0, 0, 0]);
+        assert_eq!(t.join().unwrap(), want);
+    }
+
+    #[test]
+    fn client_refuses_what_pesto_refuses() {
+        let serve = |bytes: Vec<u8>| {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("c.sock");
+            let l = UnixListener::bind(&path).unwrap();
+            let t = std::thread::spawn(move || {
+                let (mut s, _) = l.accept().unwrap();
+                let _ = s.write_all(&bytes);
+            });
+            let e = Client::connect(&path).err().unwrap().to_string();
+            t.join().unwrap();
+            e
+        };
+        let with = |tail: Vec<u8>| {
+            let mut b = HELLO.to_vec();
+            b.extend(tail);
+            b
+        };
+        assert_eq!(
+            serve(HELLO[..10].to_vec()),
+            "Couldn't read server greeting: No data available (os error 61)"
+        );
+        let mut h = HELLO;
+        h[0] = b'B';
+        assert_eq!(serve(h.to_vec()), "Bad magic number from server");
+        let mut h = HELLO;
+        h[11] = 0;
+        assert_eq!(
+            serve(h.to_vec()),
+            "Unsupported experimental server protocol"
+        );
+        let mut h = HELLO;
+        h[15] = 64;
+        assert_eq!(
+            serve(h.to_vec()),
+            "Server has unexpected pif name size (64 not 128)"
+        );
+        let mut h = HELLO;
+        h[19] = 32;
+        assert_eq!(
+            serve(h.to_vec()),
+            "Server has unexpected IFNAMSIZ (32 not 16)"
+        );
+        assert_eq!(
+            serve(with(pif_info(1, "HOST", CAPS, 256))),
+            "Too many forwarding rules"
+        );
+        let mut two = pif_info(1, "HOST", CAPS, 0);
+        two.extend(pif_info(1, "SPLICE", CAPS, 0));
+        assert_eq!(serve(with(two)), "Received duplicate interface identifier");
+        let mut two = pif_info(1, "HOST", CAPS, 0);
+        two.extend(pif_info(3, "HOST", CAPS, 0));
+        assert_eq!(serve(with(two)), "Received duplicate interface name");
+        let mut four = Vec::new();
+        for (p, n) in [(1, "A"), (2, "B"), (3, "C"), (4, "D")] {
+            four.extend(pif_info(p, n, CAPS, 0));
+        }
+        assert_eq!(
+            serve(with(four)),
+            "passt has more pifs than pesto can manage (max 3)"
+        );
+        let mut unterminated = pif_info(1, "HOST", CAPS, 0);
+        unterminated[128] = b'x';
+        assert_eq!(
+            serve(with(unterminated)),
+            "Interface name was not NULL terminated"
+        );
+    }
+
+    #[test]
+    fn server_refuses_what_conf_recv_rules_refuses() {
+        let run = |update: Vec<u8>| {
+            let (mut ours, mut theirs) = UnixStream::pair().unwrap();
+            let t = std::thread::spawn(move || {
+                let mut backend = Mem(tables());
+                let r = handle(&mut ours, &mut backend);
+                (backend.0, r)
+            });
+            theirs.write_all(&update).unwrap();
+            theirs.shutdown(std::net::Shutdown::Write).unwrap();
+            let (state, r) = t.join().unwrap();
+            assert_eq!(state, tables(), "a refused update changes nothing");
+            r.unwrap_err()
+        };
+        assert_eq!(
+            run(vec![2, 0, 0, 0, 0]),
+            "Received rules for non-existent table"
+        );
+        assert_eq!(run(vec![1, 0, 0, 1, 0]), "Received 256 rules (maximum 255)");
+        let (_, mut b) = rule_v6_ifname();
+        b[47] = b'x';
+        let mut u = vec![1, 0, 0, 0, 1];
+        u.extend(b);
+        u.push(0);
+        assert_eq!(run(u), "Interface name was not NULL terminated");
+        // Two rules that conflict (pasta's fwd_rule_add), in one update.
+        let mut u = vec![1, 0, 0, 0, 2];
+        u.extend(rule_v4_target());
+        u.extend(rule_v4_target());
+        u.push(0);
+        assert!(
+            run(u).starts_with("Forwarding configuration conflict: "),
+            "conflict"
+        );
     }
 }

@@ -82,11 +82,7 @@ impl Rule {
 /// `tcp [0.0.0.0]:8080  =>  8080 ` — pasta's `fwd_rule_fmt`.
 impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let proto = match self.proto {
-            PROTO_TCP => "TCP",
-            PROTO_UDP => "UDP",
-            _ => "?",
-        };
+        let proto = proto_name(self.proto);
         let addr = match self.listen_addr() {
             None => "*".to_string(),
             Some(a) => a.to_string(),
@@ -137,6 +133,17 @@ fn err<T>(s: String) -> Result<T, SpecError> {
 pub struct Table {
     pub caps: u32,
     pub rules: Vec<Rule>,
+}
+
+/// pasta's `ipproto_name()` (ip.c): the names its messages use.
+pub fn proto_name(p: u8) -> &'static str {
+    match p {
+        1 => "ICMP",
+        PROTO_TCP => "TCP",
+        PROTO_UDP => "UDP",
+        58 => "ICMPv6",
+        _ => "<unknown protocol>",
+    }
 }
 
 impl Table {
@@ -190,7 +197,12 @@ impl Table {
                 return err("Can't add UDP forwarding rule, UDP not enabled".into());
             }
             PROTO_TCP | PROTO_UDP => {}
-            p => return err(format!("Unsupported protocol 0x{p:x} for forwarding rule")),
+            p => {
+                return err(format!(
+                    "Unsupported protocol 0x{p:x} ({}) for forwarding rule",
+                    proto_name(p)
+                ));
+            }
         }
         if let Some(t) = new.target_addr() {
             if t.is_multicast() {

@@ -31,6 +31,7 @@ use nsnet_api::pesto::proto::Server;
 use nsnet_api::pesto::spec::{self, Parser, Table};
 
 use super::pasta_ports::{Forwards, HOST_CAPS};
+use super::slirp4netns::forwards::SocketFile;
 
 /// The version pasta reports; the suffix says whose it is.
 pub const VERSION: &str = concat!("2026_07_16.nsnet-", env!("CARGO_PKG_VERSION"));
@@ -797,8 +798,13 @@ fn run(o: &Opts) -> Result<i32, String> {
         }
         None => None,
     };
+    // The socket is bound, and its directory held open to remove it at exit, before the
+    // confinement below hides the file system.
     let control = match &o.conf_path {
-        Some(p) => Some((Server::bind(std::path::Path::new(p))?, p.clone())),
+        Some(p) => {
+            let path = std::path::Path::new(p);
+            Some((Server::bind(path)?, SocketFile::new(path)?))
+        }
         None => None,
     };
     let watch = match (&target, o.no_netns_quit) {
@@ -838,6 +844,15 @@ fn run(o: &Opts) -> Result<i32, String> {
     if let Some(mut f) = pid_file {
         let _ = writeln!(f, "{}", std::process::id());
     }
+    // Confined as pasta's isolate_prefork()/isolate_postfork() do, while the process is still
+    // single-threaded so that every thread started below inherits it: its own mount namespace
+    // with an empty read-only root, no new privileges, every capability dropped but
+    // CAP_SYS_ADMIN (the netns thread's setns for new forwards) and CAP_NET_BIND_SERVICE, and
+    // the stack's system-call filter plus setns, the splice relay's pipe2 and splice and, for
+    // `pasta CMD`, wait4 and kill.
+    if let Err(e) = confine() {
+        return fail(&mut report, e);
+    }
     let guest = cfg.guest();
     let running = match nsnet_stack::spawn(tap, cfg) {
         Ok(r) => r,
@@ -872,12 +887,12 @@ fn run(o: &Opts) -> Result<i32, String> {
         return fail(&mut report, e);
     }
     let sock_file = match control {
-        Some((server, path)) => {
+        Some((server, file)) => {
             std::thread::Builder::new()
                 .name("pasta-conf".into())
                 .spawn(move || server.serve(&mut fwd))
                 .map_err(|e| format!("start the configuration socket: {e}"))?;
-            Some(path)
+            Some(file)
         }
         None => {
             std::mem::forget(fwd);
@@ -910,11 +925,32 @@ fn run(o: &Opts) -> Result<i32, String> {
             0
         }
     };
-    if let Some(p) = sock_file {
-        let _ = std::fs::remove_file(p);
+    if let Some(f) = sock_file {
+        f.remove();
     }
     let _ = running.stop();
     Ok(code)
+}
+
+/// The background process's confinement (see its call in [`run`]).
+fn confine() -> Result<(), String> {
+    use nsnet_ns::confine;
+    const CAP_SYS_ADMIN: u32 = 21;
+    confine::private_root(&[])
+        .and_then(|()| confine::drop_privileges(&[CAP_SYS_ADMIN, confine::CAP_NET_BIND_SERVICE]))
+        .map_err(|e| format!("Failed to isolate: {e}"))?;
+    // SAFETY: prctl with constant arguments: no core dumps, as pasta does.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    use nsnet_stack::seccomp;
+    seccomp::program_with(&[
+        libc::SYS_setns,
+        libc::SYS_pipe2,
+        libc::SYS_splice,
+        libc::SYS_wait4,
+        libc::SYS_kill,
+    ])
+    .and_then(|p| seccomp::apply(&p))
+    .map_err(|e| format!("Failed to apply seccomp filter: {e}"))
 }
 
 /// Until a terminating signal, or the namespace file is gone (checked every 100 ms).

@@ -24,7 +24,7 @@
 //! `--target-type=bess`. `--help` does not list it, so feature probes such as RootlessKit's
 //! do not ask for it.
 
-mod forwards;
+pub(crate) mod forwards;
 
 use std::io::Write;
 use std::net::{Ipv4Addr, Ipv6Addr};
