@@ -27,8 +27,9 @@ sample() {
 	echo "$tc $tr"
 }
 
-# pasta processes of this user (runs are sequential: every one is this run's).
-procs() { pgrep -u "$(id -u)" -x pasta; }
+# pasta processes of this user (runs are sequential: every one is this run's; Debian's pasta
+# re-executes itself as pasta.avx2 where the CPU has it).
+procs() { pgrep -u "$(id -u)" '^pasta'; }
 
 record() { # impl mtu path json cpu rss
 	python3 - "$4" "$1" "$2" "$3" "$5" "$6" "$tck" >>"$out" <<'PY'
@@ -65,14 +66,17 @@ tap() {
 }
 
 # fwd IMPL MTU DIR: a -t forwarded port: a client on the world's loopback, the server inside
-# the namespace (DIR "in": host → namespace; "out" is -R).
+# the namespace (DIR "in": host → namespace; "out" is -R). The server keeps running (a
+# client that came before it listened must not end it); the client retries until it gets
+# through, and the namespace is stopped with its command when pasta is.
 fwd() {
 	local impl=$1 mtu=$2 dir=$3 rflag="" json="$STAGE/iperf.json" cpu=0 rss=0 s i
 	[ "$dir" = out ] && rflag=-R
 	: >"$json"
+	rm -f "$STAGE/server.pid"
 	"$(bin "$impl")" --config-net -q -i dummy0 -a 10.0.2.100 -n 24 -g 10.0.2.2 -m "$mtu" \
 		-t 127.0.0.1/15202:5202 -u none -T none -U none -- \
-		sh -c "iperf3 -s -1 -p 5202 >/dev/null 2>&1" 2>/dev/null &
+		sh -c "iperf3 -s -p 5202 >/dev/null 2>&1 & echo \$! >$STAGE/server.pid; wait" 2>/dev/null &
 	local launcher=$!
 	for i in $(seq 100); do
 		iperf3 -c 127.0.0.1 -p 15202 -t "$SECS" -J $rflag >"$json" 2>/dev/null &
@@ -85,7 +89,9 @@ fwd() {
 		wait "$client" && break
 		sleep 0.1
 	done
-	kill "$launcher" 2>/dev/null
+	# The server is the namespace's command: ending it (by its PID, which pasta's namespace
+	# shares with the host's: no PID namespace) ends pasta.
+	kill "$(cat "$STAGE/server.pid")" 2>/dev/null
 	wait "$launcher" 2>/dev/null
 	record "$impl" "$mtu" "fwd-$dir" "$json" "$cpu" "$rss"
 }

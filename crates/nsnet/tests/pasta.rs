@@ -421,6 +421,7 @@ fn command_form_runs_the_command_in_a_configured_namespace() {
 PY=/usr/bin/python3
 "$PASTA" --config-net -t 9601 --quiet -- sh -c '
 ip -o -4 addr show dummy0 | awk "{print \$4}"; ip route show default
+grep "^SigBlk" /proc/self/status
 /usr/bin/python3 $T/echo_server.py 0.0.0.0 9601 $T/ready &
 wait
 exit 7' &
@@ -432,7 +433,7 @@ echo rc=$?
     );
     assert_eq!(
         stdout(&o),
-        "192.0.2.1/24\ndefault via 192.0.2.254 dev dummy0 \necho True\nrc=7\n",
+        "192.0.2.1/24\ndefault via 192.0.2.254 dev dummy0 \nSigBlk:\t0000000000000000\necho True\nrc=7\n",
         "stderr: {}",
         stderr(&o)
     );

@@ -649,6 +649,13 @@ fn spawn_command(cmd: &[String]) -> Result<(i32, OwnedFd), String> {
             let mut b = [0u8; 1];
             let go = nix::unistd::read(&go_r, &mut b).unwrap_or(0) == 1;
             if ok && go {
+                // pasta blocks the signals it waits for (its signalfd); the command must get
+                // them as any process does, or a SIGTERM sent to it would never arrive.
+                let _ = nix::sys::signal::sigprocmask(
+                    nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                    Some(&nix::sys::signal::SigSet::empty()),
+                    None,
+                );
                 let _ = nix::unistd::execvp(&argv[0], &argv);
                 eprintln!(
                     "Failed to start command or shell: {}",
