@@ -97,7 +97,7 @@ fwd() {
 }
 
 for mtu in $MTUS; do
-	for path in tap fwd; do
+	for path in ${PATHS:-tap fwd}; do
 		for dir in out in; do
 			for run in $(seq "$RUNS"); do
 				for impl in nsnet debian; do

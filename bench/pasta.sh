@@ -9,7 +9,9 @@
 # Run as root (it installs iperf3 and passt); it measures as the unprivileged test user
 # (created by scripts/test) in a fresh network namespace holding lo and a veth pair whose
 # default route leads nowhere (pasta needs a template interface), so nothing leaves the machine.
-# Environment: RUNS (default 3), SECS (default 4), MTUS (default "65520 1500").
+# Environment: RUNS (default 3), SECS (default 4), MTUS (default "65520 1500"), PATHS (default
+# "tap fwd"). Debian's pasta makes itself non-dumpable, so its CPU and RSS cannot be read as
+# the user: those cells stay empty.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 USER_NAME=${NSNET_BENCH_USER:-nsnet-test}
@@ -41,7 +43,7 @@ unshare --net -- sh -c '
 	ip link set dummy1 up
 	ip link set dummy0 up
 	ip route add default via 192.0.2.254 dev dummy0
-	exec runuser -u "$0" -- env RUNS="${RUNS:-3}" SECS="${SECS:-4}" MTUS="${MTUS:-65520 1500}" \
+	exec runuser -u "$0" -- env RUNS="${RUNS:-3}" SECS="${SECS:-4}" MTUS="${MTUS:-65520 1500}" PATHS="${PATHS:-tap fwd}" \
 		"$1/inner.sh" "$1"
 ' "$USER_NAME" "$stage"
 

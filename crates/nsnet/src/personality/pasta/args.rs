@@ -1,0 +1,586 @@
+//! pasta's command line: passt 2026_07_16's `conf.c` options as Podman and RootlessKit pass
+//! them, getopt_long's behaviour (clustered short options, `--opt=value`, abbreviations refused)
+//! and pasta's messages and exit codes for bad input. The forwarding specs themselves are
+//! `nsnet_api::pesto::spec`'s.
+
+use std::net::Ipv4Addr;
+
+/// The version pasta reports; the suffix says whose it is.
+pub const VERSION: &str = concat!("2026_07_16.nsnet-", env!("CARGO_PKG_VERSION"));
+
+pub(super) const USAGE: &str = "Usage: pasta [OPTION]... [COMMAND] [ARGS]...
+       pasta [OPTION]... PID
+       pasta [OPTION]... --netns [PATH|NAME]
+
+Without PID or --netns, run the given command or a
+default shell in a new network and user namespace, and
+connect it via pasta (nsnet's user-mode stack).
+
+  -d, --debug		Be verbose
+      --trace		Be extra verbose, implies --debug
+  -q, --quiet		Don't print informational messages
+  -f, --foreground	Don't run in background
+    default: run in background
+  -e, --stderr		Log to stderr too (always the case here)
+  --runas UID|UID:GID 	Run as given UID, GID (only the current ones here)
+  -c, --conf-path PATH	Configuration socket path
+  -h, --help		Display this help message and exit
+  --version		Show version and exit
+  -I, --ns-ifname NAME	namespace interface name
+    default: same interface name as external one
+  -P, --pid FILE	Write own PID to the given file
+  -m, --mtu MTU	Assign MTU via DHCP/NDP
+    default: 65520
+  -a, --address ADDR	Assign IPv4 address ADDR[/PREFIXLEN]
+    default: use addresses from interface with default route
+  -n, --netmask MASK	Assign IPv4 MASK, dot-decimal or bits
+  -g, --gateway ADDR	Pass IPv4 address as gateway
+  -i, --interface NAME	Interface for addresses and routes
+  -D, --dns ADDR	Use IPv4 address as DNS (accepted; no DHCP DNS list)
+  --map-host-loopback ADDR	Translate ADDR to refer to host
+    default: gateway address
+  --map-guest-addr ADDR	Translate ADDR to guest's address
+  --dns-forward ADDR	Forward DNS queries sent to ADDR
+  --dns-host ADDR	Host nameserver to direct queries to
+  --no-dhcp		Disable DHCP server
+  --no-ndp		Disable NDP responses
+  --no-dhcpv6		Disable DHCPv6 server
+  --no-ra		Disable router advertisements
+  --no-map-gw		Don't map gateway address to host
+  -4, --ipv4-only	Enable IPv4 operation only
+  -t, --tcp-ports SPEC	TCP port forwarding to namespace
+    SPEC can be:
+      'none': don't forward any ports
+      [ADDR[%IFACE]/]PORTS: forward specific ports
+        PORTS is a comma-separated list of ports or port
+         ranges.  'all' indicates all unbound non-ephemeral
+         ports.  Ranges can be reduced by excluding ports or
+         ranges prefixed by '~'.
+        Examples:
+        -t 22		Forward local port 22 to 22 on namespace
+        -t 22:23	Forward local port 22 to 23 on namespace
+        -t 22-80:32-90	Forward ports 22 to 80 to
+			corresponding port numbers plus 10
+        -t 192.0.2.1/5	Bind port 5 of 192.0.2.1 to namespace
+        -t 0.0.0.0/5000:192.0.2.5/6000	Forward port 5000 to 192.0.2.5:6000
+        -t 5-25,~10-20	Forward ports 5 to 9, and 21 to 25
+    default: none
+  -u, --udp-ports SPEC	UDP port forwarding to namespace
+    SPEC is as described for TCP above
+  -T, --tcp-ns SPEC	TCP port forwarding to init namespace (none only)
+  -U, --udp-ns SPEC	UDP port forwarding to init namespace (none only)
+  --userns NSPATH 	Target user namespace to join
+  --netns PATH|NAME	Target network namespace to join
+  --netns-only		Don't join existing user namespace
+  --no-netns-quit	Don't quit if filesystem-bound target
+  			network namespace is deleted
+  --config-net		Configure tap interface in namespace
+  --ns-mac-addr ADDR	Set MAC address on tap interface
+";
+
+#[derive(Debug, Default)]
+pub(super) struct Opts {
+    pub(super) config_net: bool,
+    pub(super) netns: Option<String>,
+    pub(super) netns_only: bool,
+    pub(super) userns: Option<String>,
+    pub(super) specs: Vec<(char, String)>,
+    pub(super) map_guest_addr: Option<Ipv4Addr>,
+    pub(super) map_host_loopback: Option<Ipv4Addr>,
+    pub(super) dns_forward: Option<Ipv4Addr>,
+    pub(super) dns_host: Option<Ipv4Addr>,
+    pub(super) no_map_gw: bool,
+    pub(super) address: Option<(Ipv4Addr, Option<u8>)>,
+    pub(super) netmask: Option<u8>,
+    pub(super) gateway: Option<Ipv4Addr>,
+    pub(super) mtu: Option<u32>,
+    pub(super) iface: Option<String>,
+    pub(super) ns_ifname: Option<String>,
+    pub(super) ns_mac: Option<[u8; 6]>,
+    pub(super) pid_file: Option<String>,
+    pub(super) conf_path: Option<String>,
+    pub(super) foreground: bool,
+    pub(super) no_netns_quit: bool,
+    /// PID or command.
+    pub(super) rest: Vec<String>,
+}
+
+pub(super) enum Parsed {
+    Run(Box<Opts>),
+    Help,
+    Version,
+}
+
+/// A failure in pasta's words; `usage` adds the usage text after it, as getopt's errors do.
+pub(super) struct Die {
+    pub(super) msg: String,
+    pub(super) usage: bool,
+}
+
+fn die<T>(msg: impl Into<String>) -> Result<T, Die> {
+    Err(Die {
+        msg: msg.into(),
+        usage: false,
+    })
+}
+
+const SHORT_ARG: &str = "lscFIpPmanMgioDSHtuTU";
+const SHORT_FLAG: &str = "dqfeh461";
+
+fn long_name(short: char) -> Option<&'static str> {
+    Some(match short {
+        'd' => "debug",
+        'q' => "quiet",
+        'f' => "foreground",
+        'e' => "stderr",
+        'l' => "log-file",
+        'h' => "help",
+        's' => "socket",
+        'c' => "conf-path",
+        'F' => "fd",
+        'I' => "ns-ifname",
+        'p' => "pcap",
+        'P' => "pid",
+        'm' => "mtu",
+        'a' => "address",
+        'n' => "netmask",
+        'M' => "mac-addr",
+        'g' => "gateway",
+        'i' => "interface",
+        'o' => "outbound",
+        'D' => "dns",
+        'S' => "search",
+        'H' => "hostname",
+        '4' => "ipv4-only",
+        '6' => "ipv6-only",
+        '1' => "one-off",
+        't' => "tcp-ports",
+        'u' => "udp-ports",
+        'T' => "tcp-ns",
+        'U' => "udp-ns",
+        _ => return None,
+    })
+}
+
+/// Long options taking an argument (besides the short ones' long names).
+const LONG_ARG: &[&str] = &[
+    "userns",
+    "netns",
+    "ns-mac-addr",
+    "dns-forward",
+    "runas",
+    "log-size",
+    "outbound-if4",
+    "outbound-if6",
+    "map-host-loopback",
+    "map-guest-addr",
+    "dns-host",
+    "socket-path",
+    "fqdn",
+    "repair-path",
+    "stats",
+];
+const LONG_FLAG: &[&str] = &[
+    "no-tcp",
+    "no-udp",
+    "no-icmp",
+    "no-dhcp",
+    "no-dhcpv6",
+    "no-ndp",
+    "no-ra",
+    "no-splice",
+    "splice-only",
+    "freebind",
+    "no-map-gw",
+    "dhcp-dns",
+    "no-dhcp-dns",
+    "dhcp-search",
+    "no-dhcp-search",
+    "no-netns-quit",
+    "trace",
+    "version",
+    "config-net",
+    "no-copy-routes",
+    "no-copy-addrs",
+    "netns-only",
+    "host-lo-to-ns-lo",
+    "vhost-user",
+    "print-capabilities",
+    "migrate-exit",
+    "migrate-no-linger",
+    "chroot-fallback",
+];
+
+fn v4_nat(v: &str, what: &str) -> Result<Ipv4Addr, Die> {
+    match v.parse::<Ipv4Addr>() {
+        Ok(a) if !a.is_unspecified() && !a.is_loopback() && !a.is_multicast() => Ok(a),
+        _ => die(format!("{what}: {v}")),
+    }
+}
+
+fn parse_mac(v: &str) -> Result<[u8; 6], Die> {
+    let parts: Vec<&str> = v.split(':').collect();
+    let mut mac = [0u8; 6];
+    if parts.len() == 6
+        && parts
+            .iter()
+            .zip(mac.iter_mut())
+            .all(|(p, m)| p.len() == 2 && u8::from_str_radix(p, 16).map(|b| *m = b).is_ok())
+    {
+        return Ok(mac);
+    }
+    die(format!("Invalid MAC address: {v}"))
+}
+
+fn parse_prefix(v: &str) -> Result<u8, Die> {
+    if let Ok(m) = v.parse::<Ipv4Addr>() {
+        let m = u32::from(m);
+        let len = m.count_ones();
+        if m.checked_shl(len).unwrap_or(0) == 0 {
+            return Ok(len as u8);
+        }
+    } else if let Ok(n) = v.parse::<u8>()
+        && n <= 32
+    {
+        return Ok(n);
+    }
+    die(format!("Invalid prefix length: {v}"))
+}
+
+/// Parses pasta's command line (getopt_long with `+`: options stop at the first operand).
+pub(super) fn parse(argv0: &str, args: &[String]) -> Result<Parsed, Die> {
+    let mut o = Opts::default();
+    let usage_err = |msg: String| Die { msg, usage: true };
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].clone();
+        i += 1;
+        if a == "--" {
+            o.rest = args[i..].to_vec();
+            break;
+        }
+        let (name, inline): (String, Option<String>) = if let Some(l) = a.strip_prefix("--") {
+            let (n, v) = match l.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (l, None),
+            };
+            if !LONG_ARG.contains(&n)
+                && !LONG_FLAG.contains(&n)
+                && !SHORT_ARG
+                    .chars()
+                    .chain(SHORT_FLAG.chars())
+                    .any(|c| long_name(c) == Some(n))
+            {
+                return Err(usage_err(format!("{argv0}: unrecognized option '--{n}'")));
+            }
+            (n.to_string(), v)
+        } else if a.len() > 1 && a.starts_with('-') {
+            // A cluster of short flags, possibly ending in one that takes the rest.
+            let chars: Vec<char> = a[1..].chars().collect();
+            let mut j = 0;
+            let mut found = None;
+            while j < chars.len() {
+                let c = chars[j];
+                if SHORT_ARG.contains(c) {
+                    let rest: String = chars[j + 1..].iter().collect();
+                    found = Some((c, (!rest.is_empty()).then_some(rest)));
+                    break;
+                }
+                if !SHORT_FLAG.contains(c) {
+                    return Err(usage_err(format!("{argv0}: invalid option -- '{c}'")));
+                }
+                match c {
+                    'h' => return Ok(Parsed::Help),
+                    'f' => o.foreground = true,
+                    '6' => return die("IPv6-only operation is not supported by nsnet's pasta yet"),
+                    '1' => return die("--one-off is for passt mode only"),
+                    _ => {}
+                }
+                j += 1;
+            }
+            match found {
+                None => continue,
+                Some((c, v)) => (long_name(c).expect("short option").to_string(), v),
+            }
+        } else {
+            o.rest = args[i - 1..].to_vec();
+            break;
+        };
+        let takes = LONG_ARG.contains(&name.as_str())
+            || SHORT_ARG
+                .chars()
+                .any(|c| long_name(c) == Some(name.as_str()));
+        let value = if takes {
+            match inline {
+                Some(v) => v,
+                None => {
+                    let Some(v) = args.get(i).cloned() else {
+                        let short = SHORT_ARG.chars().find(|c| long_name(*c) == Some(&name));
+                        return Err(usage_err(match (short, a.starts_with("--")) {
+                            (Some(c), false) => {
+                                format!("{argv0}: option requires an argument -- '{c}'")
+                            }
+                            _ => format!("{argv0}: option '--{name}' requires an argument"),
+                        }));
+                    };
+                    i += 1;
+                    v
+                }
+            }
+        } else {
+            if inline.is_some() {
+                return Err(usage_err(format!(
+                    "{argv0}: option '--{name}' doesn't allow an argument"
+                )));
+            }
+            String::new()
+        };
+        match name.as_str() {
+            "help" => return Ok(Parsed::Help),
+            "version" => return Ok(Parsed::Version),
+            "debug" | "trace" | "quiet" | "stderr" => {}
+            "foreground" => o.foreground = true,
+            "config-net" => o.config_net = true,
+            "netns" => {
+                o.netns = Some(if value.contains('/') {
+                    value
+                } else {
+                    format!("/run/netns/{value}")
+                })
+            }
+            "netns-only" => {
+                o.netns_only = true;
+                o.userns = None;
+            }
+            "userns" => {
+                o.userns = Some(value);
+                o.netns_only = false;
+            }
+            "no-netns-quit" => o.no_netns_quit = true,
+            "tcp-ports" => o.specs.push(('t', value)),
+            "udp-ports" => o.specs.push(('u', value)),
+            "tcp-ns" => o.specs.push(('T', value)),
+            "udp-ns" => o.specs.push(('U', value)),
+            "map-guest-addr" => {
+                o.map_guest_addr = (value != "none")
+                    .then(|| v4_nat(&value, "Invalid address to remap to host"))
+                    .transpose()?
+            }
+            "map-host-loopback" => {
+                if value == "none" {
+                    o.no_map_gw = true;
+                } else {
+                    o.map_host_loopback = Some(v4_nat(&value, "Invalid address to remap to host")?);
+                }
+            }
+            "dns-forward" => match value.parse::<Ipv4Addr>() {
+                Ok(a) if !a.is_unspecified() && !a.is_broadcast() && !a.is_loopback() => {
+                    o.dns_forward = Some(a)
+                }
+                _ => return die(format!("Invalid DNS forwarding address: {value}")),
+            },
+            "dns-host" => match value.parse::<Ipv4Addr>() {
+                Ok(a) if !a.is_unspecified() && !a.is_broadcast() => o.dns_host = Some(a),
+                _ => return die(format!("Invalid host nameserver address: {value}")),
+            },
+            "no-map-gw" => o.no_map_gw = true,
+            "address" => {
+                let (a, p) = match value.split_once('/') {
+                    Some((a, p)) => (a, Some(p)),
+                    None => (value.as_str(), None),
+                };
+                let bad = || format!("Invalid guest address: {value}");
+                let addr: Ipv4Addr = a.parse().map_err(|_| Die {
+                    msg: bad(),
+                    usage: false,
+                })?;
+                if addr.is_unspecified() || addr.is_loopback() || addr.is_multicast() {
+                    return die(bad());
+                }
+                let prefix = match p {
+                    None => None,
+                    Some(p) => match p.parse::<u8>() {
+                        Ok(n) if n <= 32 => Some(n),
+                        _ => return die(format!("Invalid prefix length: {value}")),
+                    },
+                };
+                if prefix.is_some() && o.netmask.is_some() {
+                    return die("Redundant prefix length specification");
+                }
+                o.address = Some((addr, prefix));
+            }
+            "netmask" => {
+                if matches!(o.address, Some((_, Some(_)))) {
+                    return die("Redundant prefix length specification");
+                }
+                o.netmask = Some(parse_prefix(&value)?);
+            }
+            "gateway" => match value.parse::<Ipv4Addr>() {
+                Ok(a) if !a.is_unspecified() && !a.is_broadcast() && !a.is_loopback() => {
+                    o.gateway = Some(a)
+                }
+                _ => return die(format!("Invalid gateway address: {value}")),
+            },
+            "mtu" => match value.parse::<u32>() {
+                Ok(m) if m <= 65520 => o.mtu = Some(m),
+                Ok(m) => return die(format!("MTU {m} too large (max 65520)")),
+                Err(_) => return die(format!("Invalid MTU: {value}")),
+            },
+            "interface" => o.iface = Some(value),
+            "ns-ifname" => {
+                if value.is_empty() || value.len() >= 16 {
+                    return die(format!("Invalid interface name: {value}"));
+                }
+                o.ns_ifname = Some(value)
+            }
+            "ns-mac-addr" => o.ns_mac = Some(parse_mac(&value)?),
+            "pid" => o.pid_file = Some(value),
+            "conf-path" => o.conf_path = Some(value),
+            "runas" => {
+                let me = format!(
+                    "{}:{}",
+                    nix::unistd::geteuid().as_raw(),
+                    nix::unistd::getegid().as_raw()
+                );
+                let uid_only = nix::unistd::geteuid().as_raw().to_string();
+                if value != me && value != uid_only {
+                    return die(format!(
+                        "--runas {value}: running as another user is not supported by nsnet's pasta"
+                    ));
+                }
+            }
+            // Only the DHCP/NDP servers' lists: the namespace is configured directly.
+            "dns" | "no-dhcp" | "no-ndp" | "no-dhcpv6" | "no-ra" | "dhcp-dns" | "dhcp-search"
+            | "no-copy-routes" | "no-copy-addrs" => {}
+            "ipv4-only" => {}
+            "no-dhcp-dns" | "no-dhcp-search" => {
+                return die(format!("--{name} is for passt mode only"));
+            }
+            other => {
+                return die(format!("--{other} is not supported by nsnet's pasta yet"));
+            }
+        }
+    }
+    if o.netns.is_some() && !o.rest.is_empty() {
+        return die("Both --netns and PID or command given");
+    }
+    Ok(Parsed::Run(Box::new(o)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    fn run_opts(s: &str) -> Box<Opts> {
+        match parse("pasta", &args(s)) {
+            Ok(Parsed::Run(o)) => o,
+            Ok(_) => panic!("{s}: not a run"),
+            Err(e) => panic!("{s}: {}", e.msg),
+        }
+    }
+
+    fn err(s: &str) -> String {
+        match parse("/usr/bin/pasta", &args(s)) {
+            Err(e) => e.msg,
+            Ok(_) => panic!("{s} accepted"),
+        }
+    }
+
+    #[test]
+    fn podmans_container_command_line() {
+        let o = run_opts(
+            "--config-net -t 8080:80 -u 5353:53 --dns-forward 169.254.1.1 -T none -U none --no-map-gw --quiet --netns /run/user/1000/netns/netns-1234 --map-guest-addr 169.254.1.2",
+        );
+        assert!(o.config_net && o.no_map_gw);
+        assert_eq!(o.netns.as_deref(), Some("/run/user/1000/netns/netns-1234"));
+        assert_eq!(o.dns_forward, Some(Ipv4Addr::new(169, 254, 1, 1)));
+        assert_eq!(o.map_guest_addr, Some(Ipv4Addr::new(169, 254, 1, 2)));
+        assert_eq!(
+            o.specs,
+            [
+                ('t', "8080:80".to_string()),
+                ('u', "5353:53".to_string()),
+                ('T', "none".to_string()),
+                ('U', "none".to_string())
+            ]
+        );
+        // The rootless netns: --pid and -c too.
+        let o = run_opts(
+            "--config-net --pid /run/user/1000/containers/networks/rootless-netns/rootless-netns-conn.pid -c /run/user/1000/pesto.sock --dns-forward 169.254.1.1 -t none -u none -T none -U none --no-map-gw --quiet --netns /run/user/1000/netns/rootless-netns --map-guest-addr 169.254.1.2",
+        );
+        assert!(o.pid_file.as_deref().unwrap().ends_with(".pid"));
+        assert_eq!(o.conf_path.as_deref(), Some("/run/user/1000/pesto.sock"));
+    }
+
+    #[test]
+    fn rootlesskits_command_line() {
+        let o = run_opts(
+            "--stderr --ns-ifname=tap0 --mtu=65520 --config-net --address=10.0.2.100 --netmask=24 --gateway=10.0.2.2 --dns-forward=10.0.2.3 --no-map-gw --ipv4-only --tcp-ports=none --udp-ports=none --netns-only --netns=/proc/1/root/run/netns --pid=/tmp/pasta.pid",
+        );
+        assert_eq!(o.address, Some((Ipv4Addr::new(10, 0, 2, 100), None)));
+        assert_eq!((o.netmask, o.mtu), (Some(24), Some(65520)));
+        assert_eq!(o.gateway, Some(Ipv4Addr::new(10, 0, 2, 2)));
+        assert_eq!(o.ns_ifname.as_deref(), Some("tap0"));
+        assert!(o.netns_only && o.userns.is_none());
+    }
+
+    #[test]
+    fn pastas_errors_and_exits() {
+        assert_eq!(
+            err("--map-guest-adr 169.254.1.2"),
+            "/usr/bin/pasta: unrecognized option '--map-guest-adr'"
+        );
+        assert_eq!(err("-Z"), "/usr/bin/pasta: invalid option -- 'Z'");
+        assert_eq!(
+            err("-t"),
+            "/usr/bin/pasta: option requires an argument -- 't'"
+        );
+        assert_eq!(
+            err("--netns"),
+            "/usr/bin/pasta: option '--netns' requires an argument"
+        );
+        assert_eq!(
+            err("--dns-forward 127.0.0.1"),
+            "Invalid DNS forwarding address: 127.0.0.1"
+        );
+        assert_eq!(
+            err("--map-guest-addr 0.0.0.0"),
+            "Invalid address to remap to host: 0.0.0.0"
+        );
+        assert_eq!(err("-m 70000"), "MTU 70000 too large (max 65520)");
+        assert_eq!(
+            err("-a 10.0.2.100/24 -n 24"),
+            "Redundant prefix length specification"
+        );
+        assert_eq!(
+            err("--netns /x 1234"),
+            "Both --netns and PID or command given"
+        );
+        assert!(err("--pcap /tmp/x").contains("not supported by nsnet's pasta"));
+        assert!(matches!(
+            parse("pasta", &args("--version")),
+            Ok(Parsed::Version)
+        ));
+        assert!(matches!(parse("pasta", &args("-h")), Ok(Parsed::Help)));
+        // Options stop at the command.
+        let o = run_opts("--config-net -- ip -o addr");
+        assert_eq!(o.rest, ["ip", "-o", "addr"]);
+        let o = run_opts("-f sh -c true");
+        assert!(o.foreground);
+        assert_eq!(o.rest, ["sh", "-c", "true"]);
+        assert_eq!(parse_prefix("255.255.255.0").ok(), Some(24));
+        for f in [
+            "--map-guest-addr",
+            "--dns-forward",
+            "--no-map-gw",
+            "--config-net",
+            "--netns",
+        ] {
+            assert!(USAGE.contains(f), "{f} in --help");
+        }
+    }
+}
