@@ -62,6 +62,8 @@ print("| MTU | path | nsnet pasta Gbit/s | Debian pasta Gbit/s | ratio | nsnet C
 print("|---|---|---|---|---|---|---|")
 for mtu in sorted({k[1] for k in rows}, reverse=True):
     for p in ["tap-out", "tap-in", "fwd-in", "fwd-out"]:
+        if not any(k[1] == mtu and k[2] == p for k in rows):
+            continue
         n, d = med(("nsnet", mtu, p), 0), med(("debian", mtu, p), 0)
         ratio = f"{n / d:.2f}×" if n and d else "–"
         def res(impl):
