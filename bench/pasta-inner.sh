@@ -86,7 +86,10 @@ fwd() {
 			[ "${s% *}" -gt 0 ] && cpu=${s% *} rss=${s#* }
 			sleep 0.2
 		done
-		wait "$client" && break
+		# iperf3 -J exits 0 even when it failed (a client that came before the server
+		# listened gets "Connection reset"): success is a result in the JSON.
+		wait "$client"
+		grep -q '"sum_received"' "$json" && break
 		sleep 0.1
 	done
 	# The server is the namespace's command: ending it (by its PID, which pasta's namespace
