@@ -29,6 +29,7 @@ pub const OWNED_FILES: &[&str] = &[
     "hosts",
     ".child.sock",
     ".s4nn.sock",
+    ".pasta.stderr",
     "lock",
 ];
 

@@ -150,11 +150,26 @@ pub fn start_pasta(
         .arg(format!("--pid={}", pidfile.display()))
         .arg("--runas=0:0")
         .stdin(Stdio::null());
-    tracing::debug!(?cmd, "starting pasta");
-    let out = cmd.output().map_err(|source| PastaError::Spawn {
+    // pasta's output goes to a file, not a pipe: the foreground's exit is the readiness, and
+    // a background process that kept a pipe open would leave a reader waiting for an EOF
+    // that never comes.
+    let log_path = ctx.state_dir.join(".pasta.stderr");
+    let log = std::fs::File::create(&log_path).map_err(|source| PastaError::Spawn {
         binary: binary.clone(),
         source,
     })?;
+    cmd.stdout(Stdio::null()).stderr(log);
+    tracing::debug!(?cmd, "starting pasta");
+    let status = cmd.status().map_err(|source| PastaError::Spawn {
+        binary: binary.clone(),
+        source,
+    })?;
+    let out = std::process::Output {
+        status,
+        stdout: Vec::new(),
+        stderr: std::fs::read(&log_path).unwrap_or_default(),
+    };
+    let _ = std::fs::remove_file(&log_path);
     let pid = std::fs::read_to_string(&pidfile)
         .ok()
         .and_then(|s| s.trim().parse::<i32>().ok());

@@ -399,6 +399,13 @@ fn run(o: &Opts) -> Result<i32, String> {
     // CAP_SYS_ADMIN (the netns thread's setns for new forwards) and CAP_NET_BIND_SERVICE, and
     // the stack's system-call filter plus setns, the splice relay's pipe2 and splice and, for
     // `pasta CMD`, wait4 and kill.
+    // /dev/null is opened now: after confinement the root is empty, and the background
+    // process must still let go of the foreground's stdout and stderr (a caller such as
+    // RootlessKit reads them to EOF, which would never come).
+    let devnull = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null");
     if let Err(e) = confine() {
         return fail(&mut report, e);
     }
@@ -452,11 +459,7 @@ fn run(o: &Opts) -> Result<i32, String> {
     if let Some(w) = report.take() {
         let _ = std::fs::File::from(w).write_all(b"ok");
         // Detached from whoever started the foreground: nothing of ours on its terminal.
-        if let Ok(null) = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/null")
-        {
+        if let Ok(null) = &devnull {
             for fd in 0..3 {
                 // SAFETY: plain syscall on descriptors we hold.
                 unsafe { libc::dup2(null.as_raw_fd(), fd) };
