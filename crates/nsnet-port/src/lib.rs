@@ -22,7 +22,9 @@
 //! (`nsnet-api`), when to start and stop (`nsnet-run`), how the child netns is reached
 //! (`nsnet-ns`).
 
+pub mod pasta;
 pub mod relay;
+pub mod scan;
 pub mod slirp4netns;
 pub mod spec;
 mod tcp;
@@ -207,6 +209,8 @@ pub struct PortManager {
     source_ip_mark: Option<u32>,
     /// The UDP half of the source-IP routing, when it is set up.
     reply_routes: Option<Arc<dyn ReplyRoutes>>,
+    /// Where listeners are made, when not in the caller's own network namespace.
+    listen_sockets: Option<Arc<dyn ChildSockets>>,
     state: Mutex<State>,
 }
 
@@ -290,7 +294,14 @@ fn listen_error(proto: &str, addr: SocketAddr, e: &std::io::Error) -> PortError 
     }
 }
 
-fn bind(plan: &spec::Plan) -> std::io::Result<Socket> {
+/// The listening socket of a plan, made by `maker` (in another network namespace) or in the
+/// caller's own, and bound to interface `device` when given (SO_BINDTODEVICE: unprivileged
+/// on a socket not yet bound to a device, since Linux 5.7).
+fn bind(
+    plan: &spec::Plan,
+    maker: Option<&dyn ChildSockets>,
+    device: Option<&str>,
+) -> std::io::Result<Socket> {
     let ty = match plan.transport {
         Transport::Tcp => Type::STREAM,
         Transport::Udp => Type::DGRAM,
@@ -299,7 +310,14 @@ fn bind(plan: &spec::Plan) -> std::io::Result<Socket> {
         Transport::Tcp => Protocol::TCP,
         Transport::Udp => Protocol::UDP,
     };
-    let s = Socket::new(Domain::for_address(plan.listen), ty.cloexec(), Some(proto))?;
+    let domain = Domain::for_address(plan.listen);
+    let s = match maker {
+        Some(m) => m.socket(domain, ty)?,
+        None => Socket::new(domain, ty.cloexec(), Some(proto))?,
+    };
+    if let Some(d) = device {
+        s.bind_device(Some(d.as_bytes()))?;
+    }
     if plan.listen.is_ipv6() {
         s.set_only_v6(!plan.dual_stack)?;
     }
@@ -322,6 +340,7 @@ impl PortManager {
             runtime,
             source_ip_mark: None,
             reply_routes: None,
+            listen_sockets: None,
             state: Mutex::new(State {
                 next_id: 1,
                 ports: BTreeMap::new(),
@@ -340,6 +359,14 @@ impl PortManager {
     /// Keeps UDP clients' source addresses too, with `routes` adding the per-port reply rules.
     pub fn with_udp_source_ip(mut self, routes: Arc<dyn ReplyRoutes>) -> Self {
         self.reply_routes = Some(routes);
+        self
+    }
+
+    /// Makes the listeners with `sockets` instead of in the caller's own network namespace:
+    /// pasta's `-T/-U` listen inside the namespace and reach the host's loopback, the reverse
+    /// of a published port, on the same relay.
+    pub fn with_listen_sockets(mut self, sockets: Arc<dyn ChildSockets>) -> Self {
+        self.listen_sockets = Some(sockets);
         self
     }
 
@@ -385,11 +412,21 @@ impl PortManager {
 
     /// Publishes a port: validates, checks conflicts, binds, starts forwarding.
     pub fn add(&self, spec: PortSpec) -> Result<PortStatus, PortError> {
+        self.add_on_device(spec, None)
+    }
+
+    /// [`PortManager::add`], the listener bound to interface `device` (pasta's `ADDR%IFACE/`).
+    pub fn add_on_device(
+        &self,
+        spec: PortSpec,
+        device: Option<&str>,
+    ) -> Result<PortStatus, PortError> {
         let plan = {
             let st = self.state.lock().expect("port state lock");
             validate(&spec, st.ports.iter().map(|(id, p)| (*id, &p.status.spec)))?
         };
-        let sock = bind(&plan).map_err(|e| listen_error(&spec.proto, plan.listen, &e))?;
+        let sock = bind(&plan, self.listen_sockets.as_deref(), device)
+            .map_err(|e| listen_error(&spec.proto, plan.listen, &e))?;
         let (stop_tx, stop_rx) = oneshot::channel();
         let mut reply_rule = None;
         let _guard = self.runtime.enter();

@@ -438,3 +438,86 @@ echo rc=$?
         stderr(&o)
     );
 }
+
+/// Waits up to 3 s for `ss $1` (in the current netns) to show port $2 (`ss_in` inside), or
+/// with `unlisten` for it to be gone.
+const LISTEN: &str = r#"
+listens() { for i in $(seq 300); do ss -H$1 "sport = :$2" | grep -q . && return 0; sleep 0.01; done; echo "$1 $2 never listened"; }
+unlisten() { for i in $(seq 300); do ss -H$1 "sport = :$2" | grep -q . || { echo "$2 withdrawn"; return 0; }; sleep 0.01; done; echo "$1 $2 still listening"; }
+"#;
+
+/// pasta's default for every forwarding option not given is `auto`: a port bound inside
+/// appears on the host (TCP, and UDP — which also follows TCP listeners, as pasta does for
+/// iperf3), and is withdrawn once nothing inside listens on it; a port bound on the host's
+/// loopback appears on the namespace's `lo` (`-T/-U auto`). Rescanned every second, as pasta.
+#[test]
+fn auto_forwards_follow_the_listeners_on_either_side() {
+    let o = world(
+        "nsnet",
+        &format!(
+            r#"{START}{LISTEN}
+start --config-net
+inside $PY $T/echo_server.py 0.0.0.0 9701 $T/a &
+sh $T/wait_for.sh $T/a; listens ltn 9701; listens lun 9701
+$PY $T/echo_client.py 127.0.0.1 9701; wait
+unlisten ltn 9701
+inside $PY $T/udp_server.py 0.0.0.0 9702 $T/b &
+sh $T/wait_for.sh $T/b; listens lun 9702
+$PY $T/udp_client.py 127.0.0.1 9702; wait
+$PY $T/echo_server.py 127.0.0.1 9703 $T/c &
+sh $T/wait_for.sh $T/c
+inside sh -c '{LISTEN} listens ltn 9703; ss -Hltn "sport = :9703" | awk "{{print \$4}}"'
+inside $PY $T/echo_client.py 127.0.0.1 9703; wait
+$PY $T/udp_server.py 127.0.0.1 9704 $T/d &
+sh $T/wait_for.sh $T/d
+inside sh -c '{LISTEN} listens lun 9704'
+inside $PY $T/udp_client.py 127.0.0.1 9704; wait
+stop
+"#
+        ),
+    );
+    assert_eq!(
+        stdout(&o),
+        "fg=0\necho True\n9701 withdrawn\nPING\n*%lo:9703\necho True\nPING\ngone\n",
+        "stderr: {}",
+        stderr(&o)
+    );
+}
+
+/// `-T/-U PORT[:PORT]` (namespace's loopback → host's loopback), `auto` with explicit ranges
+/// and exclusions (`-t 9710-9712,~9711,auto`: only 9710 and 9712, only while bound inside),
+/// `-t none` forwarding nothing, and `%IFACE` binding (`-t %dummy0/9720`: the listener is
+/// bound to that interface).
+#[test]
+fn splice_forwards_ranges_with_auto_and_interface_binding() {
+    let o = world(
+        "nsnet",
+        &format!(
+            r#"{START}{LISTEN}
+$PY $T/echo_server.py 127.0.0.1 9706 $T/a &
+sh $T/wait_for.sh $T/a
+$PY $T/udp_server.py 127.0.0.1 9708 $T/b &
+sh $T/wait_for.sh $T/b
+start --config-net -t 9710-9712,~9711,auto -t %dummy0/9720 -u none -T 9705:9706 -U 9707:9708
+inside $PY $T/echo_client.py 127.0.0.1 9705; wait %1
+inside $PY $T/udp_client.py 127.0.0.1 9707; wait %2
+for p in 9710 9711 9712; do inside $PY $T/echo_server.py 0.0.0.0 $p $T/s$p & done
+for p in 9710 9711 9712; do sh $T/wait_for.sh $T/s$p; done
+listens ltn 9710; listens ltn 9712; sleep 1.5
+ss -Hltn 'sport = :9711' | grep -q . || echo 9711 excluded
+ss -Hlun 'sport = :9710' | grep -q . || echo no udp
+ss -Hltn 'sport = :9720' | awk '{{print $4}}'
+$PY $T/echo_client.py 127.0.0.1 9712
+inside $PY $T/echo_client.py 127.0.0.1 9710 >/dev/null; inside $PY $T/echo_client.py 127.0.0.1 9711 >/dev/null
+wait
+stop
+"#
+        ),
+    );
+    assert_eq!(
+        stdout(&o),
+        "fg=0\necho True\nPING\n9711 excluded\nno udp\n*%dummy0:9720\necho True\ngone\n",
+        "stderr: {}",
+        stderr(&o)
+    );
+}

@@ -3,7 +3,6 @@
 
 pub mod cni;
 pub mod pasta;
-mod pasta_ports;
 pub mod pesto;
 pub mod rootlessctl;
 pub mod rootlesskit;

@@ -15,8 +15,11 @@
 //! the default route, or `-i`), MTU 65520; `-a/-n/-g/-m` override; with no template, pasta's
 //! local mode (169.254.2.1/16, gateway 169.254.2.2). The gateway reaches host loopback unless
 //! `--no-map-gw`; `--map-guest-addr` reaches the host; `--dns-forward` port 53 is the host's
-//! resolver (all of it `nsnet_stack::Config::pasta`). `-t/-u` specs (`nsnet_api::pesto::spec`)
-//! become ports of nsnet's port relay (`pasta_ports.rs`); `-c SOCKET` serves pesto's protocol.
+//! resolver (all of it `nsnet_stack::Config::pasta`). The `-t/-u/-T/-U` specs
+//! (`nsnet_api::pesto::spec`; each one not given is `auto`, as pasta's default) become the two
+//! forwarding tables of `nsnet_port::pasta` on nsnet's port relay, `auto` rules following the
+//! sockets bound on the other side (rescanned every second); `-c SOCKET` serves pesto's
+//! protocol over the same tables.
 //!
 //! This module keeps what is pasta's own: the command line, messages and exit codes, and
 //! the order in which the shared pieces are put together.
@@ -25,16 +28,18 @@ use std::ffi::CString;
 use std::io::{Read, Write};
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use nsnet_api::pesto::proto::Server;
-use nsnet_api::pesto::spec::{self, Parser, Table};
+use nsnet_api::pesto::spec::{Parser, Table};
+use nsnet_port::pasta::{CAPS, Forwards, Scans, SharedForwards, Side};
+use nsnet_port::scan::PortScan;
 
 mod args;
 pub use args::VERSION;
 use args::{Die, Opts, Parsed, USAGE, parse};
 
-use super::pasta_ports::{Forwards, HOST_CAPS};
 use super::slirp4netns::forwards::SocketFile;
 
 pub fn main() -> i32 {
@@ -295,9 +300,15 @@ fn block_signals() -> Result<OwnedFd, String> {
 fn run(o: &Opts) -> Result<i32, String> {
     let (cfg, ifname) = stack_config(o)?;
     let parser = Parser::new();
-    let mut host = Table::new(HOST_CAPS);
-    let mut splice = Table::new(spec::CAP_IPV4 | spec::CAP_IPV6 | spec::CAP_TCP | spec::CAP_UDP);
-    for (opt, s) in &o.specs {
+    let mut host = Table::new(CAPS);
+    let mut splice = Table::new(CAPS);
+    // pasta's default for each of the four options not given: `auto`.
+    let defaults = ['t', 'u', 'T', 'U']
+        .into_iter()
+        .filter(|d| !o.specs.iter().any(|(opt, _)| opt == d))
+        .map(|d| (d, "auto".to_string()));
+    let specs: Vec<(char, String)> = o.specs.iter().cloned().chain(defaults).collect();
+    for (opt, s) in &specs {
         let t = if *opt == 't' || *opt == 'u' {
             &mut host
         } else {
@@ -305,7 +316,6 @@ fn run(o: &Opts) -> Result<i32, String> {
         };
         parser.parse(*opt, false, s, t).map_err(|e| e.0)?;
     }
-    Forwards::check(&host, &splice)?;
     let sigfd = block_signals()?;
     let target = target(o);
     let (netns_path, child) = match &target {
@@ -356,6 +366,12 @@ fn run(o: &Opts) -> Result<i32, String> {
         }
         None => None,
     };
+    // The socket tables `auto` follows, opened while /proc is still there to open.
+    let scans = Scans {
+        namespace: PortScan::open_in(netns.as_fd())
+            .map_err(|e| format!("Couldn't open the namespace's socket tables: {e}"))?,
+        host: PortScan::open_here(),
+    };
     let watch = match (&target, o.no_netns_quit) {
         (Target::Netns { path, .. }, false) => Some(NetnsWatch::new(path, &netns)?),
         _ => None,
@@ -397,8 +413,8 @@ fn run(o: &Opts) -> Result<i32, String> {
     // single-threaded so that every thread started below inherits it: its own mount namespace
     // with an empty read-only root, no new privileges, every capability dropped but
     // CAP_SYS_ADMIN (the netns thread's setns for new forwards) and CAP_NET_BIND_SERVICE, and
-    // the stack's system-call filter plus setns, the splice relay's pipe2 and splice and, for
-    // `pasta CMD`, wait4 and kill.
+    // the stack's system-call filter plus setns, the splice relay's pipe2 and splice, the
+    // port scan's pread64 and, for `pasta CMD`, wait4 and kill.
     // /dev/null is opened now: after confinement the root is empty, and the background
     // process must still let go of the foreground's stdout and stderr (a caller such as
     // RootlessKit reads them to EOF, which would never come).
@@ -434,26 +450,39 @@ fn run(o: &Opts) -> Result<i32, String> {
         Err(e) => return fail(&mut report, e.to_string()),
     };
     drop(netns);
-    let pm = Arc::new(nsnet_port::PortManager::new(
-        Arc::new(nsnet_port::NetnsThreadSockets(thread)),
-        handle.clone(),
-    ));
-    let mut fwd = Forwards::new(pm, handle);
-    if let Err(e) = fwd.set_host(&host.rules) {
-        return fail(&mut report, e);
+    let inside = Arc::new(nsnet_port::NetnsThreadSockets(thread));
+    let to_ns = Arc::new(nsnet_port::PortManager::new(inside.clone(), handle.clone()));
+    let to_host = Arc::new(
+        nsnet_port::PortManager::new(Arc::new(nsnet_port::HostSockets), handle.clone())
+            .with_listen_sockets(inside),
+    );
+    let mut fwd = Forwards::new(to_ns, to_host, handle, Some(scans));
+    for (side, t) in [(Side::Host, &host), (Side::Splice, &splice)] {
+        if let Err(e) = fwd.set(side, &t.rules) {
+            return fail(&mut report, e);
+        }
     }
+    let shared = SharedForwards(Arc::new(Mutex::new(fwd)));
+    let timer = shared.clone();
+    std::thread::Builder::new()
+        .name("pasta-scan".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+                timer.0.lock().expect("forwards lock").sync();
+            }
+        })
+        .map_err(|e| format!("start the port scan: {e}"))?;
     let sock_file = match control {
         Some((server, file)) => {
+            let mut backend = shared.clone();
             std::thread::Builder::new()
                 .name("pasta-conf".into())
-                .spawn(move || server.serve(&mut fwd))
+                .spawn(move || server.serve(&mut backend))
                 .map_err(|e| format!("start the configuration socket: {e}"))?;
             Some(file)
         }
-        None => {
-            std::mem::forget(fwd);
-            None
-        }
+        None => None,
     };
     tracing::debug!(%guest, "pasta ready");
     if let Some(w) = report.take() {
@@ -498,6 +527,7 @@ fn confine() -> Result<(), String> {
         libc::SYS_setns,
         libc::SYS_pipe2,
         libc::SYS_splice,
+        libc::SYS_pread64,
         libc::SYS_wait4,
         libc::SYS_kill,
     ])
