@@ -89,6 +89,23 @@ pub fn ns_inode(path: &Path) -> std::io::Result<u64> {
     Ok(std::fs::metadata(path)?.ino())
 }
 
+/// Runs `f` on a short-lived thread that joins the network namespace `netns` refers to, and
+/// returns its result: for one-off work in a namespace (opening its `/proc/net` files,
+/// writing its sysctls) before a process hides its file system, where a [`NetnsThread`]
+/// would outlive its purpose.
+pub fn run_in<T: Send + 'static>(
+    netns: std::os::fd::BorrowedFd<'_>,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<T> {
+    let fd = netns.try_clone_to_owned()?;
+    std::thread::spawn(move || {
+        nix::sched::setns(&fd, CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)?;
+        Ok(f())
+    })
+    .join()
+    .map_err(|_| std::io::Error::other("the thread in the network namespace panicked"))?
+}
+
 /// A thread that lives in another network namespace, running closures for the rest of the
 /// process's life: sockets and tap devices it creates belong to that namespace, while every
 /// other thread stays in the host's. This is how the parent reaches the child's netns without

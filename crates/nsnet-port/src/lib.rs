@@ -26,6 +26,7 @@ pub mod pasta;
 pub mod relay;
 pub mod scan;
 pub mod slirp4netns;
+pub mod source_ip;
 pub mod spec;
 mod tcp;
 pub mod testsuite;
@@ -211,6 +212,9 @@ pub struct PortManager {
     reply_routes: Option<Arc<dyn ReplyRoutes>>,
     /// Where listeners are made, when not in the caller's own network namespace.
     listen_sockets: Option<Arc<dyn ChildSockets>>,
+    /// Addresses of the child's own besides loopback: TCP targets there keep the client's
+    /// address too (their replies are local, so the mark route brings them back).
+    local_targets: Vec<IpAddr>,
     state: Mutex<State>,
 }
 
@@ -341,6 +345,7 @@ impl PortManager {
             source_ip_mark: None,
             reply_routes: None,
             listen_sockets: None,
+            local_targets: Vec::new(),
             state: Mutex::new(State {
                 next_id: 1,
                 ports: BTreeMap::new(),
@@ -353,6 +358,13 @@ impl PortManager {
     /// (see `tcp.rs`).
     pub fn with_source_ip(mut self, mark: u32) -> Self {
         self.source_ip_mark = Some(mark);
+        self
+    }
+
+    /// Counts `addrs` as the child's own, like its loopback, for keeping TCP clients'
+    /// addresses (pasta's model, where the target is the namespace's external address).
+    pub fn with_local_targets(mut self, addrs: Vec<IpAddr>) -> Self {
+        self.local_targets = addrs;
         self
     }
 
@@ -435,11 +447,13 @@ impl PortManager {
             Transport::Tcp => {
                 let l = tokio::net::TcpListener::from_std(sock.into())
                     .map_err(|e| listen_error(&spec.proto, plan.listen, &e))?;
+                let local = plan.target.ip().is_loopback()
+                    || self.local_targets.contains(&unmapped(plan.target).ip());
                 self.runtime.spawn(tcp::serve(
                     l,
                     plan.target,
                     sockets,
-                    self.source_ip_mark,
+                    self.source_ip_mark.filter(|_| local),
                     stop_rx,
                 ))
             }

@@ -7,7 +7,7 @@
 //! process that later hides its file system (pasta's confinement) keep scanning.
 
 use std::fs::File;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::os::unix::fs::FileExt;
 
 /// The kernel's socket states (`include/net/tcp_states.h`): TCP's `LISTEN`, and `CLOSE`,
@@ -72,14 +72,7 @@ impl PortScan {
     /// The tables of the network namespace `netns` refers to, opened by a thread that joins
     /// it (setns needs CAP_SYS_ADMIN over the namespace's user namespace) and then ends.
     pub fn open_in(netns: BorrowedFd<'_>) -> std::io::Result<PortScan> {
-        let fd = netns.try_clone_to_owned()?;
-        std::thread::spawn(move || {
-            nix::sched::setns(fd.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
-                .map_err(std::io::Error::from)?;
-            Ok(PortScan::open_here())
-        })
-        .join()
-        .map_err(|_| std::io::Error::other("the thread opening /proc/net panicked"))?
+        nsnet_ns::netns::run_in(netns, PortScan::open_here)
     }
 
     /// Ports with a TCP socket listening.

@@ -26,11 +26,11 @@ async fn connect_child(
 ) -> std::io::Result<TcpStream> {
     let source = unmapped(peer);
     // Loopback clients are left as they are (RootlessKit's rule: inside, 127.0.0.1 is the
-    // child's own), and only targets local to the child can answer through the mark route.
+    // child's own). A mark is only given for targets local to the child (the manager knows
+    // which), the only ones that can answer through the mark route.
     if let Some(mark) = mark
         && !source.ip().is_loopback()
         && source.is_ipv4() == target.is_ipv4()
-        && target.ip().is_loopback()
     {
         // The mark routes the server's replies to the client's address back to this socket
         // (the parent's routing setup: `fwmark MARK lookup MARK`, a local default route in

@@ -48,56 +48,6 @@ pub fn implementation_version() -> String {
     )
 }
 
-/// Firewall mark and routing table of the child's source-IP routing (RootlessKit's 100).
-const SOURCE_IP_MARK: u32 = 100;
-
-/// In the child's netns (run on the parent's thread there): replies to a transparently bound
-/// client address are delivered locally. `ip rule add fwmark 100 lookup 100`, `ip route add
-/// local default dev lo table 100` (IPv4; IPv6 where the kernel has it), and
-/// `net.ipv4.tcp_fwmark_accept=1` so a server's accepted socket carries the mark of the SYN.
-/// No iptables: the targets are sockets local to the child, which need no connmark. UDP
-/// replies carry no mark; [`ChildReplyRoutes`] adds a rule per published UDP target (its
-/// port, and its address too when it is not loopback: a container behind a bridge).
-fn source_ip_routing() -> Result<(), String> {
-    std::fs::write("/proc/sys/net/ipv4/tcp_fwmark_accept", "1")
-        .map_err(|e| format!("net.ipv4.tcp_fwmark_accept: {e}"))?;
-    let lo = nsnet_netlink::link_index("lo").map_err(|e| e.to_string())?;
-    let mut nl = nsnet_netlink::Netlink::open().map_err(|e| e.to_string())?;
-    nl.add_fwmark_rule(false, SOURCE_IP_MARK, SOURCE_IP_MARK, 100)
-        .map_err(|e| e.to_string())?;
-    nl.add_local_default_route(false, lo, SOURCE_IP_MARK)
-        .map_err(|e| e.to_string())?;
-    if nl
-        .add_fwmark_rule(true, SOURCE_IP_MARK, SOURCE_IP_MARK, 100)
-        .is_ok()
-    {
-        let _ = nl.add_local_default_route(true, lo, SOURCE_IP_MARK);
-    }
-    Ok(())
-}
-
-/// Priority of the UDP reply rules (after the TCP fwmark rule's 100).
-const UDP_REPLY_RULE_PRIORITY: u32 = 101;
-
-/// The UDP reply rules, added and removed by the parent's thread in the child's netns.
-struct ChildReplyRoutes(Arc<NetnsThread>);
-
-impl nsnet_port::ReplyRoutes for ChildReplyRoutes {
-    fn udp_source_port(
-        &self,
-        v6: bool,
-        from: Option<std::net::IpAddr>,
-        port: u16,
-        add: bool,
-    ) -> Result<(), String> {
-        self.0.run(move || {
-            let mut nl = nsnet_netlink::Netlink::open().map_err(|e| e.to_string())?;
-            nl.udp_sport_rule(add, v6, from, port, SOURCE_IP_MARK, UDP_REPLY_RULE_PRIORITY)
-                .map_err(|e| e.to_string())
-        })
-    }
-}
-
 /// `portDriver` of `/v1/info`: the driver as the command line named it (the builtin driver
 /// also serves `gvisor-tap-vsock`), the protos it really serves, and for the builtin driver
 /// the source-IP backend in use, under RootlessKit v3's key.
@@ -148,12 +98,14 @@ pub fn start(
                 runtime.handle().clone(),
             );
             if plan.source_ip_transparent {
-                match netns.run(source_ip_routing) {
+                match netns.run(nsnet_port::source_ip::routing) {
                     Ok(()) => {
                         source_ip_kept = true;
                         pm = pm
-                            .with_source_ip(SOURCE_IP_MARK)
-                            .with_udp_source_ip(Arc::new(ChildReplyRoutes(netns.clone())))
+                            .with_source_ip(nsnet_port::source_ip::MARK)
+                            .with_udp_source_ip(Arc::new(nsnet_port::source_ip::NetnsReplyRoutes(
+                                netns.clone(),
+                            )))
                     }
                     Err(e) => warn(&format!(
                         "source IP transparent: falling back to non-transparent mode, client source IPs will not be preserved ({e})"

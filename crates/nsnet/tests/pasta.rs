@@ -276,7 +276,7 @@ sh $T/gone.sh $pid
     );
     assert_eq!(
         stdout(&o),
-        "fg=0\nCapEff: 0000000000200400\nCapBnd: 0000000000200400\nNoNewPrivs: 1\nSeccomp: 2\n\
+        "fg=0\nCapEff: 0000000000201400\nCapBnd: 0000000000201400\nNoNewPrivs: 1\nSeccomp: 2\n\
          own root\nroot holds: []\nadd=0\necho True\ngone\nsocket removed\n",
         "stderr: {}",
         stderr(&o)
@@ -517,6 +517,50 @@ stop
     assert_eq!(
         stdout(&o),
         "fg=0\necho True\nPING\n9711 excluded\nno udp\n*%dummy0:9720\necho True\ngone\n",
+        "stderr: {}",
+        stderr(&o)
+    );
+}
+
+/// A forwarded connection or datagram keeps its client's address, as pasta's tap path keeps
+/// it: a client on the host at 198.51.100.7 is seen inside as 198.51.100.7, TCP and UDP.
+#[test]
+fn forwards_keep_the_clients_address() {
+    let o = world(
+        "nsnet",
+        &format!(
+            r#"{START}
+ip addr add 198.51.100.7/32 dev lo
+start --config-net -t 9801:80 -u 9802:53 -T none -U none
+inside $PY -c '
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 80)); s.listen(1); open(sys.argv[1], "w").close()
+c, a = s.accept(); c.sendall(a[0].encode()); c.close()' $T/a &
+sh $T/wait_for.sh $T/a
+$PY -c '
+import socket
+s = socket.create_connection(("198.51.100.7", 9801), 3, ("198.51.100.7", 0))
+print("tcp client seen as", s.recv(64).decode())'
+wait
+inside $PY -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 53))
+open(sys.argv[1], "w").close()
+d, a = s.recvfrom(64); s.sendto(a[0].encode(), a)' $T/b &
+sh $T/wait_for.sh $T/b
+$PY -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3); s.bind(("198.51.100.7", 0))
+s.sendto(b"x", ("198.51.100.7", 9802)); print("udp client seen as", s.recv(64).decode())'
+wait
+stop
+"#
+        ),
+    );
+    assert_eq!(
+        stdout(&o),
+        "fg=0\ntcp client seen as 198.51.100.7\nudp client seen as 198.51.100.7\ngone\n",
         "stderr: {}",
         stderr(&o)
     );

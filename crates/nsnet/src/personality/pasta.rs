@@ -372,6 +372,13 @@ fn run(o: &Opts) -> Result<i32, String> {
             .map_err(|e| format!("Couldn't open the namespace's socket tables: {e}"))?,
         host: PortScan::open_here(),
     };
+    // Clients' addresses kept, as pasta keeps them (its tap path): the namespace's routing
+    // for the relay's transparent sockets, set up now because it writes a sysctl under /proc.
+    let source_ip = nsnet_ns::netns::run_in(netns.as_fd(), nsnet_port::source_ip::routing)
+        .map_err(|e| e.to_string())
+        .and_then(|r| r)
+        .inspect_err(|e| tracing::debug!("client addresses will not be kept: {e}"))
+        .is_ok();
     let watch = match (&target, o.no_netns_quit) {
         (Target::Netns { path, .. }, false) => Some(NetnsWatch::new(path, &netns)?),
         _ => None,
@@ -412,7 +419,9 @@ fn run(o: &Opts) -> Result<i32, String> {
     // Confined as pasta's isolate_prefork()/isolate_postfork() do, while the process is still
     // single-threaded so that every thread started below inherits it: its own mount namespace
     // with an empty read-only root, no new privileges, every capability dropped but
-    // CAP_SYS_ADMIN (the netns thread's setns for new forwards) and CAP_NET_BIND_SERVICE, and
+    // CAP_SYS_ADMIN (the netns thread's setns for new forwards), CAP_NET_ADMIN (IP_TRANSPARENT
+    // on the relay's sockets inside, which keep clients' addresses, and the UDP reply rules
+    // added with each UDP forward) and CAP_NET_BIND_SERVICE, and
     // the stack's system-call filter plus setns, the splice relay's pipe2 and splice, the
     // port scan's pread64 and, for `pasta CMD`, wait4 and kill.
     // /dev/null is opened now: after confinement the root is empty, and the background
@@ -450,8 +459,17 @@ fn run(o: &Opts) -> Result<i32, String> {
         Err(e) => return fail(&mut report, e.to_string()),
     };
     drop(netns);
-    let inside = Arc::new(nsnet_port::NetnsThreadSockets(thread));
-    let to_ns = Arc::new(nsnet_port::PortManager::new(inside.clone(), handle.clone()));
+    let inside = Arc::new(nsnet_port::NetnsThreadSockets(thread.clone()));
+    let mut to_ns = nsnet_port::PortManager::new(inside.clone(), handle.clone())
+        .with_local_targets(vec![guest.into()]);
+    if source_ip {
+        to_ns = to_ns
+            .with_source_ip(nsnet_port::source_ip::MARK)
+            .with_udp_source_ip(Arc::new(nsnet_port::source_ip::NetnsReplyRoutes(
+                thread.clone(),
+            )));
+    }
+    let to_ns = Arc::new(to_ns);
     let to_host = Arc::new(
         nsnet_port::PortManager::new(Arc::new(nsnet_port::HostSockets), handle.clone())
             .with_listen_sockets(inside),
@@ -517,8 +535,11 @@ fn run(o: &Opts) -> Result<i32, String> {
 fn confine() -> Result<(), String> {
     use nsnet_ns::confine;
     const CAP_SYS_ADMIN: u32 = 21;
+    const CAP_NET_ADMIN: u32 = 12;
     confine::private_root(&[])
-        .and_then(|()| confine::drop_privileges(&[CAP_SYS_ADMIN, confine::CAP_NET_BIND_SERVICE]))
+        .and_then(|()| {
+            confine::drop_privileges(&[CAP_SYS_ADMIN, CAP_NET_ADMIN, confine::CAP_NET_BIND_SERVICE])
+        })
         .map_err(|e| format!("Failed to isolate: {e}"))?;
     // SAFETY: prctl with constant arguments: no core dumps, as pasta does.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
