@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use socket2::{Domain, Type};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::oneshot;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use crate::{ChildSockets, unmapped};
 
@@ -58,6 +58,7 @@ async fn handle(
     target: SocketAddr,
     sockets: Arc<dyn ChildSockets>,
     mark: Option<u32>,
+    _place: OwnedSemaphorePermit,
 ) {
     match connect_child(sockets.as_ref(), target, peer, mark).await {
         Ok(child) => {
@@ -72,24 +73,34 @@ async fn handle(
     }
 }
 
-/// Accepts until `stop` fires (or its sender is dropped).
+/// Accepts until `stop` fires (or its sender is dropped), each connection only once it has a
+/// place in `budget` (see `crate::connection_budget`).
 pub(crate) async fn serve(
     listener: TcpListener,
     target: SocketAddr,
     sockets: Arc<dyn ChildSockets>,
     mark: Option<u32>,
+    budget: Arc<Semaphore>,
     mut stop: oneshot::Receiver<()>,
 ) {
     loop {
+        let place = tokio::select! {
+            _ = &mut stop => return,
+            p = budget.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+        };
         tokio::select! {
             _ = &mut stop => return,
             r = listener.accept() => match r {
                 Ok((client, peer)) => {
-                    tokio::spawn(handle(client, peer, target, sockets.clone(), mark));
+                    tokio::spawn(handle(client, peer, target, sockets.clone(), mark, place));
                 }
                 Err(e) => {
-                    // Out of descriptors or memory: back off rather than spin; the listener
-                    // stays up and later connections succeed.
+                    // Out of descriptors or memory all the same (other ports, UDP flows):
+                    // back off rather than spin; the listener stays up and later connections
+                    // succeed.
                     tracing::warn!("accept on {:?}: {e}", listener.local_addr());
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 }
