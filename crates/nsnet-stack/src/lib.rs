@@ -61,6 +61,7 @@
 //! host sockets, frames batched, ACKs coalesced per batch.
 //!
 
+pub mod confine;
 mod dhcp;
 mod forward;
 mod frag;

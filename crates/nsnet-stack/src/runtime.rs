@@ -165,7 +165,18 @@ pub fn spawn(tap: OwnedFd, cfg: Config) -> Result<Running, Error> {
     let wake_rx = wake.clone();
     let thread = std::thread::Builder::new()
         .name("nsnet-stack".into())
-        .spawn(move || run(tap, stack, crx, wake_rx))
+        .spawn(move || {
+            // Before the first frame is read (see `crate::confine`).
+            match crate::confine::confine_this_thread() {
+                Ok(c) if c.landlock != landlock::RulesetStatus::FullyEnforced => tracing::warn!(
+                    "the stack's thread runs without full Landlock confinement (the kernel's \
+                     Landlock is older or off); its system-call filter is in place"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!("the stack's thread runs unconfined: {e}"),
+            }
+            run(tap, stack, crx, wake_rx)
+        })
         .map_err(Error::Thread)?;
     Ok(Running {
         stop,

@@ -644,3 +644,30 @@ fn pasta_failing_to_start_is_one_error_line_and_leaves_nothing() {
         "nsnet: error: --net=pasta: /usr/bin/pasta failed (exit status: 1): External interface not usable\n"
     );
 }
+
+/// The stack's thread in the launcher confines itself before its first frame: no new
+/// privileges and a system-call filter on that thread (and Landlock, which /proc does not
+/// show), while the launcher's main thread stays free; the guest's traffic still flows
+/// (every other test here runs under the same confinement).
+#[test]
+fn the_stack_thread_is_confined_and_the_launcher_is_not() {
+    let mut c = std::process::Command::new("sh");
+    c.arg("-c").arg(
+        r#""$NSNET" run --net=builtin -- sh -c 'ip -o -4 addr show tap0 | awk "{print \$4}"; sleep 2' &
+L=$!
+sleep 1
+for t in /proc/$L/task/*; do
+  [ "$(cat $t/comm)" = nsnet-stack ] && grep -E "^(NoNewPrivs|Seccomp):" $t/status | tr '\t' ' '
+done
+grep -E "^(NoNewPrivs|Seccomp):" /proc/$L/status | sed 's/^/main /' | tr '\t' ' '
+wait $L; echo rc=$?"#,
+    );
+    c.env("NSNET", nsnet_bin());
+    let o = output(&mut c);
+    assert_eq!(
+        stdout(&o),
+        "10.0.2.100/24\nNoNewPrivs: 1\nSeccomp: 2\nmain NoNewPrivs: 0\nmain Seccomp: 0\nrc=0\n",
+        "stderr: {}",
+        stderr(&o)
+    );
+}
