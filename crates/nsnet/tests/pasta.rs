@@ -565,3 +565,47 @@ stop
         stderr(&o)
     );
 }
+
+/// The background process killed with SIGKILL mid-traffic: its tap goes with it, nothing of
+/// it is left, and pasta started again on the same namespace, PID file and control socket
+/// (the dead one's socket file still there) serves the forward again.
+#[test]
+fn kill9_the_background_process_then_restart_on_the_same_socket() {
+    let o = world(
+        "nsnet",
+        &format!(
+            r#"{START}
+go() {{ "$PASTA" --config-net -t 9901:80 -u none -T none -U none --quiet --netns $T/netns --pid $T/pid -c $T/ctl; echo fg=$?; }}
+go
+nsenter --net=$T/netns $PY -c '
+import socketserver, sys
+class E(socketserver.StreamRequestHandler):
+    def handle(self): self.wfile.write(self.rfile.readline().upper())
+socketserver.ThreadingTCPServer.allow_reuse_address = True
+s = socketserver.ThreadingTCPServer(("0.0.0.0", 80), E)
+open(sys.argv[1], "w").close(); s.serve_forever()' $T/a &
+server=$!
+sh $T/wait_for.sh $T/a
+( while :; do $PY $T/echo_client.py 127.0.0.1 9901 >/dev/null 2>&1; done ) &
+loop=$!
+sleep 0.5
+pid=$(cat $T/pid)
+kill -9 $pid; sh $T/gone.sh $pid
+kill $loop; wait $loop 2>/dev/null
+inside ip link show dummy0 >/dev/null 2>&1 || echo tap gone
+[ -S $T/ctl ] && echo stale socket file
+go
+$PY $T/echo_client.py 127.0.0.1 9901
+$T/pesto $T/ctl | grep -c 9901
+kill $server
+stop
+"#
+        ),
+    );
+    assert_eq!(
+        stdout(&o),
+        "fg=0\ngone\ntap gone\nstale socket file\nfg=0\necho True\n1\ngone\n",
+        "stderr: {}",
+        stderr(&o)
+    );
+}

@@ -213,11 +213,24 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds `path` (pasta: `Couldn't open control socket PATH: …` when it cannot).
+    /// Binds `path` (pasta: `Couldn't open control socket PATH: …` when it cannot). A socket
+    /// file nobody listens on any more (its pasta was killed and could not remove it) is
+    /// replaced; one that a running pasta answers on is not.
     pub fn bind(path: &Path) -> Result<Server, String> {
-        UnixListener::bind(path)
-            .map(|listener| Server { listener })
-            .map_err(|e| format!("Couldn't open control socket {}: {e}", path.display()))
+        let fail = |e: io::Error| format!("Couldn't open control socket {}: {e}", path.display());
+        match UnixListener::bind(path) {
+            Ok(listener) => Ok(Server { listener }),
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => match UnixStream::connect(path) {
+                Err(c) if c.kind() == io::ErrorKind::ConnectionRefused => {
+                    std::fs::remove_file(path).map_err(fail)?;
+                    UnixListener::bind(path)
+                        .map(|listener| Server { listener })
+                        .map_err(fail)
+                }
+                _ => Err(fail(e)),
+            },
+            Err(e) => Err(fail(e)),
+        }
     }
 
     /// Serves clients one after another, forever (until accept fails).
