@@ -34,7 +34,7 @@ mod args;
 pub use args::VERSION;
 use args::{Die, Opts, Parsed, USAGE, parse};
 
-use super::pasta_ports::{Forwards, HOST_CAPS};
+use super::pasta_ports::{DefaultTarget, Forwards, HOST_CAPS};
 use super::slirp4netns::forwards::SocketFile;
 
 pub fn main() -> i32 {
@@ -438,7 +438,12 @@ fn run(o: &Opts) -> Result<i32, String> {
         Arc::new(nsnet_port::NetnsThreadSockets(thread)),
         handle.clone(),
     ));
-    let mut fwd = Forwards::new(pm, handle);
+    let default = if o.host_lo_to_ns_lo {
+        DefaultTarget::Loopback
+    } else {
+        DefaultTarget::Guest(guest)
+    };
+    let mut fwd = Forwards::new(pm, handle, default);
     if let Err(e) = fwd.set_host(&host.rules) {
         return fail(&mut report, e);
     }

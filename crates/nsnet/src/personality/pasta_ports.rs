@@ -2,9 +2,10 @@
 //! (or one added through `-c SOCKET`) becomes published ports of an `nsnet_port::PortManager`
 //! — a host listener per port, a socket made inside the namespace for each connection or
 //! client flow, the splice relay between them. The target inside is the rule's target
-//! address, or the namespace's loopback (pasta's "splice" path), port `to + (n - first)`.
+//! address, else the namespace's own address (pasta's default) or, with
+//! `--host-lo-to-ns-lo`, its loopback ([`DefaultTarget`]); port `to + (n - first)`.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use nsnet_api::pesto::proto::{PIF_HOST, PIF_SPLICE};
@@ -16,18 +17,36 @@ use nsnet_port::{PortManager, PortSpec};
 /// `auto` scanning and no interface binding, which nsnet's listeners do not do yet.
 pub const HOST_CAPS: u32 = spec::CAP_IPV4 | spec::CAP_IPV6 | spec::CAP_TCP | spec::CAP_UDP;
 
+/// Where the connections of a rule without a target address go inside the namespace.
+///
+/// pasta (`fwd_nat_from_host()`, passt 2024_08 and later) sends a connection from the host's
+/// loopback over the namespace's `lo` to the namespace's own address ("so we don't
+/// inadvertently expose services that listen only on the guest's loopback address"), and any
+/// other through the tap to that same address; `--host-lo-to-ns-lo` sends the loopback ones to
+/// the namespace's loopback instead. nsnet's relay has one target per port, so the choice is
+/// made per rule: the namespace's address, or with that option its loopback for every client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultTarget {
+    /// The namespace's address. nsnet's pasta configures no IPv6 address inside, so IPv6
+    /// listeners go to this IPv4 address too (pasta: the guest's IPv6 address).
+    Guest(Ipv4Addr),
+    /// The namespace's loopback of the listener's family (`--host-lo-to-ns-lo`).
+    Loopback,
+}
+
 /// The port specs of one rule, one per port.
-fn port_specs(r: &Rule) -> Vec<PortSpec> {
+fn port_specs(r: &Rule, default: DefaultTarget) -> Vec<PortSpec> {
     let tcp = r.proto == PROTO_TCP;
     let (proto, parent_ip) = match r.listen_addr() {
         None => (if tcp { "tcp" } else { "udp" }, String::new()),
         Some(a @ IpAddr::V4(_)) => (if tcp { "tcp4" } else { "udp4" }, a.to_string()),
         Some(a) => (if tcp { "tcp6" } else { "udp6" }, a.to_string()),
     };
-    let child_ip = match (r.target_addr(), r.listen_addr()) {
-        (Some(t), _) => t.to_string(),
-        (None, Some(IpAddr::V6(_))) => "::1".into(),
-        _ => "127.0.0.1".into(),
+    let child_ip = match (r.target_addr(), default, r.listen_addr()) {
+        (Some(t), _, _) => t.to_string(),
+        (None, DefaultTarget::Guest(a), _) => a.to_string(),
+        (None, DefaultTarget::Loopback, Some(IpAddr::V6(_))) => "::1".into(),
+        (None, DefaultTarget::Loopback, _) => "127.0.0.1".into(),
     };
     (r.first..=r.last)
         .map(|p| PortSpec {
@@ -44,14 +63,20 @@ fn port_specs(r: &Rule) -> Vec<PortSpec> {
 pub struct Forwards {
     ports: Arc<PortManager>,
     runtime: tokio::runtime::Handle,
+    default: DefaultTarget,
     host: Vec<(Rule, Vec<u64>)>,
 }
 
 impl Forwards {
-    pub fn new(ports: Arc<PortManager>, runtime: tokio::runtime::Handle) -> Forwards {
+    pub fn new(
+        ports: Arc<PortManager>,
+        runtime: tokio::runtime::Handle,
+        default: DefaultTarget,
+    ) -> Forwards {
         Forwards {
             ports,
             runtime,
+            default,
             host: Vec::new(),
         }
     }
@@ -81,7 +106,7 @@ impl Forwards {
     /// published so far are withdrawn) unless the rule is best effort.
     fn add(&self, r: &Rule) -> Result<Vec<u64>, String> {
         let mut ids = Vec::new();
-        for s in port_specs(r) {
+        for s in port_specs(r, self.default) {
             match self.ports.add(s) {
                 Ok(st) => ids.push(st.id),
                 Err(_) if r.flags & spec::FLAG_WEAK != 0 => {}
@@ -182,19 +207,32 @@ mod tests {
         p.parse('u', false, "[::]/53", &mut t).unwrap();
         p.parse('t', false, "0.0.0.0/5000:192.0.2.5/6000", &mut t)
             .unwrap();
-        let texts: Vec<String> = t
-            .rules
-            .iter()
-            .flat_map(port_specs)
-            .map(|s| format!("{} {} {}", s.proto, s.text(), s.child_ip))
-            .collect();
+        let texts = |default| -> Vec<String> {
+            t.rules
+                .iter()
+                .flat_map(|r| port_specs(r, default))
+                .map(|s| format!("{} {}", s.proto, s.text()))
+                .collect()
+        };
+        // pasta's default: the namespace's address, whatever the listener's family; a rule's
+        // own target address wins.
         assert_eq!(
-            texts,
+            texts(DefaultTarget::Guest(Ipv4Addr::new(192, 0, 2, 1))),
             [
-                "tcp 8080:127.0.0.1:80/tcp 127.0.0.1",
-                "tcp 8081:127.0.0.1:81/tcp 127.0.0.1",
-                "udp6 [::]:53:[::1]:53/udp6 ::1",
-                "tcp4 0.0.0.0:5000:192.0.2.5:6000/tcp4 192.0.2.5",
+                "tcp 8080:192.0.2.1:80/tcp",
+                "tcp 8081:192.0.2.1:81/tcp",
+                "udp6 [::]:53:192.0.2.1:53/udp6",
+                "tcp4 0.0.0.0:5000:192.0.2.5:6000/tcp4",
+            ]
+        );
+        // --host-lo-to-ns-lo: the namespace's loopback of the listener's family.
+        assert_eq!(
+            texts(DefaultTarget::Loopback),
+            [
+                "tcp 8080:127.0.0.1:80/tcp",
+                "tcp 8081:127.0.0.1:81/tcp",
+                "udp6 [::]:53:[::1]:53/udp6",
+                "tcp4 0.0.0.0:5000:192.0.2.5:6000/tcp4",
             ]
         );
     }
