@@ -283,6 +283,37 @@ sh $T/gone.sh $pid
     );
 }
 
+/// `--netns /proc/PID/ns/net` (RootlessKit's form of the path): the background process
+/// still serves a second later, though once confined it can no longer look at that path
+/// (procfs's ptrace check against the target's root, which holds more capabilities), and
+/// quits once PID has exited.
+#[test]
+fn netns_as_proc_pid_path_is_served_until_the_process_exits() {
+    let o = world(
+        "nsnet",
+        r#"
+PY=/usr/bin/python3
+unshare --net sleep 600 &
+target=$!
+while [ "$(readlink /proc/$target/ns/net)" = "$(readlink /proc/self/ns/net)" ]; do sleep 0.01; done
+"$PASTA" --config-net -t 9801 --quiet --netns /proc/$target/ns/net --pid $T/pid
+echo fg=$?
+pid=$(cat $T/pid)
+sleep 1
+nsenter --net=/proc/$target/ns/net $PY $T/echo_server.py 0.0.0.0 9801 $T/r &
+sh $T/wait_for.sh $T/r; $PY $T/echo_client.py 127.0.0.1 9801; wait $!
+kill $target; wait $target
+sh $T/gone.sh $pid
+"#,
+    );
+    assert_eq!(
+        stdout(&o),
+        "fg=0\necho True\ngone\n",
+        "stderr: {}",
+        stderr(&o)
+    );
+}
+
 /// Starts `$PASTA ARGS --netns $T/netns --pid $T/pid` in a fresh netns file; `stop` ends it
 /// as Podman does (unmount and remove the file) and waits for it.
 const START: &str = r#"
