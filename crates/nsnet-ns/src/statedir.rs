@@ -7,6 +7,7 @@
 //! $STATE/netns         detached network namespace (a bind mount inside the child's mounts)
 //! $STATE/resolv.conf   bind-mounted over /etc/resolv.conf when the child has its own netns
 //! $STATE/hosts         bind-mounted over /etc/hosts likewise
+//! $STATE/pasta.sock    pasta's forwarding-table socket (`-c`), for the pesto port driver
 //! ```
 //!
 //! A crashed instance leaves files behind; the next one on the same directory takes the lock
@@ -30,6 +31,7 @@ pub const OWNED_FILES: &[&str] = &[
     ".child.sock",
     ".s4nn.sock",
     ".pasta.stderr",
+    "pasta.sock",
     "lock",
 ];
 

@@ -1,6 +1,6 @@
 //! # nsnet-port — the port drivers
 //!
-//! Layer: port publishing. Two drivers, one closed set ([`Ports`], which serves the REST API
+//! Layer: port publishing. Three drivers, one closed set ([`Ports`], which serves the REST API
 //! as its `nsnet_api::rest::PortBackend`), and the rules of a port spec over the API's wire
 //! type ([`spec`]: text form, where to listen, conflicts).
 //!
@@ -15,14 +15,16 @@
 //! conformance suite's unit test runs the driver that way, on loopback).
 //!
 //! The slirp4netns driver ([`slirp4netns::Slirp4netnsPorts`]) asks slirp4netns for host
-//! forwards over its API socket.
+//! forwards over its API socket; the pesto driver ([`pesto::PestoPorts`]) adds and deletes
+//! rules in a running pasta's forwarding table over its `-c` socket (pesto's protocol).
 //!
-//! Both keep RootlessKit's `port.Manager` contract — ids, validation rules, error strings —
-//! and [`testsuite`] checks it for each. What they leave to others: the REST API
-//! (`nsnet-api`), when to start and stop (`nsnet-run`), how the child netns is reached
-//! (`nsnet-ns`).
+//! All three keep RootlessKit's `port.Manager` contract — ids, validation rules, error
+//! strings — and [`testsuite`] checks it for each. What they leave to others: the REST API
+//! and the wire protocols (`nsnet-api`), when to start and stop (`nsnet-run`), how the child
+//! netns is reached (`nsnet-ns`).
 
 pub mod pasta;
+pub mod pesto;
 pub mod relay;
 pub mod scan;
 pub mod slirp4netns;
@@ -62,6 +64,19 @@ pub enum PortError {
     Conflict(u64),
     #[error("unknown id: {0}")]
     UnknownId(u64),
+    /// An id the pesto driver does not know (RootlessKit's wording for that driver).
+    #[error("invalid ID: {0}")]
+    InvalidId(u64),
+    /// The pesto driver forwards to the namespace's address only.
+    #[error(
+        "unsupported ChildIP {child_ip:?}: the pesto port driver only supports the namespace address {namespace:?}"
+    )]
+    ChildIpNotNamespace { child_ip: String, namespace: String },
+    #[error("IPv6 port forwarding (proto {proto:?}, parent IP {parent_ip:?}) requires --ipv6")]
+    Ipv6Disabled { proto: String, parent_ip: String },
+    /// A parent IP of the other family than the proto's (the pesto driver's wording).
+    #[error("unsupported IP: {0}")]
+    UnsupportedIp(String),
     #[error("{0}")]
     Listen(String),
     /// The driver's backend (slirp4netns's API) failed or refused.
@@ -73,6 +88,7 @@ pub enum PortError {
 pub enum Ports {
     Builtin(PortManager),
     Slirp4netns(slirp4netns::Slirp4netnsPorts),
+    Pesto(pesto::PestoPorts),
 }
 
 impl Ports {
@@ -81,14 +97,16 @@ impl Ports {
         match self {
             Ports::Builtin(_) => "builtin",
             Ports::Slirp4netns(_) => "slirp4netns",
+            Ports::Pesto(_) => "pesto",
         }
     }
 
     /// Whether clients must dial the child's tap address rather than loopback
-    /// (`disallowLoopbackChildIP`): slirp4netns forwards to the guest's address, so a
-    /// loopback `childIP` cannot be reached; the builtin driver dials inside the netns.
+    /// (`disallowLoopbackChildIP`): slirp4netns forwards to the guest's address, and pasta
+    /// to the namespace's address, so a loopback `childIP` cannot be reached; the builtin
+    /// driver dials inside the netns.
     pub fn disallow_loopback_child_ip(&self) -> bool {
-        matches!(self, Ports::Slirp4netns(_))
+        matches!(self, Ports::Slirp4netns(_) | Ports::Pesto(_))
     }
 
     /// The protocols it offers, as `GET /v1/info` lists them.
@@ -96,6 +114,7 @@ impl Ports {
         let list: &[&str] = match self {
             Ports::Builtin(_) => &spec::PROTOS,
             Ports::Slirp4netns(_) => &slirp4netns::PROTOS,
+            Ports::Pesto(d) => d.protos(),
         };
         list.iter().map(|p| p.to_string()).collect()
     }
@@ -104,6 +123,7 @@ impl Ports {
         match self {
             Ports::Builtin(pm) => pm.add(spec),
             Ports::Slirp4netns(d) => d.add(spec).await,
+            Ports::Pesto(d) => d.add(spec).await,
         }
     }
 
@@ -111,6 +131,7 @@ impl Ports {
         match self {
             Ports::Builtin(pm) => pm.list(),
             Ports::Slirp4netns(d) => d.list(),
+            Ports::Pesto(d) => d.list(),
         }
     }
 
@@ -118,6 +139,7 @@ impl Ports {
         match self {
             Ports::Builtin(pm) => pm.remove(id).await,
             Ports::Slirp4netns(d) => d.remove(id).await,
+            Ports::Pesto(d) => d.remove(id).await,
         }
     }
 }
@@ -264,9 +286,18 @@ pub(crate) fn validate<'a>(
     published: impl IntoIterator<Item = (u64, &'a PortSpec)>,
 ) -> Result<spec::Plan, PortError> {
     let plan = spec.plan()?;
+    no_conflict(spec, published)?;
+    Ok(plan)
+}
+
+/// RootlessKit's conflict rule: the same proto and parent address as a published port.
+pub(crate) fn no_conflict<'a>(
+    spec: &PortSpec,
+    published: impl IntoIterator<Item = (u64, &'a PortSpec)>,
+) -> Result<(), PortError> {
     match published.into_iter().find(|(_, p)| p.conflicts_with(spec)) {
         Some((id, _)) => Err(PortError::Conflict(id)),
-        None => Ok(plan),
+        None => Ok(()),
     }
 }
 

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //!  HOST table   (-t/-u)  listener in the caller's netns  →  socket inside the namespace,
-//!                        to the rule's target address, or the namespace's loopback
+//!                        to the rule's target address, else [`DefaultTarget`]
 //!  SPLICE table (-T/-U)  listener inside the namespace,  →  socket in the caller's netns,
 //!                        bound to its `lo`                  to the host's loopback
 //! ```
@@ -17,7 +17,7 @@
 //! chase each other round the loop. A rule that is not "weak" is all or nothing.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 
 use nsnet_api::pesto::proto::{PIF_HOST, PIF_SPLICE};
@@ -58,8 +58,26 @@ impl Side {
     }
 }
 
+/// Where the connections of a host-table rule without a target address go inside the
+/// namespace.
+///
+/// pasta (`fwd_nat_from_host()`, passt 2024_08 and later) sends a connection from the host's
+/// loopback over the namespace's `lo` to the namespace's own address ("so we don't
+/// inadvertently expose services that listen only on the guest's loopback address"), and any
+/// other through the tap to that same address; `--host-lo-to-ns-lo` sends the loopback ones to
+/// the namespace's loopback instead. nsnet's relay has one target per port, so the choice is
+/// made per rule: the namespace's address, or with that option its loopback for every client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultTarget {
+    /// The namespace's address. nsnet's pasta configures no IPv6 address inside, so IPv6
+    /// listeners go to this IPv4 address too (pasta: the guest's IPv6 address).
+    Guest(Ipv4Addr),
+    /// The namespace's loopback of the listener's family (`--host-lo-to-ns-lo`).
+    Loopback,
+}
+
 /// The port spec of port `port` of rule `r` on `side`.
-fn port_spec(side: Side, r: &Rule, port: u16) -> PortSpec {
+fn port_spec(side: Side, r: &Rule, port: u16, default: DefaultTarget) -> PortSpec {
     let tcp = r.proto == PROTO_TCP;
     let (proto, parent_ip) = match r.listen_addr() {
         None => (if tcp { "tcp" } else { "udp" }, String::new()),
@@ -68,9 +86,10 @@ fn port_spec(side: Side, r: &Rule, port: u16) -> PortSpec {
     };
     // The splice side's target is always the host's loopback: pasta keeps the loopback
     // address the client used, which for one listener per port is its family's.
-    let child_ip = match (side, r.target_addr(), r.listen_addr()) {
-        (Side::Host, Some(t), _) => t.to_string(),
-        (_, _, Some(IpAddr::V6(_))) => "::1".into(),
+    let child_ip = match (side, r.target_addr(), default, r.listen_addr()) {
+        (Side::Host, Some(t), _, _) => t.to_string(),
+        (Side::Host, None, DefaultTarget::Guest(a), _) => a.to_string(),
+        (_, _, _, Some(IpAddr::V6(_))) => "::1".into(),
         _ => "127.0.0.1".into(),
     };
     PortSpec {
@@ -105,6 +124,7 @@ pub struct Scans {
 pub struct Forwards {
     managers: [Arc<PortManager>; 2],
     runtime: tokio::runtime::Handle,
+    default: DefaultTarget,
     tables: [Vec<Active>; 2],
     scans: Option<Scans>,
 }
@@ -116,11 +136,13 @@ impl Forwards {
         host: Arc<PortManager>,
         splice: Arc<PortManager>,
         runtime: tokio::runtime::Handle,
+        default: DefaultTarget,
         scans: Option<Scans>,
     ) -> Forwards {
         Forwards {
             managers: [host, splice],
             runtime,
+            default,
             tables: [Vec::new(), Vec::new()],
             scans,
         }
@@ -129,7 +151,7 @@ impl Forwards {
     fn add_port(&self, side: Side, r: &Rule, port: u16) -> Result<u64, crate::PortError> {
         let device = (!r.ifname.is_empty()).then_some(r.ifname.as_str());
         self.managers[side.index()]
-            .add_on_device(port_spec(side, r, port), device)
+            .add_on_device(port_spec(side, r, port, self.default), device)
             .map(|st| st.id)
     }
 
@@ -356,24 +378,38 @@ mod tests {
     fn rules_become_one_port_spec_per_port() {
         let mut rules = parse('t', &["8080-8081:80-81", "0.0.0.0/5000:192.0.2.5/6000"]);
         rules.extend(parse('u', &["[::]/53"]));
-        let texts: Vec<String> = rules
-            .iter()
-            .flat_map(|r| (r.first..=r.last).map(move |p| port_spec(Side::Host, r, p)))
-            .map(|s| format!("{} {} {}", s.proto, s.text(), s.child_ip))
-            .collect();
+        let texts = |default| -> Vec<String> {
+            rules
+                .iter()
+                .flat_map(|r| (r.first..=r.last).map(move |p| port_spec(Side::Host, r, p, default)))
+                .map(|s| format!("{} {}", s.proto, s.text()))
+                .collect()
+        };
+        // pasta's default: the namespace's address, whatever the listener's family; a rule's
+        // own target address wins.
         assert_eq!(
-            texts,
+            texts(DefaultTarget::Guest(Ipv4Addr::new(192, 0, 2, 1))),
             [
-                "tcp 8080:127.0.0.1:80/tcp 127.0.0.1",
-                "tcp 8081:127.0.0.1:81/tcp 127.0.0.1",
-                "tcp4 0.0.0.0:5000:192.0.2.5:6000/tcp4 192.0.2.5",
-                "udp6 [::]:53:[::1]:53/udp6 ::1",
+                "tcp 8080:192.0.2.1:80/tcp",
+                "tcp 8081:192.0.2.1:81/tcp",
+                "tcp4 0.0.0.0:5000:192.0.2.5:6000/tcp4",
+                "udp6 [::]:53:192.0.2.1:53/udp6",
+            ]
+        );
+        // --host-lo-to-ns-lo: the namespace's loopback of the listener's family.
+        assert_eq!(
+            texts(DefaultTarget::Loopback),
+            [
+                "tcp 8080:127.0.0.1:80/tcp",
+                "tcp 8081:127.0.0.1:81/tcp",
+                "tcp4 0.0.0.0:5000:192.0.2.5:6000/tcp4",
+                "udp6 [::]:53:[::1]:53/udp6",
             ]
         );
         // -T: every address of the namespace's `lo`, to the host's loopback.
         let t = parse('T', &["3000:4000"]);
         assert_eq!(t[0].ifname, "lo");
-        let s = port_spec(Side::Splice, &t[0], 3000);
+        let s = port_spec(Side::Splice, &t[0], 3000, DefaultTarget::Loopback);
         assert_eq!(
             (s.proto.as_str(), s.child_ip.as_str()),
             ("tcp", "127.0.0.1")
@@ -403,7 +439,7 @@ mod tests {
         );
         assert_ne!(rules[0].flags & spec::FLAG_SCAN, 0);
         let f = tokio::task::spawn_blocking(move || {
-            let mut f = Forwards::new(host, splice, rt, Some(scans));
+            let mut f = Forwards::new(host, splice, rt, DefaultTarget::Loopback, Some(scans));
             f.set(Side::Host, &rules).unwrap();
             f
         })

@@ -97,12 +97,54 @@ fn port(n: i64, which: &'static str) -> Result<u16, PortError> {
         .ok_or(PortError::InvalidPort { which, port: n })
 }
 
+/// A spec's fields, each checked.
+struct Fields {
+    transport: Transport,
+    family: Family,
+    parent_ip: Option<IpAddr>,
+    parent_port: u16,
+    child_port: u16,
+    child_ip: Option<IpAddr>,
+}
+
+/// RootlessKit's `ValidatePortSpec` field rules, in the order nsnet has always reported them.
+fn fields(s: &PortSpec) -> Result<Fields, PortError> {
+    let (transport, family) =
+        parse_proto(&s.proto).ok_or_else(|| PortError::UnknownProto(s.proto.clone()))?;
+    let ip = |text: &str, which: &'static str| -> Result<Option<IpAddr>, PortError> {
+        match text {
+            "" => Ok(None),
+            t => t
+                .parse()
+                .map(Some)
+                .map_err(|_| PortError::InvalidIp(which, t.to_string())),
+        }
+    };
+    let parent_ip = ip(&s.parent_ip, "ParentIP")?;
+    let parent_port = port(s.parent_port, "ParentPort")?;
+    let child_port = port(s.child_port, "ChildPort")?;
+    let child_ip = ip(&s.child_ip, "ChildIP")?;
+    Ok(Fields {
+        transport,
+        family,
+        parent_ip,
+        parent_port,
+        child_port,
+        child_ip,
+    })
+}
+
 /// The rules of a spec, over the API's wire type (RootlessKit's `portutil`).
 pub trait PortSpecExt: Sized {
     /// Parses the text form.
     fn parse(text: &str) -> Result<Self, PortError>;
     /// Checks the spec and works out where to listen and where to dial.
     fn plan(&self) -> Result<Plan, PortError>;
+    /// Checks the spec's fields only (RootlessKit's `ValidatePortSpec` without its conflict
+    /// rule): proto, addresses, ports. [`PortSpecExt::plan`] also refuses a parent IP that its
+    /// proto cannot listen on, which a driver that does not listen itself (pesto) reports in
+    /// its own words.
+    fn check(&self) -> Result<(), PortError>;
     /// Whether two specs claim the same listener (RootlessKit's conflict rule).
     fn conflicts_with(&self, other: &PortSpec) -> bool;
     /// The text form, for messages and tables.
@@ -152,24 +194,14 @@ impl PortSpecExt for PortSpec {
 
     /// Checks the spec and works out where to listen and where to dial.
     fn plan(&self) -> Result<Plan, PortError> {
-        let (transport, family) =
-            parse_proto(&self.proto).ok_or_else(|| PortError::UnknownProto(self.proto.clone()))?;
-        let parent_ip: Option<IpAddr> = match self.parent_ip.as_str() {
-            "" => None,
-            s => Some(
-                s.parse()
-                    .map_err(|_| PortError::InvalidIp("ParentIP", s.to_string()))?,
-            ),
-        };
-        let parent_port = port(self.parent_port, "ParentPort")?;
-        let child_port = port(self.child_port, "ChildPort")?;
-        let child_ip: Option<IpAddr> = match self.child_ip.as_str() {
-            "" => None,
-            s => Some(
-                s.parse()
-                    .map_err(|_| PortError::InvalidIp("ChildIP", s.to_string()))?,
-            ),
-        };
+        let Fields {
+            transport,
+            family,
+            parent_ip,
+            parent_port,
+            child_port,
+            child_ip,
+        } = fields(self)?;
         let (listen_ip, dual_stack) =
             listen_on(parent_ip, family).ok_or_else(|| PortError::FamilyMismatch {
                 ip: parent_ip.expect("only a given parent IP can mismatch"),
@@ -186,6 +218,10 @@ impl PortSpecExt for PortSpec {
             dual_stack,
             target: SocketAddr::new(dial_ip, child_port),
         })
+    }
+
+    fn check(&self) -> Result<(), PortError> {
+        fields(self).map(|_| ())
     }
 
     /// Whether two specs claim the same listener (RootlessKit's conflict rule).
@@ -399,6 +435,19 @@ mod tests {
             })
             .contains("tcp6")
         );
+        // check() is the same field rules without the listener: a family mismatch passes.
+        assert_eq!(
+            PortSpec {
+                child_port: 0,
+                ..base.clone()
+            }
+            .check()
+            .unwrap_err()
+            .to_string(),
+            "invalid ChildPort: 0"
+        );
+        assert!(spec("0.0.0.0:8080:80/tcp6").check().is_ok());
+        assert!(spec("0.0.0.0:8080:80/tcp6").plan().is_err());
         assert!(spec("127.0.0.1:8080:80/tcp").conflicts_with(&spec("127.0.0.1:8080:81/tcp")));
         assert!(!spec("127.0.0.1:8080:80/tcp").conflicts_with(&spec("127.0.0.1:8080:80/udp")));
     }

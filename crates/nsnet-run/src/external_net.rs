@@ -22,6 +22,10 @@
 //! exits, so nothing outlives the launch. pasta copies addresses and routes from a template
 //! interface with a default route in the parent's netns and refuses to start without one
 //! ("External interface not usable").
+//!
+//! With `--port-driver=pesto` (RootlessKit v3) pasta also gets `-c $STATE/pasta.sock`, its
+//! forwarding-table socket, which the port driver (`nsnet_port::pesto`) edits; a pasta that
+//! has no `-c` (passt before 2026_07_16, such as Debian's) is refused before anything starts.
 
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -102,6 +106,31 @@ impl Drop for Pasta {
     }
 }
 
+/// pasta's forwarding-table socket in the state dir, with `--port-driver=pesto`.
+pub const PASTA_CONTROL_SOCKET: &str = "pasta.sock";
+
+/// Refuses, with the fix, a pasta that does not serve the forwarding-table socket the pesto
+/// port driver edits: its `--help` must list `--conf-path` (`-c`). Older passt prints its
+/// usage on stderr and exits 1, so both streams are read and the status is not.
+pub fn check_pasta_for_pesto(binary: &str) -> Result<(), PastaError> {
+    let o = Command::new(binary)
+        .arg("--help")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| PastaError::Spawn {
+            binary: binary.to_string(),
+            source,
+        })?;
+    let help = [o.stdout, o.stderr].concat();
+    if String::from_utf8_lossy(&help).contains("--conf-path") {
+        Ok(())
+    } else {
+        Err(PastaError::NoControlSocket {
+            binary: binary.to_string(),
+        })
+    }
+}
+
 /// pasta's command line for a plan (RootlessKit 2.x's), without the namespace and PID file.
 pub fn pasta_args(plan: &LaunchPlan) -> Vec<String> {
     let net = |n| plan.cidr.host(n);
@@ -135,6 +164,16 @@ pub fn pasta_args(plan: &LaunchPlan) -> Vec<String> {
     a
 }
 
+/// pasta's arguments for the port driver's socket: `-c SOCKET` for pesto, else none.
+fn control_socket_args(plan: &LaunchPlan, state_dir: &std::path::Path) -> Vec<String> {
+    if plan.port_driver == crate::config::PortDriver::Pesto {
+        let sock = state_dir.join(PASTA_CONTROL_SOCKET);
+        vec!["-c".into(), sock.display().to_string()]
+    } else {
+        Vec::new()
+    }
+}
+
 pub fn start_pasta(
     plan: &LaunchPlan,
     ctx: &NetContext<'_>,
@@ -143,8 +182,11 @@ pub fn start_pasta(
     let netns = netns_path(plan, ctx);
     let pidfile = ctx.state_dir.join("pasta.pid");
     let _ = std::fs::remove_file(&pidfile);
+    // A stale socket from a crashed run would make pasta fail to bind it.
+    let _ = std::fs::remove_file(ctx.state_dir.join(PASTA_CONTROL_SOCKET));
     let mut cmd = Command::new(&binary);
     cmd.args(pasta_args(plan))
+        .args(control_socket_args(plan, ctx.state_dir))
         .arg("--netns-only")
         .arg(format!("--netns={netns}"))
         .arg(format!("--pid={}", pidfile.display()))
@@ -229,6 +271,10 @@ pub enum PastaError {
     },
     #[error("--net=pasta: {binary} wrote no PID file; is it pasta from passt?")]
     NoPid { binary: String },
+    #[error(
+        "--port-driver=pesto: {binary} has no forwarding-table socket (-c, --conf-path) for the driver to edit; use nsnet's pasta personality (nsnet linked as pasta, given with --pasta-binary) or pasta from passt 2026_07_16 or later"
+    )]
+    NoControlSocket { binary: String },
 }
 
 /// Where an external driver finds the child's netns (detached: the bind mount in the
@@ -425,6 +471,38 @@ mod tests {
         assert!(
             !wanted("auto", "/nonexistent", "--x"),
             "auto probes the binary"
+        );
+    }
+
+    #[test]
+    fn pesto_gets_pasta_a_control_socket_and_needs_one() {
+        let plan = |pd: &str| {
+            LaunchPlan::from_raw(
+                RawOptions {
+                    net: Some("pasta".into()),
+                    port_driver: pd.into(),
+                    ..plan_raw()
+                },
+                Personality::Nsnet,
+            )
+            .unwrap()
+        };
+        let state = std::path::Path::new("/run/user/1000/rk");
+        assert_eq!(
+            control_socket_args(&plan("pesto"), state),
+            ["-c", "/run/user/1000/rk/pasta.sock"]
+        );
+        assert!(control_socket_args(&plan("builtin"), state).is_empty());
+        // A program whose --help does not list -c (true(1) prints nothing at all).
+        assert_eq!(
+            check_pasta_for_pesto("/bin/true").unwrap_err().to_string(),
+            "--port-driver=pesto: /bin/true has no forwarding-table socket (-c, --conf-path) for the driver to edit; use nsnet's pasta personality (nsnet linked as pasta, given with --pasta-binary) or pasta from passt 2026_07_16 or later"
+        );
+        assert!(
+            check_pasta_for_pesto("/nonexistent/pasta")
+                .unwrap_err()
+                .to_string()
+                .starts_with("--net=pasta: start /nonexistent/pasta: ")
         );
     }
 

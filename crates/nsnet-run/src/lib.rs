@@ -67,8 +67,8 @@ pub enum LaunchError {
     External(#[from] external_net::ExternalError),
     #[error(transparent)]
     Pasta(#[from] external_net::PastaError),
-    #[error("the slirp4netns port driver needs the child's IPv4 address from --net=slirp4netns")]
-    NoChildIp,
+    #[error("the {0} port driver needs the child's IPv4 address from --net={0}")]
+    NoChildIp(&'static str),
 }
 
 /// Shorthand for a failed system call.

@@ -55,6 +55,15 @@ pub fn needs_netns_thread(plan: &LaunchPlan) -> bool {
         || plan.port_driver != crate::config::PortDriver::None
 }
 
+/// Checks, before the launch creates anything, what the drivers need of the programs they will
+/// run, so that a launch that cannot work fails with nothing to clean up.
+pub fn preflight(plan: &LaunchPlan) -> Result<(), LaunchError> {
+    if plan.net == NetDriver::Pasta && plan.port_driver == crate::config::PortDriver::Pesto {
+        crate::external_net::check_pasta_for_pesto(&plan.pasta_binary)?;
+    }
+    Ok(())
+}
+
 /// Starts the network driver of `plan`.
 pub fn start(
     plan: &LaunchPlan,

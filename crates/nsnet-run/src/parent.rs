@@ -169,6 +169,7 @@ pub fn run(plan: &LaunchPlan, warn: &mut dyn FnMut(&str)) -> Result<Exit, Launch
     if n != 1 {
         return Err(LaunchError::Threaded(n));
     }
+    net::preflight(plan)?;
     let state = match &plan.state_dir {
         Some(p) => StateDir::open(p)?,
         None => StateDir::create_temp(match plan.personality {

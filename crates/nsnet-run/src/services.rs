@@ -1,5 +1,6 @@
 //! The parent's services while the child runs: an async runtime (two worker threads, one per
-//! core here), the builtin port driver with the ports given by `-p`, and the REST API on
+//! core here), the port driver (builtin, slirp4netns or pesto) with the ports given by `-p`,
+//! and the REST API on
 //! `$STATE/api.sock` (served whatever the drivers, as RootlessKit does, so `rootlessctl info`
 //! always answers).
 //!
@@ -118,7 +119,7 @@ pub fn start(
             // The configuration allows this driver only with --net=slirp4netns, which was
             // started with its API socket here and gives the child an IPv4 address.
             let Some(child_ip) = setup.child_ip else {
-                return Err(LaunchError::NoChildIp);
+                return Err(LaunchError::NoChildIp("slirp4netns"));
             };
             Some(Arc::new(Ports::Slirp4netns(
                 nsnet_port::slirp4netns::Slirp4netnsPorts::new(
@@ -126,6 +127,19 @@ pub fn start(
                     child_ip,
                 ),
             )))
+        }
+        (PortDriver::Pesto, _) => {
+            // The configuration allows this driver only with --net=pasta, which was started
+            // with its forwarding-table socket here and gives the child an IPv4 address: the
+            // one pasta forwards to, and the only child IP RootlessKit's driver accepts.
+            let Some(child_ip) = setup.child_ip else {
+                return Err(LaunchError::NoChildIp("pasta"));
+            };
+            Some(Arc::new(Ports::Pesto(nsnet_port::pesto::PestoPorts::new(
+                state.join(crate::external_net::PASTA_CONTROL_SOCKET),
+                child_ip,
+                plan.ipv6,
+            ))))
         }
         _ => None,
     };

@@ -150,9 +150,9 @@ nsenter --net=$T/netns $PY $T/echo_server.py 192.0.2.77 80 $T/r2 &
 sh $T/wait_for.sh $T/r2
 $PY $T/echo_client.py 127.0.0.1 9202
 wait
-# RootlessKit v3's pesto port driver
+# RootlessKit v3's pesto port driver: no target address, so the namespace's address
 $T/pesto -A --tcp-ports=127.0.0.1/9203:80 $T/pesto.sock; echo add=$?
-nsenter --net=$T/netns $PY $T/echo_server.py 127.0.0.1 80 $T/r3 &
+nsenter --net=$T/netns $PY $T/echo_server.py 192.0.2.1 80 $T/r3 &
 sh $T/wait_for.sh $T/r3
 $PY $T/echo_client.py 127.0.0.1 9203
 wait
@@ -265,7 +265,7 @@ grep -E '^(NoNewPrivs|Seccomp|CapEff|CapBnd):' /proc/$pid/status | tr -s '\t ' '
 [ "$(stat -L -c %d:%i /proc/$pid/root)" != "$(stat -L -c %d:%i /)" ] && echo own root
 echo "root holds: [$(ls -A /proc/$pid/root/)]"
 $T/pesto --add -t 127.0.0.1/9301:80 $T/pesto.sock; echo add=$?
-nsenter --net=$T/netns $PY $T/echo_server.py 127.0.0.1 80 $T/r1 &
+nsenter --net=$T/netns $PY $T/echo_server.py 192.0.2.1 80 $T/r1 &
 sh $T/wait_for.sh $T/r1
 $PY $T/echo_client.py 127.0.0.1 9301
 wait
@@ -278,6 +278,37 @@ sh $T/gone.sh $pid
         stdout(&o),
         "fg=0\nCapEff: 0000000000201400\nCapBnd: 0000000000201400\nNoNewPrivs: 1\nSeccomp: 2\n\
          own root\nroot holds: []\nadd=0\necho True\ngone\nsocket removed\n",
+        "stderr: {}",
+        stderr(&o)
+    );
+}
+
+/// `--netns /proc/PID/ns/net` (RootlessKit's form of the path): the background process
+/// still serves a second later, though once confined it can no longer look at that path
+/// (procfs's ptrace check against the target's root, which holds more capabilities), and
+/// quits once PID has exited.
+#[test]
+fn netns_as_proc_pid_path_is_served_until_the_process_exits() {
+    let o = world(
+        "nsnet",
+        r#"
+PY=/usr/bin/python3
+unshare --net sleep 600 &
+target=$!
+while [ "$(readlink /proc/$target/ns/net)" = "$(readlink /proc/self/ns/net)" ]; do sleep 0.01; done
+"$PASTA" --config-net -t 9801 --quiet --netns /proc/$target/ns/net --pid $T/pid
+echo fg=$?
+pid=$(cat $T/pid)
+sleep 1
+nsenter --net=/proc/$target/ns/net $PY $T/echo_server.py 0.0.0.0 9801 $T/r &
+sh $T/wait_for.sh $T/r; $PY $T/echo_client.py 127.0.0.1 9801; wait $!
+kill $target; wait $target
+sh $T/gone.sh $pid
+"#,
+    );
+    assert_eq!(
+        stdout(&o),
+        "fg=0\necho True\ngone\n",
         "stderr: {}",
         stderr(&o)
     );
@@ -386,6 +417,43 @@ stop
         stdout(&o),
         "fg=0\necho True\necho True\necho True\necho True\n9430 listens on 127.0.0.1:9430\n\
          PING\nPING\n9402 not forwarded\ngone\n",
+        "stderr: {}",
+        stderr(&o)
+    );
+}
+
+/// Where a forward without a target address goes inside, as pasta's `fwd_nat_from_host()`
+/// decides: the namespace's own address, so a service listening only on the namespace's
+/// loopback is not exposed; with `--host-lo-to-ns-lo`, the namespace's loopback.
+#[test]
+fn forwards_reach_the_namespace_address_or_with_host_lo_to_ns_lo_its_loopback() {
+    let o = world(
+        "nsnet",
+        &format!(
+            r#"{START}
+start --config-net -t 9701 -t 9702 -u 9703
+inside $PY $T/echo_server.py 192.0.2.1 9701 $T/a &
+sh $T/wait_for.sh $T/a; $PY $T/echo_client.py 127.0.0.1 9701; wait
+inside $PY $T/echo_server.py 127.0.0.1 9702 $T/b &
+b=$!
+sh $T/wait_for.sh $T/b
+$PY $T/echo_client.py 127.0.0.1 9702 2>/dev/null || echo loopback-only service not exposed
+kill $b; wait
+inside $PY $T/udp_server.py 192.0.2.1 9703 $T/c &
+sh $T/wait_for.sh $T/c; $PY $T/udp_client.py 127.0.0.1 9703; wait
+stop
+touch $T/netns && unshare --net=$T/netns true
+start --config-net --host-lo-to-ns-lo -t 9704
+inside $PY $T/echo_server.py 127.0.0.1 9704 $T/d &
+sh $T/wait_for.sh $T/d; $PY $T/echo_client.py 127.0.0.1 9704; wait
+stop
+"#
+        ),
+    );
+    assert_eq!(
+        stdout(&o),
+        "fg=0\necho True\nloopback-only service not exposed\nPING\ngone\n\
+         fg=0\necho True\ngone\n",
         "stderr: {}",
         stderr(&o)
     );

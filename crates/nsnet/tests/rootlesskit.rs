@@ -587,8 +587,8 @@ fn gvisor_tap_vsock_network_and_port_driver() {
     assert_eq!(row, ["1", "tcp", "127.0.0.1", "19380", "80"], "{out}");
 }
 
-/// RootlessKit's own rule for that network, and pesto refused rather than faked while nsnet's
-/// pasta has no control channel for it.
+/// RootlessKit's own rule for that network, and the pesto port driver's: it needs
+/// `--net=pasta`, and a pasta with the forwarding-table socket (Debian's has none).
 #[test]
 fn gvisor_tap_vsock_and_pesto_refusals_are_one_line() {
     let p = Personalities::new();
@@ -602,8 +602,13 @@ fn gvisor_tap_vsock_and_pesto_refusals_are_one_line() {
             "[rootlesskit:parent] error: port driver requires pasta network\n",
         ),
         (
-            &["--net=pasta", "--port-driver=pesto", "true"][..],
-            "[rootlesskit:parent] error: port driver \"pesto\" is not available in this nsnet build (with --net=pasta use --port-driver=implicit)\n",
+            &[
+                "--net=pasta",
+                "--pasta-binary=/usr/bin/pasta",
+                "--port-driver=pesto",
+                "true",
+            ][..],
+            "[rootlesskit:parent] error: --port-driver=pesto: /usr/bin/pasta has no forwarding-table socket (-c, --conf-path) for the driver to edit; use nsnet's pasta personality (nsnet linked as pasta, given with --pasta-binary) or pasta from passt 2026_07_16 or later\n",
         ),
         (
             &["--net=none", "--source-ip-transparent-backend=bpf", "true"][..],

@@ -36,6 +36,7 @@ use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv6Addr};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
+use std::time::Duration;
 
 use super::spec::{Rule, Table};
 
@@ -297,14 +298,33 @@ pub enum ClientError {
     Unterminated,
     #[error("Error writing to control socket: {0}")]
     Write(#[source] io::Error),
+    /// The server did not close the connection after an update (see [`Client::send_and_wait`]).
+    #[error("Error waiting for the server to apply the configuration: {0}")]
+    Wait(#[source] io::Error),
 }
 
 impl Client {
     pub fn connect(path: &Path) -> Result<Client, ClientError> {
+        Client::connect_timeout(path, None)
+    }
+
+    /// [`Client::connect`] with every later read and write on the connection bounded by
+    /// `timeout`: pasta serves one client at a time, so a caller that must not hang (a port
+    /// driver holding its lock) gets an error instead of waiting forever on a stuck server.
+    pub fn connect_timeout(path: &Path, timeout: Option<Duration>) -> Result<Client, ClientError> {
         let mut stream = UnixStream::connect(path).map_err(|source| ClientError::Connect {
             path: path.display().to_string(),
             source,
         })?;
+        let bounded = stream
+            .set_read_timeout(timeout)
+            .and_then(|()| stream.set_write_timeout(timeout));
+        if let Err(source) = bounded {
+            return Err(ClientError::Connect {
+                path: path.display().to_string(),
+                source,
+            });
+        }
         let mut h = [0u8; 20];
         stream.read_exact(&mut h).map_err(|e| {
             // pesto's read_all_buf() reports a short read as ENODATA.
@@ -374,8 +394,8 @@ impl Client {
         Ok(Client { stream, tables })
     }
 
-    /// Sends `self.tables` as the new state and closes.
-    pub fn send(mut self) -> Result<(), ClientError> {
+    /// The update that makes `self.tables` the server's state (pesto.c's `send_conf`).
+    fn update_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
         for t in &self.tables {
             out.push(t.pif);
@@ -385,8 +405,32 @@ impl Client {
             }
         }
         out.push(0);
+        out
+    }
+
+    /// Sends `self.tables` as the new state and closes (what pesto does: it does not wait).
+    pub fn send(mut self) -> Result<(), ClientError> {
+        let out = self.update_bytes();
         self.stream.write_all(&out).map_err(ClientError::Write)?;
         let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        Ok(())
+    }
+
+    /// Sends `self.tables` as the new state, then waits for the server to close the
+    /// connection. The protocol has no reply, but pasta's `conf_handler()` closes the client's
+    /// connection only after `conf_recv_rules()` and `fwd_listen_switch()` (and nsnet's
+    /// server likewise after its backend's `replace`), so once this returns the update has been
+    /// applied or refused, never still on its way. Whether it was applied is for the caller to
+    /// read back.
+    pub fn send_and_wait(mut self) -> Result<(), ClientError> {
+        let out = self.update_bytes();
+        self.stream.write_all(&out).map_err(ClientError::Write)?;
+        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+        // The server sends nothing more; whatever comes before the EOF is not ours to read.
+        let mut rest = Vec::new();
+        self.stream
+            .read_to_end(&mut rest)
+            .map_err(ClientError::Wait)?;
         Ok(())
     }
 
@@ -512,6 +556,62 @@ mod tests {
                 "TCP [::]:8080  =>  8080 "
             ]
         );
+    }
+
+    /// `send_and_wait` returns only once the server has handled the update (the backend's
+    /// `replace` has run), and a server that never closes fails it within the timeout.
+    #[test]
+    fn send_and_wait_returns_once_the_server_is_done() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        struct Slow(Vec<PifTable>, Arc<AtomicBool>);
+        impl Backend for Slow {
+            fn tables(&self) -> Vec<PifTable> {
+                self.0.clone()
+            }
+            fn replace(&mut self, new: Vec<PifTable>) -> Result<(), String> {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                self.0 = new;
+                self.1.store(true, Ordering::SeqCst);
+                Ok(())
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.sock");
+        let server = Server::bind(&path).unwrap();
+        let applied = Arc::new(AtomicBool::new(false));
+        let seen = applied.clone();
+        let t = std::thread::spawn(move || {
+            let (mut s, _) = server.listener.accept().unwrap();
+            handle(&mut s, &mut Slow(tables(), seen)).unwrap();
+        });
+        let mut c = Client::connect_timeout(&path, Some(Duration::from_secs(10))).unwrap();
+        c.tables[0].table.rules.clear();
+        c.send_and_wait().unwrap();
+        assert!(
+            applied.load(Ordering::SeqCst),
+            "returned before the update was applied"
+        );
+        t.join().unwrap();
+        // A server that greets, lists no tables, and then neither reads nor closes.
+        let stuck = dir.path().join("stuck.sock");
+        let l = UnixListener::bind(&stuck).unwrap();
+        let t = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut h = hello().to_vec();
+            h.push(0);
+            s.write_all(&h).unwrap();
+            std::thread::sleep(std::time::Duration::from_secs(3));
+        });
+        let c = Client::connect_timeout(&stuck, Some(Duration::from_millis(300))).unwrap();
+        let t0 = std::time::Instant::now();
+        let e = c.send_and_wait().unwrap_err();
+        assert!(matches!(e, ClientError::Wait(_)), "{e}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(2),
+            "bounded by the timeout"
+        );
+        t.join().unwrap();
     }
 
     #[test]

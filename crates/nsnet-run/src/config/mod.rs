@@ -273,15 +273,11 @@ fn validate_ports(
         PortDriver::Builtin | PortDriver::GvisorTapVsock if net == NetDriver::Host => {
             return Err(invalid("port driver requires non-host network"));
         }
+        // Whether the pasta binary offers the forwarding-table socket this driver drives is
+        // checked when the launch starts (external_net::check_pasta_for_pesto): it means
+        // running the binary, which validation does not do.
         PortDriver::Pesto if net != NetDriver::Pasta => {
             return Err(invalid("port driver requires pasta network"));
-        }
-        // pesto drives a running pasta's forwards; nsnet's pasta does not offer that
-        // control channel, so the driver cannot be served without faking it.
-        PortDriver::Pesto => {
-            return Err(invalid(
-                "port driver \"pesto\" is not available in this nsnet build (with --net=pasta use --port-driver=implicit)",
-            ));
         }
         PortDriver::Slirp4netns if net != NetDriver::Slirp4netns => {
             return Err(invalid("port driver requires slirp4netns network"));
@@ -558,13 +554,19 @@ mod tests {
             }),
             "port driver requires pasta network"
         );
-        assert!(
-            err(RawOptions {
+        let p = LaunchPlan::from_raw(
+            RawOptions {
                 net: Some("pasta".into()),
                 port_driver: "pesto".into(),
+                publish: vec!["8080:80/tcp".into()],
                 ..raw()
-            })
-            .starts_with("port driver \"pesto\" is not available in this nsnet build")
+            },
+            Personality::Rootlesskit,
+        )
+        .unwrap();
+        assert_eq!(
+            (p.net, p.port_driver),
+            (NetDriver::Pasta, PortDriver::Pesto)
         );
         assert_eq!(
             err(RawOptions {

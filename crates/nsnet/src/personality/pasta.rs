@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use nsnet_api::pesto::proto::Server;
 use nsnet_api::pesto::spec::{Parser, Table};
-use nsnet_port::pasta::{CAPS, Forwards, Scans, SharedForwards, Side};
+use nsnet_port::pasta::{CAPS, DefaultTarget, Forwards, Scans, SharedForwards, Side};
 use nsnet_port::scan::PortScan;
 
 mod args;
@@ -241,16 +241,48 @@ fn spawn_command(cmd: &[String]) -> Result<(i32, OwnedFd), String> {
     }
 }
 
-/// Whether the namespace file is gone: removed, or no longer the namespace we hold (an
-/// unmounted bind mount leaves an empty file behind).
-struct NetnsWatch {
-    dir: OwnedFd,
-    name: CString,
-    ino: (u64, u64),
+/// Whether the target namespace is gone.
+enum NetnsWatch {
+    /// `/proc/PID/ns/net` (RootlessKit's and the PID form's path): gone once PID has exited,
+    /// which a pidfd opened now shows. The path itself cannot be looked at later: procfs
+    /// checks ptrace access on a namespace link, and once the background process has dropped
+    /// its capabilities a process in its own user namespace that holds more of them (the
+    /// target's root, rootless) is out of reach, so the look-up fails as if it were gone.
+    Process(OwnedFd),
+    /// Any other file (a bind mount, as Podman's): gone when removed, or no longer the
+    /// namespace we hold (an unmounted bind mount leaves an empty file behind).
+    File {
+        dir: OwnedFd,
+        name: CString,
+        ino: (u64, u64),
+    },
+}
+
+/// The PID of a `/proc/PID/ns/net` path.
+fn proc_netns_pid(path: &str) -> Option<i32> {
+    let pid = path.strip_prefix("/proc/")?.strip_suffix("/ns/net")?;
+    pid.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| pid.parse().ok())
+        .flatten()
 }
 
 impl NetnsWatch {
     fn new(path: &str, netns: &OwnedFd) -> Result<NetnsWatch, String> {
+        if let Some(pid) = proc_netns_pid(path) {
+            // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+            let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+            if fd < 0 {
+                return Err(format!(
+                    "watch {path}: pidfd_open: {}",
+                    std::io::Error::last_os_error()
+                ));
+            }
+            // SAFETY: a descriptor just returned to us, owned by nothing else.
+            return Ok(NetnsWatch::Process(unsafe {
+                OwnedFd::from_raw_fd(fd as i32)
+            }));
+        }
         let p = std::path::Path::new(path);
         let parent = p
             .parent()
@@ -260,7 +292,7 @@ impl NetnsWatch {
             std::fs::File::open(parent).map_err(|e| format!("open {}: {e}", parent.display()))?;
         let st = nix::sys::stat::fstat(netns).map_err(|e| format!("stat {path}: {e}"))?;
         use std::os::unix::ffi::OsStrExt;
-        Ok(NetnsWatch {
+        Ok(NetnsWatch::File {
             dir: dir.into(),
             name: CString::new(p.file_name().unwrap_or_default().as_bytes())
                 .map_err(|_| "NUL in path")?,
@@ -269,13 +301,23 @@ impl NetnsWatch {
     }
 
     fn gone(&self) -> bool {
-        match nix::sys::stat::fstatat(
-            &self.dir,
-            self.name.as_c_str(),
-            nix::fcntl::AtFlags::empty(),
-        ) {
-            Ok(st) => (st.st_dev, st.st_ino) != self.ino,
-            Err(_) => true,
+        match self {
+            NetnsWatch::Process(pidfd) => {
+                let mut fds = [libc::pollfd {
+                    fd: pidfd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                }];
+                // SAFETY: a valid array of one pollfd; a pidfd is readable once its process
+                // has exited.
+                unsafe { libc::poll(fds.as_mut_ptr(), 1, 0) > 0 }
+            }
+            NetnsWatch::File { dir, name, ino } => {
+                match nix::sys::stat::fstatat(dir, name.as_c_str(), nix::fcntl::AtFlags::empty()) {
+                    Ok(st) => (st.st_dev, st.st_ino) != *ino,
+                    Err(_) => true,
+                }
+            }
         }
     }
 }
@@ -474,7 +516,12 @@ fn run(o: &Opts) -> Result<i32, String> {
         nsnet_port::PortManager::new(Arc::new(nsnet_port::HostSockets), handle.clone())
             .with_listen_sockets(inside),
     );
-    let mut fwd = Forwards::new(to_ns, to_host, handle, Some(scans));
+    let default = if o.host_lo_to_ns_lo {
+        DefaultTarget::Loopback
+    } else {
+        DefaultTarget::Guest(guest)
+    };
+    let mut fwd = Forwards::new(to_ns, to_host, handle, default, Some(scans));
     for (side, t) in [(Side::Host, &host), (Side::Splice, &splice)] {
         if let Err(e) = fwd.set(side, &t.rules) {
             return fail(&mut report, e);
@@ -606,6 +653,25 @@ fn wait_command(pid: i32, sigfd: i32) -> i32 {
             if signo != libc::SIGCHLD {
                 let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_pid_netns_paths_are_watched_by_process() {
+        assert_eq!(proc_netns_pid("/proc/1234/ns/net"), Some(1234));
+        for other in [
+            "/proc/self/ns/net",
+            "/proc/1234/root/run/netns",
+            "/run/user/1000/netns/x",
+            "/proc//ns/net",
+            "/proc/12/ns/user",
+        ] {
+            assert_eq!(proc_netns_pid(other), None, "{other}");
         }
     }
 }

@@ -75,6 +75,8 @@ connect it via pasta (nsnet's user-mode stack).
   --no-netns-quit	Don't quit if filesystem-bound target
   			network namespace is deleted
   --config-net		Configure tap interface in namespace
+  --host-lo-to-ns-lo	Translate host-loopback forwards to
+			namespace loopback
   --ns-mac-addr ADDR	Set MAC address on tap interface
 ";
 
@@ -101,6 +103,9 @@ pub(super) struct Opts {
     pub(super) conf_path: Option<String>,
     pub(super) foreground: bool,
     pub(super) no_netns_quit: bool,
+    /// Forwards without a target address go to the namespace's loopback rather than to its
+    /// address.
+    pub(super) host_lo_to_ns_lo: bool,
     /// PID or command.
     pub(super) rest: Vec<String>,
 }
@@ -357,6 +362,7 @@ pub(super) fn parse(argv0: &str, args: &[String]) -> Result<Parsed, Die> {
                 o.netns_only = false;
             }
             "no-netns-quit" => o.no_netns_quit = true,
+            "host-lo-to-ns-lo" => o.host_lo_to_ns_lo = true,
             "tcp-ports" => o.specs.push(('t', value)),
             "udp-ports" => o.specs.push(('u', value)),
             "tcp-ns" => o.specs.push(('T', value)),
@@ -526,6 +532,8 @@ mod tests {
         assert_eq!(o.gateway, Some(Ipv4Addr::new(10, 0, 2, 2)));
         assert_eq!(o.ns_ifname.as_deref(), Some("tap0"));
         assert!(o.netns_only && o.userns.is_none());
+        assert!(!o.host_lo_to_ns_lo);
+        assert!(run_opts("--host-lo-to-ns-lo --netns /x").host_lo_to_ns_lo);
     }
 
     #[test]
