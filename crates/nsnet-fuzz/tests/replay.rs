@@ -1,0 +1,67 @@
+//! Every committed corpus file of `fuzz/corpus/TARGET/` through its target, as CI's replay:
+//! an input that once crashed a target (kept there when it was fixed) must never again.
+//! `frames` and `rest_api` open real sockets, so this runs only in a world of its own (a
+//! network namespace holding only `lo`: scripts/test makes one per integration test).
+
+use std::path::PathBuf;
+
+fn world() {
+    let dev = std::fs::read_to_string("/proc/net/dev").expect("read /proc/net/dev");
+    let links: Vec<&str> = dev
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next())
+        .map(str::trim)
+        .collect();
+    assert_eq!(
+        links,
+        vec!["lo"],
+        "the corpus replay must run in a fresh network namespace holding only lo; run it with scripts/test"
+    );
+}
+
+fn replay(target: &str, run: fn(&[u8])) {
+    world();
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/corpus")
+        .join(target);
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = e.unwrap().path();
+        let data = std::fs::read(&path).unwrap();
+        let done = std::panic::catch_unwind(|| run(&data));
+        assert!(done.is_ok(), "{} crashes {target}", path.display());
+        n += 1;
+    }
+    assert!(n > 0, "{} holds no seed", dir.display());
+}
+
+#[test]
+fn frames_corpus() {
+    replay("frames", nsnet_fuzz::frames);
+}
+
+#[test]
+fn rest_api_corpus() {
+    replay("rest_api", nsnet_fuzz::rest_api);
+}
+
+#[test]
+fn slirp4netns_api_corpus() {
+    replay("slirp4netns_api", nsnet_fuzz::slirp4netns_api);
+}
+
+#[test]
+fn pesto_conf_corpus() {
+    replay("pesto_conf", nsnet_fuzz::pesto_conf);
+}
+
+#[test]
+fn pesto_spec_corpus() {
+    replay("pesto_spec", nsnet_fuzz::pesto_spec);
+}
+
+#[test]
+fn launcher_flags_corpus() {
+    replay("launcher_flags", nsnet_fuzz::launcher_flags);
+}

@@ -1,0 +1,3 @@
+//! `nsnet_fuzz::rest_api` (see crates/nsnet-fuzz), in a network namespace of its own.
+#![no_main]
+nsnet_fuzz_targets::fuzz_target_isolated!(nsnet_fuzz::rest_api);
