@@ -26,12 +26,15 @@ ready() { for i in $(seq 200); do [ -e "$stage/ready-$1" ] && return; sleep 0.05
 burst() { $B run 127.0.0.1 "$1" "$N" "$SIZE" 60 || true; }
 
 $B serve 127.0.0.1 19200 "$stage/ready-host" & pids+=($!)
-./nsnet run --net=none --port-driver=builtin -p 127.0.0.1:19201:9900/tcp -- $(serve nsnet) 2>/dev/null & pids+=($!)
+$B udp-serve 127.0.0.1 19300 "$stage/ready-udp-host" & pids+=($!)
+./nsnet run --net=none --port-driver=builtin -p 127.0.0.1:19201:9900/tcp -p 127.0.0.1:19301:9901/udp \
+	-- sh -c "$B udp-serve 0.0.0.0 9901 $stage/ready-udp-nsnet & exec $(serve nsnet)" 2>/dev/null & pids+=($!)
 ./pasta-nsnet --config-net -t 127.0.0.1/19204:9900 -T none -u none -U none -- $(serve pasta-nsnet) >/dev/null 2>&1 & pids+=($!)
 rootlesskit --net=slirp4netns --disable-host-loopback --port-driver=builtin \
-	-p 127.0.0.1:19202:9900/tcp -- $(serve rootlesskit) >/dev/null 2>&1 & pids+=($!)
+	-p 127.0.0.1:19202:9900/tcp -p 127.0.0.1:19302:9901/udp \
+	-- sh -c "$B udp-serve 0.0.0.0 9901 $stage/ready-udp-rootlesskit & exec $(serve rootlesskit)" >/dev/null 2>&1 & pids+=($!)
 pasta --config-net -t 127.0.0.1/19203:9900 -T none -u none -U none -- $(serve pasta) >/dev/null 2>&1 & pids+=($!)
-for n in host nsnet pasta-nsnet rootlesskit pasta; do ready $n; done
+for n in host nsnet pasta-nsnet rootlesskit pasta udp-host udp-nsnet udp-rootlesskit; do ready $n; done
 
 echo "burst: $N connections at once, $SIZE bytes each way, hash-checked (one run)"
 printf '%-44s %s\n' "inbound, direct loopback (the limit)" "$(burst 19200)"
@@ -39,6 +42,13 @@ printf '%-44s %s\n' "inbound, nsnet published port (builtin)" "$(burst 19201)"
 printf '%-44s %s\n' "inbound, nsnet's pasta -t" "$(burst 19204)"
 printf '%-44s %s\n' "inbound, RootlessKit 1.1.0 builtin" "$(burst 19202)"
 printf '%-44s %s\n' "inbound, Debian's pasta -t" "$(burst 19203)"
+# UDP: UDP_N clients at once, UDP_K datagrams each of 1200 bytes, each answered before the
+# next; loss is counted, not retried (the direct row shows what the echo server itself drops).
+udp() { $B udp-run 127.0.0.1 "$1" "${UDP_N:-100}" "${UDP_K:-50}" 1200 || true; }
+echo "UDP: ${UDP_N:-100} clients at once, ${UDP_K:-50} datagrams of 1200 bytes each, request/response"
+printf '%-44s %s\n' "UDP inbound, direct loopback (the limit)" "$(udp 19300)"
+printf '%-44s %s\n' "UDP inbound, nsnet published port" "$(udp 19301)"
+printf '%-44s %s\n' "UDP inbound, RootlessKit 1.1.0 builtin" "$(udp 19302)"
 out() { "$@" 2>/dev/null | tail -1 || true; }
 printf '%-44s %s\n' "outbound, nsnet's stack (10.0.2.2)" \
 	"$(out ./nsnet run --net=builtin -- $B run 10.0.2.2 19200 "$N" "$SIZE" 60)"
