@@ -16,6 +16,12 @@ use nsnet_port::{PortManager, PortSpec};
 /// `auto` scanning and no interface binding, which nsnet's listeners do not do yet.
 pub const HOST_CAPS: u32 = spec::CAP_IPV4 | spec::CAP_IPV6 | spec::CAP_TCP | spec::CAP_UDP;
 
+/// The host table's capabilities for the families the namespace has (`spec::CAP_IPV4`,
+/// `spec::CAP_IPV6`).
+pub fn host_caps(families: u32) -> u32 {
+    HOST_CAPS & (families | spec::CAP_TCP | spec::CAP_UDP)
+}
+
 /// The port specs of one rule, one per port.
 fn port_specs(r: &Rule) -> Vec<PortSpec> {
     let tcp = r.proto == PROTO_TCP;
@@ -45,14 +51,21 @@ pub struct Forwards {
     ports: Arc<PortManager>,
     runtime: tokio::runtime::Handle,
     host: Vec<(Rule, Vec<u64>)>,
+    /// The families on (`spec::CAP_IPV4 | spec::CAP_IPV6`): what the tables can hold.
+    families: u32,
 }
 
 impl Forwards {
-    pub fn new(ports: Arc<PortManager>, runtime: tokio::runtime::Handle) -> Forwards {
+    pub fn new(
+        ports: Arc<PortManager>,
+        runtime: tokio::runtime::Handle,
+        families: u32,
+    ) -> Forwards {
         Forwards {
             ports,
             runtime,
             host: Vec::new(),
+            families,
         }
     }
 
@@ -140,14 +153,14 @@ impl Backend for Forwards {
                 pif: PIF_HOST,
                 name: "HOST".into(),
                 table: Table {
-                    caps: HOST_CAPS,
+                    caps: host_caps(self.families),
                     rules: self.host.iter().map(|(r, _)| r.clone()).collect(),
                 },
             },
             PifTable {
                 pif: PIF_SPLICE,
                 name: "SPLICE".into(),
-                table: Table::new(spec::CAP_IPV4 | spec::CAP_IPV6 | spec::CAP_TCP | spec::CAP_UDP),
+                table: Table::new(self.families | spec::CAP_TCP | spec::CAP_UDP),
             },
         ]
     }
