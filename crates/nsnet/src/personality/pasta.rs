@@ -18,8 +18,9 @@
 //! `-4` leaves out IPv6, `-6` IPv4. The gateways reach host loopback (127.0.0.1, ::1) unless
 //! `--no-map-gw`; `--map-guest-addr` reaches the host; `--dns-forward` ports 53 and 853 are
 //! the host's resolver (all of it `nsnet_stack::Config::pasta`). `-t/-u` specs
-//! (`nsnet_api::pesto::spec`) become ports of nsnet's port relay (`pasta_ports.rs`); `-c
-//! SOCKET` serves pesto's protocol.
+//! (`nsnet_api::pesto::spec`) become ports of nsnet's port relay (`pasta_ports.rs`), which
+//! delivers to the namespace's own address of the client's family (loopback with
+//! `--host-lo-to-ns-lo`); `-c SOCKET` serves pesto's protocol.
 //!
 //! This module keeps what is pasta's own: the command line, messages and exit codes, and
 //! the order in which the shared pieces are put together.
@@ -39,7 +40,7 @@ use args::{Die, Opts, Parsed, USAGE, parse};
 
 use nsnet_netlink::TapConfig;
 
-use super::pasta_ports::{Forwards, host_caps};
+use super::pasta_ports::{Forwards, Guest, host_caps};
 use super::slirp4netns::forwards::SocketFile;
 
 pub fn main() -> i32 {
@@ -260,17 +261,21 @@ fn tap_config(cfg: &nsnet_stack::Config, name: String, mac: Option<[u8; 6]>) -> 
     }
 }
 
-/// The families the namespace has (`spec::CAP_IPV4 | spec::CAP_IPV6`).
-fn families(cfg: &nsnet_stack::Config) -> u32 {
+/// What the forwards need to know of the namespace (`pasta_ports::Guest`).
+fn forward_guest(cfg: &nsnet_stack::Config, o: &Opts) -> Guest {
     let addrs = cfg.pasta.as_ref().expect("pasta's model");
-    (if addrs.v4.is_some() {
-        spec::CAP_IPV4
-    } else {
-        0
-    }) | if addrs.v6.is_some() {
-        spec::CAP_IPV6
-    } else {
-        0
+    let mut families = 0;
+    if addrs.v4.is_some() {
+        families |= spec::CAP_IPV4;
+    }
+    if addrs.v6.is_some() {
+        families |= spec::CAP_IPV6;
+    }
+    Guest {
+        addr4: addrs.v4.as_ref().map(|v| v.guest),
+        addr6: addrs.v6.as_ref().and_then(|v| v.guest),
+        families,
+        host_lo_to_ns_lo: o.host_lo_to_ns_lo,
     }
 }
 
@@ -405,12 +410,12 @@ fn block_signals() -> Result<OwnedFd, String> {
 
 fn run(o: &Opts) -> Result<i32, String> {
     let (cfg, ifname) = stack_config(o)?;
-    let families = families(&cfg);
+    let guest = forward_guest(&cfg, o);
     let parser = Parser::new();
     // As pasta's fwd_rule_init(): a family that is off cannot be forwarded (`-t 80` then
     // listens on the other family only; `-t [::]/80` with -4 is refused).
-    let mut host = Table::new(host_caps(families));
-    let mut splice = Table::new(families | spec::CAP_TCP | spec::CAP_UDP);
+    let mut host = Table::new(host_caps(guest.families));
+    let mut splice = Table::new(guest.families | spec::CAP_TCP | spec::CAP_UDP);
     for (opt, s) in &o.specs {
         let t = if *opt == 't' || *opt == 'u' {
             &mut host
@@ -544,7 +549,7 @@ fn run(o: &Opts) -> Result<i32, String> {
         Arc::new(nsnet_port::NetnsThreadSockets(thread)),
         handle.clone(),
     ));
-    let mut fwd = Forwards::new(pm, handle, families);
+    let mut fwd = Forwards::new(pm, handle, guest);
     if let Err(e) = fwd.set_host(&host.rules) {
         return fail(&mut report, e);
     }

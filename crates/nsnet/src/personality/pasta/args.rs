@@ -80,6 +80,8 @@ connect it via pasta (nsnet's user-mode stack).
     SPEC is as described for TCP above
   -T, --tcp-ns SPEC	TCP port forwarding to init namespace (none only)
   -U, --udp-ns SPEC	UDP port forwarding to init namespace (none only)
+  --host-lo-to-ns-lo	Translate host-loopback forwards to
+			namespace loopback
   --userns NSPATH 	Target user namespace to join
   --netns PATH|NAME	Target network namespace to join
   --netns-only		Don't join existing user namespace
@@ -114,6 +116,8 @@ pub(super) struct Opts {
     /// `-4` and `-6`: the last one given wins.
     pub(super) ipv4_only: bool,
     pub(super) ipv6_only: bool,
+    /// `--host-lo-to-ns-lo`: forwards from host loopback go to the namespace's loopback.
+    pub(super) host_lo_to_ns_lo: bool,
     pub(super) mtu: Option<u32>,
     pub(super) iface: Option<String>,
     pub(super) ns_ifname: Option<String>,
@@ -431,6 +435,7 @@ pub(super) fn parse(argv0: &str, args: &[String]) -> Result<Parsed, Die> {
                 IpAddr::V6(a) => o.dns_host6 = Some(a),
             },
             "no-map-gw" => o.no_map_gw = true,
+            "host-lo-to-ns-lo" => o.host_lo_to_ns_lo = true,
             "ipv4-only" => (o.ipv4_only, o.ipv6_only) = (true, false),
             "ipv6-only" => (o.ipv4_only, o.ipv6_only) = (false, true),
             "address" => {
@@ -592,11 +597,11 @@ mod tests {
 
     /// `-a`, `-g`, `--map-host-loopback`, `--map-guest-addr`, `--dns-forward`, `--dns-host`
     /// take either family (IPv6 tried first, as conf.c does), one value per family, the last
-    /// winning; `-4`/`-6` the last of them.
+    /// winning; `-4`/`-6` the last of them; `--host-lo-to-ns-lo` is a flag.
     #[test]
     fn addresses_of_both_families() {
         let o = run_opts(
-            "-a 2001:db8::50/56 -a 192.0.2.50 -g 2001:db8::fd -g 192.0.2.49 --map-host-loopback 2001:db8::fe --map-guest-addr 2001:db8:ffff::2 --map-guest-addr 169.254.1.2 --dns-forward 2001:db8:ffff::53 --dns-host ::1 --dns-host 127.0.0.1",
+            "-a 2001:db8::50/56 -a 192.0.2.50 -g 2001:db8::fd -g 192.0.2.49 --map-host-loopback 2001:db8::fe --map-guest-addr 2001:db8:ffff::2 --map-guest-addr 169.254.1.2 --dns-forward 2001:db8:ffff::53 --dns-host ::1 --dns-host 127.0.0.1 --host-lo-to-ns-lo",
         );
         let v6 = |s: &str| s.parse::<Ipv6Addr>().ok();
         assert_eq!(o.address6, v6("2001:db8::50"));
@@ -621,7 +626,7 @@ mod tests {
             (o.dns_host6, o.dns_host),
             (v6("::1"), Some(Ipv4Addr::LOCALHOST))
         );
-        assert!(!o.ipv4_only && !o.ipv6_only);
+        assert!(o.host_lo_to_ns_lo && !o.ipv4_only && !o.ipv6_only);
         for (line, v4_only, v6_only) in [
             ("-6", false, true),
             ("--ipv6-only -4", true, false),
@@ -686,7 +691,7 @@ mod tests {
         }
         // -n after an -a without a prefix (of either family) is fine.
         run_opts("-a 2001:db8::1 -n 24");
-        assert!(USAGE.contains("--ipv6-only"));
+        assert!(USAGE.contains("--host-lo-to-ns-lo") && USAGE.contains("--ipv6-only"));
     }
 
     #[test]
