@@ -13,7 +13,9 @@ use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 
 use netlink_packet_core::{NLM_F_DUMP, NLM_F_REQUEST};
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
+};
 use netlink_packet_route::nsid::{NsidAttribute, NsidMessage};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteType,
@@ -29,7 +31,14 @@ pub struct Addr {
     pub index: u32,
     pub addr: IpAddr,
     pub prefix: u8,
+    /// The kernel's scope (`RT_SCOPE_*`: 0 universe, 253 link, 254 host).
+    pub scope: u8,
+    /// IFA_F_DEPRECATED: its preferred lifetime is over (pasta never copies one).
+    pub deprecated: bool,
 }
+
+/// `RT_SCOPE_LINK`: a link-local address.
+pub const SCOPE_LINK: u8 = 253;
 
 /// A default route of the main table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,10 +83,21 @@ impl Netlink {
                 })
             };
             if let Some(addr) = find(true).or_else(|| find(false)) {
+                // The 32-bit IFA_FLAGS attribute, when present, supersedes the header's byte.
+                let deprecated = a
+                    .attributes
+                    .iter()
+                    .find_map(|x| match x {
+                        AddressAttribute::Flags(f) => Some(f.contains(AddressFlags::Deprecated)),
+                        _ => None,
+                    })
+                    .unwrap_or(a.header.flags.contains(AddressHeaderFlags::Deprecated));
                 out.push(Addr {
                     index: a.header.index,
                     addr,
                     prefix: a.header.prefix_len,
+                    scope: u8::from(a.header.scope),
+                    deprecated,
                 });
             }
         }

@@ -479,22 +479,40 @@ impl Netlink {
     }
 }
 
-/// The guest side of a user-mode network, as slirp4netns `--configure` sets it up.
+/// The guest side of a user-mode network, as slirp4netns `--configure` (or pasta
+/// `--config-net`) sets it up.
 #[derive(Debug, Clone)]
 pub struct TapConfig {
     pub name: String,
-    pub address: Ipv4Addr,
-    pub prefix: u8,
     pub mtu: u32,
-    pub gateway: Ipv4Addr,
-    /// With IPv6: the guest's address (a /64) and the gateway.
-    pub ipv6: Option<(Ipv6Addr, Ipv6Addr)>,
+    /// `None` for a guest without IPv4 (pasta's `-6`).
+    pub ipv4: Option<TapIpv4>,
+    pub ipv6: Option<TapIpv6>,
     /// The tap's own MAC address, when the caller chooses it (slirp4netns's `--macaddress`).
     pub mac: Option<[u8; 6]>,
 }
 
+/// The guest's IPv4 address, prefix length and default gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TapIpv4 {
+    pub address: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Ipv4Addr,
+}
+
+/// The guest's IPv6 configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TapIpv6 {
+    /// A global address (added without duplicate address detection), or `None`: only the
+    /// kernel's link-local address (pasta's local mode).
+    pub address: Option<Ipv6Addr>,
+    pub prefix: u8,
+    /// The default gateway; a link-local one is reached through the tap.
+    pub gateway: Ipv6Addr,
+}
+
 /// Creates and configures the tap in the calling thread's netns: `lo` up, the tap up with
-/// its MTU and address, and a default route via the gateway. Returns the tap fd.
+/// its MTU and addresses, and default routes via the gateways. Returns the tap fd.
 pub fn create_configured_tap(cfg: &TapConfig) -> Result<OwnedFd> {
     let fd = create_tap(&cfg.name)?;
     let mut nl = Netlink::open()?;
@@ -504,11 +522,15 @@ pub fn create_configured_tap(cfg: &TapConfig) -> Result<OwnedFd> {
         nl.set_link_address(idx, mac)?;
     }
     nl.link_up(idx, Some(cfg.mtu))?;
-    nl.add_address_v4(idx, cfg.address, cfg.prefix)?;
-    nl.add_default_route_v4(idx, cfg.gateway)?;
-    if let Some((addr, gateway)) = cfg.ipv6 {
-        nl.add_address_v6(idx, addr, 64)?;
-        nl.add_default_route_v6(idx, gateway)?;
+    if let Some(v4) = &cfg.ipv4 {
+        nl.add_address_v4(idx, v4.address, v4.prefix)?;
+        nl.add_default_route_v4(idx, v4.gateway)?;
+    }
+    if let Some(v6) = &cfg.ipv6 {
+        if let Some(addr) = v6.address {
+            nl.add_address_v6(idx, addr, v6.prefix)?;
+        }
+        nl.add_default_route_v6(idx, v6.gateway)?;
     }
     Ok(fd)
 }
@@ -556,26 +578,48 @@ pub struct Template {
     pub gateway: Option<Ipv4Addr>,
 }
 
+/// The name of interface `index`, empty if it has gone.
+fn if_name(index: u32) -> String {
+    let mut buf = [0 as libc::c_char; libc::IFNAMSIZ];
+    // SAFETY: the buffer holds IFNAMSIZ bytes, as if_indextoname requires.
+    unsafe {
+        if libc::if_indextoname(index, buf.as_mut_ptr()).is_null() {
+            String::new()
+        } else {
+            std::ffi::CStr::from_ptr(buf.as_ptr())
+                .to_string_lossy()
+                .into_owned()
+        }
+    }
+}
+
+/// The interface of the first default route whose gateway is of the family `v6` says, or
+/// `ifname`'s; `None` when there is no such route (and no `ifname`).
+fn template_index(routes: &[DefaultRoute], ifname: Option<&str>, v6: bool) -> Result<Option<u32>> {
+    Ok(match ifname {
+        Some(n) => Some(link_index(n)?),
+        None => routes.iter().find_map(|r| match (r.oif, r.gateway) {
+            (Some(o), Some(g)) if g.is_ipv6() == v6 => Some(o),
+            _ => None,
+        }),
+    })
+}
+
+/// The gateway of the first default route of family `v6` through `oif`.
+fn template_gateway(routes: &[DefaultRoute], oif: u32, v6: bool) -> Option<IpAddr> {
+    routes.iter().find_map(|r| match (r.oif, r.gateway) {
+        (Some(o), Some(g)) if o == oif && g.is_ipv6() == v6 => Some(g),
+        _ => None,
+    })
+}
+
 /// Finds the template interface in the calling thread's network namespace; `None` when no
 /// interface with a default route (or `ifname`) has an IPv4 address.
 pub fn ipv4_template(ifname: Option<&str>) -> Result<Option<Template>> {
     let mut nl = Netlink::open()?;
     let routes = nl.default_routes()?;
-    let v4_route = |oif: u32| {
-        routes.iter().find_map(|r| match (r.oif, r.gateway) {
-            (Some(o), Some(std::net::IpAddr::V4(g))) if o == oif => Some(g),
-            _ => None,
-        })
-    };
-    let index = match ifname {
-        Some(n) => link_index(n)?,
-        None => match routes.iter().find_map(|r| match (r.oif, r.gateway) {
-            (Some(o), Some(std::net::IpAddr::V4(_))) => Some(o),
-            _ => None,
-        }) {
-            Some(i) => i,
-            None => return Ok(None),
-        },
+    let Some(index) = template_index(&routes, ifname, false)? else {
+        return Ok(None);
     };
     let addr = nl.addrs()?.into_iter().find_map(|a| match a.addr {
         std::net::IpAddr::V4(v4) if a.index == index => Some((v4, a.prefix)),
@@ -584,23 +628,65 @@ pub fn ipv4_template(ifname: Option<&str>) -> Result<Option<Template>> {
     let Some((addr, prefix)) = addr else {
         return Ok(None);
     };
-    let mut buf = [0 as libc::c_char; libc::IFNAMSIZ];
-    // SAFETY: the buffer holds IFNAMSIZ bytes, as if_indextoname requires.
-    let name = unsafe {
-        if libc::if_indextoname(index, buf.as_mut_ptr()).is_null() {
-            String::new()
-        } else {
-            std::ffi::CStr::from_ptr(buf.as_ptr())
-                .to_string_lossy()
-                .into_owned()
-        }
-    };
     Ok(Some(Template {
         index,
-        name,
+        name: if_name(index),
         addr,
         prefix,
-        gateway: v4_route(index),
+        gateway: match template_gateway(&routes, index, false) {
+            Some(IpAddr::V4(g)) => Some(g),
+            _ => None,
+        },
+    }))
+}
+
+/// pasta's IPv6 template interface (`conf_ip6()`): the one with the first IPv6 default
+/// route, or `ifname`, with what pasta reads from it. Whether that is enough for IPv6 (pasta
+/// wants a gateway, a global address and a link-local one, else it falls back to its local
+/// mode) is the caller's to decide, since `-a` and `-g` may stand in for the first two.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template6 {
+    pub index: u32,
+    pub name: String,
+    /// The most specific global address: the longest prefix among those not deprecated, the
+    /// first of equals (pasta's `nl_addr_get()`).
+    pub addr: Option<(Ipv6Addr, u8)>,
+    /// The default gateway through it.
+    pub gateway: Option<Ipv6Addr>,
+    /// Whether it has a link-local address.
+    pub link_local: bool,
+}
+
+/// Finds the IPv6 template interface in the calling thread's network namespace; `None` when
+/// no IPv6 default route names one (and no `ifname` is given).
+pub fn ipv6_template(ifname: Option<&str>) -> Result<Option<Template6>> {
+    let mut nl = Netlink::open()?;
+    let routes = nl.default_routes()?;
+    let Some(index) = template_index(&routes, ifname, true)? else {
+        return Ok(None);
+    };
+    let mut addr: Option<(Ipv6Addr, u8)> = None;
+    let mut link_local = false;
+    for a in nl.addrs()? {
+        let IpAddr::V6(a6) = a.addr else { continue };
+        if a.index != index || a.deprecated {
+            continue;
+        }
+        if a.scope == dump::SCOPE_LINK {
+            link_local = true;
+        } else if a.scope == 0 && addr.is_none_or(|(_, p)| a.prefix > p) {
+            addr = Some((a6, a.prefix));
+        }
+    }
+    Ok(Some(Template6 {
+        index,
+        name: if_name(index),
+        addr,
+        gateway: match template_gateway(&routes, index, true) {
+            Some(IpAddr::V6(g)) => Some(g),
+            _ => None,
+        },
+        link_local,
     }))
 }
 

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //!  HOST table   (-t/-u)  listener in the caller's netns  →  socket inside the namespace,
-//!                        to the rule's target address, else [`DefaultTarget`]
+//!                        to the rule's target address, else the guest's ([`Guest`])
 //!  SPLICE table (-T/-U)  listener inside the namespace,  →  socket in the caller's netns,
 //!                        bound to its `lo`                  to the host's loopback
 //! ```
@@ -17,7 +17,7 @@
 //! chase each other round the loop. A rule that is not "weak" is all or nothing.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 
 use nsnet_api::pesto::proto::{PIF_HOST, PIF_SPLICE};
@@ -27,14 +27,17 @@ use nsnet_api::pesto::{Backend, PifTable};
 use crate::scan::{PortMap, PortScan};
 use crate::{PortManager, PortSpec};
 
-/// What both tables can hold: both families and both protocols, `auto` and interface
-/// binding (pasta's caps in pasta mode).
-pub const CAPS: u32 = spec::CAP_IPV4
-    | spec::CAP_IPV6
-    | spec::CAP_TCP
-    | spec::CAP_UDP
-    | spec::CAP_SCAN
-    | spec::CAP_IFNAME;
+/// What both tables can hold (pasta's `fwd_rule_init()` in pasta mode): the families the
+/// namespace has (`spec::CAP_IPV4`, `spec::CAP_IPV6`), both protocols, `auto` and interface
+/// binding. A family that is off cannot be forwarded: `-t 80` then listens on the other
+/// family only, and `-t [::]/80` with `-4` is refused.
+pub fn caps(families: u32) -> u32 {
+    (families & (spec::CAP_IPV4 | spec::CAP_IPV6))
+        | spec::CAP_TCP
+        | spec::CAP_UDP
+        | spec::CAP_SCAN
+        | spec::CAP_IFNAME
+}
 
 /// The two tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,53 +61,114 @@ impl Side {
     }
 }
 
-/// Where the connections of a host-table rule without a target address go inside the
-/// namespace.
+/// What a host-table rule's target depends on: the namespace's addresses (`None` when it has
+/// none of that family: the family is off, or IPv6 is link-local only) and
+/// `--host-lo-to-ns-lo`.
 ///
-/// pasta (`fwd_nat_from_host()`, passt 2024_08 and later) sends a connection from the host's
-/// loopback over the namespace's `lo` to the namespace's own address ("so we don't
-/// inadvertently expose services that listen only on the guest's loopback address"), and any
-/// other through the tap to that same address; `--host-lo-to-ns-lo` sends the loopback ones to
-/// the namespace's loopback instead. nsnet's relay has one target per port, so the choice is
-/// made per rule: the namespace's address, or with that option its loopback for every client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DefaultTarget {
-    /// The namespace's address. nsnet's pasta configures no IPv6 address inside, so IPv6
-    /// listeners go to this IPv4 address too (pasta: the guest's IPv6 address).
-    Guest(Ipv4Addr),
-    /// The namespace's loopback of the listener's family (`--host-lo-to-ns-lo`).
-    Loopback,
+/// pasta (passt 2026's `fwd_nat_from_host()`) sends a forward without a target address to
+/// the guest's own address of the client's family — not its loopback, "so we don't
+/// inadvertently expose services that listen only on the guest's loopback address" — and with
+/// `--host-lo-to-ns-lo` a forward from a host loopback address to the same loopback address
+/// inside. The relay picks its target per listener, not per connection: so a dual-stack rule
+/// becomes an IPv4 and an IPv6 listener, each with its family's guest address; without an
+/// IPv6 guest address (IPv6 in pasta's local mode, link-local only) the rule keeps one
+/// dual-stack listener whose IPv6 clients reach the IPv4 guest address; and
+/// `--host-lo-to-ns-lo` sends every client of a wildcard listener to the namespace's loopback
+/// of its family, since which host address a client connected to is not known to the
+/// listener.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Guest {
+    pub addr4: Option<Ipv4Addr>,
+    pub addr6: Option<Ipv6Addr>,
+    /// The families on (`spec::CAP_IPV4 | spec::CAP_IPV6`).
+    pub families: u32,
+    pub host_lo_to_ns_lo: bool,
 }
 
-/// The port spec of port `port` of rule `r` on `side`.
-fn port_spec(side: Side, r: &Rule, port: u16, default: DefaultTarget) -> PortSpec {
-    let tcp = r.proto == PROTO_TCP;
-    let (proto, parent_ip) = match r.listen_addr() {
-        None => (if tcp { "tcp" } else { "udp" }, String::new()),
-        Some(a @ IpAddr::V4(_)) => (if tcp { "tcp4" } else { "udp4" }, a.to_string()),
-        Some(a) => (if tcp { "tcp6" } else { "udp6" }, a.to_string()),
-    };
-    // The splice side's target is always the host's loopback: pasta keeps the loopback
-    // address the client used, which for one listener per port is its family's.
-    let child_ip = match (side, r.target_addr(), default, r.listen_addr()) {
-        (Side::Host, Some(t), _, _) => t.to_string(),
-        (Side::Host, None, DefaultTarget::Guest(a), _) => a.to_string(),
-        (_, _, _, Some(IpAddr::V6(_))) => "::1".into(),
-        _ => "127.0.0.1".into(),
-    };
-    PortSpec {
-        proto: proto.into(),
-        parent_ip,
-        parent_port: port as i64,
-        child_port: (r.to as i64) + (port - r.first) as i64,
-        child_ip,
+impl Guest {
+    /// Where clients of a listener on `listen` go when the rule names no target.
+    fn target(&self, listen: IpAddr) -> IpAddr {
+        if self.host_lo_to_ns_lo {
+            match listen {
+                a if a.is_loopback() => return a,
+                IpAddr::V4(a) if a.is_unspecified() => return Ipv4Addr::LOCALHOST.into(),
+                IpAddr::V6(a) if a.is_unspecified() => return Ipv6Addr::LOCALHOST.into(),
+                _ => {}
+            }
+        }
+        match (listen, self.addr4, self.addr6) {
+            (IpAddr::V4(_), Some(a), _) => a.into(),
+            (IpAddr::V6(_), _, Some(a)) => a.into(),
+            (IpAddr::V6(_), Some(a), None) => a.into(),
+            // No address of the family at all (`-6` with IPv6 in local mode): the guest's
+            // link-local address is not known, and pasta itself would connect to `::`, which
+            // Linux takes as `::1`.
+            _ => Ipv6Addr::LOCALHOST.into(),
+        }
+    }
+
+    /// The guest's addresses, which the relay counts as local targets.
+    pub fn addrs(&self) -> Vec<IpAddr> {
+        self.addr4
+            .map(IpAddr::from)
+            .into_iter()
+            .chain(self.addr6.map(IpAddr::from))
+            .collect()
     }
 }
 
-/// A rule in force and the port ids behind it.
+/// The port specs of port `port` of rule `r` on `side`: one per listener (a dual-stack host
+/// rule may need one per family, see [`Guest`]).
+fn port_specs(side: Side, r: &Rule, port: u16, guest: &Guest) -> Vec<PortSpec> {
+    let tcp = r.proto == PROTO_TCP;
+    let (v4, v6, any) = if tcp {
+        ("tcp4", "tcp6", "tcp")
+    } else {
+        ("udp4", "udp6", "udp")
+    };
+    let family = |a: IpAddr| if a.is_ipv4() { v4 } else { v6 };
+    // (proto, parent IP, child IP) of each listener.
+    let listeners: Vec<(&str, String, IpAddr)> = match (side, r.listen_addr(), r.target_addr()) {
+        // The splice side's target is always the host's loopback: pasta keeps the loopback
+        // address the client used, which for one listener per port is its family's.
+        (Side::Splice, None, _) => vec![(any, String::new(), Ipv4Addr::LOCALHOST.into())],
+        (Side::Splice, Some(a), _) => {
+            let lo: IpAddr = if a.is_ipv4() {
+                Ipv4Addr::LOCALHOST.into()
+            } else {
+                Ipv6Addr::LOCALHOST.into()
+            };
+            vec![(family(a), a.to_string(), lo)]
+        }
+        (Side::Host, None, Some(t)) => vec![(any, String::new(), t)],
+        (Side::Host, Some(a), Some(t)) => vec![(family(a), a.to_string(), t)],
+        (Side::Host, Some(a), None) => vec![(family(a), a.to_string(), guest.target(a))],
+        (Side::Host, None, None) => {
+            let t4 = guest.target(Ipv4Addr::UNSPECIFIED.into());
+            let t6 = guest.target(Ipv6Addr::UNSPECIFIED.into());
+            if t4 == t6 {
+                vec![(any, String::new(), t4)]
+            } else {
+                vec![(v4, "0.0.0.0".into(), t4), (v6, "::".into(), t6)]
+            }
+        }
+    };
+    listeners
+        .into_iter()
+        .map(|(proto, parent_ip, child_ip)| PortSpec {
+            proto: proto.into(),
+            parent_ip,
+            parent_port: port as i64,
+            child_port: (r.to as i64) + (port - r.first) as i64,
+            child_ip: child_ip.to_string(),
+        })
+        .collect()
+}
+
+/// A rule in force and the port ids behind it (one per listener of each port).
 struct Active {
     rule: Rule,
-    ports: BTreeMap<u16, u64>,
+    ports: BTreeMap<u16, Vec<u64>>,
 }
 
 impl Active {
@@ -124,7 +188,7 @@ pub struct Scans {
 pub struct Forwards {
     managers: [Arc<PortManager>; 2],
     runtime: tokio::runtime::Handle,
-    default: DefaultTarget,
+    guest: Guest,
     tables: [Vec<Active>; 2],
     scans: Option<Scans>,
 }
@@ -136,23 +200,32 @@ impl Forwards {
         host: Arc<PortManager>,
         splice: Arc<PortManager>,
         runtime: tokio::runtime::Handle,
-        default: DefaultTarget,
+        guest: Guest,
         scans: Option<Scans>,
     ) -> Forwards {
         Forwards {
             managers: [host, splice],
             runtime,
-            default,
+            guest,
             tables: [Vec::new(), Vec::new()],
             scans,
         }
     }
 
-    fn add_port(&self, side: Side, r: &Rule, port: u16) -> Result<u64, crate::PortError> {
+    /// Every listener of port `port` of `r`, or none (what was bound is withdrawn).
+    fn add_port(&self, side: Side, r: &Rule, port: u16) -> Result<Vec<u64>, crate::PortError> {
         let device = (!r.ifname.is_empty()).then_some(r.ifname.as_str());
-        self.managers[side.index()]
-            .add_on_device(port_spec(side, r, port, self.default), device)
-            .map(|st| st.id)
+        let mut ids = Vec::new();
+        for spec in port_specs(side, r, port, &self.guest) {
+            match self.managers[side.index()].add_on_device(spec, device) {
+                Ok(st) => ids.push(st.id),
+                Err(e) => {
+                    self.remove(side, ids);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(ids)
     }
 
     fn remove(&self, side: Side, ids: impl IntoIterator<Item = u64>) {
@@ -181,12 +254,12 @@ impl Forwards {
         let weak = r.flags & spec::FLAG_WEAK != 0;
         for port in r.first..=r.last {
             match self.add_port(side, r, port) {
-                Ok(id) => {
-                    active.ports.insert(port, id);
+                Ok(ids) => {
+                    active.ports.insert(port, ids);
                 }
                 Err(_) if weak => {}
                 Err(e) => {
-                    self.remove(side, active.ports.into_values());
+                    self.remove(side, active.ports.into_values().flatten());
                     return Err(format!("Failed to forward {r}: {e}"));
                 }
             }
@@ -210,7 +283,7 @@ impl Forwards {
                 Ok(a) => started.push(a),
                 Err(e) => {
                     for a in started {
-                        self.remove(side, a.ports.into_values());
+                        self.remove(side, a.ports.into_values().flatten());
                     }
                     return Err(e);
                 }
@@ -220,7 +293,7 @@ impl Forwards {
             .into_iter()
             .partition(|a| rules.contains(&a.rule));
         for a in gone {
-            self.remove(side, a.ports.into_values());
+            self.remove(side, a.ports.into_values().flatten());
         }
         let table = &mut self.tables[side.index()];
         *table = keep;
@@ -296,15 +369,15 @@ impl Forwards {
                     .filter(|p| !map.contains(*p))
                     .collect();
                 for p in stale {
-                    if let Some(id) = a.ports.remove(&p) {
-                        self.remove(side, [id]);
+                    if let Some(ids) = a.ports.remove(&p) {
+                        self.remove(side, ids);
                     }
                 }
                 for p in a.rule.first..=a.rule.last {
                     if map.contains(p) && !a.ports.contains_key(&p) {
                         match self.add_port(side, &a.rule, p) {
-                            Ok(id) => {
-                                a.ports.insert(p, id);
+                            Ok(ids) => {
+                                a.ports.insert(p, ids);
                             }
                             Err(e) => tracing::debug!(port = p, "auto forward: {e}"),
                         }
@@ -337,7 +410,7 @@ impl Backend for SharedForwards {
                 pif: side.pif(),
                 name: name.into(),
                 table: Table {
-                    caps: CAPS,
+                    caps: caps(f.guest.families),
                     rules: f.tables[side.index()]
                         .iter()
                         .map(|a| a.rule.clone())
@@ -363,58 +436,150 @@ mod tests {
     use super::*;
     use crate::{HostSockets, PortSpecExt};
 
-    fn parse(opt: char, specs: &[&str]) -> Vec<Rule> {
+    const BOTH: u32 = spec::CAP_IPV4 | spec::CAP_IPV6;
+
+    fn parse_in(families: u32, opt: char, specs: &[&str]) -> Vec<Rule> {
         let p = spec::Parser {
             ephemeral: (49152, 65535),
         };
-        let mut t = Table::new(CAPS);
+        let mut t = Table::new(caps(families));
         for s in specs {
             p.parse(opt, false, s, &mut t).unwrap();
         }
         t.rules
     }
 
+    fn parse(opt: char, specs: &[&str]) -> Vec<Rule> {
+        parse_in(BOTH, opt, specs)
+    }
+
+    /// The specs of every port of every rule, as `PROTO TEXT`.
+    fn specs(rules: &[(char, &str)], guest: &Guest) -> Vec<String> {
+        rules
+            .iter()
+            .flat_map(|(opt, s)| parse_in(guest.families, *opt, &[s]))
+            .flat_map(|r| {
+                (r.first..=r.last)
+                    .flat_map(|p| port_specs(Side::Host, &r, p, guest))
+                    .collect::<Vec<_>>()
+            })
+            .map(|s| format!("{} {}", s.proto, s.text()))
+            .collect()
+    }
+
+    fn dual() -> Guest {
+        Guest {
+            addr4: Some(Ipv4Addr::new(192, 0, 2, 1)),
+            addr6: Some("2001:db8::1".parse().unwrap()),
+            families: BOTH,
+            host_lo_to_ns_lo: false,
+        }
+    }
+
+    /// passt's fwd_nat_from_host(): the guest's address of the client's family, a dual-stack
+    /// rule split into one listener per family; a rule's own target address as given.
     #[test]
-    fn rules_become_one_port_spec_per_port() {
-        let mut rules = parse('t', &["8080-8081:80-81", "0.0.0.0/5000:192.0.2.5/6000"]);
-        rules.extend(parse('u', &["[::]/53"]));
-        let texts = |default| -> Vec<String> {
-            rules
-                .iter()
-                .flat_map(|r| (r.first..=r.last).map(move |p| port_spec(Side::Host, r, p, default)))
-                .map(|s| format!("{} {}", s.proto, s.text()))
-                .collect()
+    fn rules_go_to_the_guest_address_of_the_clients_family() {
+        assert_eq!(
+            specs(
+                &[
+                    ('t', "8080-8081:80-81"),
+                    ('u', "[::]/53"),
+                    ('t', "0.0.0.0/5000:192.0.2.5/6000"),
+                    ('t', "127.0.0.1/9000"),
+                    ('t', "[::1]/9001"),
+                ],
+                &dual()
+            ),
+            [
+                "tcp4 0.0.0.0:8080:192.0.2.1:80/tcp4",
+                "tcp6 [::]:8080:[2001:db8::1]:80/tcp6",
+                "tcp4 0.0.0.0:8081:192.0.2.1:81/tcp4",
+                "tcp6 [::]:8081:[2001:db8::1]:81/tcp6",
+                "udp6 [::]:53:[2001:db8::1]:53/udp6",
+                "tcp4 0.0.0.0:5000:192.0.2.5:6000/tcp4",
+                "tcp4 127.0.0.1:9000:192.0.2.1:9000/tcp4",
+                "tcp6 [::1]:9001:[2001:db8::1]:9001/tcp6",
+            ]
+        );
+    }
+
+    /// Without an IPv6 address (local mode) IPv6 clients reach the IPv4 guest address; with
+    /// `-4` a rule listens on IPv4 only; with `-6` on IPv6 only.
+    #[test]
+    fn a_missing_family_falls_back_or_is_not_listened_on() {
+        let no6 = Guest {
+            addr6: None,
+            ..dual()
         };
-        // pasta's default: the namespace's address, whatever the listener's family; a rule's
-        // own target address wins.
         assert_eq!(
-            texts(DefaultTarget::Guest(Ipv4Addr::new(192, 0, 2, 1))),
+            specs(&[('t', "80"), ('t', "[::]/81")], &no6),
+            ["tcp 80:192.0.2.1:80/tcp", "tcp6 [::]:81:192.0.2.1:81/tcp6"]
+        );
+        let v4_only = Guest {
+            addr6: None,
+            families: spec::CAP_IPV4,
+            ..dual()
+        };
+        assert_eq!(
+            specs(&[('t', "80")], &v4_only),
+            ["tcp4 0.0.0.0:80:192.0.2.1:80/tcp4"]
+        );
+        let v6_only = Guest {
+            addr4: None,
+            families: spec::CAP_IPV6,
+            ..dual()
+        };
+        assert_eq!(
+            specs(&[('u', "80")], &v6_only),
+            ["udp6 [::]:80:[2001:db8::1]:80/udp6"]
+        );
+    }
+
+    /// `--host-lo-to-ns-lo`: a loopback listener goes to the same loopback address inside,
+    /// a wildcard one to the loopback of its family (the relay cannot tell which address a
+    /// client connected to); other listeners and explicit targets as without it.
+    #[test]
+    fn host_lo_to_ns_lo_forwards_loopback_to_loopback() {
+        let g = Guest {
+            host_lo_to_ns_lo: true,
+            ..dual()
+        };
+        assert_eq!(
+            specs(
+                &[
+                    ('t', "127.0.0.1/9000"),
+                    ('t', "[::1]/9001"),
+                    ('t', "9002"),
+                    ('t', "[::]/9003"),
+                    ('t', "192.0.2.1/9004"),
+                    ('t', "127.0.0.1/9005:192.0.2.5/80"),
+                ],
+                &g
+            ),
             [
-                "tcp 8080:192.0.2.1:80/tcp",
-                "tcp 8081:192.0.2.1:81/tcp",
-                "tcp4 0.0.0.0:5000:192.0.2.5:6000/tcp4",
-                "udp6 [::]:53:192.0.2.1:53/udp6",
+                "tcp4 127.0.0.1:9000:127.0.0.1:9000/tcp4",
+                "tcp6 [::1]:9001:[::1]:9001/tcp6",
+                "tcp4 0.0.0.0:9002:127.0.0.1:9002/tcp4",
+                "tcp6 [::]:9002:[::1]:9002/tcp6",
+                "tcp6 [::]:9003:[::1]:9003/tcp6",
+                "tcp4 192.0.2.1:9004:192.0.2.1:9004/tcp4",
+                "tcp4 127.0.0.1:9005:192.0.2.5:80/tcp4",
             ]
         );
-        // --host-lo-to-ns-lo: the namespace's loopback of the listener's family.
-        assert_eq!(
-            texts(DefaultTarget::Loopback),
-            [
-                "tcp 8080:127.0.0.1:80/tcp",
-                "tcp 8081:127.0.0.1:81/tcp",
-                "tcp4 0.0.0.0:5000:192.0.2.5:6000/tcp4",
-                "udp6 [::]:53:[::1]:53/udp6",
-            ]
-        );
-        // -T: every address of the namespace's `lo`, to the host's loopback.
+    }
+
+    /// -T: every address of the namespace's `lo`, to the host's loopback.
+    #[test]
+    fn splice_rules_listen_on_lo_and_reach_host_loopback() {
         let t = parse('T', &["3000:4000"]);
         assert_eq!(t[0].ifname, "lo");
-        let s = port_spec(Side::Splice, &t[0], 3000, DefaultTarget::Loopback);
+        let s = port_specs(Side::Splice, &t[0], 3000, &dual());
+        assert_eq!(s.len(), 1);
         assert_eq!(
-            (s.proto.as_str(), s.child_ip.as_str()),
-            ("tcp", "127.0.0.1")
+            (s[0].proto.as_str(), s[0].child_ip.as_str(), s[0].child_port),
+            ("tcp", "127.0.0.1", 4000)
         );
-        assert_eq!(s.child_port, 4000);
     }
 
     /// A scan rule takes a port once the other side has it bound. (Both "sides" are this
@@ -439,7 +604,11 @@ mod tests {
         );
         assert_ne!(rules[0].flags & spec::FLAG_SCAN, 0);
         let f = tokio::task::spawn_blocking(move || {
-            let mut f = Forwards::new(host, splice, rt, DefaultTarget::Loopback, Some(scans));
+            let guest = Guest {
+                host_lo_to_ns_lo: true,
+                ..dual()
+            };
+            let mut f = Forwards::new(host, splice, rt, guest, Some(scans));
             f.set(Side::Host, &rules).unwrap();
             f
         })

@@ -58,11 +58,17 @@ pub fn start(
         } else {
             plan.ifname.clone()
         },
-        address: cfg.guest(),
-        prefix: cfg.prefix,
         mtu: cfg.mtu,
-        gateway: cfg.gateway(),
-        ipv6: cfg.ipv6.then(|| (cfg.guest6(), cfg.gateway6())),
+        ipv4: Some(nsnet_netlink::TapIpv4 {
+            address: cfg.guest(),
+            prefix: cfg.prefix,
+            gateway: cfg.gateway(),
+        }),
+        ipv6: cfg.ipv6.then(|| nsnet_netlink::TapIpv6 {
+            address: Some(cfg.guest6()),
+            prefix: 64,
+            gateway: cfg.gateway6(),
+        }),
         mac: None,
     };
     tracing::debug!(?tap, nameservers = ?cfg.nameservers, "builtin network");

@@ -169,7 +169,8 @@ impl IcmpTable {
 }
 
 /// ICMPv6 from the guest (RFC 4443, RFC 4861): neighbour solicitations for the gateway and
-/// DNS addresses get a neighbour advertisement, echo requests to them an echo reply, echo
+/// DNS addresses (in pasta's model, for any address but the guest's: `Config::answers_ndp`)
+/// get a neighbour advertisement, echo requests to gateway or DNS an echo reply, echo
 /// requests elsewhere "address unreachable" (no ping-socket forwarding for IPv6 yet). The
 /// rest (router solicitations, MLD) is left unanswered: the guest is configured statically.
 pub(crate) fn message6(ctx: &mut Ctx<'_>, src: IpAddr, dst: IpAddr, l4: &[u8], datagram: &[u8]) {
@@ -180,7 +181,7 @@ pub(crate) fn message6(ctx: &mut Ctx<'_>, src: IpAddr, dst: IpAddr, l4: &[u8], d
         // Neighbour solicitation: type 135, target at 8..24.
         (135, 0) if l4.len() >= 24 => {
             let target = Ipv6Addr::from(<[u8; 16]>::try_from(&l4[8..24]).expect("16 bytes"));
-            if !ctx.cfg.is_own(IpAddr::V6(target)) {
+            if !ctx.cfg.answers_ndp(target, src) {
                 return;
             }
             let to = if src.is_unspecified() {

@@ -24,13 +24,16 @@
 //! neighbour discovery answered for the gateway and DNS (statically configured guests only:
 //! no router advertisements).
 //!
-//! pasta's model instead ([`Config::pasta`], [`PastaAddrs`]): the guest has the host's own
-//! address, prefix and gateway (copied from a template interface by the caller), so the
-//! guest's network is the host's and every address in it but the guest's own is answered by
-//! the stack (ARP) and reached on the host's network. The gateway reaches host loopback
-//! unless `no_map_gw`; `map_guest_addr` reaches the host itself (its address is the guest's,
-//! so a flow to it leaves as one to the host's own address); `dns_forward` port 53 is the
-//! DNS forwarder.
+//! pasta's model instead ([`Config::pasta`], [`PastaAddrs`]): per family, the guest has the
+//! host's own address, prefix and gateway (copied from a template interface by the caller),
+//! so the guest's network is the host's and every address in it but the guest's own is
+//! answered by the stack (ARP; neighbour solicitations other than duplicate address
+//! detection) and reached on the host's network. Either family may be off (pasta's `-4`,
+//! `-6`), and IPv6 may have no global address at all (pasta's local mode: link-local only,
+//! gateway fe80::1). The gateway reaches host loopback (`127.0.0.1`, `::1`) unless
+//! `--no-map-gw`; `map_guest_addr` reaches the host itself (its address is the guest's, so a
+//! flow to it leaves as one to the host's own address); `dns_forward` ports 53 and 853 are
+//! the host's nameserver (passt's `fwd.c`: `nat_outbound`, `fwd_nat_from_tap`).
 //!
 //! # Design choice: our own TCP termination, smoltcp for wire formats
 //!
@@ -99,6 +102,12 @@ pub enum Error {
     PastaPrefix(String),
     #[error("gateway {0} is not another address of {1}'s network")]
     Gateway(Ipv4Addr, String),
+    #[error("invalid IPv6 address {0}: prefix length needs to be 1-128")]
+    PastaPrefix6(String),
+    #[error("IPv6 gateway {0} is not a unicast address other than the guest's")]
+    Gateway6(Ipv6Addr),
+    #[error("neither IPv4 nor IPv6 is enabled")]
+    PastaNoFamily,
     #[error("MTU must be a positive integer (< 65522), got {0}")]
     Mtu(u32),
     #[error("create epoll instance for the stack: {0}")]
@@ -144,18 +153,46 @@ pub struct Config {
     pub pasta: Option<PastaAddrs>,
 }
 
-/// The addresses of pasta's model: the guest's are the host's.
+/// The addresses of pasta's model, per family (`None`: the family is off).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PastaAddrs {
+    pub v4: Option<PastaV4>,
+    pub v6: Option<PastaV6>,
+}
+
+/// pasta's IPv4: the guest's address is the host's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PastaV4 {
     pub guest: Ipv4Addr,
+    pub prefix: u8,
     pub gateway: Ipv4Addr,
     /// The address that reaches host loopback (`--map-host-loopback`, the gateway by
     /// default), `None` with `--no-map-gw`.
     pub map_host_loopback: Option<Ipv4Addr>,
     /// `--map-guest-addr`: this address reaches the host's own address (the guest's).
     pub map_guest_addr: Option<Ipv4Addr>,
-    /// `--dns-forward`: port 53 of this address is the DNS forwarder.
+    /// `--dns-forward`: ports 53 and 853 of this address are the host's nameserver.
     pub dns_forward: Option<Ipv4Addr>,
+}
+
+/// pasta's IPv6: the guest's global address is the host's, when there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PastaV6 {
+    /// `None` in pasta's local mode (no template): the guest has only its link-local address.
+    pub guest: Option<Ipv6Addr>,
+    pub prefix: u8,
+    /// Often link-local (fe80::1 in local mode); it need not be inside the guest's prefix.
+    pub gateway: Ipv6Addr,
+    /// The address that reaches host `::1` (the gateway by default), `None` with
+    /// `--no-map-gw`.
+    pub map_host_loopback: Option<Ipv6Addr>,
+    /// `--map-guest-addr`: this address reaches the host's own address (the guest's).
+    pub map_guest_addr: Option<Ipv6Addr>,
+    /// `--dns-forward`: ports 53 and 853 of this address are the host's nameserver.
+    pub dns_forward: Option<Ipv6Addr>,
+    /// Where those queries go (`--dns-host`, or resolv.conf's first IPv6 nameserver); `None`:
+    /// the first of [`Config::nameservers`] (IPv4), as slirp4netns's fd00::3 does.
+    pub dns_host: Option<Ipv6Addr>,
 }
 
 impl Config {
@@ -185,26 +222,61 @@ impl Config {
         })
     }
 
-    /// pasta's model: `addrs.guest/prefix` is the host's address on its template interface
-    /// (any prefix 1–31 and any host part), `addrs.gateway` its default gateway, which must
-    /// be another address of that network.
-    pub fn pasta(prefix: u8, addrs: PastaAddrs) -> Result<Config, Error> {
-        let text = format!("{}/{prefix}", addrs.guest);
-        if !(1..=31).contains(&prefix) {
-            return Err(Error::PastaPrefix(text));
-        }
-        let network = Ipv4Addr::from(u32::from(addrs.guest) & mask(prefix));
-        if u32::from(addrs.gateway) & mask(prefix) != u32::from(network)
-            || addrs.gateway == addrs.guest
-        {
-            return Err(Error::Gateway(addrs.gateway, text));
-        }
+    /// pasta's model. IPv4: `guest/prefix` is the host's address on its template interface
+    /// (any prefix 1–31 and any host part), `gateway` its default gateway, which must be
+    /// another address of that network. IPv6: any prefix 1–128; the gateway is any unicast
+    /// address but the guest's (the kernel decides whether it can be routed through). At
+    /// least one family must be on.
+    pub fn pasta(addrs: PastaAddrs) -> Result<Config, Error> {
         let mut c = Config::new(Ipv4Addr::new(10, 0, 2, 0), 24)?;
-        c.network = network;
-        c.prefix = prefix;
-        c.disable_dns = addrs.dns_forward.is_none();
+        match (&addrs.v4, &addrs.v6) {
+            (None, None) => return Err(Error::PastaNoFamily),
+            (Some(v4), _) => {
+                let text = format!("{}/{}", v4.guest, v4.prefix);
+                if !(1..=31).contains(&v4.prefix) {
+                    return Err(Error::PastaPrefix(text));
+                }
+                let network = Ipv4Addr::from(u32::from(v4.guest) & mask(v4.prefix));
+                if u32::from(v4.gateway) & mask(v4.prefix) != u32::from(network)
+                    || v4.gateway == v4.guest
+                {
+                    return Err(Error::Gateway(v4.gateway, text));
+                }
+                c.network = network;
+                c.prefix = v4.prefix;
+            }
+            // No IPv4: `network` and `prefix` keep slirp4netns's plan, which nothing reads,
+            // since the stack then drops every IPv4 and ARP frame (see `ipv4_on`).
+            (None, Some(_)) => {}
+        }
+        if let Some(v6) = &addrs.v6 {
+            if !(1..=128).contains(&v6.prefix) {
+                let guest = v6.guest.unwrap_or(Ipv6Addr::UNSPECIFIED);
+                return Err(Error::PastaPrefix6(format!("{guest}/{}", v6.prefix)));
+            }
+            let gw = v6.gateway;
+            if gw.is_unspecified() || gw.is_loopback() || gw.is_multicast() || Some(gw) == v6.guest
+            {
+                return Err(Error::Gateway6(gw));
+            }
+            c.ipv6 = true;
+        }
+        c.disable_dns = addrs.v4.as_ref().is_none_or(|v| v.dns_forward.is_none())
+            && addrs.v6.as_ref().is_none_or(|v| v.dns_forward.is_none());
         c.pasta = Some(addrs);
         Ok(c)
+    }
+
+    fn pasta4(&self) -> Option<&PastaV4> {
+        self.pasta.as_ref()?.v4.as_ref()
+    }
+    fn pasta6(&self) -> Option<&PastaV6> {
+        self.pasta.as_ref()?.v6.as_ref()
+    }
+
+    /// Whether the guest speaks IPv4: always in slirp4netns's plan; in pasta's unless `-6`.
+    pub fn ipv4_on(&self) -> bool {
+        self.pasta.as_ref().is_none_or(|p| p.v4.is_some())
     }
 
     pub fn with_mtu(mut self, mtu: u32) -> Result<Config, Error> {
@@ -218,23 +290,28 @@ impl Config {
     fn nth(&self, n: u32) -> Ipv4Addr {
         Ipv4Addr::from(u32::from(self.network) + n)
     }
+    // In pasta's model without IPv4 the IPv4 accessors answer 0.0.0.0: no frame of that
+    // family is accepted, so nothing sends from or to it.
     pub fn gateway(&self) -> Ipv4Addr {
         match &self.pasta {
-            Some(p) => p.gateway,
+            Some(_) => self.pasta4().map_or(Ipv4Addr::UNSPECIFIED, |p| p.gateway),
             None => self.nth(self.gateway_host),
         }
     }
     /// The DNS forwarder's address (unspecified in pasta's model without `dns_forward`).
     pub fn dns(&self) -> Ipv4Addr {
         match &self.pasta {
-            Some(p) => p.dns_forward.unwrap_or(Ipv4Addr::UNSPECIFIED),
+            Some(_) => self
+                .pasta4()
+                .and_then(|p| p.dns_forward)
+                .unwrap_or(Ipv4Addr::UNSPECIFIED),
             None => self.nth(self.dns_host),
         }
     }
     /// The address a statically configured guest takes (slirp4netns's "recommended IP").
     pub fn guest(&self) -> Ipv4Addr {
         match &self.pasta {
-            Some(p) => p.guest,
+            Some(_) => self.pasta4().map_or(Ipv4Addr::UNSPECIFIED, |p| p.guest),
             None => self.nth(100),
         }
     }
@@ -244,7 +321,10 @@ impl Config {
     /// through the stack).
     pub fn answers_arp(&self, ip: Ipv4Addr) -> bool {
         if self.pasta.is_some() {
-            return ip != self.guest() && !ip.is_unspecified() && !ip.is_broadcast();
+            return self.pasta4().is_some()
+                && ip != self.guest()
+                && !ip.is_unspecified()
+                && !ip.is_broadcast();
         }
         ip == self.gateway() || ip == self.dns()
     }
@@ -258,24 +338,70 @@ impl Config {
         u32::from(ip) & mask(self.prefix) == u32::from(self.network)
     }
 
+    /// The IPv6 gateway: slirp4netns's fd00::2, or pasta's (unspecified without IPv6).
     pub fn gateway6(&self) -> Ipv6Addr {
-        Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 2)
+        match &self.pasta {
+            Some(_) => self.pasta6().map_or(Ipv6Addr::UNSPECIFIED, |p| p.gateway),
+            None => Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 2),
+        }
     }
+    /// The IPv6 DNS forwarder: fd00::3, or pasta's `--dns-forward` (else unspecified).
     pub fn dns6(&self) -> Ipv6Addr {
-        Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 3)
+        match &self.pasta {
+            Some(_) => self
+                .pasta6()
+                .and_then(|p| p.dns_forward)
+                .unwrap_or(Ipv6Addr::UNSPECIFIED),
+            None => Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 3),
+        }
     }
+    /// The guest's IPv6 address: fd00::100, or pasta's global one (unspecified in local mode
+    /// or without IPv6).
     pub fn guest6(&self) -> Ipv6Addr {
-        Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x100)
+        match &self.pasta {
+            Some(_) => self
+                .pasta6()
+                .and_then(|p| p.guest)
+                .unwrap_or(Ipv6Addr::UNSPECIFIED),
+            None => Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x100),
+        }
+    }
+    /// The IPv6 prefix length of the guest's address (slirp4netns's /64, or pasta's).
+    pub fn prefix6(&self) -> u8 {
+        self.pasta6().map_or(64, |p| p.prefix)
     }
     fn in_network6(&self, ip: Ipv6Addr) -> bool {
         ip.segments()[..4] == [0xfd00, 0, 0, 0]
     }
 
-    /// Whether `ip` is one of the stack's own addresses (gateway or DNS).
+    /// Whether `ip` is one of the stack's own addresses (gateway or DNS), which answer echo
+    /// themselves.
     pub fn is_own(&self, ip: IpAddr) -> bool {
         match ip {
             IpAddr::V4(a) => a == self.gateway() || a == self.dns(),
+            IpAddr::V6(a) if self.pasta.is_some() => self
+                .pasta6()
+                .is_some_and(|p| a == p.gateway || Some(a) == p.dns_forward),
             IpAddr::V6(a) => a == self.gateway6() || a == self.dns6(),
+        }
+    }
+
+    /// Whether a neighbour solicitation for `target` from `src` is answered: for the
+    /// gateway and DNS addresses (slirp4netns's plan); in pasta's model for every unicast
+    /// address but the guest's own, as ARP is — except duplicate address detection (from
+    /// `::`), which probes only the guest's own tentative addresses (its link-local one
+    /// among them, which the stack does not know) and must go unanswered.
+    pub fn answers_ndp(&self, target: Ipv6Addr, src: IpAddr) -> bool {
+        match self.pasta6() {
+            Some(p) => {
+                !src.is_unspecified()
+                    && Some(target) != p.guest
+                    && !target.is_unspecified()
+                    && !target.is_multicast()
+                    && !target.is_loopback()
+            }
+            None if self.pasta.is_some() => false,
+            None => self.is_own(IpAddr::V6(target)),
         }
     }
 
@@ -360,29 +486,77 @@ impl Config {
 }
 
 impl Config {
-    /// [`Config::host_destination`] in pasta's model (IPv4 only: the guest has no IPv6).
+    /// [`Config::host_destination`] in pasta's model, per family.
     fn pasta_destination(&self, p: &PastaAddrs, dst: SocketAddr) -> Option<SocketAddr> {
-        let SocketAddr::V4(d) = dst else {
-            return None;
-        };
-        let ip = *d.ip();
-        if Some(ip) == p.dns_forward {
+        let port = dst.port();
+        // passt's `is_dns_flow`: DNS and DNS over TLS.
+        let dns_port = port == 53 || port == 853;
+        let nameserver = || -> Option<SocketAddr> {
             let ns = self.nameservers.first()?;
-            return (d.port() == 53).then_some(SocketAddr::V4(*ns));
+            Some(match port {
+                53 => SocketAddr::V4(*ns),
+                _ => SocketAddr::new(IpAddr::V4(*ns.ip()), port),
+            })
+        };
+        match dst.ip() {
+            IpAddr::V4(ip) => {
+                let p4 = p.v4.as_ref()?;
+                if Some(ip) == p4.dns_forward {
+                    return dns_port.then(nameserver).flatten();
+                }
+                if Some(ip) == p4.map_host_loopback {
+                    return Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+                }
+                if Some(ip) == p4.map_guest_addr {
+                    return Some(SocketAddr::new(IpAddr::V4(p4.guest), port));
+                }
+                let first = ip.octets()[0];
+                // The guest's own loopback and "this host" never leave it; everything else,
+                // the guest's (= the host's) network included, is an address on the host's
+                // network.
+                if first == 127
+                    || first == 0
+                    || ip == p4.guest
+                    || ip.is_broadcast()
+                    || ip.is_multicast()
+                {
+                    return None;
+                }
+                Some(dst)
+            }
+            IpAddr::V6(ip) => {
+                let p6 = p.v6.as_ref()?;
+                if Some(ip) == p6.dns_forward {
+                    if !dns_port {
+                        return None;
+                    }
+                    return match p6.dns_host {
+                        Some(h) => Some(SocketAddr::new(IpAddr::V6(h), port)),
+                        None => nameserver(),
+                    };
+                }
+                if Some(ip) == p6.map_host_loopback {
+                    return Some(SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port));
+                }
+                if Some(ip) == p6.map_guest_addr {
+                    // In local mode the host has no global address to stand for.
+                    return p6.guest.map(|g| SocketAddr::new(IpAddr::V6(g), port));
+                }
+                // As for IPv4, plus link-local addresses (a host socket cannot name one
+                // without a scope) and IPv4-mapped ones, which would turn the guest's IPv6
+                // flow into an IPv4 one on the host (and reach IPv4 with `-6`).
+                if ip.is_loopback()
+                    || ip.is_unspecified()
+                    || ip.is_multicast()
+                    || ip.is_unicast_link_local()
+                    || ip.to_ipv4_mapped().is_some()
+                    || Some(ip) == p6.guest
+                {
+                    return None;
+                }
+                Some(dst)
+            }
         }
-        if Some(ip) == p.map_host_loopback {
-            return Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), d.port()));
-        }
-        if Some(ip) == p.map_guest_addr {
-            return Some(SocketAddr::new(IpAddr::V4(p.guest), d.port()));
-        }
-        let first = ip.octets()[0];
-        // The guest's own loopback and "this host" never leave it; everything else, the
-        // guest's (= the host's) network included, is an address on the host's network.
-        if first == 127 || first == 0 || ip == p.guest || ip.is_broadcast() || ip.is_multicast() {
-            return None;
-        }
-        Some(dst)
     }
 }
 
@@ -403,6 +577,19 @@ pub fn nameservers_from_resolv_conf(text: &str) -> Vec<SocketAddrV4> {
             (w.next()? == "nameserver").then_some(())?;
             let ip: Ipv4Addr = w.next()?.parse().ok()?;
             Some(SocketAddrV4::new(ip, 53))
+        })
+        .collect()
+}
+
+/// The IPv6 `nameserver` lines of a resolv.conf; a zone (`%eth0`) is cut off, as pasta's
+/// `get_dns()` does.
+pub fn nameservers6_from_resolv_conf(text: &str) -> Vec<Ipv6Addr> {
+    text.lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next()? == "nameserver").then_some(())?;
+            let a = w.next()?;
+            a.split('%').next()?.parse().ok()
         })
         .collect()
 }

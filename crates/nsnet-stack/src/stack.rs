@@ -13,7 +13,8 @@
 //! - IPv4 (RFC 791): header checksum and lengths verified; options are skipped; fragments are
 //!   reassembled (`frag.rs`) and the whole datagram goes through this input again.
 //! - IPv6 (RFC 8200), with `Config::ipv6` only: fd00::2 and fd00::3 answer neighbour
-//!   solicitations (RFC 4861) and echo; TCP and UDP go to their modules as for IPv4; packets
+//!   solicitations (RFC 4861) and echo (in pasta's model every address but the guest's answers
+//!   solicitations, `Config::answers_ndp`); TCP and UDP go to their modules as for IPv4; packets
 //!   with extension headers (MLD's hop-by-hop, fragments) are dropped. Everything we send
 //!   over IPv6 has hop limit 255, which neighbour discovery requires.
 //! - ICMP (RFC 792): echo to the gateway or DNS address is answered here. Echo to other
@@ -327,8 +328,9 @@ impl Stack {
             self.tcp.resend_syns(&mut ctx);
         }
         match eth.ethertype() {
-            EthernetProtocol::Arp => self.arp(eth.payload()),
-            EthernetProtocol::Ipv4 => self.ipv4(&vnet, eth.payload(), now),
+            // pasta's `-6`: the guest has no IPv4, and nothing of that family is answered.
+            EthernetProtocol::Arp if self.cfg.ipv4_on() => self.arp(eth.payload()),
+            EthernetProtocol::Ipv4 if self.cfg.ipv4_on() => self.ipv4(&vnet, eth.payload(), now),
             EthernetProtocol::Ipv6 if self.cfg.ipv6 => self.ipv6(&vnet, eth.payload(), now),
             _ => self.stats.dropped_unsupported += 1,
         }

@@ -12,12 +12,37 @@ use common::*;
 const LINE_ECHO_SERVER: &str = include_str!("fixtures/line_echo_server.py");
 const LINE_ECHO_CLIENT: &str = include_str!("fixtures/line_echo_client.py");
 
+/// The template interface of the IPv4 worlds: a veth `dummy0` with 192.0.2.1/24 and a
+/// default route via 192.0.2.254.
+const SETUP4: &str = "ip link set lo up && ip link add dummy0 type veth peer name dummy1 && \
+    ip link set dummy1 up && ip addr add 192.0.2.1/24 dev dummy0 && ip link set dummy0 up && \
+    ip route add default via 192.0.2.254 dev dummy0";
+
+/// The IPv6 worlds' template: the same, plus 2001:db8::1/64 and an IPv6 default route via
+/// 2001:db8::fe; set up once the kernel has given dummy0 its link-local address, which pasta
+/// requires of an IPv6 template.
+const SETUP6: &str = "ip link set lo up && ip link add dummy0 type veth peer name dummy1 && \
+    ip link set dummy1 up && ip addr add 192.0.2.1/24 dev dummy0 && ip link set dummy0 up && \
+    ip route add default via 192.0.2.254 dev dummy0 && \
+    ip addr add 2001:db8::1/64 dev dummy0 nodad && \
+    ip -6 route add default via 2001:db8::fe dev dummy0 && \
+    for i in $(seq 250); do ip -6 addr show dev dummy0 scope link | grep -q inet6 && break; sleep 0.02; done";
+
 /// A further user + network + mount namespace (so the script may bind-mount a netns file, as
-/// Podman does) holding a veth with 192.0.2.1/24 and a default route via 192.0.2.254: pasta's
-/// template interface. Its loopback is "the host". `$T` holds `pasta` and `pesto` (links to
-/// nsnet), `echo_server.py ADDR PORT READY`, `echo_client.py HOST PORT`, `wait_for.sh FILE`
-/// and `gone.sh PID` (waits up to 5 s for PID to exit); `$PASTA` is the pasta under test.
+/// Podman does) holding [`SETUP4`]'s template interface. Its loopback is "the host". `$T`
+/// holds `pasta` and `pesto` (links to nsnet), `echo_server.py ADDR PORT READY`,
+/// `echo_client.py HOST PORT`, `wait_for.sh FILE` and `gone.sh PID` (waits up to 5 s for PID
+/// to exit); `$PASTA` is the pasta under test.
 fn world(pasta: &str, script: &str) -> Output {
+    world_with(SETUP4, pasta, script)
+}
+
+/// [`world`] with [`SETUP6`]'s template interface: IPv4 and IPv6.
+fn world6(pasta: &str, script: &str) -> Output {
+    world_with(SETUP6, pasta, script)
+}
+
+fn world_with(setup: &str, pasta: &str, script: &str) -> Output {
     use std::os::unix::fs::PermissionsExt;
     common::world();
     let dir = tempfile::tempdir().unwrap();
@@ -55,9 +80,6 @@ fn world(pasta: &str, script: &str) -> Output {
         std::os::unix::fs::symlink(nsnet_bin(), t.join(name)).unwrap();
     }
     std::fs::write(t.join("script.sh"), script).unwrap();
-    let setup = "ip link set lo up && ip link add dummy0 type veth peer name dummy1 && \
-        ip link set dummy1 up && ip addr add 192.0.2.1/24 dev dummy0 && ip link set dummy0 up && \
-        ip route add default via 192.0.2.254 dev dummy0";
     let pasta = if pasta == "nsnet" {
         t.join("pasta").display().to_string()
     } else {
@@ -150,9 +172,9 @@ nsenter --net=$T/netns $PY $T/echo_server.py 192.0.2.77 80 $T/r2 &
 sh $T/wait_for.sh $T/r2
 $PY $T/echo_client.py 127.0.0.1 9202
 wait
-# RootlessKit v3's pesto port driver: no target address, so the namespace's address
+# RootlessKit v3's pesto port driver
 $T/pesto -A --tcp-ports=127.0.0.1/9203:80 $T/pesto.sock; echo add=$?
-nsenter --net=$T/netns $PY $T/echo_server.py 192.0.2.1 80 $T/r3 &
+nsenter --net=$T/netns $PY $T/echo_server.py 0.0.0.0 80 $T/r3 &
 sh $T/wait_for.sh $T/r3
 $PY $T/echo_client.py 127.0.0.1 9203
 wait
@@ -224,18 +246,29 @@ fn bad_input_is_one_line_and_exit_1() {
         "nsnet",
         r#"
 "$PASTA" --config-net --netns $T/none -t 80x; echo rc=$?
+"$PASTA" --config-net -6 -t 0.0.0.0/80 --netns $T/none; echo rc=$?
+"$PASTA" --config-net -m 1000 --netns $T/none; echo rc=$?
 "$PASTA" --bogus; echo rc=$?
 "$PASTA" --config-net --netns $T/none; echo rc=$?
 "#,
     );
-    assert_eq!(stdout(&o), "rc=1\nrc=1\nrc=1\n");
+    assert_eq!(stdout(&o), "rc=1\nrc=1\nrc=1\nrc=1\nrc=1\n");
     let err = stderr(&o);
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines[0], "Invalid port specifier '80x'");
+    // A family that is off cannot be forwarded; IPv6 needs an MTU of 1280 or more.
+    assert_eq!(
+        lines[1],
+        "Unable to add rule TCP [0.0.0.0]:80  =>  80 : IPv4 forward, but IPv4 not enabled"
+    );
+    assert_eq!(
+        lines[2],
+        "MTU 1000 is too small for IPv6 (minimum 1280): give -4 too"
+    );
     assert!(
-        lines[1].ends_with("pasta: unrecognized option '--bogus'"),
+        lines[3].ends_with("pasta: unrecognized option '--bogus'"),
         "{}",
-        lines[1]
+        lines[3]
     );
     assert!(
         lines
@@ -265,7 +298,7 @@ grep -E '^(NoNewPrivs|Seccomp|CapEff|CapBnd):' /proc/$pid/status | tr -s '\t ' '
 [ "$(stat -L -c %d:%i /proc/$pid/root)" != "$(stat -L -c %d:%i /)" ] && echo own root
 echo "root holds: [$(ls -A /proc/$pid/root/)]"
 $T/pesto --add -t 127.0.0.1/9301:80 $T/pesto.sock; echo add=$?
-nsenter --net=$T/netns $PY $T/echo_server.py 192.0.2.1 80 $T/r1 &
+nsenter --net=$T/netns $PY $T/echo_server.py 0.0.0.0 80 $T/r1 &
 sh $T/wait_for.sh $T/r1
 $PY $T/echo_client.py 127.0.0.1 9301
 wait
@@ -283,37 +316,6 @@ sh $T/gone.sh $pid
     );
 }
 
-/// `--netns /proc/PID/ns/net` (RootlessKit's form of the path): the background process
-/// still serves a second later, though once confined it can no longer look at that path
-/// (procfs's ptrace check against the target's root, which holds more capabilities), and
-/// quits once PID has exited.
-#[test]
-fn netns_as_proc_pid_path_is_served_until_the_process_exits() {
-    let o = world(
-        "nsnet",
-        r#"
-PY=/usr/bin/python3
-unshare --net sleep 600 &
-target=$!
-while [ "$(readlink /proc/$target/ns/net)" = "$(readlink /proc/self/ns/net)" ]; do sleep 0.01; done
-"$PASTA" --config-net -t 9801 --quiet --netns /proc/$target/ns/net --pid $T/pid
-echo fg=$?
-pid=$(cat $T/pid)
-sleep 1
-nsenter --net=/proc/$target/ns/net $PY $T/echo_server.py 0.0.0.0 9801 $T/r &
-sh $T/wait_for.sh $T/r; $PY $T/echo_client.py 127.0.0.1 9801; wait $!
-kill $target; wait $target
-sh $T/gone.sh $pid
-"#,
-    );
-    assert_eq!(
-        stdout(&o),
-        "fg=0\necho True\ngone\n",
-        "stderr: {}",
-        stderr(&o)
-    );
-}
-
 /// Starts `$PASTA ARGS --netns $T/netns --pid $T/pid` in a fresh netns file; `stop` ends it
 /// as Podman does (unmount and remove the file) and waits for it.
 const START: &str = r#"
@@ -323,6 +325,7 @@ inside() { nsenter --net=$T/netns "$@"; }
 start() { "$PASTA" "$@" --quiet --netns $T/netns --pid $T/pid; echo fg=$?; }
 stop() { pid=$(cat $T/pid); umount -l $T/netns && rm $T/netns; sh $T/gone.sh $pid; }
 show() { inside sh -c 'ip -o -4 addr show dummy0 | awk "{print \$4}"; ip -o link show dummy0 | sed "s/.* mtu \([0-9]*\) .*/\1/"; ip route show default'; }
+show6() { inside sh -c 'ip -o -6 addr show dummy0 scope global | awk "{print \$4}"; ip -6 route show default'; }
 "#;
 
 /// Podman's 505-networking-pasta checks of the address model, in our words: `-a/-n/-g/-m`
@@ -422,43 +425,6 @@ stop
     );
 }
 
-/// Where a forward without a target address goes inside, as pasta's `fwd_nat_from_host()`
-/// decides: the namespace's own address, so a service listening only on the namespace's
-/// loopback is not exposed; with `--host-lo-to-ns-lo`, the namespace's loopback.
-#[test]
-fn forwards_reach_the_namespace_address_or_with_host_lo_to_ns_lo_its_loopback() {
-    let o = world(
-        "nsnet",
-        &format!(
-            r#"{START}
-start --config-net -t 9701 -t 9702 -u 9703
-inside $PY $T/echo_server.py 192.0.2.1 9701 $T/a &
-sh $T/wait_for.sh $T/a; $PY $T/echo_client.py 127.0.0.1 9701; wait
-inside $PY $T/echo_server.py 127.0.0.1 9702 $T/b &
-b=$!
-sh $T/wait_for.sh $T/b
-$PY $T/echo_client.py 127.0.0.1 9702 2>/dev/null || echo loopback-only service not exposed
-kill $b; wait
-inside $PY $T/udp_server.py 192.0.2.1 9703 $T/c &
-sh $T/wait_for.sh $T/c; $PY $T/udp_client.py 127.0.0.1 9703; wait
-stop
-touch $T/netns && unshare --net=$T/netns true
-start --config-net --host-lo-to-ns-lo -t 9704
-inside $PY $T/echo_server.py 127.0.0.1 9704 $T/d &
-sh $T/wait_for.sh $T/d; $PY $T/echo_client.py 127.0.0.1 9704; wait
-stop
-"#
-        ),
-    );
-    assert_eq!(
-        stdout(&o),
-        "fg=0\necho True\nloopback-only service not exposed\nPING\ngone\n\
-         fg=0\necho True\ngone\n",
-        "stderr: {}",
-        stderr(&o)
-    );
-}
-
 /// `--dns-forward ADDR`: DNS sent to that address inside goes to the host's resolver (here
 /// `--dns-host 127.0.0.1`, a stand-in that answers one datagram), and the answer comes back.
 #[test]
@@ -504,6 +470,248 @@ echo rc=$?
         "192.0.2.1/24\ndefault via 192.0.2.254 dev dummy0 \nSigBlk:\t0000000000000000\necho True\nrc=7\n",
         "stderr: {}",
         stderr(&o)
+    );
+}
+
+/// IPv6 as pasta(1) copies it from the template (505-networking-pasta's "IPv6 default
+/// address assignment", "IPv6 default route", "No IPv6", "No IPv4", "IPv6 address
+/// assignment", "IPv6 default route assignment", in our words): the namespace gets the host's
+/// global address and prefix and its default route, IPv4 beside them, and the kernel's
+/// link-local address; `-4` leaves out IPv6, `-6` IPv4; `-a`/`-g` override (pasta assigns an
+/// `-a` IPv6 address as a /64 whatever its prefix says).
+#[test]
+fn pasta_ipv6_address_and_route_come_from_the_template() {
+    let o = world6(
+        "nsnet",
+        &format!(
+            r#"{START}
+start --config-net
+show6
+[ "$(inside ip -o -6 addr show dummy0 scope global | awk '{{print $4}}')" = "$(ip -o -6 addr show dummy0 scope global | awk '{{print $4}}')" ] && echo address as the host
+[ "$(inside ip -6 route show default)" = "$(ip -6 route show default)" ] && echo route as the host
+show
+echo "link-local: $(inside ip -o -6 addr show dummy0 scope link | wc -l)"
+stop
+touch $T/netns && unshare --net=$T/netns true
+start --config-net -4
+echo "-4: [$(show6)]"
+show
+stop
+touch $T/netns && unshare --net=$T/netns true
+start --config-net -6 -t 9850
+show6
+echo "-6: [$(inside ip -o -4 addr show dummy0)] [$(inside ip -4 route show)]"
+ss -Hltn 'sport = :9850' | awk '{{print "9850 listens on", $4}}'
+inside $PY $T/echo_server.py 2001:db8::1 9850 $T/a &
+sh $T/wait_for.sh $T/a; $PY $T/echo_client.py ::1 9850; wait
+stop
+touch $T/netns && unshare --net=$T/netns true
+start --config-net -a 2001:db8::50/56 -g 2001:db8::fd
+show6
+stop
+"#
+        ),
+    );
+    assert_eq!(
+        stdout(&o),
+        "fg=0\n2001:db8::1/64\ndefault via 2001:db8::fe dev dummy0 metric 1024 pref medium\n\
+         address as the host\nroute as the host\n\
+         192.0.2.1/24\n65520\ndefault via 192.0.2.254 dev dummy0 \nlink-local: 1\ngone\n\
+         fg=0\n-4: []\n192.0.2.1/24\n65520\ndefault via 192.0.2.254 dev dummy0 \ngone\n\
+         fg=0\n2001:db8::1/64\ndefault via 2001:db8::fe dev dummy0 metric 1024 pref medium\n-6: [] []\n\
+         9850 listens on [::]:9850\necho True\ngone\n\
+         fg=0\n2001:db8::50/64\ndefault via 2001:db8::fd dev dummy0 metric 1024 pref medium\ngone\n",
+        "stderr: {}",
+        stderr(&o)
+    );
+}
+
+/// No IPv6 template (the IPv4 world): pasta 2026's local mode (`conf_ip6_local()`) — no
+/// global address, a default route via fe80::1, which reaches the host's `::1` — and with
+/// `-4` no IPv6 route at all.
+#[test]
+fn pasta_ipv6_local_mode_without_an_ipv6_template() {
+    let o = world(
+        "nsnet",
+        &format!(
+            r#"{START}
+$PY $T/echo_server.py ::1 9751 $T/r1 &
+sh $T/wait_for.sh $T/r1
+start --config-net
+show6
+# The kernel's link-local address goes through duplicate address detection first.
+inside sh -c 'for i in $(seq 250); do ip -6 addr show dummy0 tentative | grep -q inet6 || exit 0; sleep 0.02; done; exit 1' || echo still tentative
+inside $PY $T/echo_client.py fe80::1%dummy0 9751
+wait
+stop
+touch $T/netns && unshare --net=$T/netns true
+start --config-net -4
+echo "-4: [$(show6)]"
+stop
+"#
+        ),
+    );
+    assert_eq!(
+        stdout(&o),
+        "fg=0\ndefault via fe80::1 dev dummy0 metric 1024 pref medium\necho True\ngone\n\
+         fg=0\n-4: []\ngone\n",
+        "stderr: {}",
+        stderr(&o)
+    );
+}
+
+/// The IPv6 gateway is the host's `::1` (pasta's map-gw, for TCP and UDP) unless
+/// `--no-map-gw`; `--map-guest-addr ADDR6` reaches the host's own address either way.
+#[test]
+fn pasta_ipv6_gateway_is_host_loopback_unless_no_map_gw() {
+    let o = world6(
+        "nsnet",
+        &format!(
+            r#"{START}
+$PY $T/echo_server.py ::1 9701 $T/r1 &
+sh $T/wait_for.sh $T/r1
+$PY $T/udp_server.py ::1 9701 $T/u1 &
+sh $T/wait_for.sh $T/u1
+start --config-net
+inside $PY $T/echo_client.py 2001:db8::fe 9701
+inside $PY $T/udp_client.py 2001:db8::fe 9701
+wait
+stop
+touch $T/netns && unshare --net=$T/netns true
+$PY $T/echo_server.py :: 9702 $T/r2 &
+sh $T/wait_for.sh $T/r2
+start --config-net --no-map-gw --map-guest-addr 2001:db8:ffff::2
+timeout 5 nsenter --net=$T/netns $PY $T/echo_client.py 2001:db8::fe 9702 2>/dev/null || echo gateway not mapped
+inside $PY $T/echo_client.py 2001:db8:ffff::2 9702
+wait
+stop
+"#
+        ),
+    );
+    assert_eq!(
+        stdout(&o),
+        "fg=0\necho True\nPING\ngone\nfg=0\ngateway not mapped\necho True\ngone\n",
+        "stderr: {}",
+        stderr(&o)
+    );
+}
+
+/// 505-networking-pasta's IPv6 forwarding cases (single, range, translated, address-bound;
+/// TCP and UDP; from the host's loopback and from its own address), with the target passt
+/// 2026 picks: the guest's address of the client's family. A server bound to the guest's
+/// IPv6 address gets the IPv6 clients of `-t PORT`, one bound to its IPv4 address the IPv4
+/// clients of the same rule.
+#[test]
+fn pasta_ipv6_forwards_reach_the_guest_address() {
+    let o = world6(
+        "nsnet",
+        &format!(
+            r#"{START}
+start --config-net -t 9801 -t 9810-9811 -t 9820:80 -t [::1]/9830 -u 9840 -u 9841:53
+inside $PY $T/echo_server.py 2001:db8::1 9801 $T/a &
+sh $T/wait_for.sh $T/a; $PY $T/echo_client.py ::1 9801; wait
+inside $PY $T/echo_server.py 2001:db8::1 9801 $T/b &
+sh $T/wait_for.sh $T/b; $PY $T/echo_client.py 2001:db8::1 9801; wait
+inside $PY $T/echo_server.py 192.0.2.1 9801 $T/c &
+sh $T/wait_for.sh $T/c; $PY $T/echo_client.py 127.0.0.1 9801; wait
+inside $PY $T/echo_server.py :: 9811 $T/d &
+sh $T/wait_for.sh $T/d; $PY $T/echo_client.py ::1 9811; wait
+inside $PY $T/echo_server.py 2001:db8::1 80 $T/e &
+sh $T/wait_for.sh $T/e; $PY $T/echo_client.py ::1 9820; wait
+inside $PY $T/echo_server.py 2001:db8::1 9830 $T/f &
+sh $T/wait_for.sh $T/f; $PY $T/echo_client.py ::1 9830; wait
+ss -Hltn 'sport = :9830' | awk '{{print "9830 listens on", $4}}'
+inside $PY $T/udp_server.py 2001:db8::1 9840 $T/g &
+sh $T/wait_for.sh $T/g; $PY $T/udp_client.py ::1 9840; wait
+inside $PY $T/udp_server.py :: 53 $T/h &
+sh $T/wait_for.sh $T/h; $PY $T/udp_client.py 2001:db8::1 9841; wait
+stop
+"#
+        ),
+    );
+    assert_eq!(
+        stdout(&o),
+        "fg=0\necho True\necho True\necho True\necho True\necho True\necho True\n\
+         9830 listens on [::1]:9830\nPING\nPING\ngone\n",
+        "stderr: {}",
+        stderr(&o)
+    );
+}
+
+/// passt 2026 forwards to the guest's address, not its loopback, "so we don't inadvertently
+/// expose services that listen only on the guest's loopback address": a server bound only to
+/// 127.0.0.1 or ::1 inside is not reached through `-t` (though it is there: a client inside
+/// reaches it), unless `--host-lo-to-ns-lo`, with which host loopback goes to the
+/// namespace's.
+#[test]
+fn pasta_forwards_skip_namespace_loopback_unless_host_lo_to_ns_lo() {
+    let o = world6(
+        "nsnet",
+        &format!(
+            r#"{START}
+reach() {{ [ "$($PY $T/echo_client.py "$@" 2>/dev/null)" = "echo True" ] && echo "$1 reached" || echo "$1 not reached"; }}
+start --config-net -t 9501 -t 9502
+inside $PY $T/echo_server.py 127.0.0.1 9501 $T/a &
+sh $T/wait_for.sh $T/a; reach 127.0.0.1 9501
+inside $PY $T/echo_client.py 127.0.0.1 9501; wait
+inside $PY $T/echo_server.py ::1 9502 $T/b &
+sh $T/wait_for.sh $T/b; reach ::1 9502
+inside $PY $T/echo_client.py ::1 9502; wait
+stop
+touch $T/netns && unshare --net=$T/netns true
+start --config-net --host-lo-to-ns-lo -t 9503 -t [::1]/9504
+inside $PY $T/echo_server.py 127.0.0.1 9503 $T/c &
+sh $T/wait_for.sh $T/c; reach 127.0.0.1 9503; wait
+inside $PY $T/echo_server.py ::1 9504 $T/d &
+sh $T/wait_for.sh $T/d; reach ::1 9504; wait
+stop
+"#
+        ),
+    );
+    assert_eq!(
+        stdout(&o),
+        "fg=0\n127.0.0.1 not reached\necho True\n::1 not reached\necho True\ngone\n\
+         fg=0\n127.0.0.1 reached\n::1 reached\ngone\n",
+        "stderr: {}",
+        stderr(&o)
+    );
+}
+
+/// Podman's container line through Debian's `/usr/bin/pasta` and ours in the IPv6 world: the
+/// namespace's IPv6 address and prefix, its IPv6 default route and a `-t` forward from the
+/// host's `::1` to a server inside must agree.
+#[test]
+fn differential_ipv6_against_debians_pasta() {
+    let script = r#"
+touch $T/netns && unshare --net=$T/netns true
+PY=/usr/bin/python3
+"$PASTA" --config-net -t 8080:80 --dns-forward 169.254.1.1 -u none -T none -U none --no-map-gw --quiet --netns $T/netns --pid $T/pid
+echo fg=$?
+nsenter --net=$T/netns sh -c 'ip -o -6 addr show dummy0 scope global | awk "{print \$4}"; ip -6 route show default; ip -6 route show 2001:db8::/64'
+nsenter --net=$T/netns $PY $T/echo_server.py :: 80 $T/ready &
+sh $T/wait_for.sh $T/ready
+$PY $T/echo_client.py ::1 8080
+wait $!
+pid=$(cat $T/pid)
+umount -l $T/netns && rm $T/netns
+# Debian's pasta may outlive the file (see docs/pasta.md): stop what we started, by PID.
+sh $T/gone.sh $pid || kill $pid
+"#;
+    let theirs = world6("/usr/bin/pasta", script);
+    let ours = world6("nsnet", script);
+    let shared = "fg=0\n2001:db8::1/64\ndefault via 2001:db8::fe dev dummy0 metric 1024 pref medium\n\
+                  2001:db8::/64 dev dummy0 proto kernel metric 256 pref medium\necho True\n";
+    assert!(
+        stdout(&theirs).starts_with(shared),
+        "Debian's pasta: {}{}",
+        stdout(&theirs),
+        stderr(&theirs)
+    );
+    assert_eq!(
+        stdout(&ours),
+        format!("{shared}gone\n"),
+        "ours: {}",
+        stderr(&ours)
     );
 }
 
@@ -673,6 +881,37 @@ stop
     assert_eq!(
         stdout(&o),
         "fg=0\ngone\ntap gone\nstale socket file\nfg=0\necho True\n1\ngone\n",
+        "stderr: {}",
+        stderr(&o)
+    );
+}
+
+/// `--netns /proc/PID/ns/net` (RootlessKit's form of the path): the background process
+/// still serves a second later, though once confined it can no longer look at that path
+/// (procfs's ptrace check against the target's root, which holds more capabilities), and
+/// quits once PID has exited.
+#[test]
+fn netns_as_proc_pid_path_is_served_until_the_process_exits() {
+    let o = world(
+        "nsnet",
+        r#"
+PY=/usr/bin/python3
+unshare --net sleep 600 &
+target=$!
+while [ "$(readlink /proc/$target/ns/net)" = "$(readlink /proc/self/ns/net)" ]; do sleep 0.01; done
+"$PASTA" --config-net -t 9801 --quiet --netns /proc/$target/ns/net --pid $T/pid
+echo fg=$?
+pid=$(cat $T/pid)
+sleep 1
+nsenter --net=/proc/$target/ns/net $PY $T/echo_server.py 0.0.0.0 9801 $T/r &
+sh $T/wait_for.sh $T/r; $PY $T/echo_client.py 127.0.0.1 9801; wait $!
+kill $target; wait $target
+sh $T/gone.sh $pid
+"#,
+    );
+    assert_eq!(
+        stdout(&o),
+        "fg=0\necho True\ngone\n",
         "stderr: {}",
         stderr(&o)
     );

@@ -160,23 +160,28 @@ fn config_with_gateway_and_dns_on_one_address() {
 }
 
 /// pasta's model: the guest holds the host's address; the gateway maps to host loopback
-/// unless disabled, `map_guest_addr` to the host's own address, `dns_forward` port 53 to the
-/// nameserver, and the rest of the host's network is reached as it is.
+/// unless disabled, `map_guest_addr` to the host's own address, `dns_forward` ports 53 and
+/// 853 to the nameserver, and the rest of the host's network is reached as it is.
 #[test]
 fn pasta_addresses_route_as_pasta_routes_them() {
-    use crate::PastaAddrs;
-    let addrs = PastaAddrs {
+    use crate::{PastaAddrs, PastaV4};
+    let v4 = PastaV4 {
         guest: Ipv4Addr::new(192, 0, 2, 1),
+        prefix: 24,
         gateway: Ipv4Addr::new(192, 0, 2, 254),
         map_host_loopback: Some(Ipv4Addr::new(192, 0, 2, 254)),
         map_guest_addr: Some(Ipv4Addr::new(169, 254, 1, 2)),
         dns_forward: Some(Ipv4Addr::new(169, 254, 1, 1)),
     };
-    let mut c = Config::pasta(24, addrs.clone()).unwrap();
+    let only4 = |v4: PastaV4| PastaAddrs {
+        v4: Some(v4),
+        v6: None,
+    };
+    let mut c = Config::pasta(only4(v4.clone())).unwrap();
     c.nameservers = vec!["198.51.100.53:53".parse().unwrap()];
     assert_eq!(
-        (c.guest(), c.gateway(), c.network),
-        (addrs.guest, addrs.gateway, Ipv4Addr::new(192, 0, 2, 0))
+        (c.guest(), c.gateway(), c.network, c.prefix),
+        (v4.guest, v4.gateway, Ipv4Addr::new(192, 0, 2, 0), 24)
     );
     let d = |s: &str| c.host_destination(s.parse::<SocketAddr>().unwrap());
     assert_eq!(d("192.0.2.254:80"), Some("127.0.0.1:80".parse().unwrap()));
@@ -185,20 +190,25 @@ fn pasta_addresses_route_as_pasta_routes_them() {
         d("169.254.1.1:53"),
         Some("198.51.100.53:53".parse().unwrap())
     );
+    assert_eq!(
+        d("169.254.1.1:853"),
+        Some("198.51.100.53:853".parse().unwrap()),
+        "DNS over TLS, as passt's is_dns_flow()"
+    );
     assert_eq!(d("169.254.1.1:80"), None);
     assert_eq!(d("192.0.2.7:80"), Some("192.0.2.7:80".parse().unwrap()));
     assert_eq!(d("127.0.0.1:80"), None);
     assert_eq!(d("0.0.0.0:80"), None);
+    // No IPv6 configured: every IPv6 destination is refused.
+    assert_eq!(d("[2001:db8::7]:80"), None);
+    assert!(c.ipv4_on() && !c.ipv6);
     assert!(c.answers_arp(Ipv4Addr::new(192, 0, 2, 7)));
-    assert!(!c.answers_arp(addrs.guest));
+    assert!(!c.answers_arp(v4.guest));
     // --no-map-gw: the gateway is just an address on the host's network.
-    let c = Config::pasta(
-        24,
-        PastaAddrs {
-            map_host_loopback: None,
-            ..addrs.clone()
-        },
-    )
+    let c = Config::pasta(only4(PastaV4 {
+        map_host_loopback: None,
+        ..v4.clone()
+    }))
     .unwrap();
     assert_eq!(
         c.host_destination("192.0.2.254:80".parse().unwrap()),
@@ -206,14 +216,15 @@ fn pasta_addresses_route_as_pasta_routes_them() {
     );
     assert!(!c.disable_dns);
     assert!(
-        Config::pasta(
-            24,
-            PastaAddrs {
-                gateway: Ipv4Addr::new(198, 51, 100, 1),
-                ..addrs.clone()
-            }
-        )
+        Config::pasta(only4(PastaV4 {
+            gateway: Ipv4Addr::new(198, 51, 100, 1),
+            ..v4.clone()
+        }))
         .is_err()
     );
-    assert!(Config::pasta(32, addrs).is_err());
+    assert!(Config::pasta(only4(PastaV4 { prefix: 32, ..v4 })).is_err());
+    assert!(matches!(
+        Config::pasta(PastaAddrs { v4: None, v6: None }),
+        Err(crate::Error::PastaNoFamily)
+    ));
 }

@@ -10,35 +10,40 @@
 //!                                          pasta stays in the foreground and exits with it
 //! ```
 //!
-//! pasta's address model: the namespace's interface (`-I`, else the template's name) gets
-//! the host's address, prefix and default gateway from the template interface (the one with
-//! the default route, or `-i`), MTU 65520; `-a/-n/-g/-m` override; with no template, pasta's
-//! local mode (169.254.2.1/16, gateway 169.254.2.2). The gateway reaches host loopback unless
-//! `--no-map-gw`; `--map-guest-addr` reaches the host; `--dns-forward` port 53 is the host's
-//! resolver (all of it `nsnet_stack::Config::pasta`). The `-t/-u/-T/-U` specs
+//! pasta's address model, per family: the namespace's interface (`-I`, else the template's
+//! name) gets the host's address, prefix and default gateway from the template interface
+//! (the one with the family's default route, or `-i`), MTU 65520; `-a/-n/-g/-m` override
+//! (`-a`/`-g` once per family); with no template, pasta's local mode (IPv4 169.254.2.1/16
+//! via 169.254.2.2; IPv6 only the kernel's link-local address, default route via fe80::1).
+//! `-4` leaves out IPv6, `-6` IPv4. The gateways reach host loopback (127.0.0.1, ::1) unless
+//! `--no-map-gw`; `--map-guest-addr` reaches the host; `--dns-forward` ports 53 and 853 are
+//! the host's resolver (all of it `nsnet_stack::Config::pasta`). The `-t/-u/-T/-U` specs
 //! (`nsnet_api::pesto::spec`; each one not given is `auto`, as pasta's default) become the two
-//! forwarding tables of `nsnet_port::pasta` on nsnet's port relay, `auto` rules following the
-//! sockets bound on the other side (rescanned every second); `-c SOCKET` serves pesto's
-//! protocol over the same tables.
+//! forwarding tables of `nsnet_port::pasta` on nsnet's port relay, delivering to the
+//! namespace's own address of the client's family (loopback with `--host-lo-to-ns-lo`) and
+//! keeping clients' addresses, `auto` rules following the sockets bound on the other side
+//! (rescanned every second); `-c SOCKET` serves pesto's protocol over the same tables.
 //!
 //! This module keeps what is pasta's own: the command line, messages and exit codes, and
 //! the order in which the shared pieces are put together.
 
 use std::ffi::CString;
 use std::io::{Read, Write};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nsnet_api::pesto::proto::Server;
-use nsnet_api::pesto::spec::{Parser, Table};
-use nsnet_port::pasta::{CAPS, DefaultTarget, Forwards, Scans, SharedForwards, Side};
+use nsnet_api::pesto::spec::{self, Parser, Table};
+use nsnet_port::pasta::{Forwards, Guest, Scans, SharedForwards, Side, caps};
 use nsnet_port::scan::PortScan;
 
 mod args;
 pub use args::VERSION;
 use args::{Die, Opts, Parsed, USAGE, parse};
+
+use nsnet_netlink::TapConfig;
 
 use super::slirp4netns::forwards::SocketFile;
 
@@ -105,17 +110,69 @@ fn target(o: &Opts) -> Target {
     Target::Command(cmd)
 }
 
-/// The stack's configuration from the template interface and the overrides.
+/// The stack's configuration from the template interfaces and the overrides, and the
+/// namespace interface's name.
 fn stack_config(o: &Opts) -> Result<(nsnet_stack::Config, String), String> {
+    let (v4, name4) = match o.ipv6_only {
+        true => (None, None),
+        false => {
+            let (v4, name) = ipv4_config(o)?;
+            (Some(v4), name)
+        }
+    };
+    let (v6, name6) = match o.ipv4_only {
+        true => (None, None),
+        false => {
+            let (v6, name) = ipv6_config(o)?;
+            (Some(v6), name)
+        }
+    };
+    let mut cfg = nsnet_stack::Config::pasta(nsnet_stack::PastaAddrs { v4, v6 })
+        .map_err(|e| e.to_string())?;
+    if let Some(m) = o.mtu {
+        cfg = cfg.with_mtu(m).map_err(|e| e.to_string())?;
+    }
+    // Linux takes IPv6 off a link below the IPv6 minimum MTU, and the address or route then
+    // cannot be added: said here in one line rather than as the kernel's EINVAL.
+    if cfg.ipv6 && o.config_net && cfg.mtu < 1280 {
+        return Err(format!(
+            "MTU {} is too small for IPv6 (minimum 1280): give -4 too",
+            cfg.mtu
+        ));
+    }
+    cfg.nameservers = match o.dns_host {
+        Some(h) => vec![std::net::SocketAddrV4::new(h, 53)],
+        None => nsnet_stack::nameservers_from_resolv_conf(&resolv_conf()),
+    };
+    // pasta's interface name: -I, else the IPv4 template's, else the IPv6 one's, else tap0.
+    let ifname = o
+        .ns_ifname
+        .clone()
+        .or(name4)
+        .or(name6)
+        .unwrap_or_else(|| "tap0".into());
+    Ok((cfg, ifname))
+}
+
+fn resolv_conf() -> String {
+    std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()
+}
+
+fn template_error(o: &Opts, e: nsnet_netlink::Error) -> String {
+    match &o.iface {
+        Some(i) => format!("Invalid interface name {i}: {e}"),
+        None => e.to_string(),
+    }
+}
+
+/// IPv4 from the template interface (`conf_ip4()`), or pasta's local mode (169.254.2.1/16,
+/// gateway 169.254.2.2) without one; the template's name when it serves.
+fn ipv4_config(o: &Opts) -> Result<(nsnet_stack::PastaV4, Option<String>), String> {
     let template =
-        nsnet_netlink::ipv4_template(o.iface.as_deref()).map_err(|e| match &o.iface {
-            Some(i) => format!("Invalid interface name {i}: {e}"),
-            None => e.to_string(),
-        })?;
+        nsnet_netlink::ipv4_template(o.iface.as_deref()).map_err(|e| template_error(o, e))?;
     if o.iface.is_some() && template.is_none() {
         return Err("External interface not usable".into());
     }
-    // pasta's local mode when no interface can be a template.
     let (t_addr, t_prefix, t_gw, t_name) = match &template {
         Some(t) if t.gateway.is_some() => (t.addr, t.prefix, t.gateway, Some(t.name.clone())),
         _ => (
@@ -135,37 +192,95 @@ fn stack_config(o: &Opts) -> Result<(nsnet_stack::Config, String), String> {
         .gateway
         .or(t_gw)
         .ok_or("Couldn't discover IPv4 gateway address")?;
-    let map_host_loopback = if o.no_map_gw {
-        None
-    } else {
-        Some(o.map_host_loopback.unwrap_or(gateway))
-    };
-    let mut cfg = nsnet_stack::Config::pasta(
-        prefix,
-        nsnet_stack::PastaAddrs {
+    Ok((
+        nsnet_stack::PastaV4 {
             guest,
+            prefix,
             gateway,
-            map_host_loopback,
+            // --no-map-gw drops only the default: an address given is mapped all the same.
+            map_host_loopback: o.map_host_loopback.or((!o.no_map_gw).then_some(gateway)),
             map_guest_addr: o.map_guest_addr,
             dns_forward: o.dns_forward,
         },
-    )
-    .map_err(|e| e.to_string())?;
-    if let Some(m) = o.mtu {
-        cfg = cfg.with_mtu(m).map_err(|e| e.to_string())?;
+        t_name,
+    ))
+}
+
+/// IPv6 as pasta's `conf_ip6()` takes it: the template interface (the first IPv6 default
+/// route's, or `-i`) serves when there is a gateway (its own or `-g`), a global address (its
+/// most specific one, or `-a`, which pasta always assigns as a /64) and a link-local address;
+/// otherwise pasta's local mode (`conf_ip6_local()`): no global address but `-a`'s, gateway
+/// `-g` or fe80::1. The template's name when it serves.
+fn ipv6_config(o: &Opts) -> Result<(nsnet_stack::PastaV6, Option<String>), String> {
+    let t = nsnet_netlink::ipv6_template(o.iface.as_deref()).map_err(|e| template_error(o, e))?;
+    let from_template = t.as_ref().and_then(|t| {
+        let gateway = o.gateway6.or(t.gateway)?;
+        let (addr, prefix) = o.address6.map(|a| (a, 64)).or(t.addr)?;
+        t.link_local
+            .then(|| (Some(addr), prefix, gateway, Some(t.name.clone())))
+    });
+    let (guest, prefix, gateway, name) = from_template.unwrap_or((
+        o.address6,
+        64,
+        o.gateway6
+            .unwrap_or(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1)),
+        None,
+    ));
+    Ok((
+        nsnet_stack::PastaV6 {
+            guest,
+            prefix,
+            gateway,
+            map_host_loopback: o.map_host_loopback6.or((!o.no_map_gw).then_some(gateway)),
+            map_guest_addr: o.map_guest_addr6,
+            dns_forward: o.dns_forward6,
+            // pasta's: --dns-host, else resolv.conf's first IPv6 nameserver.
+            dns_host: o.dns_host6.or_else(|| {
+                nsnet_stack::nameservers6_from_resolv_conf(&resolv_conf())
+                    .first()
+                    .copied()
+            }),
+        },
+        name,
+    ))
+}
+
+/// The namespace's interface as the stack's configuration says (`--config-net`).
+fn tap_config(cfg: &nsnet_stack::Config, name: String, mac: Option<[u8; 6]>) -> TapConfig {
+    let addrs = cfg.pasta.as_ref().expect("pasta's model");
+    TapConfig {
+        name,
+        mtu: cfg.mtu,
+        ipv4: addrs.v4.as_ref().map(|v| nsnet_netlink::TapIpv4 {
+            address: v.guest,
+            prefix: v.prefix,
+            gateway: v.gateway,
+        }),
+        ipv6: addrs.v6.as_ref().map(|v| nsnet_netlink::TapIpv6 {
+            address: v.guest,
+            prefix: v.prefix,
+            gateway: v.gateway,
+        }),
+        mac,
     }
-    cfg.nameservers = match o.dns_host {
-        Some(h) => vec![std::net::SocketAddrV4::new(h, 53)],
-        None => nsnet_stack::nameservers_from_resolv_conf(
-            &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
-        ),
-    };
-    let ifname = o
-        .ns_ifname
-        .clone()
-        .or(t_name)
-        .unwrap_or_else(|| "tap0".into());
-    Ok((cfg, ifname))
+}
+
+/// What the forwards need to know of the namespace (`nsnet_port::pasta::Guest`).
+fn forward_guest(cfg: &nsnet_stack::Config, o: &Opts) -> Guest {
+    let addrs = cfg.pasta.as_ref().expect("pasta's model");
+    let mut families = 0;
+    if addrs.v4.is_some() {
+        families |= spec::CAP_IPV4;
+    }
+    if addrs.v6.is_some() {
+        families |= spec::CAP_IPV6;
+    }
+    Guest {
+        addr4: addrs.v4.as_ref().map(|v| v.guest),
+        addr6: addrs.v6.as_ref().and_then(|v| v.guest),
+        families,
+        host_lo_to_ns_lo: o.host_lo_to_ns_lo,
+    }
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
@@ -341,9 +456,12 @@ fn block_signals() -> Result<OwnedFd, String> {
 
 fn run(o: &Opts) -> Result<i32, String> {
     let (cfg, ifname) = stack_config(o)?;
+    let guest = forward_guest(&cfg, o);
     let parser = Parser::new();
-    let mut host = Table::new(CAPS);
-    let mut splice = Table::new(CAPS);
+    // As pasta's fwd_rule_init(): a family that is off cannot be forwarded (`-t 80` then
+    // listens on the other family only; `-t [::]/80` with -4 is refused).
+    let mut host = Table::new(caps(guest.families));
+    let mut splice = Table::new(caps(guest.families));
     // pasta's default for each of the four options not given: `auto`.
     let defaults = ['t', 'u', 'T', 'U']
         .into_iter()
@@ -382,15 +500,7 @@ fn run(o: &Opts) -> Result<i32, String> {
     };
     let netns = nsnet_ns::enter::open_ns(std::path::Path::new(&netns_path))
         .map_err(|e| format!("Couldn't open network namespace {netns_path}: {e}"))?;
-    let tap_cfg = nsnet_netlink::TapConfig {
-        name: ifname,
-        address: cfg.guest(),
-        prefix: cfg.prefix,
-        mtu: cfg.mtu,
-        gateway: cfg.gateway(),
-        ipv6: None,
-        mac: o.ns_mac,
-    };
+    let tap_cfg = tap_config(&cfg, ifname, o.ns_mac);
     let tap = nsnet_netlink::create_tap_in(netns.as_fd(), &netns_path, &tap_cfg, o.config_net)
         .map_err(|e| e.to_string())?;
     let pid_file = match &o.pid_file {
@@ -476,7 +586,7 @@ fn run(o: &Opts) -> Result<i32, String> {
     if let Err(e) = confine() {
         return fail(&mut report, e);
     }
-    let guest = cfg.guest();
+    let guest_addrs = (cfg.guest(), cfg.guest6());
     let running = match nsnet_stack::spawn(tap, cfg) {
         Ok(r) => r,
         Err(e) => return fail(&mut report, e.to_string()),
@@ -503,7 +613,7 @@ fn run(o: &Opts) -> Result<i32, String> {
     drop(netns);
     let inside = Arc::new(nsnet_port::NetnsThreadSockets(thread.clone()));
     let mut to_ns = nsnet_port::PortManager::new(inside.clone(), handle.clone())
-        .with_local_targets(vec![guest.into()]);
+        .with_local_targets(guest.addrs());
     if source_ip {
         to_ns = to_ns
             .with_source_ip(nsnet_port::source_ip::MARK)
@@ -516,12 +626,7 @@ fn run(o: &Opts) -> Result<i32, String> {
         nsnet_port::PortManager::new(Arc::new(nsnet_port::HostSockets), handle.clone())
             .with_listen_sockets(inside),
     );
-    let default = if o.host_lo_to_ns_lo {
-        DefaultTarget::Loopback
-    } else {
-        DefaultTarget::Guest(guest)
-    };
-    let mut fwd = Forwards::new(to_ns, to_host, handle, default, Some(scans));
+    let mut fwd = Forwards::new(to_ns, to_host, handle, guest, Some(scans));
     for (side, t) in [(Side::Host, &host), (Side::Splice, &splice)] {
         if let Err(e) = fwd.set(side, &t.rules) {
             return fail(&mut report, e);
@@ -549,7 +654,7 @@ fn run(o: &Opts) -> Result<i32, String> {
         }
         None => None,
     };
-    tracing::debug!(%guest, "pasta ready");
+    tracing::debug!(?guest_addrs, "pasta ready");
     if let Some(w) = report.take() {
         let _ = std::fs::File::from(w).write_all(b"ok");
         // Detached from whoever started the foreground: nothing of ours on its terminal.

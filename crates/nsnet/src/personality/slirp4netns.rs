@@ -111,11 +111,17 @@ fn run(o: &Opts) -> Result<(), String> {
     }
     let tap_cfg = nsnet_netlink::TapConfig {
         name: o.ifname.clone(),
-        address: cfg.guest(),
-        prefix: cfg.prefix,
         mtu: cfg.mtu,
-        gateway: cfg.gateway(),
-        ipv6: cfg.ipv6.then(|| (cfg.guest6(), cfg.gateway6())),
+        ipv4: Some(nsnet_netlink::TapIpv4 {
+            address: cfg.guest(),
+            prefix: cfg.prefix,
+            gateway: cfg.gateway(),
+        }),
+        ipv6: cfg.ipv6.then(|| nsnet_netlink::TapIpv6 {
+            address: Some(cfg.guest6()),
+            prefix: 64,
+            gateway: cfg.gateway6(),
+        }),
         mac: o.macaddress,
     };
     // The tap is made by a thread that enters the target netns and ends: the process is

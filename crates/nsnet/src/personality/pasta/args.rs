@@ -2,8 +2,12 @@
 //! them, getopt_long's behaviour (clustered short options, `--opt=value`, abbreviations refused)
 //! and pasta's messages and exit codes for bad input. The forwarding specs themselves are
 //! `nsnet_api::pesto::spec`'s.
+//!
+//! Options that take an address of either family (`-a`, `-g`, `--map-host-loopback`,
+//! `--map-guest-addr`, `--dns-forward`, `--dns-host`) keep one value per family, the last
+//! given winning, and try IPv6 first as `conf.c` does; `none` clears both families.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The version pasta reports; the suffix says whose it is.
 pub const VERSION: &str = concat!("2026_07_16.nsnet-", env!("CARGO_PKG_VERSION"));
@@ -31,26 +35,34 @@ connect it via pasta (nsnet's user-mode stack).
   -P, --pid FILE	Write own PID to the given file
   -m, --mtu MTU	Assign MTU via DHCP/NDP
     default: 65520
-  -a, --address ADDR	Assign IPv4 address ADDR[/PREFIXLEN]
+  -a, --address ADDR	Assign IPv4 or IPv6 address ADDR[/PREFIXLEN]
+    can be specified zero to two times (for IPv4 and IPv6)
     default: use addresses from interface with default route
   -n, --netmask MASK	Assign IPv4 MASK, dot-decimal or bits
-  -g, --gateway ADDR	Pass IPv4 address as gateway
+  -g, --gateway ADDR	Pass IPv4 or IPv6 address as gateway
+    default: gateway from interface with default route
   -i, --interface NAME	Interface for addresses and routes
-  -D, --dns ADDR	Use IPv4 address as DNS (accepted; no DHCP DNS list)
+  -D, --dns ADDR	Use IPv4 or IPv6 address as DNS (accepted; no DHCP DNS list)
   --map-host-loopback ADDR	Translate ADDR to refer to host
+    can be specified zero to two times (for IPv4 and IPv6)
     default: gateway address
   --map-guest-addr ADDR	Translate ADDR to guest's address
+    can be specified zero to two times (for IPv4 and IPv6)
   --dns-forward ADDR	Forward DNS queries sent to ADDR
+    can be specified zero to two times (for IPv4 and IPv6)
   --dns-host ADDR	Host nameserver to direct queries to
+    can be specified zero to two times (for IPv4 and IPv6)
   --no-dhcp		Disable DHCP server
   --no-ndp		Disable NDP responses
   --no-dhcpv6		Disable DHCPv6 server
   --no-ra		Disable router advertisements
   --no-map-gw		Don't map gateway address to host
   -4, --ipv4-only	Enable IPv4 operation only
+  -6, --ipv6-only	Enable IPv6 operation only
   -t, --tcp-ports SPEC	TCP port forwarding to namespace
     SPEC can be:
       'none': don't forward any ports
+      'auto': forward all ports currently bound in namespace
       [ADDR[%IFACE]/]PORTS: forward specific ports
         PORTS is a comma-separated list of ports or port
          ranges.  'all' indicates all unbound non-ephemeral
@@ -64,19 +76,21 @@ connect it via pasta (nsnet's user-mode stack).
         -t 192.0.2.1/5	Bind port 5 of 192.0.2.1 to namespace
         -t 0.0.0.0/5000:192.0.2.5/6000	Forward port 5000 to 192.0.2.5:6000
         -t 5-25,~10-20	Forward ports 5 to 9, and 21 to 25
-    default: none
+    default: auto
   -u, --udp-ports SPEC	UDP port forwarding to namespace
     SPEC is as described for TCP above
-  -T, --tcp-ns SPEC	TCP port forwarding to init namespace (none only)
-  -U, --udp-ns SPEC	UDP port forwarding to init namespace (none only)
+  -T, --tcp-ns SPEC	TCP port forwarding to init namespace
+    SPEC is as described above, without ADDR/; default: auto
+  -U, --udp-ns SPEC	UDP port forwarding to init namespace
+    SPEC is as described above, without ADDR/; default: auto
+  --host-lo-to-ns-lo	Translate host-loopback forwards to
+			namespace loopback
   --userns NSPATH 	Target user namespace to join
   --netns PATH|NAME	Target network namespace to join
   --netns-only		Don't join existing user namespace
   --no-netns-quit	Don't quit if filesystem-bound target
   			network namespace is deleted
   --config-net		Configure tap interface in namespace
-  --host-lo-to-ns-lo	Translate host-loopback forwards to
-			namespace loopback
   --ns-mac-addr ADDR	Set MAC address on tap interface
 ";
 
@@ -88,13 +102,25 @@ pub(super) struct Opts {
     pub(super) userns: Option<String>,
     pub(super) specs: Vec<(char, String)>,
     pub(super) map_guest_addr: Option<Ipv4Addr>,
+    pub(super) map_guest_addr6: Option<Ipv6Addr>,
     pub(super) map_host_loopback: Option<Ipv4Addr>,
+    pub(super) map_host_loopback6: Option<Ipv6Addr>,
     pub(super) dns_forward: Option<Ipv4Addr>,
+    pub(super) dns_forward6: Option<Ipv6Addr>,
     pub(super) dns_host: Option<Ipv4Addr>,
+    pub(super) dns_host6: Option<Ipv6Addr>,
     pub(super) no_map_gw: bool,
     pub(super) address: Option<(Ipv4Addr, Option<u8>)>,
+    /// `-a ADDR6[/LEN]`: pasta assigns it as a /64 whatever LEN says (passt(1)).
+    pub(super) address6: Option<Ipv6Addr>,
     pub(super) netmask: Option<u8>,
     pub(super) gateway: Option<Ipv4Addr>,
+    pub(super) gateway6: Option<Ipv6Addr>,
+    /// `-4` and `-6`: the last one given wins.
+    pub(super) ipv4_only: bool,
+    pub(super) ipv6_only: bool,
+    /// `--host-lo-to-ns-lo`: forwards from host loopback go to the namespace's loopback.
+    pub(super) host_lo_to_ns_lo: bool,
     pub(super) mtu: Option<u32>,
     pub(super) iface: Option<String>,
     pub(super) ns_ifname: Option<String>,
@@ -103,9 +129,6 @@ pub(super) struct Opts {
     pub(super) conf_path: Option<String>,
     pub(super) foreground: bool,
     pub(super) no_netns_quit: bool,
-    /// Forwards without a target address go to the namespace's loopback rather than to its
-    /// address.
-    pub(super) host_lo_to_ns_lo: bool,
     /// PID or command.
     pub(super) rest: Vec<String>,
 }
@@ -216,10 +239,28 @@ const LONG_FLAG: &[&str] = &[
     "chroot-fallback",
 ];
 
-fn v4_nat(v: &str, what: &str) -> Result<Ipv4Addr, Die> {
-    match v.parse::<Ipv4Addr>() {
+/// `conf_nat()`'s address: IPv6 first, then IPv4; neither unspecified, loopback nor
+/// multicast.
+fn nat_addr(v: &str) -> Result<IpAddr, Die> {
+    match v.parse::<IpAddr>() {
         Ok(a) if !a.is_unspecified() && !a.is_loopback() && !a.is_multicast() => Ok(a),
-        _ => die(format!("{what}: {v}")),
+        _ => die(format!("Invalid address to remap to host: {v}")),
+    }
+}
+
+/// An address of either family that is none of `unspecified` and `loopback` (IPv6) or of
+/// those and broadcast (IPv4), as `conf.c` checks `--dns-forward`, `--dns-host` and `-g`.
+fn addr_not(v: &str, loopback: bool, msg: &str) -> Result<IpAddr, Die> {
+    match v.parse::<IpAddr>() {
+        Ok(IpAddr::V6(a)) if !(a.is_unspecified() || loopback && a.is_loopback()) => {
+            Ok(IpAddr::V6(a))
+        }
+        Ok(IpAddr::V4(a))
+            if !(a.is_unspecified() || a.is_broadcast() || loopback && a.is_loopback()) =>
+        {
+            Ok(IpAddr::V4(a))
+        }
+        _ => die(format!("{msg}: {v}")),
     }
 }
 
@@ -255,6 +296,8 @@ fn parse_prefix(v: &str) -> Result<u8, Die> {
 /// Parses pasta's command line (getopt_long with `+`: options stop at the first operand).
 pub(super) fn parse(argv0: &str, args: &[String]) -> Result<Parsed, Die> {
     let mut o = Opts::default();
+    // Whether the last `-a` carried a prefix length (conf.c's `opt_a_is_prefix`).
+    let mut a_had_prefix = false;
     let usage_err = |msg: String| Die { msg, usage: true };
     let mut i = 0;
     while i < args.len() {
@@ -297,7 +340,8 @@ pub(super) fn parse(argv0: &str, args: &[String]) -> Result<Parsed, Die> {
                 match c {
                     'h' => return Ok(Parsed::Help),
                     'f' => o.foreground = true,
-                    '6' => return die("IPv6-only operation is not supported by nsnet's pasta yet"),
+                    '4' => (o.ipv4_only, o.ipv6_only) = (true, false),
+                    '6' => (o.ipv4_only, o.ipv6_only) = (false, true),
                     '1' => return die("--one-off is for passt mode only"),
                     _ => {}
                 }
@@ -367,65 +411,86 @@ pub(super) fn parse(argv0: &str, args: &[String]) -> Result<Parsed, Die> {
             "udp-ports" => o.specs.push(('u', value)),
             "tcp-ns" => o.specs.push(('T', value)),
             "udp-ns" => o.specs.push(('U', value)),
-            "map-guest-addr" => {
-                o.map_guest_addr = (value != "none")
-                    .then(|| v4_nat(&value, "Invalid address to remap to host"))
-                    .transpose()?
-            }
-            "map-host-loopback" => {
-                if value == "none" {
-                    o.no_map_gw = true;
-                } else {
-                    o.map_host_loopback = Some(v4_nat(&value, "Invalid address to remap to host")?);
-                }
-            }
-            "dns-forward" => match value.parse::<Ipv4Addr>() {
-                Ok(a) if !a.is_unspecified() && !a.is_broadcast() && !a.is_loopback() => {
-                    o.dns_forward = Some(a)
-                }
-                _ => return die(format!("Invalid DNS forwarding address: {value}")),
+            "map-guest-addr" => match value.as_str() {
+                "none" => (o.map_guest_addr, o.map_guest_addr6) = (None, None),
+                _ => match nat_addr(&value)? {
+                    IpAddr::V4(a) => o.map_guest_addr = Some(a),
+                    IpAddr::V6(a) => o.map_guest_addr6 = Some(a),
+                },
             },
-            "dns-host" => match value.parse::<Ipv4Addr>() {
-                Ok(a) if !a.is_unspecified() && !a.is_broadcast() => o.dns_host = Some(a),
-                _ => return die(format!("Invalid host nameserver address: {value}")),
+            // `none` maps nothing (and implies --no-map-gw); an address given is mapped even
+            // with --no-map-gw, which only drops the default (the gateway).
+            "map-host-loopback" => match value.as_str() {
+                "none" => {
+                    (o.map_host_loopback, o.map_host_loopback6) = (None, None);
+                    o.no_map_gw = true;
+                }
+                _ => match nat_addr(&value)? {
+                    IpAddr::V4(a) => o.map_host_loopback = Some(a),
+                    IpAddr::V6(a) => o.map_host_loopback6 = Some(a),
+                },
+            },
+            "dns-forward" => match addr_not(&value, true, "Invalid DNS forwarding address")? {
+                IpAddr::V4(a) => o.dns_forward = Some(a),
+                IpAddr::V6(a) => o.dns_forward6 = Some(a),
+            },
+            "dns-host" => match addr_not(&value, false, "Invalid host nameserver address")? {
+                IpAddr::V4(a) => o.dns_host = Some(a),
+                IpAddr::V6(a) => o.dns_host6 = Some(a),
             },
             "no-map-gw" => o.no_map_gw = true,
+            "ipv4-only" => (o.ipv4_only, o.ipv6_only) = (true, false),
+            "ipv6-only" => (o.ipv4_only, o.ipv6_only) = (false, true),
             "address" => {
                 let (a, p) = match value.split_once('/') {
                     Some((a, p)) => (a, Some(p)),
                     None => (value.as_str(), None),
                 };
-                let bad = || format!("Invalid guest address: {value}");
-                let addr: Ipv4Addr = a.parse().map_err(|_| Die {
-                    msg: bad(),
+                let bad = || Die {
+                    msg: format!("Invalid guest address: {value}"),
                     usage: false,
-                })?;
-                if addr.is_unspecified() || addr.is_loopback() || addr.is_multicast() {
-                    return die(bad());
-                }
+                };
+                // An IPv4-mapped address is the IPv4 one, as pasta's inany addresses are.
+                let addr = match a.parse::<IpAddr>().map_err(|_| bad())? {
+                    IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+                    v4 => v4,
+                };
+                // conf_addr()'s order: a prefix that is no number, then one given beside -n,
+                // then one out of range.
                 let prefix = match p {
                     None => None,
-                    Some(p) => match p.parse::<u8>() {
-                        Ok(n) if n <= 32 => Some(n),
-                        _ => return die(format!("Invalid prefix length: {value}")),
-                    },
+                    Some(p) if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) => {
+                        return Err(bad());
+                    }
+                    Some(p) => {
+                        if o.netmask.is_some() {
+                            return die("Redundant prefix length specification");
+                        }
+                        let max = if addr.is_ipv4() { 32 } else { 128 };
+                        match p.parse::<u8>() {
+                            Ok(n) if n <= max => Some(n),
+                            _ => return die(format!("Invalid prefix length: {value}")),
+                        }
+                    }
                 };
-                if prefix.is_some() && o.netmask.is_some() {
-                    return die("Redundant prefix length specification");
+                if addr.is_unspecified() || addr.is_loopback() || addr.is_multicast() {
+                    return Err(bad());
                 }
-                o.address = Some((addr, prefix));
+                a_had_prefix = prefix.is_some();
+                match addr {
+                    IpAddr::V4(v4) => o.address = Some((v4, prefix)),
+                    IpAddr::V6(v6) => o.address6 = Some(v6),
+                }
             }
             "netmask" => {
-                if matches!(o.address, Some((_, Some(_)))) {
+                if a_had_prefix {
                     return die("Redundant prefix length specification");
                 }
                 o.netmask = Some(parse_prefix(&value)?);
             }
-            "gateway" => match value.parse::<Ipv4Addr>() {
-                Ok(a) if !a.is_unspecified() && !a.is_broadcast() && !a.is_loopback() => {
-                    o.gateway = Some(a)
-                }
-                _ => return die(format!("Invalid gateway address: {value}")),
+            "gateway" => match addr_not(&value, true, "Invalid gateway address")? {
+                IpAddr::V4(a) => o.gateway = Some(a),
+                IpAddr::V6(a) => o.gateway6 = Some(a),
             },
             "mtu" => match value.parse::<u32>() {
                 Ok(m) if m <= 65520 => o.mtu = Some(m),
@@ -458,7 +523,6 @@ pub(super) fn parse(argv0: &str, args: &[String]) -> Result<Parsed, Die> {
             // Only the DHCP/NDP servers' lists: the namespace is configured directly.
             "dns" | "no-dhcp" | "no-ndp" | "no-dhcpv6" | "no-ra" | "dhcp-dns" | "dhcp-search"
             | "no-copy-routes" | "no-copy-addrs" => {}
-            "ipv4-only" => {}
             "no-dhcp-dns" | "no-dhcp-search" => {
                 return die(format!("--{name} is for passt mode only"));
             }
@@ -534,6 +598,105 @@ mod tests {
         assert!(o.netns_only && o.userns.is_none());
         assert!(!o.host_lo_to_ns_lo);
         assert!(run_opts("--host-lo-to-ns-lo --netns /x").host_lo_to_ns_lo);
+    }
+
+    /// `-a`, `-g`, `--map-host-loopback`, `--map-guest-addr`, `--dns-forward`, `--dns-host`
+    /// take either family (IPv6 tried first, as conf.c does), one value per family, the last
+    /// winning; `-4`/`-6` the last of them; `--host-lo-to-ns-lo` is a flag.
+    #[test]
+    fn addresses_of_both_families() {
+        let o = run_opts(
+            "-a 2001:db8::50/56 -a 192.0.2.50 -g 2001:db8::fd -g 192.0.2.49 --map-host-loopback 2001:db8::fe --map-guest-addr 2001:db8:ffff::2 --map-guest-addr 169.254.1.2 --dns-forward 2001:db8:ffff::53 --dns-host ::1 --dns-host 127.0.0.1 --host-lo-to-ns-lo",
+        );
+        let v6 = |s: &str| s.parse::<Ipv6Addr>().ok();
+        assert_eq!(o.address6, v6("2001:db8::50"));
+        assert_eq!(o.address, Some((Ipv4Addr::new(192, 0, 2, 50), None)));
+        assert_eq!(
+            (o.gateway6, o.gateway),
+            (v6("2001:db8::fd"), Some(Ipv4Addr::new(192, 0, 2, 49)))
+        );
+        assert_eq!(
+            (o.map_host_loopback6, o.map_host_loopback),
+            (v6("2001:db8::fe"), None)
+        );
+        assert_eq!(
+            (o.map_guest_addr6, o.map_guest_addr),
+            (v6("2001:db8:ffff::2"), Some(Ipv4Addr::new(169, 254, 1, 2)))
+        );
+        assert_eq!(
+            (o.dns_forward6, o.dns_forward),
+            (v6("2001:db8:ffff::53"), None)
+        );
+        assert_eq!(
+            (o.dns_host6, o.dns_host),
+            (v6("::1"), Some(Ipv4Addr::LOCALHOST))
+        );
+        assert!(o.host_lo_to_ns_lo && !o.ipv4_only && !o.ipv6_only);
+        for (line, v4_only, v6_only) in [
+            ("-6", false, true),
+            ("--ipv6-only -4", true, false),
+            ("-q64", true, false),
+            ("--ipv4-only --ipv6-only", false, true),
+        ] {
+            let o = run_opts(line);
+            assert_eq!((o.ipv4_only, o.ipv6_only), (v4_only, v6_only), "{line}");
+        }
+        // `none` unmaps both families and implies --no-map-gw; an address given after it, or
+        // beside --no-map-gw, is mapped all the same.
+        let o = run_opts(
+            "--map-host-loopback 2001:db8::fe --map-host-loopback 192.0.2.9 --map-host-loopback none",
+        );
+        assert_eq!(
+            (o.map_host_loopback, o.map_host_loopback6, o.no_map_gw),
+            (None, None, true)
+        );
+        let o = run_opts("--no-map-gw --map-host-loopback 192.0.2.9");
+        assert_eq!(
+            (o.map_host_loopback, o.no_map_gw),
+            (Some(Ipv4Addr::new(192, 0, 2, 9)), true)
+        );
+        let o = run_opts("--map-guest-addr 2001:db8::2 --map-guest-addr none");
+        assert_eq!(o.map_guest_addr6, None);
+        // An IPv4-mapped address is the IPv4 address.
+        let o = run_opts("-a ::ffff:192.0.2.70");
+        assert_eq!(
+            (o.address, o.address6),
+            (Some((Ipv4Addr::new(192, 0, 2, 70), None)), None)
+        );
+        for (line, msg) in [
+            ("-a ::1", "Invalid guest address: ::1"),
+            ("-a ff02::1", "Invalid guest address: ff02::1"),
+            ("-a 2001:db8::1/6x", "Invalid guest address: 2001:db8::1/6x"),
+            (
+                "-a 2001:db8::1/129",
+                "Invalid prefix length: 2001:db8::1/129",
+            ),
+            (
+                "-a 2001:db8::1/64 -n 24",
+                "Redundant prefix length specification",
+            ),
+            (
+                "-n 24 -a 2001:db8::1/64",
+                "Redundant prefix length specification",
+            ),
+            ("-g ::", "Invalid gateway address: ::"),
+            ("-g ::1", "Invalid gateway address: ::1"),
+            ("--dns-forward ::1", "Invalid DNS forwarding address: ::1"),
+            ("--dns-host ::", "Invalid host nameserver address: ::"),
+            (
+                "--map-guest-addr ff02::1",
+                "Invalid address to remap to host: ff02::1",
+            ),
+            (
+                "--map-host-loopback ::1",
+                "Invalid address to remap to host: ::1",
+            ),
+        ] {
+            assert_eq!(err(line), msg, "{line}");
+        }
+        // -n after an -a without a prefix (of either family) is fine.
+        run_opts("-a 2001:db8::1 -n 24");
+        assert!(USAGE.contains("--host-lo-to-ns-lo") && USAGE.contains("--ipv6-only"));
     }
 
     #[test]
