@@ -30,6 +30,7 @@
 //! `setns` into a user namespace needs a single-threaded caller (hence the forked helper);
 //! `RTM_GETNSID` resolves an fd in the sender's table; nsfs inodes identify namespaces.
 
+pub mod engines;
 pub mod enter;
 #[cfg(test)]
 mod fixture;
@@ -38,6 +39,7 @@ pub mod join;
 pub mod namespaces;
 pub mod net;
 pub mod netlink;
+pub mod pasta;
 pub mod procscan;
 pub mod render;
 // `nsnet_inspect::svg::graph_svg`, the path the binary uses, stays valid.

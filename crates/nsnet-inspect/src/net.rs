@@ -120,6 +120,29 @@ pub struct NetNs {
     pub default_routes: Vec<DefaultRoute>,
     /// Why the interfaces could not be read, when they could not.
     pub error: Option<String>,
+    /// The engines' containers that run in it (by their init process, or by the netns
+    /// file the engine made for them), with their names, images and published ports.
+    pub containers: Vec<crate::engines::Container>,
+    /// The pasta process serving it, when one does.
+    pub pasta: Option<PastaWorld>,
+}
+
+/// A namespace served by pasta (Debian's, or nsnet linked as pasta).
+#[derive(Debug, Clone, Serialize)]
+pub struct PastaWorld {
+    pub pid: i32,
+    pub comm: String,
+    pub args: crate::pasta::PastaArgs,
+    /// The netns pasta lives in (its host side), when readable (rootless, pasta's are not:
+    /// it makes itself non-dumpable).
+    pub netns: Option<u64>,
+    /// Addresses inside that are also addresses of pasta's host side (pasta copies the
+    /// host's by default): `(address, host interface)`.
+    pub copied: Vec<(String, String)>,
+    /// Where the container reaches the host's own address and its loopback (see
+    /// [`crate::pasta::PastaArgs::host_mappings`]).
+    pub host_address_at: Option<String>,
+    pub host_loopback_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -145,6 +168,10 @@ pub struct Instance {
     pub child_netns: Option<u64>,
     pub parent_netns: Option<u64>,
     pub detached: bool,
+    /// The ports published through its API (`GET /v1/ports` on `api.sock`).
+    pub ports: Vec<nsnet_api::rest::types::PortStatus>,
+    /// Why the ports could not be asked for (no API socket, refused, timed out).
+    pub ports_error: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -156,6 +183,8 @@ pub struct NetView {
     pub veth_pairs: Vec<VethPair>,
     pub taps: Vec<TapLink>,
     pub instances: Vec<Instance>,
+    /// Where each engine's state was read (or why it could not be).
+    pub engines: Vec<crate::engines::Source>,
     pub unreadable_pids: Vec<i32>,
     pub problems: Vec<String>,
 }
@@ -309,8 +338,11 @@ pub fn gather_from(snap: &Snapshot) -> NetView {
             interfaces: ifaces,
             default_routes,
             error: errors.get(&ino).cloned(),
+            containers: Vec::new(),
+            pasta: None,
         });
     }
+    let catalog = crate::engines::read(&snap.scan);
     let mut view = NetView {
         host,
         host_basis,
@@ -318,11 +350,190 @@ pub fn gather_from(snap: &Snapshot) -> NetView {
         veth_pairs,
         taps,
         instances,
+        engines: catalog.sources.clone(),
         unreadable_pids: snap.unreadable_pids.clone(),
         problems,
     };
+    pasta_worlds(&mut view, snap);
     assign_roles(&mut view, snap);
+    name_containers(&mut view, snap, &catalog);
+    instance_ports(&mut view.instances);
     view
+}
+
+/// The inode of the netns at `path`: a bind mount seen in any mount namespace, an nsfs file
+/// we can open (a `/proc/PID/ns/net`, or a mount in ours), else none.
+pub(crate) fn netns_at(snap: &Snapshot, path: &Path) -> Option<u64> {
+    if let Some(m) = snap
+        .scan
+        .mounts
+        .iter()
+        .find(|m| m.ns.kind == NsType::Net && m.path == path)
+    {
+        return Some(m.ns.inode);
+    }
+    let fd = nsfs::open(path).ok()?;
+    (nsfs::ns_type(fd.as_fd()) == Some(NsType::Net))
+        .then(|| nsfs::inode(fd.as_fd()).ok())
+        .flatten()
+}
+
+/// Labels each netns with the engines' containers in it: by the recorded init process
+/// (checked live: it must be in this netns now), else by the engine's netns file.
+fn name_containers(view: &mut NetView, snap: &Snapshot, catalog: &crate::engines::Catalog) {
+    for c in catalog.containers.iter().filter(|c| c.running) {
+        let by_pid = c
+            .pid
+            .and_then(|p| snap.scan.proc(p))
+            .and_then(|p| p.ns.get(&NsType::Net).copied());
+        let by_path = || c.netns_path.as_deref().and_then(|p| netns_at(snap, p));
+        let Some(ino) = by_pid.or_else(by_path) else {
+            continue;
+        };
+        if let Some(n) = view.netns.iter_mut().find(|n| n.inode == ino) {
+            // A container's label only replaces a guess (its first process, its bind
+            // mount's file name), never a launcher's or the host's.
+            if matches!(n.role, Role::Container | Role::Orphan | Role::Other)
+                || (n.role == Role::RootlessChild && n.pasta.is_some())
+            {
+                n.label = match (&n.pasta, n.containers.is_empty()) {
+                    (Some(p), true) => format!("{} via pasta {}", c.label(), p.pid),
+                    (None, true) => c.label(),
+                    (_, false) => format!("{}, {}", n.label, c.label()),
+                };
+                if n.role != Role::RootlessChild {
+                    n.role = Role::Container;
+                }
+            }
+            n.containers.push(c.clone());
+        }
+    }
+}
+
+/// Finds the namespace each pasta process serves, from its command line (see
+/// [`crate::pasta`]), and what it copied from the host.
+fn pasta_worlds(view: &mut NetView, snap: &Snapshot) {
+    for p in &snap.scan.procs {
+        // (An empty command line is a process on its way out.)
+        if p.cmdline.is_empty() || !crate::pasta::is_pasta(&p.comm, &p.cmdline) {
+            continue;
+        }
+        let args = crate::pasta::parse(&p.cmdline);
+        let by_args = if let Some(path) = &args.netns {
+            // `/proc/PID/ns/net` of a process that is gone names nothing any more.
+            netns_at(snap, path)
+        } else if let Some(pid) = args.target_pid {
+            snap.scan
+                .proc(pid)
+                .and_then(|t| t.ns.get(&NsType::Net).copied())
+        } else {
+            // A command pasta started: its child, in a netns other than pasta's.
+            snap.scan
+                .procs
+                .iter()
+                .find(|c| c.ppid == p.pid && c.ns.get(&NsType::Net) != p.ns.get(&NsType::Net))
+                .and_then(|c| c.ns.get(&NsType::Net).copied())
+        };
+        // Where its descriptors are readable (root, or a pasta that stays dumpable), the tap
+        // it holds says it best.
+        let target = by_args.or_else(|| {
+            view.taps
+                .iter()
+                .find(|t| t.owner.pid == p.pid)
+                .map(|t| t.tap.netns)
+        });
+        let Some(target) = target else {
+            view.problems.push(format!(
+                "pasta {}: the namespace it serves is not visible from here ({})",
+                p.pid,
+                p.cmdline.join(" ")
+            ));
+            continue;
+        };
+        let own = p.ns.get(&NsType::Net).copied();
+        let host_side = own.or(view.host);
+        let host_addrs: Vec<(String, String)> = host_side
+            .and_then(|h| view.get(h))
+            .map(|h| {
+                h.interfaces
+                    .iter()
+                    .filter(|i| i.kind != "loopback")
+                    .flat_map(|i| i.addresses.iter().map(move |a| (a.clone(), i.name.clone())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let Some(n) = view.netns.iter_mut().find(|n| n.inode == target) else {
+            continue;
+        };
+        let copied: Vec<(String, String)> = n
+            .interfaces
+            .iter()
+            .flat_map(|i| i.addresses.iter())
+            .filter(|a| !a.starts_with("fe80:"))
+            .filter_map(|a| host_addrs.iter().find(|(h, _)| h == a).cloned())
+            .collect();
+        let gateway = n
+            .default_routes
+            .iter()
+            .find_map(|d| d.gateway.clone().filter(|g| !g.contains(':')));
+        let (host_address_at, host_loopback_at) = args.host_mappings(gateway.as_deref());
+        n.pasta = Some(PastaWorld {
+            pid: p.pid,
+            comm: p.comm.clone(),
+            args,
+            netns: own,
+            copied,
+            host_address_at,
+            host_loopback_at,
+        });
+    }
+}
+
+/// Asks each instance's API for its ports (bounded: one second per instance).
+fn instance_ports(instances: &mut [Instance]) {
+    if instances.is_empty() {
+        return;
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            for i in instances {
+                i.ports_error = Some(format!("cannot start the API client: {e}"));
+            }
+            return;
+        }
+    };
+    for i in instances {
+        let mut sockets = vec![i.state_dir.join("api.sock")];
+        if let Some(c) = i.child_pid {
+            let rel = i.state_dir.strip_prefix("/").unwrap_or(&i.state_dir);
+            sockets.push(
+                Path::new(&format!("/proc/{c}/root"))
+                    .join(rel)
+                    .join("api.sock"),
+            );
+        }
+        let mut last = Some("no api.sock in its state directory".to_string());
+        for s in sockets.into_iter().filter(|s| s.exists()) {
+            let client = nsnet_api::rest::client::Client::new(&s);
+            let r = rt.block_on(async {
+                tokio::time::timeout(std::time::Duration::from_secs(1), client.list_ports()).await
+            });
+            match r {
+                Ok(Ok(p)) => {
+                    i.ports = p;
+                    last = None;
+                    break;
+                }
+                Ok(Err(e)) => last = Some(e.to_string()),
+                Err(_) => last = Some(format!("{}: no answer within 1 s", s.display())),
+            }
+        }
+        i.ports_error = last;
+    }
 }
 
 /// The host's netns: PID 1's; else kthreadd's (kernel threads live in the initial namespaces),
@@ -555,6 +766,8 @@ pub fn instances(snap: &Snapshot) -> Vec<Instance> {
             child_netns,
             parent_netns,
             detached,
+            ports: Vec::new(),
+            ports_error: None,
         });
     }
     out
@@ -619,6 +832,26 @@ fn assign_roles(view: &mut NetView, snap: &Snapshot) {
                 .and_then(|n| n.owner.userns)
             {
                 instance_users.insert(u);
+            }
+        }
+    }
+    // A namespace pasta serves is a rootless child by pasta's command line (rootless, its
+    // tap descriptor cannot be seen: pasta is not dumpable).
+    for n in &view.netns {
+        if let Some(p) = &n.pasta
+            && !roles.contains_key(&n.inode)
+        {
+            roles.insert(
+                n.inode,
+                (Role::RootlessChild, format!("of pasta {}", p.pid)),
+            );
+            if let Some(u) = n.owner.userns {
+                instance_users.insert(u);
+            }
+            if let Some(o) = p.netns {
+                roles
+                    .entry(o)
+                    .or_insert((Role::Parent, format!("where pasta {} runs", p.pid)));
             }
         }
     }

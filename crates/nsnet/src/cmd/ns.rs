@@ -120,23 +120,6 @@ fn container_pid(key: &str) -> Result<i32, String> {
     Ok(c.state.pid)
 }
 
-/// Names the network namespaces of running `nsnet container`s after their containers (the
-/// inspector alone sees only processes; the names are the container layer's).
-fn name_containers(view: &mut nsnet_inspect::net::NetView) {
-    use nsnet_container::store::{Status, Store};
-    let Ok(list) = Store::default_location().and_then(|s| s.list()) else {
-        return;
-    };
-    for c in list.iter().filter(|c| c.status() == Status::Running) {
-        for n in &mut view.netns {
-            if n.processes.iter().any(|p| p.pid == c.state.pid) {
-                n.role = nsnet_inspect::net::Role::Container;
-                n.label = c.config.name.clone();
-            }
-        }
-    }
-}
-
 fn exec(a: ExecArgs) -> i32 {
     use nsnet_inspect::NsType;
     use std::os::unix::process::CommandExt;
@@ -243,8 +226,7 @@ pub fn main(cmd: NsCmd) -> i32 {
             }
         }
         NsCmd::Net { json: as_json } => {
-            let mut view = nsnet_inspect::net::gather();
-            name_containers(&mut view);
+            let view = nsnet_inspect::net::gather();
             if as_json {
                 emit(&json(&view), None)
             } else {
@@ -252,8 +234,7 @@ pub fn main(cmd: NsCmd) -> i32 {
             }
         }
         NsCmd::Graph { format, output } => {
-            let mut view = nsnet_inspect::net::gather();
-            name_containers(&mut view);
+            let view = nsnet_inspect::net::gather();
             let text = match format.as_str() {
                 "dot" => render::graph_dot(&view),
                 "mermaid" => render::graph_mermaid(&view),
