@@ -122,6 +122,7 @@ pub fn view() -> NetView {
             ports_error: None,
         }],
         engines: Vec::new(),
+        catalog: Default::default(),
         unreadable_pids: vec![1],
         problems: Vec::new(),
     }

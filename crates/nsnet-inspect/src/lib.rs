@@ -39,9 +39,12 @@ pub mod join;
 pub mod namespaces;
 pub mod net;
 pub mod netlink;
+pub mod nft;
 pub mod pasta;
 pub mod procscan;
 pub mod render;
+pub mod sockets;
+pub mod trace;
 // `nsnet_inspect::svg::graph_svg`, the path the binary uses, stays valid.
 pub use render::svg;
 

@@ -185,6 +185,9 @@ pub struct NetView {
     pub instances: Vec<Instance>,
     /// Where each engine's state was read (or why it could not be).
     pub engines: Vec<crate::engines::Source>,
+    /// The containers themselves (each also listed under its namespace).
+    #[serde(skip)]
+    pub catalog: crate::engines::Catalog,
     pub unreadable_pids: Vec<i32>,
     pub problems: Vec<String>,
 }
@@ -351,6 +354,7 @@ pub fn gather_from(snap: &Snapshot) -> NetView {
         taps,
         instances,
         engines: catalog.sources.clone(),
+        catalog: crate::engines::Catalog::default(),
         unreadable_pids: snap.unreadable_pids.clone(),
         problems,
     };
@@ -358,6 +362,7 @@ pub fn gather_from(snap: &Snapshot) -> NetView {
     assign_roles(&mut view, snap);
     name_containers(&mut view, snap, &catalog);
     instance_ports(&mut view.instances);
+    view.catalog = catalog;
     view
 }
 
@@ -393,11 +398,21 @@ fn name_containers(view: &mut NetView, snap: &Snapshot, catalog: &crate::engines
         if let Some(n) = view.netns.iter_mut().find(|n| n.inode == ino) {
             // A container's label only replaces a guess (its first process, its bind
             // mount's file name), never a launcher's or the host's.
+            // A rootless child that no launcher made (a bare slirp4netns or pasta serving
+            // one container, as Podman runs them) is that container's namespace.
+            let served = n.role == Role::RootlessChild
+                && !view.instances.iter().any(|i| i.child_netns == Some(ino));
+            if served && n.pasta.is_none() && n.containers.is_empty() {
+                let by = n.label.strip_prefix("of ").unwrap_or(&n.label).to_string();
+                n.label = format!("{}, served by {by}", c.label());
+                n.containers.push(c.clone());
+                continue;
+            }
             if matches!(n.role, Role::Container | Role::Orphan | Role::Other)
-                || (n.role == Role::RootlessChild && n.pasta.is_some())
+                || (served && n.pasta.is_some())
             {
                 n.label = match (&n.pasta, n.containers.is_empty()) {
-                    (Some(p), true) => format!("{} via pasta {}", c.label(), p.pid),
+                    (Some(p), true) => format!("{}, served by pasta {}", c.label(), p.pid),
                     (None, true) => c.label(),
                     (_, false) => format!("{}, {}", n.label, c.label()),
                 };

@@ -224,9 +224,73 @@ pub fn parse(argv: &[String]) -> PastaArgs {
     a
 }
 
+/// Where one forwarding spec sends `port`: the target port, or None when the spec does not
+/// forward it. Forms (pasta(1)): `none`, `all`, `auto` (every port bound on the other side,
+/// taken here as the same number), `[ADDR[%IF]/]ITEM[,ITEM…]` with `ITEM` = `P[-Q][:R[-S]]`
+/// or an exclusion `~P[-Q]`.
+pub fn maps(spec: &str, port: u16) -> Option<u16> {
+    match spec {
+        "none" => return None,
+        "all" | "auto" => return Some(port),
+        _ => {}
+    }
+    let ports = spec.rsplit_once('/').map(|(_, p)| p).unwrap_or(spec);
+    let range = |s: &str| -> Option<(u16, u16)> {
+        match s.split_once('-') {
+            Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
+            None => {
+                let a = s.parse().ok()?;
+                Some((a, a))
+            }
+        }
+    };
+    let items: Vec<&str> = ports.split(',').collect();
+    if items
+        .iter()
+        .filter_map(|i| i.strip_prefix('~'))
+        .filter_map(range)
+        .any(|(a, b)| (a..=b).contains(&port))
+    {
+        return None;
+    }
+    let only_exclusions = items.iter().all(|i| i.starts_with('~'));
+    if only_exclusions {
+        return Some(port);
+    }
+    for i in items.iter().filter(|i| !i.starts_with('~')) {
+        let (from, to) = match i.split_once(':') {
+            Some((f, t)) => (f, Some(t)),
+            None => (*i, None),
+        };
+        let Some((a, b)) = range(from) else { continue };
+        if !(a..=b).contains(&port) {
+            continue;
+        }
+        return match to.and_then(range) {
+            Some((ta, _)) => Some(ta + (port - a)),
+            None => Some(port),
+        };
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn specs_map_ports_as_pasta_does() {
+        assert_eq!(maps("8080:80", 8080), Some(80));
+        assert_eq!(maps("8080:80", 8081), None);
+        assert_eq!(maps("127.0.0.1/8080-8081:80-81", 8081), Some(81));
+        assert_eq!(maps("192.0.2.1%dummy0/22", 22), Some(22));
+        assert_eq!(maps("~22", 22), None);
+        assert_eq!(maps("~22", 23), Some(23));
+        assert_eq!(maps("1-100,~22", 22), None);
+        assert_eq!(maps("1-100,~22", 21), Some(21));
+        assert_eq!(maps("none", 1), None);
+        assert_eq!(maps("auto", 5), Some(5));
+    }
 
     fn argv(s: &str) -> Vec<String> {
         s.split_whitespace().map(String::from).collect()

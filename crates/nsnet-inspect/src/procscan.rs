@@ -34,6 +34,9 @@ pub struct Proc {
     pub ns_fds: Vec<(i32, NsId)>,
     /// `/dev/net/tun` descriptors attached to a device: (fd number, interface name).
     pub tun_fds: Vec<(i32, String)>,
+    /// Socket descriptors: (fd number, socket inode), to name the process holding a
+    /// listener found in `/proc/net/tcp`.
+    pub sockets: Vec<(i32, u64)>,
     /// `ROOTLESSKIT_STATE_DIR` from its environment.
     pub state_dir: Option<PathBuf>,
     /// Its command line (readable for every process, also where the rest is not: the
@@ -182,6 +185,12 @@ fn scan_proc(pid: i32) -> Option<Proc> {
             let target = target.to_string_lossy();
             if let Some(id) = NsId::parse(&target) {
                 p.ns_fds.push((fd, id));
+            } else if let Some(ino) = target
+                .strip_prefix("socket:[")
+                .and_then(|r| r.strip_suffix(']'))
+                .and_then(|n| n.parse().ok())
+            {
+                p.sockets.push((fd, ino));
             } else if target == "/dev/net/tun"
                 && let Ok(info) = std::fs::read_to_string(base.join(format!("fdinfo/{fd}")))
                 && let Some(iff) = info.lines().find_map(|l| l.strip_prefix("iff:"))

@@ -169,6 +169,7 @@ fn container(dir: &Path, via: Option<i32>) -> Result<Option<Container>, String> 
     };
     let ns = c.network_settings.as_ref();
     Ok(Some(Container {
+        internal_networks: Vec::new(),
         engine: Engine::Docker,
         id: c.id,
         name: c.name.trim_start_matches('/').to_string(),

@@ -101,6 +101,9 @@ pub struct Container {
     pub network_mode: Option<String>,
     pub networks: Vec<Attached>,
     pub ports: Vec<Published>,
+    /// The networks it is on that are `--internal` (no route out), as the engine recorded
+    /// them (nsnet's network files).
+    pub internal_networks: Vec<String>,
 }
 
 impl Container {
@@ -299,6 +302,7 @@ mod tests {
             network_mode: None,
             networks: Vec::new(),
             ports: Vec::new(),
+            internal_networks: Vec::new(),
         }
     }
 

@@ -37,7 +37,22 @@ pub(super) fn read(c: &Candidate) -> Result<Option<Vec<Container>>, String> {
             .map(|k| {
                 let running = k.status() == Status::Running;
                 let att = k.net.as_ref().and_then(|n| n.attachment.as_ref());
+                // The network's own file says whether it is internal (read directly: the
+                // bridge layer's lookups create the default network when it is missing).
+                let internal_networks = att
+                    .filter(|a| {
+                        c.path
+                            .parent()
+                            .map(|d| d.join("networks").join(format!("{}.json", a.network)))
+                            .and_then(|f| std::fs::read(f).ok())
+                            .and_then(|b| serde_json::from_slice::<nsnet_bridge::Network>(&b).ok())
+                            .is_some_and(|n| n.internal)
+                    })
+                    .map(|a| a.network.clone())
+                    .into_iter()
+                    .collect();
                 Container {
+                    internal_networks,
                     engine: Engine::Nsnet,
                     id: k.config.id.clone(),
                     name: k.config.name.clone(),

@@ -187,6 +187,7 @@ fn container(id: &[u8], b: &Bucket) -> Result<Option<Container>, String> {
         }
     }
     Ok(Some(Container {
+        internal_networks: Vec::new(),
         engine: Engine::Podman,
         ports: ports(&cfg),
         id: cfg.id,

@@ -15,6 +15,7 @@ pub mod mermaid;
 pub mod net_text;
 pub mod svg;
 pub mod table;
+pub mod trace_text;
 pub mod tree;
 
 pub use dot::graph_dot;
@@ -22,6 +23,7 @@ pub use mermaid::graph_mermaid;
 pub use net_text::net_text;
 pub use svg::graph_svg;
 pub use table::ls_table;
+pub use trace_text::trace_text;
 pub use tree::graph_text;
 
 fn holder_text(h: &Holder) -> String {

@@ -197,6 +197,7 @@ mod tests {
             taps: Vec::new(),
             instances: Vec::new(),
             engines: Vec::new(),
+            catalog: Default::default(),
             unreadable_pids: Vec::new(),
             problems: Vec::new(),
         };
@@ -221,6 +222,7 @@ mod tests {
                 host_port: 18096,
                 container_port: 80,
             }],
+            internal_networks: Vec::new(),
         });
         assert_eq!(
             box_label(&view, &view.netns[0]),

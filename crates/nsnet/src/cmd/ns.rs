@@ -34,6 +34,26 @@ pub enum NsCmd {
         #[arg(long, short = 'o', value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Explain the path of a connection from FROM to TO through the rootless worlds, hop
+    /// by hop, and where it ends.
+    ///
+    /// FROM: `host`, a PID, `net:[INODE]`, or a container (`web`, `docker/web`, an id
+    /// prefix). TO: `ADDR:PORT`, `host:PORT` (the host's loopback, as FROM's world reaches
+    /// it), or a container (`NAME[:PORT]`). Reads only; exit 0 when reachable, 4 when not.
+    Trace {
+        from: String,
+        to: String,
+        /// UDP instead of TCP
+        #[arg(long)]
+        udp: bool,
+        /// JSON (schema in docs/ns.md)
+        #[arg(long)]
+        json: bool,
+        /// After the walk, one TCP connection attempt from FROM to TO — only when the path
+        /// ends inside a namespace explained here
+        #[arg(long)]
+        probe: bool,
+    },
     /// Run a command in the namespaces of a process or of a rootless child.
     ///
     /// TARGET is a PID, or --child: the rootless child of a running nsnet or RootlessKit
@@ -191,8 +211,71 @@ fn exec(a: ExecArgs) -> i32 {
     }
 }
 
+fn trace(from: &str, to: &str, udp: bool, as_json: bool, probe: bool) -> i32 {
+    use nsnet_inspect::sockets::Proto;
+    use nsnet_inspect::trace;
+    let snap = nsnet_inspect::discover();
+    let view = nsnet_inspect::net::gather_from(&snap);
+    let proto = if udp { Proto::Udp } else { Proto::Tcp };
+    let resolved = trace::resolve_from(&view, &snap, &view.catalog, from).and_then(|f| {
+        let (t, hops, v) = trace::resolve_to(&view, &view.catalog, &f, to, proto)?;
+        Ok((f, t, hops, v))
+    });
+    let (f, t, hops, v) = match resolved {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("nsnet: error: {e}");
+            return 1;
+        }
+    };
+    let result = trace::trace(&view, &snap, &view.catalog, f, t, hops, v);
+    // The probe connects only where the walk ended inside the worlds it explained.
+    let probed = match (probe, &result.end) {
+        (false, _) => None,
+        (true, _) if udp => Some(Err("only TCP is probed".to_string())),
+        (true, None) => Some(Err(
+            "not probed: the path does not end inside a namespace explained here".to_string(),
+        )),
+        (true, Some(_)) => Some(trace::probe(
+            &snap,
+            result.from.netns,
+            result.to.addr,
+            result.to.port,
+            std::time::Duration::from_secs(2),
+        )),
+    };
+    let code = if result.verdict.outcome == trace::Outcome::Reachable {
+        0
+    } else {
+        4
+    };
+    if as_json {
+        let mut v = serde_json::to_value(&result).expect("serializes");
+        v["probe"] = match &probed {
+            None => serde_json::Value::Null,
+            Some(Ok(())) => serde_json::json!({"connected": true, "error": null}),
+            Some(Err(e)) => serde_json::json!({"connected": false, "error": e}),
+        };
+        return emit(&json(&v), None).max(code);
+    }
+    let mut text = render::trace_text(&result);
+    match probed {
+        None => {}
+        Some(Ok(())) => text.push_str("probe: connected\n"),
+        Some(Err(e)) => text.push_str(&format!("probe: {e}\n")),
+    }
+    emit(&text, None).max(code)
+}
+
 pub fn main(cmd: NsCmd) -> i32 {
     match cmd {
+        NsCmd::Trace {
+            from,
+            to,
+            udp,
+            json: as_json,
+            probe,
+        } => trace(&from, &to, udp, as_json, probe),
         NsCmd::Exec(a) => exec(a),
         NsCmd::Ls {
             types,
