@@ -543,6 +543,11 @@ fn instance_ports(instances: &mut [Instance]) {
                     last = None;
                     break;
                 }
+                // An instance without a port driver has no ports: nothing unreadable.
+                Ok(Err(e)) if e.to_string().contains("no PortDriver") => {
+                    last = None;
+                    break;
+                }
                 Ok(Err(e)) => last = Some(e.to_string()),
                 Err(_) => last = Some(format!("{}: no answer within 1 s", s.display())),
             }
@@ -824,6 +829,26 @@ fn assign_roles(view: &mut NetView, snap: &Snapshot) {
                 .or_insert((Role::Parent, format!("where {launcher} runs")));
         }
     }
+    // A namespace pasta serves is a rootless child by pasta's command line (rootless, its
+    // tap descriptor cannot be seen: pasta is not dumpable).
+    for n in &view.netns {
+        if let Some(p) = &n.pasta
+            && !roles.contains_key(&n.inode)
+        {
+            roles.insert(
+                n.inode,
+                (Role::RootlessChild, format!("of pasta {}", p.pid)),
+            );
+            if let Some(u) = n.owner.userns {
+                instance_users.insert(u);
+            }
+            if let Some(o) = p.netns {
+                roles
+                    .entry(o)
+                    .or_insert((Role::Parent, format!("where pasta {} runs", p.pid)));
+            }
+        }
+    }
     // A tap whose owner lives in another netns is a user-mode network's link from that
     // netns into this one (slirp4netns, pasta, nsnet's builtin stack): a rootless child even
     // when no launcher state directory names it.
@@ -847,26 +872,6 @@ fn assign_roles(view: &mut NetView, snap: &Snapshot) {
                 .and_then(|n| n.owner.userns)
             {
                 instance_users.insert(u);
-            }
-        }
-    }
-    // A namespace pasta serves is a rootless child by pasta's command line (rootless, its
-    // tap descriptor cannot be seen: pasta is not dumpable).
-    for n in &view.netns {
-        if let Some(p) = &n.pasta
-            && !roles.contains_key(&n.inode)
-        {
-            roles.insert(
-                n.inode,
-                (Role::RootlessChild, format!("of pasta {}", p.pid)),
-            );
-            if let Some(u) = n.owner.userns {
-                instance_users.insert(u);
-            }
-            if let Some(o) = p.netns {
-                roles
-                    .entry(o)
-                    .or_insert((Role::Parent, format!("where pasta {} runs", p.pid)));
             }
         }
     }

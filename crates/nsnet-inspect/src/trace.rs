@@ -302,6 +302,8 @@ fn flag_on(argv: &[String], name: &str) -> bool {
 }
 
 struct Walker<'a> {
+    /// Where the trace started: pasta's host-address case is the origin's own question.
+    origin: u64,
     view: &'a NetView,
     snap: &'a Snapshot,
     cat: &'a Catalog,
@@ -649,6 +651,7 @@ impl<'a> Walker<'a> {
         // pasta copied the host's address into the namespace: the host's own address is
         // the namespace's here.
         if let Some(p) = &n.pasta
+            && ino == self.origin
             && p.copied
                 .iter()
                 .any(|(a, _)| a.split('/').next() == Some(&dst.to_string()))
@@ -883,6 +886,7 @@ pub fn trace(
         Proto::Tcp
     };
     let mut w = Walker {
+        origin: from.netns,
         view,
         snap,
         cat,
@@ -939,7 +943,9 @@ pub fn trace(
         }
     }
     // From the host to a container's own address: say how it is published instead.
-    if from.netns == view.host.unwrap_or(0)
+    if view
+        .get(from.netns)
+        .is_some_and(|n| matches!(n.role, Role::Host | Role::Parent))
         && matches!(verdict.outcome, Outcome::NoRoute | Outcome::Leaves)
         && let Some(n) = view.netns.iter().find(|n| {
             n.interfaces.iter().any(|i| {
