@@ -224,6 +224,8 @@ fn run_ok(c: &mut Command) -> Output {
 
 struct Docker {
     dir: tempfile::TempDir,
+    /// The script (then RootlessKit, which it execs); reaped on drop.
+    job: Option<std::process::Child>,
 }
 
 impl Docker {
@@ -251,9 +253,9 @@ impl Docker {
         )
         .unwrap();
         chown_to_user(dir.path());
-        let d = Docker { dir };
+        let mut d = Docker { dir, job: None };
         let log = std::fs::File::create(d.dir.path().join("dockerd.log")).unwrap();
-        as_user(&d.env(), "/usr/share/docker.io/contrib/dockerd-rootless.sh")
+        let job = as_user(&d.env(), "/usr/share/docker.io/contrib/dockerd-rootless.sh")
             // No systemd and cgroup v1 here: the cgroupfs driver, as Docker's rootless docs say.
             .args(["--exec-opt", "native.cgroupdriver=cgroupfs"])
             .stdin(Stdio::null())
@@ -261,6 +263,7 @@ impl Docker {
             .stderr(log)
             .spawn()
             .expect("dockerd-rootless.sh (Debian package docker.io)");
+        d.job = Some(job);
         let sock = d.dir.path().join("run/docker.sock");
         let until = Instant::now() + Duration::from_secs(60);
         while !(sock.exists() && output(&mut d.docker(&["version"])).status.success()) {
@@ -285,6 +288,11 @@ impl Drop for Docker {
     fn drop(&mut self) {
         let _ = output(&mut self.docker(&["rm", "-f", "web"]));
         stop_descendants("rootlesskit", Duration::from_secs(20));
+        // stop_descendants has killed and reaped it (waiting again only reports that; no
+        // signal is sent to a PID that may have been reused since).
+        if let Some(mut j) = self.job.take() {
+            let _ = j.try_wait();
+        }
         if !is_root() {
             let _ = Command::new("chmod")
                 .args(["-R", "u+rwX"])
