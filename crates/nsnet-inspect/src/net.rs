@@ -196,6 +196,59 @@ impl NetView {
     pub fn get(&self, inode: u64) -> Option<&NetNs> {
         self.netns.iter().find(|n| n.inode == inode)
     }
+
+    /// What `ns net --watch` compares: each namespace's identity, role, name, interfaces with
+    /// their addresses and links, its containers and their ports, and the instances' ports —
+    /// not its processes (which come and go on any machine all the time).
+    pub fn shape(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .netns
+            .iter()
+            .map(|n| {
+                let ifs: Vec<String> = n
+                    .interfaces
+                    .iter()
+                    .map(|i| {
+                        format!(
+                            "{} {} {} {:?} {:?} {:?}",
+                            i.name,
+                            i.kind,
+                            i.addresses.join(","),
+                            i.peer.as_ref().map(|p| (p.netns, p.ifindex)),
+                            i.master,
+                            i.tap_owners.iter().map(|o| o.pid).collect::<Vec<_>>()
+                        )
+                    })
+                    .collect();
+                let ctrs: Vec<String> = n
+                    .containers
+                    .iter()
+                    .map(|c| {
+                        let p: Vec<String> = c.ports.iter().map(|p| p.to_string()).collect();
+                        format!("{} {}", c.label(), p.join(","))
+                    })
+                    .collect();
+                format!(
+                    "{} {} {} [{}] [{}] {:?}",
+                    n.inode,
+                    n.role.name(),
+                    n.label,
+                    ifs.join("; "),
+                    ctrs.join("; "),
+                    n.error
+                )
+            })
+            .collect();
+        for i in &self.instances {
+            let p: Vec<String> = i
+                .ports
+                .iter()
+                .map(|p| format!("{}:{}", p.spec.parent_ip, p.spec.parent_port))
+                .collect();
+            out.push(format!("{} {}", i.state_dir.display(), p.join(",")));
+        }
+        out
+    }
 }
 
 struct Read {

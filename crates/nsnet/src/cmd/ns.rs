@@ -24,6 +24,13 @@ pub enum NsCmd {
         /// JSON (schema in docs/ns.md)
         #[arg(long)]
         json: bool,
+        /// Keep watching: print the view again whenever its namespaces, roles, names,
+        /// interfaces, addresses, containers or ports change (until interrupted)
+        #[arg(long)]
+        watch: bool,
+        /// With --watch: seconds between looks
+        #[arg(long, value_name = "SECONDS", default_value = "1", requires = "watch")]
+        interval: f64,
     },
     /// Draw the network: host → rootless child → containers.
     Graph {
@@ -267,6 +274,47 @@ fn trace(from: &str, to: &str, udp: bool, as_json: bool, probe: bool) -> i32 {
     emit(&text, None).max(code)
 }
 
+/// `ns net --watch`: the view again whenever its shape changes (see
+/// `nsnet_inspect::net::NetView::shape`: processes coming and going alone do not count, or a
+/// busy machine would reprint every second). Text views are separated by a line with the
+/// time; JSON views are one compact document per line.
+fn watch_net(as_json: bool, interval: f64) -> i32 {
+    if !(interval.is_finite() && interval > 0.0) {
+        eprintln!("nsnet: error: --interval must be a positive number of seconds");
+        return 2;
+    }
+    let mut last = None;
+    loop {
+        let view = nsnet_inspect::net::gather();
+        let shape = view.shape();
+        if last.as_ref() != Some(&shape) {
+            let text = if as_json {
+                let mut s = serde_json::to_string(&view).expect("inspector types serialize");
+                s.push('\n');
+                s
+            } else {
+                let secs = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                format!(
+                    "--- {:02}:{:02}:{:02} UTC\n{}",
+                    secs / 3600 % 24,
+                    secs / 60 % 60,
+                    secs % 60,
+                    render::net_text(&view)
+                )
+            };
+            if emit(&text, None) != 0 {
+                return 1;
+            }
+            let _ = std::io::stdout().flush();
+            last = Some(shape);
+        }
+        std::thread::sleep(std::time::Duration::from_secs_f64(interval));
+    }
+}
+
 pub fn main(cmd: NsCmd) -> i32 {
     match cmd {
         NsCmd::Trace {
@@ -308,7 +356,14 @@ pub fn main(cmd: NsCmd) -> i32 {
                 emit(&render::ls_table(&snap, &types), None)
             }
         }
-        NsCmd::Net { json: as_json } => {
+        NsCmd::Net {
+            json: as_json,
+            watch,
+            interval,
+        } => {
+            if watch {
+                return watch_net(as_json, interval);
+            }
             let view = nsnet_inspect::net::gather();
             if as_json {
                 emit(&json(&view), None)
