@@ -863,3 +863,68 @@ fn a_pasta_world_is_recognised_and_the_host_address_case_explained() {
         served["inode"]
     );
 }
+
+/// State the inspecting user cannot read is said once, not guessed around: a Docker data
+/// root only root can list (made by root, named as the user's own by its XDG_DATA_HOME).
+#[test]
+fn root_only_an_unreadable_docker_data_root_is_said_once() {
+    assert!(
+        is_root(),
+        "root-only test: scripts/test skips it for the unprivileged run"
+    );
+    world();
+    let dir = shared_dir("nsnet-unreadable");
+    let root = dir.path().join("share/docker/containers");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::set_permissions(
+        dir.path().join("share/docker"),
+        std::fs::Permissions::from_mode(0o700),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        dir.path().join("share"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let mut c = Command::new("runuser");
+    c.args(["-u", USER, "--", "env"])
+        .arg(format!(
+            "XDG_DATA_HOME={}",
+            dir.path().join("share").display()
+        ))
+        .arg(nsnet_bin())
+        .args(["ns", "net"]);
+    let o = output(&mut c);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let uid = nix::unistd::User::from_name(USER).unwrap().unwrap().uid;
+    let want = format!(
+        "note: docker state at {} (the default for uid {uid}) not readable: cannot list {}: Permission denied (os error 13)",
+        dir.path().join("share/docker").display(),
+        root.display()
+    );
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with("note: docker state"))
+            .collect::<Vec<_>>(),
+        [want.as_str()],
+        "{text}"
+    );
+    let mut c = Command::new("runuser");
+    c.args(["-u", USER, "--", "env"])
+        .arg(format!(
+            "XDG_DATA_HOME={}",
+            dir.path().join("share").display()
+        ))
+        .arg(nsnet_bin())
+        .args(["ns", "net", "--json"]);
+    let v: Value = serde_json::from_slice(&output(&mut c).stdout).unwrap();
+    let bad: Vec<&Value> = v["engines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["error"].is_string())
+        .collect();
+    assert_eq!(bad.len(), 1, "{bad:#?}");
+    assert_eq!(bad[0]["engine"], "docker");
+}
