@@ -38,6 +38,8 @@ pub fn ns(inode: u64, role: Role, label: &str, interfaces: Vec<Iface>) -> NetNs 
         error: None,
         containers: Vec::new(),
         pasta: None,
+        hostfwds: Vec::new(),
+        hostfwd_error: None,
     }
 }
 

@@ -125,6 +125,30 @@ pub struct NetNs {
     pub containers: Vec<crate::engines::Container>,
     /// The pasta process serving it, when one does.
     pub pasta: Option<PastaWorld>,
+    /// Host ports the slirp4netns serving it forwards in (`list_hostfwd` on its
+    /// `--api-socket`), and why they could not be asked for.
+    pub hostfwds: Vec<HostFwd>,
+    pub hostfwd_error: Option<String>,
+}
+
+/// One slirp4netns host forward, as `list_hostfwd` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostFwd {
+    /// The slirp4netns process that listens on the host side.
+    pub pid: i32,
+    pub proto: String,
+    pub host_addr: String,
+    pub host_port: u16,
+    pub guest_addr: String,
+    pub guest_port: u16,
+}
+
+/// Whether a process is slirp4netns (Debian's, or nsnet linked as slirp4netns).
+pub fn is_slirp4netns(comm: &str, argv: &[String]) -> bool {
+    comm == "slirp4netns"
+        || argv
+            .first()
+            .is_some_and(|a| a.rsplit('/').next() == Some("slirp4netns"))
 }
 
 /// A namespace served by pasta (Debian's, or nsnet linked as pasta).
@@ -396,6 +420,8 @@ pub fn gather_from(snap: &Snapshot) -> NetView {
             error: errors.get(&ino).cloned(),
             containers: Vec::new(),
             pasta: None,
+            hostfwds: Vec::new(),
+            hostfwd_error: None,
         });
     }
     let catalog = crate::engines::read(&snap.scan);
@@ -415,6 +441,7 @@ pub fn gather_from(snap: &Snapshot) -> NetView {
     assign_roles(&mut view, snap);
     name_containers(&mut view, snap, &catalog);
     instance_ports(&mut view.instances);
+    slirp_hostfwds(&mut view, snap);
     view.catalog = catalog;
     view
 }
@@ -554,6 +581,68 @@ fn pasta_worlds(view: &mut NetView, snap: &Snapshot) {
             host_address_at,
             host_loopback_at,
         });
+    }
+}
+
+/// Asks each slirp4netns that has an API socket (`--api-socket PATH`, `-a PATH`) for its
+/// host forwards (bounded: one second each), and files them under the namespace of its tap.
+fn slirp_hostfwds(view: &mut NetView, snap: &Snapshot) {
+    let asks: Vec<(u64, i32, PathBuf)> = view
+        .taps
+        .iter()
+        .filter_map(|t| {
+            let p = snap.scan.proc(t.owner.pid)?;
+            if !is_slirp4netns(&p.comm, &p.cmdline) {
+                return None;
+            }
+            let sock = crate::engines::flag(&p.cmdline, &["--api-socket", "-a"])?;
+            Some((t.tap.netns, p.pid, PathBuf::from(sock)))
+        })
+        .collect();
+    if asks.is_empty() {
+        return;
+    }
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    for (ns, pid, sock) in asks {
+        let client = nsnet_api::slirp4netns::Client::new(sock.clone());
+        let r = rt.block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(1), client.list_hostfwd()).await
+        });
+        let Some(n) = view.netns.iter_mut().find(|n| n.inode == ns) else {
+            continue;
+        };
+        match r {
+            Ok(Ok(entries)) => {
+                for e in entries {
+                    let s = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+                    let port = |k: &str| e[k].as_u64().and_then(|p| u16::try_from(p).ok());
+                    if let (Some(hp), Some(gp)) = (port("host_port"), port("guest_port")) {
+                        n.hostfwds.push(HostFwd {
+                            pid,
+                            proto: s("proto"),
+                            host_addr: s("host_addr"),
+                            host_port: hp,
+                            guest_addr: s("guest_addr"),
+                            guest_port: gp,
+                        });
+                    }
+                }
+            }
+            Ok(Err(e)) => {
+                n.hostfwd_error = Some(format!("slirp4netns {pid} ({}): {e}", sock.display()))
+            }
+            Err(_) => {
+                n.hostfwd_error = Some(format!(
+                    "slirp4netns {pid} ({}): no answer within 1 s",
+                    sock.display()
+                ))
+            }
+        }
     }
 }
 

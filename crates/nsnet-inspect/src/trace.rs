@@ -794,6 +794,32 @@ impl<'a> Walker<'a> {
             self.hop(ino, format!("{comm} {pid} forwards to {ip}:{cport}"));
             return Some(Next::Go(ino, ip, cport, None));
         }
+        // slirp4netns's own host forwards (`add_hostfwd`, Podman's port_handler=slirp4netns,
+        // RootlessKit's slirp4netns port driver): into the namespace of its tap.
+        if let Some(n) = self.view.netns.iter().find(|n| {
+            n.hostfwds
+                .iter()
+                .any(|f| f.pid == pid && f.host_port == port && f.proto == self.proto.name())
+        }) {
+            let f = n
+                .hostfwds
+                .iter()
+                .find(|f| f.pid == pid && f.host_port == port)?;
+            let guest: IpAddr = match f.guest_addr.parse::<IpAddr>() {
+                Ok(a) if !a.is_unspecified() => a,
+                // slirp4netns's default guest: the tap's own address.
+                _ => IpAddr::V4(first_v4(n)?),
+            };
+            self.hop(
+                ino,
+                format!(
+                    "{comm} {pid} forwards host port {port} (add_hostfwd) to {guest}:{} in {}",
+                    f.guest_port,
+                    ns_name(self.view, n.inode)
+                ),
+            );
+            return Some(Next::Go(n.inode, guest, f.guest_port, None));
+        }
         if comm == "rootlessport" {
             // Podman's: the container whose published port this is.
             let c = self.cat.containers.iter().find(|c| {

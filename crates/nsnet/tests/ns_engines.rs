@@ -441,6 +441,12 @@ fn rootless_docker_containers_are_named_published_and_traced() {
             n["inode"]
         )
     );
+    // `ns exec` by Docker's name: the container's netns.
+    let o = output(nsnet().args([
+        "ns", "exec", "web", "-n", "--", "ip", "-o", "-4", "addr", "show", "eth0",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains(&format!(" {addr} ")), "{}", stdout(&o));
     // From the host, the container's address is not routed: the published port is named.
     let (o, r) = verdict(&trace(&me(), &format!("{ip}:80")));
     assert_eq!(o, "no-route", "{r}");
@@ -550,7 +556,22 @@ fn rootless_podman_containers_are_named_from_its_database_and_traced() {
     ];
     args.extend(httpd);
     run_ok(&mut p.podman(&args));
-    for port in [p1, p2] {
+    // A third through slirp4netns's own port forwarding (its API socket's add_hostfwd).
+    let p3 = free_port();
+    let pub3 = format!("127.0.0.1:{p3}:80");
+    let mut args = vec![
+        "run",
+        "-d",
+        "--name",
+        "pslirp",
+        "--network",
+        "slirp4netns:port_handler=slirp4netns",
+        "-p",
+        &pub3,
+    ];
+    args.extend(httpd);
+    run_ok(&mut p.podman(&args));
+    for port in [p1, p2, p3] {
         let r = http_get(port, Duration::from_secs(20), |s| s.contains("200 OK"));
         assert!(r.ends_with("hello from the container\n"), "{r}");
     }
@@ -598,7 +619,7 @@ fn rootless_podman_containers_are_named_from_its_database_and_traced() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|s| s["engine"] == "podman" && s["containers"] == 2)
+        .find(|s| s["engine"] == "podman" && s["containers"] == 3)
         .unwrap_or_else(|| panic!("{:#}", v["engines"]));
     assert_eq!(
         src["path"],
@@ -622,6 +643,38 @@ fn rootless_podman_containers_are_named_from_its_database_and_traced() {
             n["inode"]
         );
     }
+    // slirp4netns's host forward, read from its API socket, into pslirp's namespace.
+    let n3 = netns_of(&v, "podman", "pslirp");
+    let fwd = &n3["hostfwds"][0];
+    assert_eq!(
+        (
+            fwd["proto"].as_str(),
+            fwd["host_addr"].as_str(),
+            fwd["host_port"].as_u64(),
+            fwd["guest_port"].as_u64()
+        ),
+        (
+            Some("tcp"),
+            Some("127.0.0.1"),
+            Some(u64::from(p3)),
+            Some(80)
+        ),
+        "{n3:#}"
+    );
+    let t = trace(&me(), &format!("127.0.0.1:{p3}"));
+    assert_eq!(verdict(&t).0, "reachable", "{t:#}");
+    assert!(
+        t["hops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["step"].as_str().unwrap().contains("(add_hostfwd) to ")),
+        "{t:#}"
+    );
+    assert_eq!(
+        t["hops"].as_array().unwrap().last().unwrap()["netns"],
+        n3["inode"]
+    );
     // Podman 4.3 runs slirp4netns with --disable-host-loopback (allow_host_loopback=false).
     let (o, r) = verdict(&trace("podman/pweb", "host:9"));
     assert_eq!(o, "blocked");

@@ -134,6 +134,26 @@ pub fn about_lines(view: &NetView, n: &NetNs) -> Vec<String> {
         }
         out.push(l);
     }
+    if !n.hostfwds.is_empty() {
+        let p: Vec<String> = n
+            .hostfwds
+            .iter()
+            .map(|f| {
+                format!(
+                    "{}:{}->{}:{}/{}",
+                    f.host_addr, f.host_port, f.guest_addr, f.guest_port, f.proto
+                )
+            })
+            .collect();
+        out.push(format!(
+            "forwarded by slirp4netns {} (api socket): {}",
+            n.hostfwds[0].pid,
+            p.join(" ")
+        ));
+    }
+    if let Some(e) = &n.hostfwd_error {
+        out.push(format!("host forwards not readable: {e}"));
+    }
     for i in view
         .instances
         .iter()

@@ -188,6 +188,8 @@ mod tests {
             error: None,
             containers: Vec::new(),
             pasta: None,
+            hostfwds: Vec::new(),
+            hostfwd_error: None,
         };
         let mut view = NetView {
             host: None,

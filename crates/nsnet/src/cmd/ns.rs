@@ -136,15 +136,31 @@ fn json<T: serde::Serialize>(v: &T) -> String {
 }
 
 /// The init process of a running container, by name or id.
+/// The init process of a running container, by name or id: nsnet's own first (its store's
+/// rules: a name, or an id prefix), then every engine `nsnet ns` reads (`web`,
+/// `docker/web`, `podman/db`, an id prefix).
 fn container_pid(key: &str) -> Result<i32, String> {
     use nsnet_container::store::{Status, Store};
-    let c = Store::default_location()
-        .and_then(|s| s.find(key))
-        .map_err(|e| e.to_string())?;
-    if c.status() != Status::Running {
-        return Err(format!("container {key} is not running"));
+    let own = Store::default_location().and_then(|s| s.find(key));
+    if let Ok(c) = &own {
+        if c.status() != Status::Running {
+            return Err(format!("container {key} is not running"));
+        }
+        return Ok(c.state.pid);
     }
-    Ok(c.state.pid)
+    let scan = nsnet_inspect::procscan::scan();
+    let catalog = nsnet_inspect::engines::read(&scan);
+    match catalog.find(key)? {
+        // The engine's record is a claim: the process must still be there.
+        Some(c) => match c.pid.filter(|p| scan.proc(*p).is_some()) {
+            Some(pid) => Ok(pid),
+            None => Err(format!("{}: its init process is gone", c.label())),
+        },
+        None => Err(own
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_else(|| format!("no running container is called {key}"))),
+    }
 }
 
 fn exec(a: ExecArgs) -> i32 {
