@@ -361,13 +361,18 @@ fn rootless_docker_containers_are_named_published_and_traced() {
             .display()
             .to_string()
     );
-    // RootlessKit's own ports, from its api.sock.
+    // RootlessKit's own ports, from its api.sock (ours: launched in this world's netns;
+    // other worlds on the machine may run RootlessKit too).
+    let world = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self/ns/net").unwrap().ino()
+    };
     let rk = v["instances"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|i| i["parent_comm"] == "rootlesskit")
-        .unwrap();
+        .find(|i| i["parent_comm"] == "rootlesskit" && i["parent_netns"] == world)
+        .unwrap_or_else(|| panic!("{:#}", v["instances"]));
     assert!(
         rk["ports"]
             .as_array()
@@ -423,7 +428,7 @@ fn rootless_docker_containers_are_named_published_and_traced() {
     );
     assert!(verdict(&t).1.starts_with("httpd "), "{t:#}");
     // Blocked: dockerd-rootless.sh passes --disable-host-loopback to RootlessKit.
-    let (o, r) = verdict(&trace("web", "host:8080"));
+    let (o, r) = verdict(&trace("docker/web", "host:8080"));
     assert_eq!(o, "blocked");
     assert!(
         r.starts_with("host loopback disabled by rootlesskit ")
@@ -441,9 +446,34 @@ fn rootless_docker_containers_are_named_published_and_traced() {
             n["inode"]
         )
     );
+    // --probe: one connection attempt from inside FROM after the walk, where it ended
+    // inside the view: accepted on the reachable path, refused where nobody listens.
+    let probe = |from: &str, to: &str| {
+        json_of(nsnet().args(["ns", "trace", from, to, "--json", "--probe"]))["probe"].clone()
+    };
+    assert_eq!(
+        probe(&me(), &format!("127.0.0.1:{port}")),
+        serde_json::json!({"connected": true, "error": null})
+    );
+    let p = probe("docker/web", &format!("{ip}:81"));
+    assert_eq!(p["connected"], false, "{p}");
+    assert!(
+        p["error"].as_str().unwrap().contains("Connection refused"),
+        "{p}"
+    );
     // `ns exec` by Docker's name: the container's netns.
     let o = output(nsnet().args([
-        "ns", "exec", "web", "-n", "--", "ip", "-o", "-4", "addr", "show", "eth0",
+        "ns",
+        "exec",
+        "docker/web",
+        "-n",
+        "--",
+        "ip",
+        "-o",
+        "-4",
+        "addr",
+        "show",
+        "eth0",
     ]));
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains(&format!(" {addr} ")), "{}", stdout(&o));
@@ -720,7 +750,7 @@ fn nsnet_containers_on_two_networks_and_an_internal_one_are_named_and_traced() {
         "run",
         "-d",
         "--name",
-        "web",
+        "ns-web",
         "-p",
         &publish,
         "--rootfs",
@@ -730,7 +760,7 @@ fn nsnet_containers_on_two_networks_and_an_internal_one_are_named_and_traced() {
     let web_id = nsnet_ok(&a).trim().to_string();
     nsnet_ok(&["network", "create", "second"]);
     nsnet_ok(&["network", "create", "inner", "--internal"]);
-    for (name, net) in [("other", "second"), ("secret", "inner")] {
+    for (name, net) in [("ns-other", "second"), ("ns-secret", "inner")] {
         let mut a = vec![
             "container",
             "run",
@@ -772,24 +802,24 @@ fn nsnet_containers_on_two_networks_and_an_internal_one_are_named_and_traced() {
     env(&mut c);
     let v = json_of(c.args(["ns", "net", "--json"]));
     let check = std::panic::catch_unwind(|| {
-        let web = netns_of(&v, "nsnet", "web");
+        let web = netns_of(&v, "nsnet", "ns-web");
         assert_eq!(web["role"], "container");
         assert!(web_id.starts_with(&web["containers"][0]["id"].as_str().unwrap()[..12]));
         assert_eq!(
             web["label"],
             format!(
-                "nsnet/web ({})",
+                "nsnet/ns-web ({})",
                 &web["containers"][0]["id"].as_str().unwrap()[..12]
             )
         );
         assert_eq!(web["containers"][0]["ports"][0]["host_port"], port);
         assert_eq!(web["containers"][0]["networks"][0]["network"], "bridge");
-        let secret = netns_of(&v, "nsnet", "secret");
+        let secret = netns_of(&v, "nsnet", "ns-secret");
         assert_eq!(
             secret["containers"][0]["internal_networks"],
             serde_json::json!(["inner"])
         );
-        let other = netns_of(&v, "nsnet", "other");
+        let other = netns_of(&v, "nsnet", "ns-other");
         let other_ip = other["containers"][0]["networks"][0]["address"]
             .as_str()
             .unwrap()
@@ -811,22 +841,22 @@ fn nsnet_containers_on_two_networks_and_an_internal_one_are_named_and_traced() {
             web["inode"]
         );
         // An --internal network has no route out.
-        let (o, r) = verdict(&tr("nsnet/secret", "192.0.2.10:9"));
+        let (o, r) = verdict(&tr("nsnet/ns-secret", "192.0.2.10:9"));
         assert_eq!(o, "blocked", "{r}");
         assert!(
-            r.starts_with("no route to 192.0.2.10 in container nsnet/secret (")
+            r.starts_with("no route to 192.0.2.10 in container nsnet/ns-secret (")
                 && r.ends_with("is on inner, an --internal network (no route out of it)"),
             "{r}"
         );
         // Between two networks: nsnet's isolation rule, read from the child's nft table.
-        let (o, r) = verdict(&tr("web", &format!("{other_ip}:80")));
+        let (o, r) = verdict(&tr("nsnet/ns-web", &format!("{other_ip}:80")));
         assert_eq!(o, "blocked", "{r}");
         assert!(
             r.starts_with("dropped by the nft rule \"iifname nerdctl0 oifname @bridges oifname != nerdctl0 drop\" in table ip nsnet chain forward (nsnet network bridge)"),
             "{r}"
         );
         // The default instance closes the host's loopback to containers.
-        let (o, r) = verdict(&tr("web", "host:9"));
+        let (o, r) = verdict(&tr("nsnet/ns-web", "host:9"));
         assert_eq!(o, "blocked", "{r}");
         assert!(
             r.starts_with("host loopback disabled by ") && r.ends_with(" --disable-host-loopback"),
