@@ -101,7 +101,7 @@ fn ns_name(view: &NetView, ino: u64) -> String {
     }
 }
 
-/// Resolves FROM: `host`, a PID, `net:[INODE]` (or the inode), or a container by its
+/// Resolves FROM: `host`, a PID, `net:[INODE]`, or a container by its
 /// engine's name (`web`, `docker/web`, an id prefix).
 pub fn resolve_from(
     view: &NetView,
@@ -119,17 +119,13 @@ pub fn resolve_from(
     {
         i
     } else if let Ok(pid) = key.parse::<i32>() {
-        if let Some(n) = view.get(pid as u64) {
-            n.inode
-        } else {
-            snap.scan
-                .proc(pid)
-                .ok_or_else(|| format!("process {pid} is not visible"))?
-                .ns
-                .get(&NsType::Net)
-                .copied()
-                .ok_or_else(|| format!("the network namespace of process {pid} is not readable"))?
-        }
+        snap.scan
+            .proc(pid)
+            .ok_or_else(|| format!("process {pid} is not visible"))?
+            .ns
+            .get(&NsType::Net)
+            .copied()
+            .ok_or_else(|| format!("the network namespace of process {pid} is not readable"))?
     } else {
         container_netns(view, cat, key)?
     };
