@@ -34,7 +34,7 @@ fn step_name(step: u32) -> &'static str {
     match step {
         STEP_SETNS_NET => "setns into it",
         STEP_SETNS_USER => "join its owning user namespace",
-        STEP_SOCKET => "open a netlink socket in it",
+        STEP_SOCKET => "open a socket or file in it",
         _ => "start the helper",
     }
 }
@@ -67,9 +67,22 @@ unsafe fn helper_send(sock: RawFd, step: u32, errno: i32, fd: Option<RawFd>) {
     }
 }
 
+/// What the helper makes inside the namespace and hands back.
+pub enum What {
+    /// A NETLINK_ROUTE socket (the interface, address and route reads).
+    Rtnl,
+    /// A file opened read-only there: `/proc/thread-self/net/tcp` shows the sockets of the
+    /// namespace the opener was in, and keeps doing so for whoever holds the descriptor.
+    File(std::ffi::CString),
+    /// A TCP socket of this family (`libc::AF_INET`/`AF_INET6`), for `trace --probe`: a
+    /// socket answers for the namespace it was made in, so a connect through it happens
+    /// there.
+    Tcp(i32),
+}
+
 /// The helper's whole life after fork. `user` is the netns's owning user namespace, when it
 /// is not our own (joining one's own user namespace is EINVAL, and would grant nothing).
-unsafe fn helper(sock: RawFd, netns: RawFd, user: Option<RawFd>) -> ! {
+unsafe fn helper(sock: RawFd, netns: RawFd, user: Option<RawFd>, what: &What) -> ! {
     // SAFETY: raw system calls on descriptors we hold; _exit never returns.
     unsafe {
         let errno = || *libc::__errno_location();
@@ -91,11 +104,15 @@ unsafe fn helper(sock: RawFd, netns: RawFd, user: Option<RawFd>) -> ! {
                 libc::_exit(1);
             }
         }
-        let s = libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::NETLINK_ROUTE,
-        );
+        let s = match what {
+            What::Rtnl => libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                libc::NETLINK_ROUTE,
+            ),
+            What::File(path) => libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC),
+            What::Tcp(family) => libc::socket(*family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0),
+        };
         if s < 0 {
             helper_send(sock, STEP_SOCKET, errno(), None);
             libc::_exit(1);
@@ -107,6 +124,62 @@ unsafe fn helper(sock: RawFd, netns: RawFd, user: Option<RawFd>) -> ! {
 
 /// A route-netlink socket that answers for the network namespace open on `netns`.
 pub fn rtnl_in(netns: BorrowedFd<'_>) -> Result<Rtnl, Error> {
+    open_in(netns, What::Rtnl).map(|fd| match fd {
+        Opened::Here => Rtnl::here(),
+        Opened::Fd(fd) => Ok(Rtnl::from_fd(fd)),
+    })?
+}
+
+/// Reads a whole file as the network namespace open on `netns` shows it (`/proc/thread-
+/// self/net/…`).
+pub fn read_in(netns: BorrowedFd<'_>, path: &str) -> Result<String, Error> {
+    let c = std::ffi::CString::new(path).expect("no NUL in a /proc path");
+    let fd = match open_in(netns, What::File(c))? {
+        Opened::Here => {
+            return std::fs::read_to_string(path).map_err(|source| Error::Open {
+                what: path.into(),
+                source,
+            });
+        }
+        Opened::Fd(fd) => fd,
+    };
+    let mut f = std::fs::File::from(fd);
+    let mut s = String::new();
+    std::io::Read::read_to_string(&mut f, &mut s).map_err(|source| Error::Open {
+        what: path.into(),
+        source,
+    })?;
+    Ok(s)
+}
+
+/// A TCP socket made inside the network namespace open on `netns` (see [`What::Tcp`]).
+pub fn tcp_socket_in(netns: BorrowedFd<'_>, family: i32) -> Result<OwnedFd, Error> {
+    match open_in(netns, What::Tcp(family))? {
+        Opened::Fd(fd) => Ok(fd),
+        Opened::Here => {
+            // SAFETY: a plain socket call; the descriptor is owned at once.
+            let s = unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+            if s < 0 {
+                return Err(Error::Netlink {
+                    op: "create a TCP socket",
+                    source: std::io::Error::last_os_error(),
+                });
+            }
+            // SAFETY: just created, ours.
+            Ok(unsafe { OwnedFd::from_raw_fd(s) })
+        }
+    }
+}
+
+/// Either the namespace is our own (the caller makes the thing here, no helper needed), or
+/// the helper made it there.
+pub enum Opened {
+    Here,
+    Fd(OwnedFd),
+}
+
+/// Makes `what` inside the network namespace open on `netns` (see the module doc).
+pub fn open_in(netns: BorrowedFd<'_>, what: What) -> Result<Opened, Error> {
     let id = NsId {
         kind: NsType::Net,
         inode: nsfs::inode(netns).map_err(|source| Error::Netlink {
@@ -117,7 +190,7 @@ pub fn rtnl_in(netns: BorrowedFd<'_>) -> Result<Rtnl, Error> {
     let own =
         nsfs::open(std::path::Path::new("/proc/self/ns/net")).and_then(|f| nsfs::inode(f.as_fd()));
     if own.ok() == Some(id.inode) {
-        return Rtnl::here();
+        return Ok(Opened::Here);
     }
     let enter_err = |op: &'static str, source: std::io::Error| Error::Enter { ns: id, op, source };
     // The owner is unknown (EPERM) when it lies outside our own user namespace — an
@@ -138,11 +211,12 @@ pub fn rtnl_in(netns: BorrowedFd<'_>) -> Result<Rtnl, Error> {
     )
     .map_err(|e| enter_err("create a socket pair", e.into()))?;
     // SAFETY: the child runs only `helper`, which makes raw system calls and _exits.
-    let pid =
-        match unsafe { nix::unistd::fork() }.map_err(|e| enter_err("fork a helper", e.into()))? {
-            ForkResult::Child => unsafe { helper(theirs.as_raw_fd(), netns.as_raw_fd(), user) },
-            ForkResult::Parent { child } => child,
-        };
+    let pid = match unsafe { nix::unistd::fork() }
+        .map_err(|e| enter_err("fork a helper", e.into()))?
+    {
+        ForkResult::Child => unsafe { helper(theirs.as_raw_fd(), netns.as_raw_fd(), user, &what) },
+        ForkResult::Parent { child } => child,
+    };
     drop(theirs);
     let mut data = [0u8; 8];
     let mut iov = [std::io::IoSliceMut::new(&mut data)];
@@ -171,7 +245,7 @@ pub fn rtnl_in(netns: BorrowedFd<'_>) -> Result<Rtnl, Error> {
     let step = u32::from_ne_bytes(data[..4].try_into().unwrap());
     let errno = i32::from_ne_bytes(data[4..].try_into().unwrap());
     match fd {
-        Some(fd) if step == 0 => Ok(Rtnl::from_fd(fd)),
+        Some(fd) if step == 0 => Ok(Opened::Fd(fd)),
         _ => Err(enter_err(
             step_name(step),
             std::io::Error::from_raw_os_error(if errno == 0 { libc::EIO } else { errno }),

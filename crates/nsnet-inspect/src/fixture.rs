@@ -36,6 +36,10 @@ pub fn ns(inode: u64, role: Role, label: &str, interfaces: Vec<Iface>) -> NetNs 
         interfaces,
         default_routes: Vec::new(),
         error: None,
+        containers: Vec::new(),
+        pasta: None,
+        hostfwds: Vec::new(),
+        hostfwd_error: None,
     }
 }
 
@@ -116,7 +120,11 @@ pub fn view() -> NetView {
             child_netns: Some(2),
             parent_netns: Some(1),
             detached: false,
+            ports: Vec::new(),
+            ports_error: None,
         }],
+        engines: Vec::new(),
+        catalog: Default::default(),
         unreadable_pids: vec![1],
         problems: Vec::new(),
     }

@@ -19,17 +19,27 @@
 //!   mermaid, SVG laid out in-process), one module each.
 //! - [`join`]: joining a target's namespaces (`nsnet ns exec`), by PID or as the rootless
 //!   child of a running instance.
+//! - [`engines`]: the containers' own names, images and published ports, from each
+//!   engine's files (rootless Docker, Podman 4's bbolt database, nsnet's store) — read as
+//!   files, without root and without asking any daemon; what cannot be read is said once.
+//! - [`pasta`]: what a pasta command line says (pasta is not dumpable: rootless, its
+//!   descriptors cannot be read, its command line can).
+//! - [`trace`]: `nsnet ns trace FROM TO`, the path of a connection walked over the kernels'
+//!   own answers (route lookups per netns, [`sockets`]' listeners and their holders,
+//!   [`nft`]'s rules) to a verdict.
 //!
 //! What it leaves to others: the command line, exit codes and running the command after
 //! [`join`] are the binary's; creating links or namespaces is `nsnet-ns`'s and the netlink
-//! layer's. It names no launcher type:
-//! RootlessKit and nsnet instances are recognised by their state-directory contract
-//! (`ROOTLESSKIT_STATE_DIR`, `child_pid`, `netns`), which both share.
+//! layer's. RootlessKit and nsnet instances are recognised by their state-directory
+//! contract (`ROOTLESSKIT_STATE_DIR`, `child_pid`, `netns`), which both share, and their
+//! ports asked of their `api.sock` (the one socket it talks to, besides `--probe`'s single
+//! connection attempt).
 //!
 //! Kernel rules it relies on: a netlink socket answers for the namespace it was created in;
 //! `setns` into a user namespace needs a single-threaded caller (hence the forked helper);
 //! `RTM_GETNSID` resolves an fd in the sender's table; nsfs inodes identify namespaces.
 
+pub mod engines;
 pub mod enter;
 #[cfg(test)]
 mod fixture;
@@ -38,8 +48,12 @@ pub mod join;
 pub mod namespaces;
 pub mod net;
 pub mod netlink;
+pub mod nft;
+pub mod pasta;
 pub mod procscan;
 pub mod render;
+pub mod sockets;
+pub mod trace;
 // `nsnet_inspect::svg::graph_svg`, the path the binary uses, stays valid.
 pub use render::svg;
 

@@ -120,6 +120,53 @@ pub struct NetNs {
     pub default_routes: Vec<DefaultRoute>,
     /// Why the interfaces could not be read, when they could not.
     pub error: Option<String>,
+    /// The engines' containers that run in it (by their init process, or by the netns
+    /// file the engine made for them), with their names, images and published ports.
+    pub containers: Vec<crate::engines::Container>,
+    /// The pasta process serving it, when one does.
+    pub pasta: Option<PastaWorld>,
+    /// Host ports the slirp4netns serving it forwards in (`list_hostfwd` on its
+    /// `--api-socket`), and why they could not be asked for.
+    pub hostfwds: Vec<HostFwd>,
+    pub hostfwd_error: Option<String>,
+}
+
+/// One slirp4netns host forward, as `list_hostfwd` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostFwd {
+    /// The slirp4netns process that listens on the host side.
+    pub pid: i32,
+    pub proto: String,
+    pub host_addr: String,
+    pub host_port: u16,
+    pub guest_addr: String,
+    pub guest_port: u16,
+}
+
+/// Whether a process is slirp4netns (Debian's, or nsnet linked as slirp4netns).
+pub fn is_slirp4netns(comm: &str, argv: &[String]) -> bool {
+    comm == "slirp4netns"
+        || argv
+            .first()
+            .is_some_and(|a| a.rsplit('/').next() == Some("slirp4netns"))
+}
+
+/// A namespace served by pasta (Debian's, or nsnet linked as pasta).
+#[derive(Debug, Clone, Serialize)]
+pub struct PastaWorld {
+    pub pid: i32,
+    pub comm: String,
+    pub args: crate::pasta::PastaArgs,
+    /// The netns pasta lives in (its host side), when readable (rootless, pasta's are not:
+    /// it makes itself non-dumpable).
+    pub netns: Option<u64>,
+    /// Addresses inside that are also addresses of pasta's host side (pasta copies the
+    /// host's by default): `(address, host interface)`.
+    pub copied: Vec<(String, String)>,
+    /// Where the container reaches the host's own address and its loopback (see
+    /// [`crate::pasta::PastaArgs::host_mappings`]).
+    pub host_address_at: Option<String>,
+    pub host_loopback_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -145,6 +192,10 @@ pub struct Instance {
     pub child_netns: Option<u64>,
     pub parent_netns: Option<u64>,
     pub detached: bool,
+    /// The ports published through its API (`GET /v1/ports` on `api.sock`).
+    pub ports: Vec<nsnet_api::rest::types::PortStatus>,
+    /// Why the ports could not be asked for (no API socket, refused, timed out).
+    pub ports_error: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -156,6 +207,11 @@ pub struct NetView {
     pub veth_pairs: Vec<VethPair>,
     pub taps: Vec<TapLink>,
     pub instances: Vec<Instance>,
+    /// Where each engine's state was read (or why it could not be).
+    pub engines: Vec<crate::engines::Source>,
+    /// The containers themselves (each also listed under its namespace).
+    #[serde(skip)]
+    pub catalog: crate::engines::Catalog,
     pub unreadable_pids: Vec<i32>,
     pub problems: Vec<String>,
 }
@@ -163,6 +219,59 @@ pub struct NetView {
 impl NetView {
     pub fn get(&self, inode: u64) -> Option<&NetNs> {
         self.netns.iter().find(|n| n.inode == inode)
+    }
+
+    /// What `ns net --watch` compares: each namespace's identity, role, name, interfaces with
+    /// their addresses and links, its containers and their ports, and the instances' ports —
+    /// not its processes (which come and go on any machine all the time).
+    pub fn shape(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .netns
+            .iter()
+            .map(|n| {
+                let ifs: Vec<String> = n
+                    .interfaces
+                    .iter()
+                    .map(|i| {
+                        format!(
+                            "{} {} {} {:?} {:?} {:?}",
+                            i.name,
+                            i.kind,
+                            i.addresses.join(","),
+                            i.peer.as_ref().map(|p| (p.netns, p.ifindex)),
+                            i.master,
+                            i.tap_owners.iter().map(|o| o.pid).collect::<Vec<_>>()
+                        )
+                    })
+                    .collect();
+                let ctrs: Vec<String> = n
+                    .containers
+                    .iter()
+                    .map(|c| {
+                        let p: Vec<String> = c.ports.iter().map(|p| p.to_string()).collect();
+                        format!("{} {}", c.label(), p.join(","))
+                    })
+                    .collect();
+                format!(
+                    "{} {} {} [{}] [{}] {:?}",
+                    n.inode,
+                    n.role.name(),
+                    n.label,
+                    ifs.join("; "),
+                    ctrs.join("; "),
+                    n.error
+                )
+            })
+            .collect();
+        for i in &self.instances {
+            let p: Vec<String> = i
+                .ports
+                .iter()
+                .map(|p| format!("{}:{}", p.spec.parent_ip, p.spec.parent_port))
+                .collect();
+            out.push(format!("{} {}", i.state_dir.display(), p.join(",")));
+        }
+        out
     }
 }
 
@@ -309,8 +418,13 @@ pub fn gather_from(snap: &Snapshot) -> NetView {
             interfaces: ifaces,
             default_routes,
             error: errors.get(&ino).cloned(),
+            containers: Vec::new(),
+            pasta: None,
+            hostfwds: Vec::new(),
+            hostfwd_error: None,
         });
     }
+    let catalog = crate::engines::read(&snap.scan);
     let mut view = NetView {
         host,
         host_basis,
@@ -318,11 +432,270 @@ pub fn gather_from(snap: &Snapshot) -> NetView {
         veth_pairs,
         taps,
         instances,
+        engines: catalog.sources.clone(),
+        catalog: crate::engines::Catalog::default(),
         unreadable_pids: snap.unreadable_pids.clone(),
         problems,
     };
+    pasta_worlds(&mut view, snap);
     assign_roles(&mut view, snap);
+    name_containers(&mut view, snap, &catalog);
+    instance_ports(&mut view.instances);
+    slirp_hostfwds(&mut view, snap);
+    view.catalog = catalog;
     view
+}
+
+/// The inode of the netns at `path`: a bind mount seen in any mount namespace, an nsfs file
+/// we can open (a `/proc/PID/ns/net`, or a mount in ours), else none.
+pub(crate) fn netns_at(snap: &Snapshot, path: &Path) -> Option<u64> {
+    if let Some(m) = snap
+        .scan
+        .mounts
+        .iter()
+        .find(|m| m.ns.kind == NsType::Net && m.path == path)
+    {
+        return Some(m.ns.inode);
+    }
+    let fd = nsfs::open(path).ok()?;
+    (nsfs::ns_type(fd.as_fd()) == Some(NsType::Net))
+        .then(|| nsfs::inode(fd.as_fd()).ok())
+        .flatten()
+}
+
+/// Labels each netns with the engines' containers in it: by the recorded init process
+/// (checked live: it must be in this netns now), else by the engine's netns file.
+fn name_containers(view: &mut NetView, snap: &Snapshot, catalog: &crate::engines::Catalog) {
+    for c in catalog.containers.iter().filter(|c| c.running) {
+        let by_pid = c
+            .pid
+            .and_then(|p| snap.scan.proc(p))
+            .and_then(|p| p.ns.get(&NsType::Net).copied());
+        let by_path = || c.netns_path.as_deref().and_then(|p| netns_at(snap, p));
+        let Some(ino) = by_pid.or_else(by_path) else {
+            continue;
+        };
+        if let Some(n) = view.netns.iter_mut().find(|n| n.inode == ino) {
+            // A container's label only replaces a guess (its first process, its bind
+            // mount's file name), never a launcher's or the host's.
+            // A rootless child that no launcher made (a bare slirp4netns or pasta serving
+            // one container, as Podman runs them) is that container's namespace.
+            let served = n.role == Role::RootlessChild
+                && !view.instances.iter().any(|i| i.child_netns == Some(ino));
+            if served && n.pasta.is_none() && n.containers.is_empty() {
+                let by = n.label.strip_prefix("of ").unwrap_or(&n.label).to_string();
+                n.label = format!("{}, served by {by}", c.label());
+                n.containers.push(c.clone());
+                continue;
+            }
+            if matches!(n.role, Role::Container | Role::Orphan | Role::Other)
+                || (served && n.pasta.is_some())
+            {
+                n.label = match (&n.pasta, n.containers.is_empty()) {
+                    (Some(p), true) => format!("{}, served by pasta {}", c.label(), p.pid),
+                    (None, true) => c.label(),
+                    (_, false) => format!("{}, {}", n.label, c.label()),
+                };
+                if n.role != Role::RootlessChild {
+                    n.role = Role::Container;
+                }
+            }
+            n.containers.push(c.clone());
+        }
+    }
+}
+
+/// Finds the namespace each pasta process serves, from its command line (see
+/// [`crate::pasta`]), and what it copied from the host.
+fn pasta_worlds(view: &mut NetView, snap: &Snapshot) {
+    for p in &snap.scan.procs {
+        // (An empty command line is a process on its way out.)
+        if p.cmdline.is_empty() || !crate::pasta::is_pasta(&p.comm, &p.cmdline) {
+            continue;
+        }
+        let args = crate::pasta::parse(&p.cmdline);
+        let by_args = if let Some(path) = &args.netns {
+            // `/proc/PID/ns/net` of a process that is gone names nothing any more.
+            netns_at(snap, path)
+        } else if let Some(pid) = args.target_pid {
+            snap.scan
+                .proc(pid)
+                .and_then(|t| t.ns.get(&NsType::Net).copied())
+        } else {
+            // A command pasta started: its child, in a netns other than pasta's.
+            snap.scan
+                .procs
+                .iter()
+                .find(|c| c.ppid == p.pid && c.ns.get(&NsType::Net) != p.ns.get(&NsType::Net))
+                .and_then(|c| c.ns.get(&NsType::Net).copied())
+        };
+        // Where its descriptors are readable (root, or a pasta that stays dumpable), the tap
+        // it holds says it best.
+        let target = by_args.or_else(|| {
+            view.taps
+                .iter()
+                .find(|t| t.owner.pid == p.pid)
+                .map(|t| t.tap.netns)
+        });
+        let Some(target) = target else {
+            view.problems.push(format!(
+                "pasta {}: the namespace it serves is not visible from here ({})",
+                p.pid,
+                p.cmdline.join(" ")
+            ));
+            continue;
+        };
+        let own = p.ns.get(&NsType::Net).copied();
+        let host_side = own.or(view.host);
+        let host_addrs: Vec<(String, String)> = host_side
+            .and_then(|h| view.get(h))
+            .map(|h| {
+                h.interfaces
+                    .iter()
+                    .filter(|i| i.kind != "loopback")
+                    .flat_map(|i| i.addresses.iter().map(move |a| (a.clone(), i.name.clone())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let Some(n) = view.netns.iter_mut().find(|n| n.inode == target) else {
+            continue;
+        };
+        let copied: Vec<(String, String)> = n
+            .interfaces
+            .iter()
+            .flat_map(|i| i.addresses.iter())
+            .filter(|a| !a.starts_with("fe80:"))
+            .filter_map(|a| host_addrs.iter().find(|(h, _)| h == a).cloned())
+            .collect();
+        let gateway = n
+            .default_routes
+            .iter()
+            .find_map(|d| d.gateway.clone().filter(|g| !g.contains(':')));
+        let (host_address_at, host_loopback_at) = args.host_mappings(gateway.as_deref());
+        n.pasta = Some(PastaWorld {
+            pid: p.pid,
+            comm: p.comm.clone(),
+            args,
+            netns: own,
+            copied,
+            host_address_at,
+            host_loopback_at,
+        });
+    }
+}
+
+/// Asks each slirp4netns that has an API socket (`--api-socket PATH`, `-a PATH`) for its
+/// host forwards (bounded: one second each), and files them under the namespace of its tap.
+fn slirp_hostfwds(view: &mut NetView, snap: &Snapshot) {
+    let asks: Vec<(u64, i32, PathBuf)> = view
+        .taps
+        .iter()
+        .filter_map(|t| {
+            let p = snap.scan.proc(t.owner.pid)?;
+            if !is_slirp4netns(&p.comm, &p.cmdline) {
+                return None;
+            }
+            let sock = crate::engines::flag(&p.cmdline, &["--api-socket", "-a"])?;
+            Some((t.tap.netns, p.pid, PathBuf::from(sock)))
+        })
+        .collect();
+    if asks.is_empty() {
+        return;
+    }
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    for (ns, pid, sock) in asks {
+        let client = nsnet_api::slirp4netns::Client::new(sock.clone());
+        let r = rt.block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(1), client.list_hostfwd()).await
+        });
+        let Some(n) = view.netns.iter_mut().find(|n| n.inode == ns) else {
+            continue;
+        };
+        match r {
+            Ok(Ok(entries)) => {
+                for e in entries {
+                    let s = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+                    let port = |k: &str| e[k].as_u64().and_then(|p| u16::try_from(p).ok());
+                    if let (Some(hp), Some(gp)) = (port("host_port"), port("guest_port")) {
+                        n.hostfwds.push(HostFwd {
+                            pid,
+                            proto: s("proto"),
+                            host_addr: s("host_addr"),
+                            host_port: hp,
+                            guest_addr: s("guest_addr"),
+                            guest_port: gp,
+                        });
+                    }
+                }
+            }
+            Ok(Err(e)) => {
+                n.hostfwd_error = Some(format!("slirp4netns {pid} ({}): {e}", sock.display()))
+            }
+            Err(_) => {
+                n.hostfwd_error = Some(format!(
+                    "slirp4netns {pid} ({}): no answer within 1 s",
+                    sock.display()
+                ))
+            }
+        }
+    }
+}
+
+/// Asks each instance's API for its ports (bounded: one second per instance).
+fn instance_ports(instances: &mut [Instance]) {
+    if instances.is_empty() {
+        return;
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            for i in instances {
+                i.ports_error = Some(format!("cannot start the API client: {e}"));
+            }
+            return;
+        }
+    };
+    for i in instances {
+        let mut sockets = vec![i.state_dir.join("api.sock")];
+        if let Some(c) = i.child_pid {
+            let rel = i.state_dir.strip_prefix("/").unwrap_or(&i.state_dir);
+            sockets.push(
+                Path::new(&format!("/proc/{c}/root"))
+                    .join(rel)
+                    .join("api.sock"),
+            );
+        }
+        let mut last = Some("no api.sock in its state directory".to_string());
+        for s in sockets.into_iter().filter(|s| s.exists()) {
+            let client = nsnet_api::rest::client::Client::new(&s);
+            let r = rt.block_on(async {
+                tokio::time::timeout(std::time::Duration::from_secs(1), client.list_ports()).await
+            });
+            match r {
+                Ok(Ok(p)) => {
+                    i.ports = p;
+                    last = None;
+                    break;
+                }
+                // An instance without a port driver has no ports: nothing unreadable.
+                Ok(Err(e)) if e.to_string().contains("no PortDriver") => {
+                    last = None;
+                    break;
+                }
+                Ok(Err(e)) => last = Some(e.to_string()),
+                Err(_) => last = Some(format!("{}: no answer within 1 s", s.display())),
+            }
+        }
+        i.ports_error = last;
+    }
 }
 
 /// The host's netns: PID 1's; else kthreadd's (kernel threads live in the initial namespaces),
@@ -555,6 +928,8 @@ pub fn instances(snap: &Snapshot) -> Vec<Instance> {
             child_netns,
             parent_netns,
             detached,
+            ports: Vec::new(),
+            ports_error: None,
         });
     }
     out
@@ -594,6 +969,26 @@ fn assign_roles(view: &mut NetView, snap: &Snapshot) {
             roles
                 .entry(p)
                 .or_insert((Role::Parent, format!("where {launcher} runs")));
+        }
+    }
+    // A namespace pasta serves is a rootless child by pasta's command line (rootless, its
+    // tap descriptor cannot be seen: pasta is not dumpable).
+    for n in &view.netns {
+        if let Some(p) = &n.pasta
+            && !roles.contains_key(&n.inode)
+        {
+            roles.insert(
+                n.inode,
+                (Role::RootlessChild, format!("of pasta {}", p.pid)),
+            );
+            if let Some(u) = n.owner.userns {
+                instance_users.insert(u);
+            }
+            if let Some(o) = p.netns {
+                roles
+                    .entry(o)
+                    .or_insert((Role::Parent, format!("where pasta {} runs", p.pid)));
+            }
         }
     }
     // A tap whose owner lives in another netns is a user-mode network's link from that

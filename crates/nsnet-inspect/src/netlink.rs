@@ -100,6 +100,14 @@ impl Rtnl {
         self.0.default_routes().map_err(err("list routes"))
     }
 
+    /// The kernel's route lookup for `dst` in this namespace (`ip route get`).
+    pub fn route_get(
+        mut self,
+        dst: std::net::IpAddr,
+    ) -> Result<Option<nsnet_netlink::RouteLookup>, Error> {
+        self.0.route_get(dst).map_err(err("look up a route"))
+    }
+
     /// The id this namespace gives to the network namespace open on `other`, if it has one.
     pub fn nsid_of(&mut self, other: BorrowedFd<'_>) -> Result<Option<i32>, Error> {
         self.0.nsid_of(other).map_err(err("ask for a namespace id"))

@@ -34,8 +34,19 @@ pub struct Proc {
     pub ns_fds: Vec<(i32, NsId)>,
     /// `/dev/net/tun` descriptors attached to a device: (fd number, interface name).
     pub tun_fds: Vec<(i32, String)>,
+    /// Socket descriptors: (fd number, socket inode), to name the process holding a
+    /// listener found in `/proc/net/tcp`.
+    pub sockets: Vec<(i32, u64)>,
     /// `ROOTLESSKIT_STATE_DIR` from its environment.
     pub state_dir: Option<PathBuf>,
+    /// Its command line (readable for every process, also where the rest is not: the
+    /// engines' helpers — pasta, conmon, docker-proxy — say what they serve in it).
+    pub cmdline: Vec<String>,
+    /// Where its user keeps data (`$XDG_DATA_HOME`, else `$HOME/.local/share`) and its
+    /// configuration (`$XDG_CONFIG_HOME`, else `$HOME/.config`), from its environment: a
+    /// rootless engine's on-disk state is under these.
+    pub data_home: Option<PathBuf>,
+    pub config_home: Option<PathBuf>,
     /// The namespaces could not be read (other user's process, rootless).
     pub unreadable: bool,
     /// Its namespaces were readable but its descriptors were not (a non-dumpable process,
@@ -112,10 +123,23 @@ fn stat(pid: i32) -> Option<(i32, String)> {
 fn scan_proc(pid: i32) -> Option<Proc> {
     let (ppid, comm) = stat(pid)?;
     let base = PathBuf::from(format!("/proc/{pid}"));
+    let cmdline = std::fs::read(base.join("cmdline"))
+        .map(|b| {
+            b.split(|c| *c == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    let mut cmdline = cmdline;
+    // The kernel ends the list with a NUL: drop the empty word after it.
+    if cmdline.last().is_some_and(String::is_empty) {
+        cmdline.pop();
+    }
     let mut p = Proc {
         pid,
         ppid,
         comm,
+        cmdline,
         ..Proc::default()
     };
     match read_ns_dir(&base.join("ns")) {
@@ -161,6 +185,12 @@ fn scan_proc(pid: i32) -> Option<Proc> {
             let target = target.to_string_lossy();
             if let Some(id) = NsId::parse(&target) {
                 p.ns_fds.push((fd, id));
+            } else if let Some(ino) = target
+                .strip_prefix("socket:[")
+                .and_then(|r| r.strip_suffix(']'))
+                .and_then(|n| n.parse().ok())
+            {
+                p.sockets.push((fd, ino));
             } else if target == "/dev/net/tun"
                 && let Ok(info) = std::fs::read_to_string(base.join(format!("fdinfo/{fd}")))
                 && let Some(iff) = info.lines().find_map(|l| l.strip_prefix("iff:"))
@@ -172,10 +202,17 @@ fn scan_proc(pid: i32) -> Option<Proc> {
         p.tun_fds.sort();
     }
     if let Ok(env) = std::fs::read(base.join("environ")) {
-        p.state_dir = env.split(|b| *b == 0).find_map(|kv| {
-            let v = kv.strip_prefix(b"ROOTLESSKIT_STATE_DIR=")?;
-            (!v.is_empty()).then(|| PathBuf::from(String::from_utf8_lossy(v).into_owned()))
-        });
+        let var = |name: &str| {
+            env.split(|b| *b == 0).find_map(|kv| {
+                let v = kv.strip_prefix(name.as_bytes())?.strip_prefix(b"=")?;
+                (!v.is_empty()).then(|| PathBuf::from(String::from_utf8_lossy(v).into_owned()))
+            })
+        };
+        p.state_dir = var("ROOTLESSKIT_STATE_DIR");
+        let home = var("HOME");
+        p.data_home =
+            var("XDG_DATA_HOME").or_else(|| home.as_ref().map(|h| h.join(".local/share")));
+        p.config_home = var("XDG_CONFIG_HOME").or_else(|| home.as_ref().map(|h| h.join(".config")));
     }
     Some(p)
 }

@@ -40,6 +40,19 @@ pub struct Addr {
 /// `RT_SCOPE_LINK`: a link-local address.
 pub const SCOPE_LINK: u8 = 253;
 
+/// What the kernel's route lookup (`ip route get DST`) chose for a destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteLookup {
+    /// `local` (an address of this namespace), `unicast`, `unreachable`, `prohibit`,
+    /// `blackhole`, `broadcast`, …
+    pub kind: String,
+    pub oif: Option<u32>,
+    pub gateway: Option<IpAddr>,
+    /// The source address the kernel would pick.
+    pub prefsrc: Option<IpAddr>,
+    pub table: u32,
+}
+
 /// A default route of the main table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DefaultRoute {
@@ -151,6 +164,72 @@ impl Netlink {
         Ok(out)
     }
 
+    /// The route the kernel picks for `dst` (RTM_GETROUTE without NLM_F_DUMP: a real lookup,
+    /// through the policy rules, as `ip route get` does). `Ok(None)` when there is no
+    /// route at all (ENETUNREACH/EHOSTUNREACH).
+    pub fn route_get(&mut self, dst: IpAddr) -> Result<Option<RouteLookup>> {
+        let mut msg = RouteMessage::default();
+        let (family, len) = match dst {
+            IpAddr::V4(_) => (AddressFamily::Inet, 32),
+            IpAddr::V6(_) => (AddressFamily::Inet6, 128),
+        };
+        msg.header = RouteHeader {
+            address_family: family,
+            destination_prefix_length: len,
+            ..RouteHeader::default()
+        };
+        msg.attributes.push(RouteAttribute::Destination(match dst {
+            IpAddr::V4(a) => RouteAddress::Inet(a),
+            IpAddr::V6(a) => RouteAddress::Inet6(a),
+        }));
+        let replies = match self.exchange(
+            "look up a route",
+            dst.to_string(),
+            RouteNetlinkMessage::GetRoute(msg),
+            NLM_F_REQUEST,
+        ) {
+            Ok(r) => r,
+            Err(crate::Error::Request { source, .. })
+                if matches!(
+                    source.raw_os_error(),
+                    Some(libc::ENETUNREACH) | Some(libc::EHOSTUNREACH)
+                ) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        for m in replies {
+            let RouteNetlinkMessage::NewRoute(r) = m else {
+                continue;
+            };
+            let mut out = RouteLookup {
+                kind: format!("{:?}", r.header.kind).to_lowercase(),
+                oif: None,
+                gateway: None,
+                prefsrc: None,
+                table: u32::from(r.header.table),
+            };
+            for a in r.attributes {
+                match a {
+                    RouteAttribute::Oif(o) => out.oif = Some(o),
+                    RouteAttribute::Gateway(RouteAddress::Inet(g)) => out.gateway = Some(g.into()),
+                    RouteAttribute::Gateway(RouteAddress::Inet6(g)) => out.gateway = Some(g.into()),
+                    RouteAttribute::PrefSource(RouteAddress::Inet(g)) => {
+                        out.prefsrc = Some(g.into())
+                    }
+                    RouteAttribute::PrefSource(RouteAddress::Inet6(g)) => {
+                        out.prefsrc = Some(g.into())
+                    }
+                    RouteAttribute::Table(t) => out.table = t,
+                    _ => {}
+                }
+            }
+            return Ok(Some(out));
+        }
+        Ok(None)
+    }
+
     /// The id this namespace gives to the network namespace open on `other`, if it has one
     /// (the kernel answers -1 for "none assigned" rather than failing).
     pub fn nsid_of(&mut self, other: BorrowedFd<'_>) -> Result<Option<i32>> {
@@ -196,6 +275,13 @@ mod tests {
             );
         }
         r.default_routes().unwrap();
+        // Loopback is local wherever lo is up; with lo down there is no route to it.
+        let l = r.route_get(IpAddr::from([127, 0, 0, 1])).unwrap();
+        if lo.up {
+            let l = l.expect("a route to 127.0.0.1");
+            assert_eq!(l.kind, "local");
+            assert_eq!(l.oif, Some(lo.index));
+        }
     }
 
     #[test]

@@ -19,7 +19,7 @@
 mod dump;
 mod links;
 
-pub use dump::{Addr, DefaultRoute};
+pub use dump::{Addr, DefaultRoute, RouteLookup};
 pub use links::Link;
 
 use std::io;

@@ -307,9 +307,13 @@ fn seed_scenario_httpd_published_inspected_execed_and_removed_without_trace() {
     let mut ns = nsnet();
     ns.env("XDG_DATA_HOME", env.data.path()).args(["ns", "net"]);
     let net = stdout(&output(&mut ns));
-    assert!(net.contains("container  web"), "{net}");
+    // Named as the engine names it: nsnet/NAME (short id).
+    let label = format!("nsnet/web ({})", &id[..12]);
+    assert!(net.contains(&format!("container  {label}")), "{net}");
     assert!(
-        net.contains("port of nerdctl0; veth peer eth0 in container web"),
+        net.contains(&format!(
+            "port of nerdctl0; veth peer eth0 in container {label}"
+        )),
         "{net}"
     );
     let mut ns = nsnet();

@@ -874,3 +874,63 @@ fn an_instance_whose_parent_joined_the_child_user_namespace_is_recognised() {
         .expect("the detached netns is found");
     assert_eq!(by_inode(&v["netns"], netns)["role"], "rootless-child");
 }
+
+/// `ns net --watch` prints the view again when a rootless instance comes and when it goes
+/// (other worlds on the machine may add views of their own: only these two are required).
+#[test]
+fn net_watch_prints_again_when_an_instance_comes_and_goes() {
+    use std::io::BufRead;
+    use std::sync::{Arc, Mutex};
+    let mut w = nsnet()
+        .args(["ns", "net", "--watch", "--interval", "0.2"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let out = w.stdout.take().unwrap();
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(l);
+        }
+    });
+    // The views printed so far, each the lines after a `--- HH:MM:SS UTC` header.
+    let views = || -> Vec<String> {
+        let all = lines.lock().unwrap();
+        let mut v: Vec<String> = Vec::new();
+        for l in all.iter() {
+            if l.starts_with("--- ") && l.ends_with(" UTC") {
+                v.push(String::new());
+            } else if let Some(cur) = v.last_mut() {
+                cur.push_str(l);
+                cur.push('\n');
+            }
+        }
+        v
+    };
+    let wait_for = |what: &str, ok: &dyn Fn(&[String]) -> bool| {
+        let until = std::time::Instant::now() + Duration::from_secs(20);
+        while !ok(&views()) {
+            assert!(std::time::Instant::now() < until, "{what}: {:#?}", views());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_for("a first view", &|v| !v.is_empty());
+    let inst = Instance::run()
+        .args(["--net=none", "--detach-netns"])
+        .start();
+    let state = format!("state {}", inst.state_dir().display());
+    let before = views().len();
+    wait_for("a view with the new instance", &|v| {
+        v.len() > before && v.iter().skip(before).any(|x| x.contains(&state))
+    });
+    let with = views().len();
+    drop(inst);
+    wait_for("a view without it", &|v| {
+        v.len() > with && v.last().is_some_and(|x| !x.contains(&state))
+    });
+    let _ = w.kill();
+    let _ = w.wait();
+}

@@ -18,12 +18,11 @@ pub fn graph_dot(view: &NetView) -> String {
     );
     for n in &view.netns {
         let _ = writeln!(out, "  subgraph cluster_{} {{", n.inode);
-        let _ = writeln!(
-            out,
-            "    label=\"{}\\nnet:[{}]\";",
-            q(&short_title(n)),
-            n.inode
-        );
+        let mut title = q(&short_title(n));
+        for l in super::about_lines(view, n) {
+            let _ = write!(title, "\\n{}", q(&l));
+        }
+        let _ = writeln!(out, "    label=\"{title}\\nnet:[{}]\";", n.inode);
         for i in &n.interfaces {
             // Escape each part, then join with DOT's own line break.
             let mut label = q(&format!("{} ({})", i.name, i.kind));

@@ -18,7 +18,14 @@ pub fn graph_mermaid(view: &NetView) -> String {
             out,
             "  subgraph ns{}[\"{}\"]",
             n.inode,
-            mq(&format!("{} net:[{}]", short_title(n), n.inode))
+            mq(&{
+                let mut t = short_title(n);
+                for l in super::about_lines(view, n) {
+                    t.push_str("<br/>");
+                    t.push_str(&l);
+                }
+                format!("{t} net:[{}]", n.inode)
+            })
         );
         for i in &n.interfaces {
             let mut label = format!("{} ({})", i.name, i.kind);

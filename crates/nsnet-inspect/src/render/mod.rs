@@ -15,6 +15,7 @@ pub mod mermaid;
 pub mod net_text;
 pub mod svg;
 pub mod table;
+pub mod trace_text;
 pub mod tree;
 
 pub use dot::graph_dot;
@@ -22,6 +23,7 @@ pub use mermaid::graph_mermaid;
 pub use net_text::net_text;
 pub use svg::graph_svg;
 pub use table::ls_table;
+pub use trace_text::trace_text;
 pub use tree::graph_text;
 
 fn holder_text(h: &Holder) -> String {
@@ -83,6 +85,112 @@ fn short_title(n: &NetNs) -> String {
         Role::Host => format!("host ({})", n.label),
         r => format!("{} {}", r.name(), n.label),
     }
+}
+
+/// What the engines and helpers say about a namespace, one line each: every container in
+/// it (name, image, published ports, networks), the pasta process serving it (its
+/// forwards, what it copied from the host, where the host is reached), and the ports an
+/// instance whose child it is publishes through its API.
+pub fn about_lines(view: &NetView, n: &NetNs) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in &n.containers {
+        let mut l = c.label();
+        if let Some(i) = &c.image {
+            let _ = write!(l, " image {i}");
+        }
+        if !c.ports.is_empty() {
+            let p: Vec<String> = c.ports.iter().map(|p| p.to_string()).collect();
+            let _ = write!(l, " ports {}", p.join(" "));
+        }
+        let nets: Vec<String> = c
+            .networks
+            .iter()
+            .map(|a| match &a.address {
+                Some(ad) => format!("{} {ad}", a.network),
+                None => a.network.clone(),
+            })
+            .collect();
+        if !nets.is_empty() {
+            let _ = write!(l, " on {}", nets.join(", "));
+        } else if let Some(m) = &c.network_mode {
+            let _ = write!(l, " network {m}");
+        }
+        out.push(l);
+    }
+    if let Some(p) = &n.pasta {
+        let mut l = format!("{} {}:", p.comm, p.pid);
+        for opt in ["-t", "-u", "-T", "-U"] {
+            let _ = write!(l, " {opt} {}", p.args.specs(opt).join(","));
+        }
+        if !p.copied.is_empty() {
+            let c: Vec<String> = p.copied.iter().map(|(a, i)| format!("{a} ({i})")).collect();
+            let _ = write!(l, "; copied from the host: {}", c.join(" "));
+        }
+        if let Some(a) = &p.host_address_at {
+            let _ = write!(l, "; the host's address at {a}");
+        }
+        if let Some(a) = &p.host_loopback_at {
+            let _ = write!(l, "; the host's loopback at {a}");
+        }
+        out.push(l);
+    }
+    if !n.hostfwds.is_empty() {
+        let p: Vec<String> = n
+            .hostfwds
+            .iter()
+            .map(|f| {
+                format!(
+                    "{}:{}->{}:{}/{}",
+                    f.host_addr, f.host_port, f.guest_addr, f.guest_port, f.proto
+                )
+            })
+            .collect();
+        out.push(format!(
+            "forwarded by slirp4netns {} (api socket): {}",
+            n.hostfwds[0].pid,
+            p.join(" ")
+        ));
+    }
+    if let Some(e) = &n.hostfwd_error {
+        out.push(format!("host forwards not readable: {e}"));
+    }
+    for i in view
+        .instances
+        .iter()
+        .filter(|i| i.child_netns == Some(n.inode))
+    {
+        let who = match (&i.parent_comm, i.parent_pid) {
+            (Some(c), Some(p)) => format!("{c} {p}"),
+            _ => "the launcher".into(),
+        };
+        if !i.ports.is_empty() {
+            let p: Vec<String> = i
+                .ports
+                .iter()
+                .map(|s| {
+                    let s = &s.spec;
+                    let pip = if s.parent_ip.is_empty() {
+                        "0.0.0.0"
+                    } else {
+                        &s.parent_ip
+                    };
+                    let cip = if s.child_ip.is_empty() {
+                        "127.0.0.1"
+                    } else {
+                        &s.child_ip
+                    };
+                    format!(
+                        "{pip}:{}->{cip}:{}/{}",
+                        s.parent_port, s.child_port, s.proto
+                    )
+                })
+                .collect();
+            out.push(format!("published by {who} (api.sock): {}", p.join(" ")));
+        } else if let Some(e) = &i.ports_error {
+            out.push(format!("ports of {who} not readable: {e}"));
+        }
+    }
+    out
 }
 
 fn node_id(ns: u64, idx: u32) -> String {

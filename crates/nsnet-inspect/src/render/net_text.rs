@@ -36,6 +36,9 @@ pub fn net_text(view: &NetView) -> String {
                 String::new()
             },
         );
+        for l in super::about_lines(view, n) {
+            let _ = writeln!(out, "  {l}");
+        }
         if n.processes.is_empty() {
             for h in &n.held_by {
                 let _ = writeln!(out, "  held by {}", holder_text(h));
@@ -107,6 +110,16 @@ pub fn net_text(view: &NetView) -> String {
             );
         }
         out.push('\n');
+    }
+    for s in view.engines.iter().filter(|s| s.error.is_some()) {
+        let _ = writeln!(
+            out,
+            "note: {} state at {} ({}) not readable: {}",
+            s.engine.name(),
+            s.path.display(),
+            s.why,
+            s.error.as_deref().unwrap_or_default()
+        );
     }
     notes(&mut out, &view.unreadable_pids, &view.problems);
     out

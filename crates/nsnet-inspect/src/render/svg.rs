@@ -18,7 +18,7 @@ use layout::topo::layout::VisualGraph;
 use crate::graph::{self, Link};
 use crate::net::{NetNs, NetView, Role};
 
-fn box_label(n: &NetNs) -> String {
+fn box_label(view: &NetView, n: &NetNs) -> String {
     let mut lines = vec![
         match n.role {
             Role::Host => format!("host ({})", n.label),
@@ -26,6 +26,7 @@ fn box_label(n: &NetNs) -> String {
         },
         format!("net:[{}]", n.inode),
     ];
+    lines.extend(super::about_lines(view, n));
     if let Some(e) = &n.error {
         lines.push(format!("(not readable: {e})"));
     }
@@ -70,7 +71,7 @@ fn draw(view: &NetView) -> String {
     let mut order: Vec<&NetNs> = view.netns.iter().collect();
     order.sort_by_key(|n| (graph::draw_rank(n.role), n.inode));
     for n in order {
-        let label = box_label(n);
+        let label = box_label(view, n);
         // layout-rs sizes a box from the size it is given, not from its text.
         // (Its own estimate, one font size per character, is twice too wide for 15px text.)
         let cols = label.lines().map(|l| l.chars().count()).max().unwrap_or(1);
@@ -185,21 +186,50 @@ mod tests {
             }],
             default_routes: Vec::new(),
             error: None,
+            containers: Vec::new(),
+            pasta: None,
+            hostfwds: Vec::new(),
+            hostfwd_error: None,
         };
-        assert_eq!(
-            box_label(&n),
-            "container web\nnet:[7]\neth0 (veth) 10.4.0.2/24"
-        );
-        let view = NetView {
+        let mut view = NetView {
             host: None,
             host_basis: String::new(),
             netns: vec![n],
             veth_pairs: Vec::new(),
             taps: Vec::new(),
             instances: Vec::new(),
+            engines: Vec::new(),
+            catalog: Default::default(),
             unreadable_pids: Vec::new(),
             problems: Vec::new(),
         };
+        assert_eq!(
+            box_label(&view, &view.netns[0]),
+            "container web\nnet:[7]\neth0 (veth) 10.4.0.2/24"
+        );
+        // An engine's container adds its line under the title.
+        view.netns[0].containers.push(crate::engines::Container {
+            engine: crate::engines::Engine::Docker,
+            id: "de45fb625f7857f8".into(),
+            name: "web".into(),
+            image: Some("nsnet-bb".into()),
+            running: true,
+            pid: Some(9),
+            netns_path: None,
+            network_mode: None,
+            networks: Vec::new(),
+            ports: vec![crate::engines::Published {
+                proto: "tcp".into(),
+                host_ip: "127.0.0.1".into(),
+                host_port: 18096,
+                container_port: 80,
+            }],
+            internal_networks: Vec::new(),
+        });
+        assert_eq!(
+            box_label(&view, &view.netns[0]),
+            "container web\nnet:[7]\ndocker/web (de45fb625f78) image nsnet-bb ports 127.0.0.1:18096->80/tcp\neth0 (veth) 10.4.0.2/24"
+        );
         let svg = graph_svg(&view).unwrap();
         assert!(svg.contains(">container web<") && svg.contains(">eth0 (veth) 10.4.0.2/24<"));
     }

@@ -76,6 +76,7 @@ fn tree_body(
     if let Some(e) = &n.error {
         items.push(format!("(interfaces not readable: {e})"));
     }
+    items.extend(super::about_lines(view, n));
     for i in &n.interfaces {
         items.push(iface_line(view, i));
     }

@@ -24,6 +24,13 @@ pub enum NsCmd {
         /// JSON (schema in docs/ns.md)
         #[arg(long)]
         json: bool,
+        /// Keep watching: print the view again whenever its namespaces, roles, names,
+        /// interfaces, addresses, containers or ports change (until interrupted)
+        #[arg(long)]
+        watch: bool,
+        /// With --watch: seconds between looks
+        #[arg(long, value_name = "SECONDS", default_value = "1", requires = "watch")]
+        interval: f64,
     },
     /// Draw the network: host → rootless child → containers.
     Graph {
@@ -33,6 +40,26 @@ pub enum NsCmd {
         /// Write to FILE instead of standard output
         #[arg(long, short = 'o', value_name = "FILE")]
         output: Option<PathBuf>,
+    },
+    /// Explain the path of a connection from FROM to TO through the rootless worlds, hop
+    /// by hop, and where it ends.
+    ///
+    /// FROM: `host`, a PID, `net:[INODE]`, or a container (`web`, `docker/web`, an id
+    /// prefix). TO: `ADDR:PORT`, `host:PORT` (the host's loopback, as FROM's world reaches
+    /// it), or a container (`NAME[:PORT]`). Reads only; exit 0 when reachable, 4 when not.
+    Trace {
+        from: String,
+        to: String,
+        /// UDP instead of TCP
+        #[arg(long)]
+        udp: bool,
+        /// JSON (schema in docs/ns.md)
+        #[arg(long)]
+        json: bool,
+        /// After the walk, one TCP connection attempt from FROM to TO — only when the path
+        /// ends inside a namespace explained here
+        #[arg(long)]
+        probe: bool,
     },
     /// Run a command in the namespaces of a process or of a rootless child.
     ///
@@ -109,31 +136,30 @@ fn json<T: serde::Serialize>(v: &T) -> String {
 }
 
 /// The init process of a running container, by name or id.
+/// The init process of a running container, by name or id: nsnet's own first (its store's
+/// rules: a name, or an id prefix), then every engine `nsnet ns` reads (`web`,
+/// `docker/web`, `podman/db`, an id prefix).
 fn container_pid(key: &str) -> Result<i32, String> {
     use nsnet_container::store::{Status, Store};
-    let c = Store::default_location()
-        .and_then(|s| s.find(key))
-        .map_err(|e| e.to_string())?;
-    if c.status() != Status::Running {
-        return Err(format!("container {key} is not running"));
-    }
-    Ok(c.state.pid)
-}
-
-/// Names the network namespaces of running `nsnet container`s after their containers (the
-/// inspector alone sees only processes; the names are the container layer's).
-fn name_containers(view: &mut nsnet_inspect::net::NetView) {
-    use nsnet_container::store::{Status, Store};
-    let Ok(list) = Store::default_location().and_then(|s| s.list()) else {
-        return;
-    };
-    for c in list.iter().filter(|c| c.status() == Status::Running) {
-        for n in &mut view.netns {
-            if n.processes.iter().any(|p| p.pid == c.state.pid) {
-                n.role = nsnet_inspect::net::Role::Container;
-                n.label = c.config.name.clone();
-            }
+    let own = Store::default_location().and_then(|s| s.find(key));
+    if let Ok(c) = &own {
+        if c.status() != Status::Running {
+            return Err(format!("container {key} is not running"));
         }
+        return Ok(c.state.pid);
+    }
+    let scan = nsnet_inspect::procscan::scan();
+    let catalog = nsnet_inspect::engines::read(&scan);
+    match catalog.find(key)? {
+        // The engine's record is a claim: the process must still be there.
+        Some(c) => match c.pid.filter(|p| scan.proc(*p).is_some()) {
+            Some(pid) => Ok(pid),
+            None => Err(format!("{}: its init process is gone", c.label())),
+        },
+        None => Err(own
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_else(|| format!("no running container is called {key}"))),
     }
 }
 
@@ -208,8 +234,112 @@ fn exec(a: ExecArgs) -> i32 {
     }
 }
 
+fn trace(from: &str, to: &str, udp: bool, as_json: bool, probe: bool) -> i32 {
+    use nsnet_inspect::sockets::Proto;
+    use nsnet_inspect::trace;
+    let snap = nsnet_inspect::discover();
+    let view = nsnet_inspect::net::gather_from(&snap);
+    let proto = if udp { Proto::Udp } else { Proto::Tcp };
+    let resolved = trace::resolve_from(&view, &snap, &view.catalog, from).and_then(|f| {
+        let (t, hops, v) = trace::resolve_to(&view, &view.catalog, &f, to, proto)?;
+        Ok((f, t, hops, v))
+    });
+    let (f, t, hops, v) = match resolved {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("nsnet: error: {e}");
+            return 1;
+        }
+    };
+    let result = trace::trace(&view, &snap, &view.catalog, f, t, hops, v);
+    // The probe connects only where the walk ended inside the worlds it explained.
+    let probed = match (probe, &result.end) {
+        (false, _) => None,
+        (true, _) if udp => Some(Err("only TCP is probed".to_string())),
+        (true, None) => Some(Err(
+            "not probed: the path does not end inside a namespace explained here".to_string(),
+        )),
+        (true, Some(_)) => Some(trace::probe(
+            &snap,
+            result.from.netns,
+            result.to.addr,
+            result.to.port,
+            std::time::Duration::from_secs(2),
+        )),
+    };
+    let code = if result.verdict.outcome == trace::Outcome::Reachable {
+        0
+    } else {
+        4
+    };
+    if as_json {
+        let mut v = serde_json::to_value(&result).expect("serializes");
+        v["probe"] = match &probed {
+            None => serde_json::Value::Null,
+            Some(Ok(())) => serde_json::json!({"connected": true, "error": null}),
+            Some(Err(e)) => serde_json::json!({"connected": false, "error": e}),
+        };
+        return emit(&json(&v), None).max(code);
+    }
+    let mut text = render::trace_text(&result);
+    match probed {
+        None => {}
+        Some(Ok(())) => text.push_str("probe: connected\n"),
+        Some(Err(e)) => text.push_str(&format!("probe: {e}\n")),
+    }
+    emit(&text, None).max(code)
+}
+
+/// `ns net --watch`: the view again whenever its shape changes (see
+/// `nsnet_inspect::net::NetView::shape`: processes coming and going alone do not count, or a
+/// busy machine would reprint every second). Text views are separated by a line with the
+/// time; JSON views are one compact document per line.
+fn watch_net(as_json: bool, interval: f64) -> i32 {
+    if !(interval.is_finite() && interval > 0.0) {
+        eprintln!("nsnet: error: --interval must be a positive number of seconds");
+        return 2;
+    }
+    let mut last = None;
+    loop {
+        let view = nsnet_inspect::net::gather();
+        let shape = view.shape();
+        if last.as_ref() != Some(&shape) {
+            let text = if as_json {
+                let mut s = serde_json::to_string(&view).expect("inspector types serialize");
+                s.push('\n');
+                s
+            } else {
+                let secs = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                format!(
+                    "--- {:02}:{:02}:{:02} UTC\n{}",
+                    secs / 3600 % 24,
+                    secs / 60 % 60,
+                    secs % 60,
+                    render::net_text(&view)
+                )
+            };
+            if emit(&text, None) != 0 {
+                return 1;
+            }
+            let _ = std::io::stdout().flush();
+            last = Some(shape);
+        }
+        std::thread::sleep(std::time::Duration::from_secs_f64(interval));
+    }
+}
+
 pub fn main(cmd: NsCmd) -> i32 {
     match cmd {
+        NsCmd::Trace {
+            from,
+            to,
+            udp,
+            json: as_json,
+            probe,
+        } => trace(&from, &to, udp, as_json, probe),
         NsCmd::Exec(a) => exec(a),
         NsCmd::Ls {
             types,
@@ -242,9 +372,15 @@ pub fn main(cmd: NsCmd) -> i32 {
                 emit(&render::ls_table(&snap, &types), None)
             }
         }
-        NsCmd::Net { json: as_json } => {
-            let mut view = nsnet_inspect::net::gather();
-            name_containers(&mut view);
+        NsCmd::Net {
+            json: as_json,
+            watch,
+            interval,
+        } => {
+            if watch {
+                return watch_net(as_json, interval);
+            }
+            let view = nsnet_inspect::net::gather();
             if as_json {
                 emit(&json(&view), None)
             } else {
@@ -252,8 +388,7 @@ pub fn main(cmd: NsCmd) -> i32 {
             }
         }
         NsCmd::Graph { format, output } => {
-            let mut view = nsnet_inspect::net::gather();
-            name_containers(&mut view);
+            let view = nsnet_inspect::net::gather();
             let text = match format.as_str() {
                 "dot" => render::graph_dot(&view),
                 "mermaid" => render::graph_mermaid(&view),

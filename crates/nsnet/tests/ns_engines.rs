@@ -1,0 +1,1013 @@
+//! `nsnet ns` against real engines: containers named by their engines' own on-disk state,
+//! their published ports, and `nsnet ns trace` verdicts, in worlds each test builds (as
+//! root and as the unprivileged user; scripts/test runs each test both ways in a fresh
+//! network namespace).
+//!
+//! - rootless Docker 20.10 (Debian's docker.io), started through Debian's own
+//!   `/usr/share/docker.io/contrib/dockerd-rootless.sh` (RootlessKit 1.1.0 + slirp4netns,
+//!   `--disable-host-loopback`), with `/usr/bin/docker` and a `docker import`ed busybox;
+//! - rootless Podman 4.3 (Debian's): a container on its slirp4netns network and one on a
+//!   `podman network create` bridge, both with `-p`;
+//! - nsnet's own containers on the default network, a second network and an `--internal`
+//!   one;
+//! - a pasta world (Debian's pasta) whose namespace carries the host's address.
+//!
+//! Rootless engines refuse root: in the root pass the engine runs as the test user and root
+//! inspects it. Every process a test starts is stopped by PID when it ends (the test is a
+//! child subreaper, so what daemonises stays its descendant).
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+const USER: &str = "nsnet-test";
+const PASTA_WORLD: &str = include_str!("fixtures/pasta_world.sh");
+
+fn json_of(cmd: &mut Command) -> Value {
+    let o = output(cmd);
+    assert!(
+        o.status.success() || o.status.code() == Some(4),
+        "{cmd:?}: {}",
+        stderr(&o)
+    );
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(&o)))
+}
+
+fn net_json() -> Value {
+    json_of(nsnet().args(["ns", "net", "--json"]))
+}
+
+/// This test's world, as a trace's FROM: by our own PID (as root, `host` is the machine's
+/// netns, PID 1's, not the world's).
+fn me() -> String {
+    std::process::id().to_string()
+}
+
+fn trace(from: &str, to: &str) -> Value {
+    json_of(nsnet().args(["ns", "trace", from, to, "--json"]))
+}
+
+/// The netns whose containers include `engine/name`.
+fn netns_of<'a>(v: &'a Value, engine: &str, name: &str) -> &'a Value {
+    v["netns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| {
+            n["containers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["engine"] == engine && c["name"] == name)
+        })
+        .unwrap_or_else(|| panic!("{engine}/{name} not named in {v:#}"))
+}
+
+fn container<'a>(n: &'a Value, name: &str) -> &'a Value {
+    n["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap()
+}
+
+fn verdict(t: &Value) -> (String, String) {
+    (
+        t["verdict"]["outcome"].as_str().unwrap().to_string(),
+        t["verdict"]["reason"].as_str().unwrap().to_string(),
+    )
+}
+
+/// A directory the test user can use, under /tmp.
+fn shared_dir(prefix: &str) -> tempfile::TempDir {
+    let d = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    d
+}
+
+fn chown_to_user(p: &Path) {
+    if is_root() {
+        let o = output(Command::new("chown").args(["-R", USER]).arg(p));
+        assert!(o.status.success(), "chown: {}", stderr(&o));
+    }
+}
+
+/// A busybox root filesystem with an httpd page, as a tar owned by the image's root.
+fn busybox_tar(base: &Path) -> PathBuf {
+    let root = base.join("rootfs");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::create_dir_all(root.join("www")).unwrap();
+    std::fs::copy("/usr/bin/busybox", root.join("bin/busybox")).unwrap();
+    for a in ["sh", "httpd", "sleep", "nc", "cat"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(a)).unwrap();
+    }
+    std::fs::write(root.join("www/index.html"), "hello from the container\n").unwrap();
+    let tar = base.join("rootfs.tar");
+    let o = output(
+        Command::new("tar")
+            .args(["--numeric-owner", "--owner=0", "--group=0", "-C"])
+            .arg(&root)
+            .arg("-cf")
+            .arg(&tar)
+            .arg("."),
+    );
+    assert!(o.status.success(), "tar: {}", stderr(&o));
+    tar
+}
+
+/// `program args…` as the test user (directly when the test is that user), with `env`.
+fn as_user(env: &[(String, String)], program: &str) -> Command {
+    let mut c = if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", USER, "--", "env"]);
+        c
+    } else {
+        Command::new("env")
+    };
+    for (k, v) in env {
+        c.arg(format!("{k}={v}"));
+    }
+    c.arg(program);
+    c.current_dir("/");
+    c
+}
+
+/// Every live descendant of this test process, deepest first.
+fn descendants() -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let mut parent: std::collections::BTreeMap<i32, i32> = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            && let Some((_, rest)) = s.rsplit_once(')')
+            && let Some(pp) = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok())
+        {
+            parent.insert(pid, pp);
+        }
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![me];
+    while let Some(p) = frontier.pop() {
+        for (c, pp) in &parent {
+            if *pp == p && *c != me {
+                out.push(*c);
+                frontier.push(*c);
+            }
+        }
+    }
+    out.reverse();
+    out
+}
+
+fn comm(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// Stops what the test started: SIGTERM to `first` (by comm, among our descendants), up to
+/// `grace` for it to take its children down, then SIGKILL to every descendant left; reaps.
+fn stop_descendants(first: &str, grace: Duration) {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    for p in descendants().into_iter().filter(|p| comm(*p) == first) {
+        let _ = kill(Pid::from_raw(p), Signal::SIGTERM);
+        wait_gone(p, grace);
+    }
+    for p in descendants() {
+        let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+    }
+    let until = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < until {
+        // SAFETY: reaping our own children.
+        let r = unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) };
+        if r < 0 {
+            break;
+        }
+        if r == 0 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn subreaper() {
+    // SAFETY: plain prctl.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+}
+
+fn run_ok(c: &mut Command) -> Output {
+    let o = output(c);
+    assert!(
+        o.status.success(),
+        "{c:?}: {:?}\n{}\n{}",
+        o.status,
+        stdout(&o),
+        stderr(&o)
+    );
+    o
+}
+
+// ---- rootless Docker 20.10 ----
+
+struct Docker {
+    dir: tempfile::TempDir,
+    /// The script (then RootlessKit, which it execs); reaped on drop.
+    job: Option<std::process::Child>,
+}
+
+impl Docker {
+    fn env(&self) -> Vec<(String, String)> {
+        let b = self.dir.path().display();
+        vec![
+            ("HOME".into(), format!("{b}/home")),
+            ("XDG_RUNTIME_DIR".into(), format!("{b}/run")),
+            ("PATH".into(), "/usr/bin:/usr/sbin:/bin:/sbin".into()),
+            ("DOCKER_HOST".into(), format!("unix://{b}/run/docker.sock")),
+        ]
+    }
+
+    /// Debian's dockerd-rootless.sh, unchanged, as the test user; waits for the API socket.
+    fn start() -> Docker {
+        world();
+        subreaper();
+        let dir = shared_dir("nsnet-docker");
+        for d in ["home", "run"] {
+            std::fs::create_dir(dir.path().join(d)).unwrap();
+        }
+        std::fs::set_permissions(
+            dir.path().join("run"),
+            std::fs::Permissions::from_mode(0o700),
+        )
+        .unwrap();
+        chown_to_user(dir.path());
+        let mut d = Docker { dir, job: None };
+        let log = std::fs::File::create(d.dir.path().join("dockerd.log")).unwrap();
+        let job = as_user(&d.env(), "/usr/share/docker.io/contrib/dockerd-rootless.sh")
+            // No systemd and cgroup v1 here: the cgroupfs driver, as Docker's rootless docs say.
+            .args(["--exec-opt", "native.cgroupdriver=cgroupfs"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("dockerd-rootless.sh (Debian package docker.io)");
+        d.job = Some(job);
+        let sock = d.dir.path().join("run/docker.sock");
+        let until = Instant::now() + Duration::from_secs(60);
+        while !(sock.exists() && output(&mut d.docker(&["version"])).status.success()) {
+            assert!(
+                Instant::now() < until,
+                "dockerd did not serve within 60 s: {}",
+                std::fs::read_to_string(d.dir.path().join("dockerd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        d
+    }
+
+    fn docker(&self, args: &[&str]) -> Command {
+        let mut c = as_user(&self.env(), "/usr/bin/docker");
+        c.args(args);
+        c
+    }
+}
+
+impl Drop for Docker {
+    fn drop(&mut self) {
+        let _ = output(&mut self.docker(&["rm", "-f", "web"]));
+        stop_descendants("rootlesskit", Duration::from_secs(20));
+        // stop_descendants has killed and reaped it (waiting again only reports that; no
+        // signal is sent to a PID that may have been reused since).
+        if let Some(mut j) = self.job.take() {
+            let _ = j.try_wait();
+        }
+        if !is_root() {
+            let _ = Command::new("chmod")
+                .args(["-R", "u+rwX"])
+                .arg(self.dir.path())
+                .status();
+        }
+    }
+}
+
+#[test]
+fn rootless_docker_containers_are_named_published_and_traced() {
+    let d = Docker::start();
+    let tar = busybox_tar(d.dir.path());
+    std::fs::set_permissions(&tar, std::fs::Permissions::from_mode(0o644)).unwrap();
+    run_ok(&mut d.docker(&["import", tar.to_str().unwrap(), "nsnet-bb"]));
+    let port = free_port();
+    let publish = format!("127.0.0.1:{port}:80");
+    run_ok(&mut d.docker(&[
+        "run", "-d", "--name", "web", "-p", &publish, "nsnet-bb", "httpd", "-f", "-p", "80", "-h",
+        "/www",
+    ]));
+    let id = stdout(&run_ok(&mut d.docker(&["inspect", "-f", "{{.Id}}", "web"])))
+        .trim()
+        .to_string();
+    // Served through RootlessKit's port driver and docker-proxy: the real path works.
+    let reply = http_get(port, Duration::from_secs(20), |s| s.contains("200 OK"));
+    assert!(reply.ends_with("hello from the container\n"), "{reply}");
+
+    let v = net_json();
+    let n = netns_of(&v, "docker", "web");
+    assert_eq!(n["role"], "container");
+    assert_eq!(n["label"], format!("docker/web ({})", &id[..12]));
+    let c = container(n, "web");
+    assert_eq!(c["id"], id);
+    assert_eq!(c["image"], "nsnet-bb");
+    assert_eq!(
+        c["ports"],
+        serde_json::json!([{"proto": "tcp", "host_ip": "127.0.0.1", "host_port": port, "container_port": 80}])
+    );
+    let addr = c["networks"][0]["address"].as_str().unwrap().to_string();
+    assert_eq!(c["networks"][0]["network"], "bridge");
+    let ip = addr.split('/').next().unwrap().to_string();
+    assert!(
+        n["interfaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["addresses"]
+                .as_array()
+                .unwrap()
+                .contains(&addr.clone().into())),
+        "Docker's recorded address is the one on eth0: {n:#}"
+    );
+    // The data root was found through dockerd (its HOME is the test's, not the inspector's).
+    let src = v["engines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["engine"] == "docker" && s["containers"] == 1)
+        .unwrap_or_else(|| panic!("{:#}", v["engines"]));
+    assert_eq!(
+        src["path"],
+        d.dir
+            .path()
+            .join("home/.local/share/docker")
+            .display()
+            .to_string()
+    );
+    // RootlessKit's own ports, from its api.sock (ours: launched in this world's netns;
+    // other worlds on the machine may run RootlessKit too).
+    let world = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self/ns/net").unwrap().ino()
+    };
+    let rk = v["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["parent_comm"] == "rootlesskit" && i["parent_netns"] == world)
+        .unwrap_or_else(|| panic!("{:#}", v["instances"]));
+    assert!(
+        rk["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["spec"]["parentPort"] == port && p["spec"]["parentIP"] == "127.0.0.1"),
+        "{rk:#}"
+    );
+    // The text says the same.
+    let o = output(nsnet().args(["ns", "net"]));
+    let text = stdout(&o);
+    assert!(
+        text.contains(&format!(
+            "  docker/web ({}) image nsnet-bb ports 127.0.0.1:{port}->80/tcp on bridge {addr}\n",
+            &id[..12]
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "(api.sock): 127.0.0.1:{port}->127.0.0.1:{port}/tcp4"
+        )),
+        "{text}"
+    );
+    let dot = stdout(&output(nsnet().args(["ns", "graph", "-f", "dot"])));
+    assert!(
+        dot.contains(&format!("container docker/web ({})", &id[..12])),
+        "{dot}"
+    );
+
+    // Reachable: host port → RootlessKit's port driver → docker-proxy → the container.
+    let t = trace(&me(), &format!("127.0.0.1:{port}"));
+    assert_eq!(verdict(&t).0, "reachable", "{t:#}");
+    let steps: Vec<&str> = t["hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["step"].as_str().unwrap())
+        .collect();
+    assert!(
+        steps.iter().any(|s| s.contains("is the port driver of")),
+        "{steps:#?}"
+    );
+    assert!(
+        steps
+            .iter()
+            .any(|s| s.contains(&format!("forwards to {ip}:80"))),
+        "{steps:#?}"
+    );
+    assert_eq!(
+        t["hops"].as_array().unwrap().last().unwrap()["netns"],
+        n["inode"]
+    );
+    assert!(verdict(&t).1.starts_with("httpd "), "{t:#}");
+    // Blocked: dockerd-rootless.sh passes --disable-host-loopback to RootlessKit.
+    let (o, r) = verdict(&trace("docker/web", "host:8080"));
+    assert_eq!(o, "blocked");
+    assert!(
+        r.starts_with("host loopback disabled by rootlesskit ")
+            && r.ends_with(" --disable-host-loopback"),
+        "{r}"
+    );
+    // No listener on another port of the container.
+    let (o, r) = verdict(&trace("docker/web", &format!("{ip}:81")));
+    assert_eq!(o, "no-listener");
+    assert_eq!(
+        r,
+        format!(
+            "no listener on {ip}:81 (tcp) in container docker/web ({}) net:[{}]",
+            &id[..12],
+            n["inode"]
+        )
+    );
+    // --probe: one connection attempt from inside FROM after the walk, where it ended
+    // inside the view: accepted on the reachable path, refused where nobody listens.
+    let probe = |from: &str, to: &str| {
+        json_of(nsnet().args(["ns", "trace", from, to, "--json", "--probe"]))["probe"].clone()
+    };
+    assert_eq!(
+        probe(&me(), &format!("127.0.0.1:{port}")),
+        serde_json::json!({"connected": true, "error": null})
+    );
+    let p = probe("docker/web", &format!("{ip}:81"));
+    assert_eq!(p["connected"], false, "{p}");
+    assert!(
+        p["error"].as_str().unwrap().contains("Connection refused"),
+        "{p}"
+    );
+    // `ns exec` by Docker's name: the container's netns.
+    let o = output(nsnet().args([
+        "ns",
+        "exec",
+        "docker/web",
+        "-n",
+        "--",
+        "ip",
+        "-o",
+        "-4",
+        "addr",
+        "show",
+        "eth0",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains(&format!(" {addr} ")), "{}", stdout(&o));
+    // From the host, the container's address is not routed: the published port is named.
+    let (o, r) = verdict(&trace(&me(), &format!("{ip}:80")));
+    assert_eq!(o, "no-route", "{r}");
+    assert!(
+        r.ends_with(&format!("use its published port 127.0.0.1:{port}")),
+        "{r}"
+    );
+}
+
+// ---- rootless Podman 4.3 ----
+
+struct Podman {
+    dir: tempfile::TempDir,
+}
+
+impl Podman {
+    fn new() -> Podman {
+        world();
+        subreaper();
+        let dir = shared_dir("nsnet-podman");
+        let b = dir.path();
+        for d in ["run", "home", "storage", "runroot"] {
+            std::fs::create_dir_all(b.join(d)).unwrap();
+        }
+        std::fs::set_permissions(b.join("run"), std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::write(
+            b.join("containers.conf"),
+            "[engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            b.join("storage.conf"),
+            format!(
+                "[storage]\ndriver = \"vfs\"\ngraphroot = \"{0}/storage\"\nrunroot = \"{0}/runroot\"\n",
+                b.display()
+            ),
+        )
+        .unwrap();
+        busybox_tar(b);
+        chown_to_user(b);
+        Podman { dir }
+    }
+
+    fn podman(&self, args: &[&str]) -> Command {
+        let b = self.dir.path().display();
+        let env: Vec<(String, String)> = [
+            ("XDG_RUNTIME_DIR", format!("{b}/run")),
+            ("HOME", format!("{b}/home")),
+            ("CONTAINERS_CONF", format!("{b}/containers.conf")),
+            ("CONTAINERS_STORAGE_CONF", format!("{b}/storage.conf")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let mut c = as_user(&env, "podman");
+        c.arg(format!("--root={b}/storage"))
+            .arg(format!("--runroot={b}/runroot"))
+            .arg("--storage-driver=vfs")
+            .args(args);
+        c
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = output(&mut self.podman(&["rm", "-f", "-t", "0", "-a"]));
+        stop_descendants("catatonit", Duration::from_secs(5));
+        if !is_root() {
+            let _ = Command::new("chmod")
+                .args(["-R", "u+rwX"])
+                .arg(self.dir.path())
+                .status();
+        }
+    }
+}
+
+#[test]
+fn rootless_podman_containers_are_named_from_its_database_and_traced() {
+    let p = Podman::new();
+    let tar = p.dir.path().join("rootfs.tar");
+    run_ok(&mut p.podman(&["import", tar.to_str().unwrap(), "localhost/nsnet-bb"]));
+    let (p1, p2) = (free_port(), free_port());
+    let httpd = [
+        "localhost/nsnet-bb",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ];
+    let pub1 = format!("127.0.0.1:{p1}:80");
+    let mut args = vec!["run", "-d", "--name", "pweb", "-p", &pub1];
+    args.extend(httpd);
+    run_ok(&mut p.podman(&args));
+    run_ok(&mut p.podman(&["network", "create", "pnet"]));
+    let pub2 = format!("127.0.0.1:{p2}:80");
+    let mut args = vec![
+        "run",
+        "-d",
+        "--name",
+        "pbr",
+        "--network",
+        "pnet",
+        "-p",
+        &pub2,
+    ];
+    args.extend(httpd);
+    run_ok(&mut p.podman(&args));
+    // A third through slirp4netns's own port forwarding (its API socket's add_hostfwd).
+    let p3 = free_port();
+    let pub3 = format!("127.0.0.1:{p3}:80");
+    let mut args = vec![
+        "run",
+        "-d",
+        "--name",
+        "pslirp",
+        "--network",
+        "slirp4netns:port_handler=slirp4netns",
+        "-p",
+        &pub3,
+    ];
+    args.extend(httpd);
+    run_ok(&mut p.podman(&args));
+    for port in [p1, p2, p3] {
+        let r = http_get(port, Duration::from_secs(20), |s| s.contains("200 OK"));
+        assert!(r.ends_with("hello from the container\n"), "{r}");
+    }
+    let id = |name: &str| {
+        stdout(&run_ok(&mut p.podman(&["inspect", "-f", "{{.Id}}", name])))
+            .trim()
+            .to_string()
+    };
+    let (id1, id2) = (id("pweb"), id("pbr"));
+
+    let v = net_json();
+    // pweb: its own netns, served by its slirp4netns.
+    let n1 = netns_of(&v, "podman", "pweb");
+    assert_eq!(n1["role"], "rootless-child");
+    let l1 = n1["label"].as_str().unwrap();
+    assert!(
+        l1.starts_with(&format!(
+            "podman/pweb ({}), served by slirp4netns ",
+            &id1[..12]
+        )),
+        "{l1}"
+    );
+    let c1 = container(n1, "pweb");
+    assert_eq!(c1["image"], "localhost/nsnet-bb:latest");
+    assert_eq!(c1["network_mode"], "slirp4netns");
+    assert_eq!(c1["ports"][0]["host_port"], p1);
+    assert_eq!(c1["ports"][0]["container_port"], 80);
+    // pbr: behind podman's bridge in the rootless netns.
+    let n2 = netns_of(&v, "podman", "pbr");
+    assert_eq!(n2["role"], "container");
+    assert_eq!(n2["label"], format!("podman/pbr ({})", &id2[..12]));
+    let c2 = container(n2, "pbr");
+    assert_eq!(c2["networks"][0]["network"], "pnet");
+    let addr = c2["networks"][0]["address"].as_str().unwrap();
+    assert!(
+        n2["interfaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["addresses"].as_array().unwrap().contains(&addr.into())),
+        "{n2:#}"
+    );
+    // The database was found through conmon's command line.
+    let src = v["engines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["engine"] == "podman" && s["containers"] == 3)
+        .unwrap_or_else(|| panic!("{:#}", v["engines"]));
+    assert_eq!(
+        src["path"],
+        p.dir.path().join("storage").display().to_string()
+    );
+
+    // Reachable through rootlessport into each container.
+    for (port, n) in [(p1, n1), (p2, n2)] {
+        let t = trace(&me(), &format!("127.0.0.1:{port}"));
+        assert_eq!(verdict(&t).0, "reachable", "{t:#}");
+        assert!(
+            t["hops"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|h| h["step"].as_str().unwrap().starts_with("rootlessport ")),
+            "{t:#}"
+        );
+        assert_eq!(
+            t["hops"].as_array().unwrap().last().unwrap()["netns"],
+            n["inode"]
+        );
+    }
+    // slirp4netns's host forward, read from its API socket, into pslirp's namespace.
+    let n3 = netns_of(&v, "podman", "pslirp");
+    let fwd = &n3["hostfwds"][0];
+    assert_eq!(
+        (
+            fwd["proto"].as_str(),
+            fwd["host_addr"].as_str(),
+            fwd["host_port"].as_u64(),
+            fwd["guest_port"].as_u64()
+        ),
+        (
+            Some("tcp"),
+            Some("127.0.0.1"),
+            Some(u64::from(p3)),
+            Some(80)
+        ),
+        "{n3:#}"
+    );
+    let t = trace(&me(), &format!("127.0.0.1:{p3}"));
+    assert_eq!(verdict(&t).0, "reachable", "{t:#}");
+    assert!(
+        t["hops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["step"].as_str().unwrap().contains("(add_hostfwd) to ")),
+        "{t:#}"
+    );
+    assert_eq!(
+        t["hops"].as_array().unwrap().last().unwrap()["netns"],
+        n3["inode"]
+    );
+    // Podman 4.3 runs slirp4netns with --disable-host-loopback (allow_host_loopback=false).
+    let (o, r) = verdict(&trace("podman/pweb", "host:9"));
+    assert_eq!(o, "blocked");
+    assert!(
+        r.starts_with("host loopback disabled by slirp4netns ")
+            && r.ends_with(" --disable-host-loopback"),
+        "{r}"
+    );
+}
+
+// ---- nsnet's own containers ----
+
+#[test]
+fn nsnet_containers_on_two_networks_and_an_internal_one_are_named_and_traced() {
+    world();
+    let data = tempfile::tempdir().unwrap();
+    let run = tempfile::tempdir().unwrap();
+    let rootfs = tempfile::tempdir().unwrap();
+    let r = rootfs.path();
+    std::fs::create_dir_all(r.join("bin")).unwrap();
+    std::fs::create_dir_all(r.join("www")).unwrap();
+    std::fs::create_dir_all(r.join("etc")).unwrap();
+    std::fs::copy("/usr/bin/busybox", r.join("bin/busybox")).unwrap();
+    for a in ["sh", "httpd", "sleep"] {
+        std::os::unix::fs::symlink("busybox", r.join("bin").join(a)).unwrap();
+    }
+    std::fs::write(r.join("www/index.html"), "hello from nsnet\n").unwrap();
+    let env = |c: &mut Command| {
+        c.env("XDG_DATA_HOME", data.path())
+            .env("XDG_RUNTIME_DIR", run.path());
+    };
+    let nsnet_ok = |args: &[&str]| {
+        let mut c = nsnet();
+        env(&mut c);
+        stdout(&run_ok(c.args(args)))
+    };
+    let port = free_port();
+    let publish = format!("127.0.0.1:{port}:80");
+    let rf = r.to_str().unwrap();
+    let httpd = ["--", "httpd", "-f", "-p", "80", "-h", "/www"];
+    let mut a = vec![
+        "container",
+        "run",
+        "-d",
+        "--name",
+        "ns-web",
+        "-p",
+        &publish,
+        "--rootfs",
+        rf,
+    ];
+    a.extend(httpd);
+    let web_id = nsnet_ok(&a).trim().to_string();
+    nsnet_ok(&["network", "create", "second"]);
+    nsnet_ok(&["network", "create", "inner", "--internal"]);
+    for (name, net) in [("ns-other", "second"), ("ns-secret", "inner")] {
+        let mut a = vec![
+            "container",
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            net,
+            "--rootfs",
+            rf,
+        ];
+        a.extend(httpd);
+        nsnet_ok(&a);
+    }
+    let reply = http_get(port, Duration::from_secs(20), |s| s.contains("200 OK"));
+    assert!(reply.ends_with("hello from nsnet\n"), "{reply}");
+    let stop = || {
+        let mut c = nsnet();
+        env(&mut c);
+        let ids = stdout(&output(c.args(["container", "ps", "-aq"])));
+        for id in ids.split_whitespace() {
+            let mut c = nsnet();
+            env(&mut c);
+            let _ = output(c.args(["container", "rm", "-f", id]));
+        }
+        let pidfile = run.path().join("nsnet/default.pid");
+        if let Some(pid) = std::fs::read_to_string(pidfile)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            wait_gone(pid, Duration::from_secs(10));
+        }
+    };
+    let mut c = nsnet();
+    env(&mut c);
+    let v = json_of(c.args(["ns", "net", "--json"]));
+    let check = std::panic::catch_unwind(|| {
+        let web = netns_of(&v, "nsnet", "ns-web");
+        assert_eq!(web["role"], "container");
+        assert!(web_id.starts_with(&web["containers"][0]["id"].as_str().unwrap()[..12]));
+        assert_eq!(
+            web["label"],
+            format!(
+                "nsnet/ns-web ({})",
+                &web["containers"][0]["id"].as_str().unwrap()[..12]
+            )
+        );
+        assert_eq!(web["containers"][0]["ports"][0]["host_port"], port);
+        assert_eq!(web["containers"][0]["networks"][0]["network"], "bridge");
+        let secret = netns_of(&v, "nsnet", "ns-secret");
+        assert_eq!(
+            secret["containers"][0]["internal_networks"],
+            serde_json::json!(["inner"])
+        );
+        let other = netns_of(&v, "nsnet", "ns-other");
+        let other_ip = other["containers"][0]["networks"][0]["address"]
+            .as_str()
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string();
+
+        let tr = |from: &str, to: &str| {
+            let mut c = nsnet();
+            env(&mut c);
+            json_of(c.args(["ns", "trace", from, to, "--json"]))
+        };
+        // Reachable: the builtin port driver lands on the container's address directly.
+        let t = tr(&me(), &format!("127.0.0.1:{port}"));
+        assert_eq!(verdict(&t).0, "reachable", "{t:#}");
+        assert_eq!(
+            t["hops"].as_array().unwrap().last().unwrap()["netns"],
+            web["inode"]
+        );
+        // An --internal network has no route out.
+        let (o, r) = verdict(&tr("nsnet/ns-secret", "192.0.2.10:9"));
+        assert_eq!(o, "blocked", "{r}");
+        assert!(
+            r.starts_with("no route to 192.0.2.10 in container nsnet/ns-secret (")
+                && r.ends_with("is on inner, an --internal network (no route out of it)"),
+            "{r}"
+        );
+        // Between two networks: nsnet's isolation rule, read from the child's nft table.
+        let (o, r) = verdict(&tr("nsnet/ns-web", &format!("{other_ip}:80")));
+        assert_eq!(o, "blocked", "{r}");
+        assert!(
+            r.starts_with("dropped by the nft rule \"iifname nerdctl0 oifname @bridges oifname != nerdctl0 drop\" in table ip nsnet chain forward (nsnet network bridge)"),
+            "{r}"
+        );
+        // The default instance closes the host's loopback to containers.
+        let (o, r) = verdict(&tr("nsnet/ns-web", "host:9"));
+        assert_eq!(o, "blocked", "{r}");
+        assert!(
+            r.starts_with("host loopback disabled by ") && r.ends_with(" --disable-host-loopback"),
+            "{r}"
+        );
+    });
+    stop();
+    if let Err(e) = check {
+        std::panic::resume_unwind(e);
+    }
+}
+
+// ---- a pasta world ----
+
+/// Debian's pasta serving a namespace (its netns file bind-mounted in the world, as Podman
+/// 5 keeps them), in a sub-world of its own that holds pasta's template interface
+/// (dummy0 192.0.2.1/24, default via 192.0.2.254; a new user namespace makes it possible
+/// for the unprivileged pass). The fixture runs the inspector inside that sub-world, where
+/// pasta's host side is.
+#[test]
+fn a_pasta_world_is_recognised_and_the_host_address_case_explained() {
+    world();
+    subreaper();
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("pasta_world.sh");
+    std::fs::write(&script, PASTA_WORLD).unwrap();
+    let mut c = Command::new("unshare");
+    c.args(["--user", "--map-root-user", "--net", "--mount", "--", "sh"])
+        .arg(&script)
+        .arg(nsnet_bin())
+        .arg(dir.path());
+    let o = output(&mut c);
+    stop_descendants("passt.avx2", Duration::from_secs(2));
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    let read = |n: &str| -> Value {
+        let t = std::fs::read_to_string(dir.path().join(n)).unwrap();
+        serde_json::from_str(&t).unwrap_or_else(|e| panic!("{n}: {e}: {t}"))
+    };
+    let v = read("net.json");
+    let served = v["netns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| !n["pasta"].is_null())
+        .unwrap_or_else(|| panic!("no pasta world: {v:#}"));
+    assert_eq!(served["role"], "rootless-child");
+    let pasta = &served["pasta"];
+    assert!(
+        served["label"].as_str().unwrap().starts_with("of pasta "),
+        "{served:#}"
+    );
+    assert_eq!(
+        pasta["args"]["forwards"][0],
+        serde_json::json!({"option": "-t", "spec": "18080:80"})
+    );
+    assert_eq!(
+        pasta["copied"],
+        serde_json::json!([["192.0.2.1/24", "dummy0"]])
+    );
+    assert_eq!(
+        pasta["host_loopback_at"],
+        "192.0.2.254 (the gateway; pasta maps it to the host)"
+    );
+    // The container asks for the host by the host's own address: it reaches itself.
+    let (o, r) = verdict(&read("trace-host-address.json"));
+    assert_eq!(o, "blocked");
+    assert_eq!(
+        r,
+        "the container's own address is the host's: use 192.0.2.254 (the gateway; pasta maps it to the host) for the host's loopback"
+    );
+    // The gateway is the host's loopback, where the fixture's server listens.
+    let t = read("trace-gateway.json");
+    assert_eq!(verdict(&t).0, "reachable", "{t:#}");
+    assert!(verdict(&t).1.starts_with("python3 "), "{t:#}");
+    // Inbound: pasta's -t 18080:80 into the namespace's listener.
+    let t = read("trace-inbound.json");
+    assert_eq!(verdict(&t).0, "reachable", "{t:#}");
+    assert!(
+        t["hops"].as_array().unwrap().iter().any(|h| h["step"]
+            .as_str()
+            .unwrap()
+            .contains("forwards -t 18080 into")),
+        "{t:#}"
+    );
+    assert_eq!(
+        t["hops"].as_array().unwrap().last().unwrap()["netns"],
+        served["inode"]
+    );
+}
+
+/// State the inspecting user cannot read is said once, not guessed around: a Docker data
+/// root only root can list (made by root, named as the user's own by its XDG_DATA_HOME).
+#[test]
+fn root_only_an_unreadable_docker_data_root_is_said_once() {
+    assert!(
+        is_root(),
+        "root-only test: scripts/test skips it for the unprivileged run"
+    );
+    world();
+    let dir = shared_dir("nsnet-unreadable");
+    let root = dir.path().join("share/docker/containers");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::set_permissions(
+        dir.path().join("share/docker"),
+        std::fs::Permissions::from_mode(0o700),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        dir.path().join("share"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let mut c = Command::new("runuser");
+    c.args(["-u", USER, "--", "env"])
+        .arg(format!(
+            "XDG_DATA_HOME={}",
+            dir.path().join("share").display()
+        ))
+        .arg(nsnet_bin())
+        .args(["ns", "net"]);
+    let o = output(&mut c);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let uid = nix::unistd::User::from_name(USER).unwrap().unwrap().uid;
+    let want = format!(
+        "note: docker state at {} (the default for uid {uid}) not readable: cannot list {}: Permission denied (os error 13)",
+        dir.path().join("share/docker").display(),
+        root.display()
+    );
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with("note: docker state"))
+            .collect::<Vec<_>>(),
+        [want.as_str()],
+        "{text}"
+    );
+    let mut c = Command::new("runuser");
+    c.args(["-u", USER, "--", "env"])
+        .arg(format!(
+            "XDG_DATA_HOME={}",
+            dir.path().join("share").display()
+        ))
+        .arg(nsnet_bin())
+        .args(["ns", "net", "--json"]);
+    let v: Value = serde_json::from_slice(&output(&mut c).stdout).unwrap();
+    let bad: Vec<&Value> = v["engines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["error"].is_string())
+        .collect();
+    assert_eq!(bad.len(), 1, "{bad:#?}");
+    assert_eq!(bad[0]["engine"], "docker");
+}
