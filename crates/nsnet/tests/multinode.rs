@@ -400,7 +400,7 @@ fn assert_overlay_mtu(lab: &Lab, i: usize) {
 }
 
 #[test]
-fn flannel_vxlan_carries_ping_tcp_and_udp_between_every_pair_of_hosts() {
+fn multinode_flannel_vxlan_carries_ping_tcp_and_udp_between_every_pair_of_hosts() {
     let lab = Lab::new(Engine::Nsnet, Fdb::Flannel);
     assert_overlay_mtu(&lab, 1);
     // Nothing but the LAN from a host: the instances' stacks can reach only 198.51.100.0/24.
@@ -426,7 +426,7 @@ fn flannel_vxlan_carries_ping_tcp_and_udp_between_every_pair_of_hosts() {
 }
 
 #[test]
-fn learned_fdb_entries_carry_the_peers_host_addresses() {
+fn multinode_learned_fdb_entries_carry_the_peers_host_addresses() {
     let lab = Lab::new(Engine::Nsnet, Fdb::Learning);
     for (i, j) in Lab::pairs() {
         assert!(lab.ping(i, j, 2), "ping from host {i}'s pod to host {j}'s");
@@ -446,7 +446,7 @@ fn learned_fdb_entries_carry_the_peers_host_addresses() {
 }
 
 #[test]
-fn a_host_killed_with_sigkill_and_restarted_carries_traffic_again() {
+fn multinode_a_host_killed_with_sigkill_and_restarted_carries_traffic_again() {
     let mut lab = Lab::new(Engine::Nsnet, Fdb::Flannel);
     assert!(lab.ping(1, 2, 1) && lab.ping(2, 1, 1));
     lab.stop_server(2);
@@ -477,7 +477,7 @@ fn a_host_killed_with_sigkill_and_restarted_carries_traffic_again() {
 /// fallback. As root the hosts are plain namespaces and RootlessKit runs in them as the
 /// unprivileged user, which is how it runs in real life.
 #[test]
-fn root_only_rootlesskit_baseline_learns_127_0_0_1_for_every_peer() {
+fn root_only_multinode_rootlesskit_baseline_learns_127_0_0_1_for_every_peer() {
     assert!(is_root(), "root_only test run unprivileged");
     let lab = Lab::new(Engine::RootlessKit, Fdb::Learning);
     // Each request floods to every peer's host address and arrives: the receiver learns the
