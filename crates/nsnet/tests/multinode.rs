@@ -132,6 +132,9 @@ struct Lab {
     dir: tempfile::TempDir,
     engine: Engine,
     fdb: Fdb,
+    /// Servers in pod containers, then the containers (held netns): before the instances.
+    ctr_servers: Vec<Child>,
+    ctrs: Vec<Holder>,
     /// Dropped last: the instances and servers go first (fields drop in order).
     insts: Vec<Option<Instance>>,
     servers: Vec<Option<Child>>,
@@ -178,6 +181,8 @@ impl Lab {
             dir,
             engine,
             fdb,
+            ctr_servers: Vec::new(),
+            ctrs: Vec::new(),
             insts: (0..HOSTS).map(|_| None).collect(),
             servers: (0..HOSTS).map(|_| None).collect(),
             hosts,
@@ -375,14 +380,100 @@ impl Lab {
             .collect()
     }
 
+    /// A pod container on host `i`, networked as Flannel's CNI plugin has its delegate do
+    /// it: a netns (held by a `sleep` in the instance's user namespace) attached by nsnet's
+    /// CNI personality (`nsnet-bridge`) to the bridge `cni0` with the exact delegate
+    /// configuration flannel_linux.go renders from subnet.env (FLANNEL_SUBNET
+    /// 10.244.N.1/24, FLANNEL_NETWORK 10.244.0.0/16, FLANNEL_MTU 1450, FLANNEL_IPMASQ true,
+    /// so the delegate's ipMasq is false: flanneld masquerades only beyond the cluster
+    /// network, and pod addresses cross the overlay unchanged). Returns its PID and address.
+    fn pod_container(&mut self, i: usize, n: usize) -> (i32, String) {
+        let holder = self
+            .inst(i)
+            .exec(&["-U"], &["unshare", "-n", "sleep", "1000"]);
+        let h = Holder::spawn(holder);
+        let pid = h.pid();
+        self.ctrs.push(h);
+        let plug = self.dir.path().join("cni");
+        if !plug.exists() {
+            std::fs::create_dir(&plug).unwrap();
+            std::os::unix::fs::symlink(nsnet_bin(), plug.join("nsnet-bridge")).unwrap();
+        }
+        let data = self.dir.path().join(format!("ipam{i}"));
+        let conf = format!(
+            r#"{{"cniVersion":"1.0.0","name":"cbr0","type":"bridge","mtu":{mtu},"ipMasq":false,"isGateway":true,"hairpinMode":true,"ipam":{{"type":"host-local","ranges":[[{{"subnet":"10.244.{i}.0/24"}}]],"routes":[{{"dst":"10.244.0.0/16"}}],"dataDir":"{data}"}}}}"#,
+            mtu = LAN_MTU - 50,
+            data = data.display(),
+        );
+        let mut c = self
+            .inst(i)
+            .child(&[plug.join("nsnet-bridge").to_str().unwrap()]);
+        c.env("CNI_COMMAND", "ADD")
+            .env("CNI_CONTAINERID", format!("pod-{i}-{n}"))
+            .env("CNI_NETNS", format!("/proc/{pid}/ns/net"))
+            .env("CNI_IFNAME", "eth0")
+            .env("CNI_PATH", &plug)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut ch = c.spawn().unwrap();
+        use std::io::Write;
+        ch.stdin.take().unwrap().write_all(conf.as_bytes()).unwrap();
+        let o = ch.wait_with_output().unwrap();
+        assert!(
+            o.status.success(),
+            "CNI ADD on host {i}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        let r: Value = serde_json::from_str(&stdout(&o)).unwrap();
+        let ip = r["ips"][0]["address"].as_str().unwrap();
+        let ip = ip.split('/').next().unwrap().to_string();
+        (pid, ip)
+    }
+
+    /// Starts the pod servers in container `pid` on `ip`.
+    fn serve_in(&mut self, pid: i32, ip: &str) {
+        let script = self.dir.path().join("pod_servers.py");
+        let ready = self.dir.path().join(format!("ready-{ip}"));
+        let c = in_ctr(
+            pid,
+            &[
+                "python3",
+                script.to_str().unwrap(),
+                ip,
+                ready.to_str().unwrap(),
+            ],
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+        self.ctr_servers.push(c);
+        wait_for_file(&ready, Duration::from_secs(10));
+    }
+
     /// Every ordered pair of hosts.
     fn pairs() -> impl Iterator<Item = (usize, usize)> {
         (1..=HOSTS).flat_map(|i| (1..=HOSTS).filter(move |&j| j != i).map(move |j| (i, j)))
     }
 }
 
+/// `nsnet ns exec PID -n -- CMD`: a command in a pod container's netns (rootless: in the
+/// instance's user namespace, which owns it).
+fn in_ctr(pid: i32, cmd: &[&str]) -> Command {
+    let mut c = nsnet();
+    c.args(["ns", "exec", &pid.to_string(), "-n", "--"])
+        .args(cmd);
+    c
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
+        for c in &mut self.ctr_servers {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
         for i in 1..=HOSTS {
             self.stop_server(i);
         }
@@ -422,6 +513,68 @@ fn multinode_flannel_vxlan_carries_ping_tcp_and_udp_between_every_pair_of_hosts(
             .map(|j| (vtep_mac(j), host_ip(j), true))
             .collect();
         assert_eq!(fdb, want, "host {i}'s FDB");
+    }
+}
+
+/// The issue's shape: pod containers behind a bridge on every host, attached by nsnet's CNI
+/// personality with Flannel's delegate configuration, reach the pods on the other hosts
+/// across the overlay with their own addresses (no NAT inside the cluster network).
+#[test]
+fn multinode_flannel_cni_pods_on_every_host_reach_each_other_with_their_own_addresses() {
+    let mut lab = Lab::new(Engine::Nsnet, Fdb::Flannel);
+    let mut pods = Vec::new();
+    for i in 1..=HOSTS {
+        let (pid, ip) = lab.pod_container(i, 1);
+        assert_eq!(ip, format!("10.244.{i}.2"), "host-local's first address");
+        lab.serve_in(pid, &ip);
+        pods.push((pid, ip));
+    }
+    let client = lab.dir.path().join("pod_client.py");
+    std::fs::write(&client, POD_CLIENT).unwrap();
+    for (i, j) in Lab::pairs() {
+        let ((pi, ipi), (_, ipj)) = (&pods[i - 1], &pods[j - 1]);
+        let o = output(&mut in_ctr(
+            *pi,
+            &["ping", "-n", "-q", "-c", "2", "-W", "1", ipj],
+        ));
+        assert!(o.status.success(), "ping pod {ipi} → {ipj}: {}", stdout(&o));
+        let o = output(&mut in_ctr(
+            *pi,
+            &[
+                "timeout",
+                "30",
+                "python3",
+                client.to_str().unwrap(),
+                ipj,
+                ipi,
+                &TRANSFER.to_string(),
+            ],
+        ));
+        assert!(
+            o.status.success() && stdout(&o) == "ok\n",
+            "pod traffic {ipi} → {ipj}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+    }
+    // The pod's own address arrives (ipMasq false: nothing rewrites it on the way).
+    for (i, j) in Lab::pairs() {
+        let ((pi, ipi), (_, ipj)) = (&pods[i - 1], &pods[j - 1]);
+        let o = output(&mut in_ctr(
+            *pi,
+            &[
+                "python3",
+                "-c",
+                "import socket,sys; s=socket.create_connection((sys.argv[1],7002),timeout=5); print(s.recv(64).decode().strip())",
+                ipj,
+            ],
+        ));
+        assert_eq!(
+            stdout(&o).trim(),
+            ipi.as_str(),
+            "{ipj} saw {ipi} as: {}",
+            stderr(&o)
+        );
     }
 }
 
