@@ -455,6 +455,14 @@ impl Stack {
             self.stats.dropped_malformed += 1;
             return;
         }
+        let completed = match proto {
+            IpProtocol::Udp => inner_checksum_completed(vnet, datagram, datagram.len() - l4.len()),
+            _ => None,
+        };
+        let (l4, datagram) = match &completed {
+            Some(d) => (&d[d.len() - l4.len()..], &d[..]),
+            None => (l4, datagram),
+        };
         let Some(mut ctx) = ctx!(self) else { return };
         match proto {
             IpProtocol::Tcp => {
@@ -494,6 +502,14 @@ impl Stack {
             self.stats.dropped_malformed += 1;
             return;
         }
+        let completed = match proto {
+            17 => inner_checksum_completed(vnet, datagram, IPV6_HDR_LEN),
+            _ => None,
+        };
+        let (l4, datagram) = match &completed {
+            Some(d) => (&d[IPV6_HDR_LEN..], &d[..]),
+            None => (l4, datagram),
+        };
         let Some(mut ctx) = ctx!(self) else { return };
         match proto {
             58 => icmp::message6(&mut ctx, src, dst, l4, datagram),
@@ -567,4 +583,35 @@ fn l4_checksum_ok(src: Ipv4Address, dst: Ipv4Address, proto: IpProtocol, l4: &[u
         IpProtocol::Icmp => wire::fold(wire::sum(0, l4)) == 0xffff,
         _ => true,
     }
+}
+
+/// A guest UDP datagram whose partial checksum (`NEEDS_CSUM`) lies *inside its payload*,
+/// completed: a copy of `datagram` (IP header on) with the checksum written, or `None` when
+/// there is nothing to complete.
+///
+/// Why: the guest kernel's tunnels (VXLAN, Geneve, a FOU or GUE encapsulation) send the
+/// *inner* TCP or UDP checksum as a partial one and fill the outer UDP checksum in by local
+/// checksum offload, so the vnet header's `csum_start` points at the inner L4 header. The
+/// stack forwards a UDP payload verbatim, so an unfinished inner checksum would reach the
+/// peer as garbage and every inner TCP segment be dropped there (TcpInCsumErrors) while
+/// ping, whose ICMP checksum is never offloaded, still works. The kernel itself would have
+/// run `skb_checksum_help` before a device without checksum offload: this is that step.
+/// A partial checksum of the outer UDP header is left alone: the stack drops that header.
+fn inner_checksum_completed(vnet: &VnetHdr, datagram: &[u8], l4_at: usize) -> Option<Vec<u8>> {
+    if vnet.flags & wire::VNET_F_NEEDS_CSUM == 0 {
+        return None;
+    }
+    // csum_start counts from the Ethernet header; the datagram starts after it.
+    let start = (vnet.csum_start as usize).checked_sub(ETH_HDR_LEN)?;
+    let at = start + vnet.csum_offset as usize;
+    if start < l4_at + wire::UDP_HDR_LEN || at + 2 > datagram.len() {
+        return None;
+    }
+    let mut d = datagram.to_vec();
+    // The field holds the pseudo-header sum; summing from csum_start on includes it.
+    let c = !wire::fold(wire::sum(0, &d[start..]));
+    // 0 means "no checksum" to an inner UDP header; 0xffff is the same sum, and valid.
+    let c = if c == 0 { 0xffff } else { c };
+    d[at..at + 2].copy_from_slice(&c.to_be_bytes());
+    Some(d)
 }

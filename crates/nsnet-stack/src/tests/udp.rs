@@ -101,3 +101,88 @@ fn fragmented_guest_datagrams_reach_the_host_whole() {
     let (n, _) = srv.recv_from(&mut b).unwrap();
     assert_eq!(&b[..n], &data[..]);
 }
+
+#[test]
+fn a_tunnels_partial_inner_checksum_is_completed_before_the_payload_leaves() {
+    // What a guest's VXLAN device sends: outer UDP to port 8472 whose payload is a VXLAN
+    // header, an inner Ethernet frame and an inner IPv4 + TCP segment. The inner TCP
+    // checksum is partial (the pseudo-header sum only) and the vnet header points at it;
+    // the kernel filled the outer UDP checksum by local checksum offload.
+    let srv = UdpSocket::bind("127.0.0.1:0").unwrap();
+    srv.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let port = srv.local_addr().unwrap().port();
+    let (isrc, idst) = (Ipv4Addr::new(10, 244, 1, 0), Ipv4Addr::new(10, 244, 2, 0));
+    let data = b"inner tcp payload";
+    let tcp_len = 20 + data.len();
+    let mut inner = vec![0x08, 0, 0, 0, 0, 0, 1, 0]; // VXLAN: I flag, VNI 1
+    inner.extend_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00]);
+    let mut ip4 = [0u8; 20];
+    ip4[0] = 0x45;
+    ip4[2..4].copy_from_slice(&((20 + tcp_len) as u16).to_be_bytes());
+    ip4[8] = 64;
+    ip4[9] = 6;
+    ip4[12..16].copy_from_slice(&isrc.octets());
+    ip4[16..20].copy_from_slice(&idst.octets());
+    let c = !wire::fold(wire::sum(0, &ip4));
+    ip4[10..12].copy_from_slice(&c.to_be_bytes());
+    inner.extend_from_slice(&ip4);
+    let mut tcp = [0u8; 20];
+    tcp[0..2].copy_from_slice(&40000u16.to_be_bytes());
+    tcp[2..4].copy_from_slice(&7000u16.to_be_bytes());
+    tcp[12] = 5 << 4;
+    tcp[13] = 0x18; // PSH|ACK
+    tcp[14..16].copy_from_slice(&64240u16.to_be_bytes());
+    // The kernel's partial checksum: the folded pseudo-header sum, not inverted.
+    let partial = wire::fold(wire::pseudo_sum(isrc, idst, 6, tcp_len));
+    tcp[16..18].copy_from_slice(&partial.to_be_bytes());
+    inner.extend_from_slice(&tcp);
+    inner.extend_from_slice(data);
+    let tcp_at = 8 + 14 + 20; // in the outer UDP payload
+    let mut f = udp(GUEST, SocketAddrV4::new(GW, port), 41234, &inner);
+    VnetHdr {
+        flags: VNET_F_NEEDS_CSUM,
+        gso_type: 0,
+        hdr_len: 0,
+        gso_size: 0,
+        csum_start: (14 + 20 + 8 + tcp_at) as u16,
+        csum_offset: 16,
+    }
+    .emit(&mut f);
+    let mut h = H::default();
+    h.send(f);
+    let mut b = vec![0u8; 200];
+    let (n, _) = srv.recv_from(&mut b).unwrap();
+    let got = &b[..n];
+    assert_eq!(n, inner.len());
+    assert_eq!(
+        &got[..tcp_at + 16],
+        &inner[..tcp_at + 16],
+        "headers before it untouched"
+    );
+    assert_eq!(
+        &got[tcp_at + 18..],
+        &inner[tcp_at + 18..],
+        "only the checksum changes"
+    );
+    let seg = &got[tcp_at..];
+    assert_eq!(
+        wire::fold(wire::sum(wire::pseudo_sum(isrc, idst, 6, tcp_len), seg)),
+        0xffff,
+        "the inner TCP checksum verifies at the peer"
+    );
+    // A partial checksum of the outer UDP header itself is not the payload's business:
+    // the same datagram with csum_start on the outer header arrives byte for byte.
+    let mut f = udp(GUEST, SocketAddrV4::new(GW, port), 41235, &inner);
+    VnetHdr {
+        flags: VNET_F_NEEDS_CSUM,
+        gso_type: 0,
+        hdr_len: 0,
+        gso_size: 0,
+        csum_start: 14 + 20,
+        csum_offset: 6,
+    }
+    .emit(&mut f);
+    h.send(f);
+    let (n, _) = srv.recv_from(&mut b).unwrap();
+    assert_eq!(&b[..n], &inner[..]);
+}
