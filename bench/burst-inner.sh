@@ -14,7 +14,9 @@ cleanup() {
 	for f in /proc/[0-9]*/environ; do
 		if { tr '\0' '\n' <"$f"; } 2>/dev/null | grep -qxF "NSNET_BENCH_RUN=$stage"; then
 			p=${f#/proc/}; p=${p%/environ}
-			[ "$p" != $$ ] && [ "$p" != "$BASHPID" ] && kill "$p" 2>/dev/null || true
+			# SIGKILL: a server that is the init of a PID namespace (Debian's pasta runs its
+			# command so) ignores SIGTERM.
+			[ "$p" != $$ ] && [ "$p" != "$BASHPID" ] && kill -KILL "$p" 2>/dev/null || true
 		fi
 	done
 	wait 2>/dev/null || true
@@ -29,7 +31,7 @@ $B serve 127.0.0.1 19200 "$stage/ready-host" & pids+=($!)
 $B udp-serve 127.0.0.1 19300 "$stage/ready-udp-host" & pids+=($!)
 ./nsnet run --net=none --port-driver=builtin -p 127.0.0.1:19201:9900/tcp -p 127.0.0.1:19301:9901/udp \
 	-- sh -c "$B udp-serve 0.0.0.0 9901 $stage/ready-udp-nsnet & exec $(serve nsnet)" 2>/dev/null & pids+=($!)
-./pasta-nsnet --config-net -t 127.0.0.1/19204:9900 -T none -u none -U none -- $(serve pasta-nsnet) >/dev/null 2>&1 & pids+=($!)
+./as/pasta --config-net -t 127.0.0.1/19204:9900 -T none -u none -U none -- $(serve pasta-nsnet) >/dev/null 2>&1 & pids+=($!)
 rootlesskit --net=slirp4netns --disable-host-loopback --port-driver=builtin \
 	-p 127.0.0.1:19202:9900/tcp -p 127.0.0.1:19302:9901/udp \
 	-- sh -c "$B udp-serve 0.0.0.0 9901 $stage/ready-udp-rootlesskit & exec $(serve rootlesskit)" >/dev/null 2>&1 & pids+=($!)

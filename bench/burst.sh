@@ -25,7 +25,7 @@ cargo build --release -j2 --bin nsnet
 stage=$(mktemp -d /tmp/nsnet-bench.XXXXXX)
 trap 'rm -rf "$stage"' EXIT
 cp target/release/nsnet bench/burst.py bench/burst-inner.sh "$stage/"
-ln -s nsnet "$stage/pasta-nsnet"
+mkdir "$stage/as"; ln -s ../nsnet "$stage/as/pasta"  # the personality is chosen by argv[0]
 chown -R "$USER_NAME" "$stage"
 unshare --net -- sh -c "ip link set lo up && ip link add bv0 type veth peer name bv1 && \
 	ip addr add 192.0.2.1/24 dev bv0 && ip link set bv0 up && ip link set bv1 up && \

@@ -65,6 +65,15 @@ tap() {
 	record "$impl" "$mtu" "tap-$dir" "$json" "$cpu" "$rss"
 }
 
+# The PIDs of every descendant of PID $1 (from the process table, by parent PID).
+descendants() {
+	local c
+	for c in $(ps -o pid= --ppid "$1"); do
+		echo "$c"
+		descendants "$c"
+	done
+}
+
 # fwd IMPL MTU DIR: a -t forwarded port: a client on the world's loopback, the server inside
 # the namespace (DIR "in": host → namespace; "out" is -R). The server keeps running (a
 # client that came before it listened must not end it); the client retries until it gets
@@ -73,10 +82,9 @@ fwd() {
 	local impl=$1 mtu=$2 dir=$3 rflag="" json="$STAGE/iperf.json" cpu=0 rss=0 s i
 	[ "$dir" = out ] && rflag=-R
 	: >"$json"
-	rm -f "$STAGE/server.pid"
 	"$(bin "$impl")" --config-net -q -i dummy0 -a 10.0.2.100 -n 24 -g 10.0.2.2 -m "$mtu" \
 		-t 127.0.0.1/15202:5202 -u none -T none -U none -- \
-		sh -c "iperf3 -s -p 5202 >/dev/null 2>&1 & echo \$! >$STAGE/server.pid; wait" 2>/dev/null &
+		sh -c "iperf3 -s -p 5202 >/dev/null 2>&1 & wait" 2>/dev/null &
 	local launcher=$!
 	for i in $(seq 100); do
 		iperf3 -c 127.0.0.1 -p 15202 -t "$SECS" -J $rflag >"$json" 2>/dev/null &
@@ -92,9 +100,11 @@ fwd() {
 		grep -q '"sum_received"' "$json" && break
 		sleep 0.1
 	done
-	# The server is the namespace's command: ending it (by its PID, which pasta's namespace
-	# shares with the host's: no PID namespace) ends pasta.
-	kill "$(cat "$STAGE/server.pid")" 2>/dev/null
+	# The server is the namespace's command: ending it ends pasta. Its PID is found from the
+	# outside, as a descendant of the pasta we started: Debian's pasta runs the command in a
+	# PID namespace of its own, where the `$!` it wrote means another process (and the
+	# command, that namespace's init, ignores SIGTERM): hence SIGKILL, by PID.
+	kill -KILL $(descendants "$launcher") 2>/dev/null
 	wait "$launcher" 2>/dev/null
 	record "$impl" "$mtu" "fwd-$dir" "$json" "$cpu" "$rss"
 }
