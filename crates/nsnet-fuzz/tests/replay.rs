@@ -6,13 +6,7 @@
 use std::path::PathBuf;
 
 fn world() {
-    let dev = std::fs::read_to_string("/proc/net/dev").expect("read /proc/net/dev");
-    let links: Vec<&str> = dev
-        .lines()
-        .skip(2)
-        .filter_map(|l| l.split(':').next())
-        .map(str::trim)
-        .collect();
+    let links = nsnet_ns::netns::interface_names().expect("read /proc/net/dev");
     assert_eq!(
         links,
         vec!["lo"],

@@ -89,6 +89,19 @@ pub fn ns_inode(path: &Path) -> std::io::Result<u64> {
     Ok(std::fs::metadata(path)?.ino())
 }
 
+/// The interfaces of the calling process's network namespace, by name (`/proc/net/dev`).
+/// Tests, fuzz replays and property tests that open sockets to arbitrary destinations check
+/// with it that they run in a world of their own (a namespace holding only `lo`).
+pub fn interface_names() -> std::io::Result<Vec<String>> {
+    let dev = std::fs::read_to_string("/proc/net/dev")?;
+    Ok(dev
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next())
+        .map(|n| n.trim().to_string())
+        .collect())
+}
+
 /// Runs `f` on a short-lived thread that joins the network namespace `netns` refers to, and
 /// returns its result: for one-off work in a namespace (opening its `/proc/net` files,
 /// writing its sysctls) before a process hides its file system, where a [`NetnsThread`]

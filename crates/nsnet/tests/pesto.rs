@@ -3,7 +3,7 @@
 //! tests/docker.rs run it) with `-c $STATE/pasta.sock`, and each published port is a rule in
 //! that pasta's forwarding table. Clients speak to the REST API on api.sock, Debian's
 //! `rootlessctl` among them; connections come from the world's loopback and reach servers
-//! bound to the namespace's address only (fixtures/namespace_echo.py: TCP 80, UDP 81), so a
+//! bound to the namespace's address only (fixtures/echo_server.py --only: TCP 80, UDP 81), so a
 //! forward that went anywhere else would be refused. Debian's `/usr/bin/pasta`, which has no
 //! such socket, is refused before anything starts.
 
@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use common::*;
 
-const NAMESPACE_ECHO: &str = include_str!("fixtures/namespace_echo.py");
+const ECHO_SERVER: &str = include_str!("fixtures/echo_server.py");
 
 /// The namespace's address (`--cidr` 10.0.2.0/24's .100): what pasta forwards to, and the
 /// only child IP the driver accepts.
@@ -43,7 +43,7 @@ fn start(p: &Personalities, links: &Path, state: Option<&Path>, extra: &[&str]) 
     if let Some(s) = state {
         b = b.state_dir(s);
     }
-    let script = b.file("namespace_echo.py", NAMESPACE_ECHO);
+    let script = b.file("echo_server.py", ECHO_SERVER);
     let enter = if extra.contains(&"--detach-netns") {
         "nsenter --net=\"$ROOTLESSKIT_STATE_DIR/netns\" "
     } else {
@@ -57,7 +57,7 @@ fn start(p: &Personalities, links: &Path, state: Option<&Path>, extra: &[&str]) 
     ])
     .args(extra)
     .script(&format!(
-        "exec {enter}python3 {} {CHILD_IP} \"$READY\"",
+        "exec {enter}python3 {} \"$READY\" --only {CHILD_IP}",
         script.display()
     ))
     .start()

@@ -73,13 +73,7 @@ fn seeds() -> Vec<Vec<u8>> {
 /// network namespace holding nothing but `lo` (scripts/test makes one per test binary), where
 /// no connect() can leave the machine.
 fn assert_isolated_world() {
-    let dev = std::fs::read_to_string("/proc/net/dev").expect("read /proc/net/dev");
-    let links: Vec<&str> = dev
-        .lines()
-        .skip(2)
-        .filter_map(|l| l.split(':').next())
-        .map(str::trim)
-        .collect();
+    let links = nsnet_ns::netns::interface_names().expect("read /proc/net/dev");
     assert_eq!(
         links,
         vec!["lo"],

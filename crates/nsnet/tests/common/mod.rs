@@ -38,13 +38,7 @@ pub fn nsnet_bin() -> PathBuf {
 
 /// Checks that the test runs inside its own world; panics with the way to get one otherwise.
 pub fn world() {
-    let dev = std::fs::read_to_string("/proc/net/dev").expect("read /proc/net/dev");
-    let links: Vec<&str> = dev
-        .lines()
-        .skip(2)
-        .filter_map(|l| l.split(':').next())
-        .map(str::trim)
-        .collect();
+    let links = nsnet_ns::netns::interface_names().expect("read /proc/net/dev");
     assert_eq!(
         links,
         vec!["lo"],
