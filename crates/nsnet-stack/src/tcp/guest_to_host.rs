@@ -200,16 +200,7 @@ fn accept(c: &mut Conn, data: &[u8]) -> std::io::Result<usize> {
             Err(e) => return Err(e),
         }
     }
-    let rest = &data[written..];
-    let take = rest.len().min(c.room());
-    if take > 0 {
-        if c.to_host_off > 0 && c.to_host_off == c.to_host.len() {
-            c.to_host.clear();
-            c.to_host_off = 0;
-        }
-        c.to_host.extend_from_slice(&rest[..take]);
-    }
-    Ok(written + take)
+    Ok(written + c.to_host.push(&data[written..]))
 }
 
 /// Takes the queued out-of-order bytes that now continue the stream, in order, through
@@ -239,17 +230,10 @@ fn drain_ooo(c: &mut Conn) -> std::io::Result<()> {
 
 pub(super) fn flush_to_host(c: &mut Conn) -> std::io::Result<()> {
     while c.to_host_len() > 0 {
-        match sys::write(c.sock.as_raw_fd(), &c.to_host[c.to_host_off..]) {
-            Ok(n) => c.to_host_off += n,
+        match sys::writev(c.sock.as_raw_fd(), &c.to_host.slices(0, c.to_host.len)) {
+            Ok(n) => c.to_host.consume(n),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
             Err(e) => return Err(e),
-        }
-    }
-    if c.to_host_off == c.to_host.len() {
-        c.to_host.clear();
-        c.to_host_off = 0;
-        if c.to_host.capacity() > 1 << 20 {
-            c.to_host.shrink_to(1 << 16);
         }
     }
     Ok(())

@@ -29,7 +29,8 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Instant;
 
 use super::ooo::OutOfOrder;
-use super::output::{Ring, emit, reset_unknown, send_ack, send_syn, send_synack};
+use super::output::{emit, reset_unknown, send_ack, send_syn, send_synack};
+use super::ring::Ring;
 use super::{
     ACK, Conn, Key, RST, RTO_MIN, SYN, Seg, State, TO_HOST_CAP, TcpTable, ip_hdr_len,
     next_ephemeral, our_mss,
@@ -85,8 +86,7 @@ impl TcpTable {
             state: State::Connecting,
             syn_quote: datagram[..quote_len].to_vec(),
             rcv_nxt: seg.seq.wrapping_add(1),
-            to_host: Vec::new(),
-            to_host_off: 0,
+            to_host: Ring::default(),
             ooo: OutOfOrder::default(),
             guest_fin: false,
             host_wr_shut: false,
@@ -174,8 +174,7 @@ impl TcpTable {
             state: State::SynSent,
             syn_quote: Vec::new(),
             rcv_nxt: 0,
-            to_host: Vec::new(),
-            to_host_off: 0,
+            to_host: Ring::default(),
             ooo: OutOfOrder::default(),
             guest_fin: false,
             host_wr_shut: false,

@@ -52,8 +52,9 @@
 //! - `guest_to_host.rs`: a guest segment on a known connection, its data into the socket,
 //!   `to_host` and the out-of-order queue, and the ACKs and window we send for it;
 //! - `host_to_guest.rs`: socket → ring reads, the guest's ACKs of our data, fast retransmit;
-//! - `output.rs`: the ring and the building of every segment we send (TSO, partial
-//!   checksums), and the sender that turns ring bytes into segments;
+//! - `output.rs`: the building of every segment we send (TSO, partial checksums), and the
+//!   sender that turns ring bytes into segments;
+//! - `ring.rs`: the fixed-capacity byte ring of each direction (`ring`, `to_host`);
 //! - `ooo.rs`: the out-of-order queue itself;
 //! - `timers.rs`: retransmission, SYN/SYN-ACK retries and zero-window probes.
 
@@ -73,10 +74,12 @@ mod handshake;
 mod host_to_guest;
 mod ooo;
 mod output;
+mod ring;
 mod timers;
 use guest_to_host::flush_to_host;
 use ooo::OutOfOrder;
-use output::{Ring, emit, reset_unknown, send_ack};
+use output::{emit, reset_unknown, send_ack};
+use ring::Ring;
 
 pub(crate) const TOKEN_KIND: u64 = 1;
 
@@ -145,8 +148,7 @@ struct Conn {
     syn_quote: Vec<u8>,
     // guest → host
     rcv_nxt: u32,
-    to_host: Vec<u8>,
-    to_host_off: usize,
+    to_host: Ring<TO_HOST_CAP>,
     /// Guest segments ahead of `rcv_nxt`, until the hole before them fills.
     ooo: OutOfOrder,
     guest_fin: bool,
@@ -159,7 +161,7 @@ struct Conn {
     iss: u32,
     snd_una: u32,
     snd_nxt: u32,
-    ring: Ring,
+    ring: Ring<RING_CAP>,
     readable: bool,
     host_eof: bool,
     fin_sent: bool,
@@ -176,7 +178,7 @@ struct Conn {
 
 impl Conn {
     fn to_host_len(&self) -> usize {
-        self.to_host.len() - self.to_host_off
+        self.to_host.len
     }
     fn room(&self) -> usize {
         TO_HOST_CAP - self.to_host_len()
@@ -228,6 +230,7 @@ pub(crate) struct TcpTable {
     by_key: HashMap<Key, usize>,
     pending: Vec<usize>,
     next_scan: Option<Instant>,
+    next_trim: Option<Instant>,
     isn_counter: u32,
     /// The last ephemeral port given to a connection forwarded into the guest.
     fwd_port: u16,

@@ -1,66 +1,16 @@
-//! What TCP termination sends the guest: the ring of unacknowledged bytes, segment
-//! emission (TSO, partial checksums) for every path, and the sender (window, FIN). The reads
+//! What TCP termination sends the guest: segment emission (TSO, partial checksums) for
+//! every path, and the sender (window, FIN) over the ring of unacknowledged bytes (`ring.rs`). The reads
 //! that fill the ring and the ACKs that free it are in `host_to_guest.rs`; theory in `mod.rs`.
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use super::{ACK, Conn, FIN, Key, PSH, RCV_WSCALE, RING_CAP, RST, SYN, Seg, State};
+use super::{ACK, Conn, FIN, Key, PSH, RCV_WSCALE, RST, SYN, Seg, State};
 use crate::stack::Ctx;
 use crate::wire::{
     self, ETH_HDR_LEN, IPV6_HDR_LEN, TCP_HDR_LEN, VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4,
     VNET_GSO_TCPV6, VNET_HDR_LEN, VnetHdr,
 };
-
-/// A fixed-capacity byte ring, allocated on first use.
-#[derive(Default)]
-pub(super) struct Ring {
-    buf: Vec<u8>,
-    head: usize,
-    pub(super) len: usize,
-}
-
-impl Ring {
-    pub(super) fn free(&self) -> usize {
-        RING_CAP - self.len
-    }
-    /// Up to `max` bytes of the free space as up to two slices, in order.
-    pub(super) fn free_slices(&mut self, max: usize) -> [&mut [u8]; 2] {
-        if self.buf.is_empty() {
-            self.buf = vec![0; RING_CAP];
-        }
-        let tail = (self.head + self.len) % RING_CAP;
-        let free = (RING_CAP - self.len).min(max);
-        let (a, b) = self.buf.split_at_mut(tail);
-        if tail + free <= RING_CAP {
-            [&mut b[..free], &mut []]
-        } else {
-            let first = RING_CAP - tail;
-            [b, &mut a[..free - first]]
-        }
-    }
-    /// The bytes at logical offsets `off..off + n`, as up to two slices.
-    pub(super) fn slices(&self, off: usize, n: usize) -> [&[u8]; 2] {
-        if n == 0 {
-            return [&[], &[]];
-        }
-        let start = (self.head + off) % RING_CAP;
-        if start + n <= RING_CAP {
-            [&self.buf[start..start + n], &[]]
-        } else {
-            let first = RING_CAP - start;
-            [&self.buf[start..], &self.buf[..n - first]]
-        }
-    }
-    pub(super) fn consume(&mut self, n: usize) {
-        let n = n.min(self.len);
-        self.head = (self.head + n) % RING_CAP;
-        self.len -= n;
-        if self.len == 0 {
-            self.head = 0;
-        }
-    }
-}
 
 /// Sends one segment from `remote` to `guest`; `payload` may be split over ring slices.
 #[allow(clippy::too_many_arguments)]

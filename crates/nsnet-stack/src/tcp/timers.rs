@@ -9,7 +9,9 @@
 //! because the guest's window is closed — a zero-window probe: an ACK one below `snd_nxt`,
 //! which the guest must answer with its current window. The deadlines are coarse: every
 //! connection's is checked at most once per `TIMER_TICK` (20 ms, a tenth of `RTO_MIN`) by
-//! one scan of the table, with no timer heap to keep in step with it.
+//! one scan of the table, with no timer heap to keep in step with it. About once a second
+//! (`TRIM_EVERY`) the same scan frees the byte rings of connections that hold nothing in
+//! them (`ring.rs`), so that an idle connection costs no buffer memory.
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +24,8 @@ const RTO_MAX: Duration = Duration::from_secs(10);
 const MAX_RETRIES: u32 = 12;
 /// How often the timer scan runs (timers are coarse; RTO_MIN is 200 ms).
 const TIMER_TICK: Duration = Duration::from_millis(20);
+/// How often empty rings are freed.
+const TRIM_EVERY: Duration = Duration::from_secs(1);
 
 impl TcpTable {
     /// Retransmission and zero-window probe timers.
@@ -30,10 +34,18 @@ impl TcpTable {
             return;
         }
         self.next_scan = Some(now + TIMER_TICK);
+        let trim = self.next_trim.is_none_or(|t| now >= t);
+        if trim {
+            self.next_trim = Some(now + TRIM_EVERY);
+        }
         for idx in 0..self.conns.len() {
             let Some(c) = self.conns[idx].as_mut() else {
                 continue;
             };
+            if trim {
+                c.ring.release_if_empty();
+                c.to_host.release_if_empty();
+            }
             let Some(at) = c.rto_at else { continue };
             if now < at {
                 continue;
