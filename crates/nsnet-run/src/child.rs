@@ -267,6 +267,8 @@ fn run_command(cfg: &ChildConfig) -> i32 {
         }
     };
     let pid = Pid::from_raw(child.id() as i32);
+    // Only waiting from here on (see `memory`).
+    let _ = crate::memory::release_startup_text();
     let exit = match waiter.wait_forwarding(pid, cfg.reaper) {
         Ok(e) => e,
         Err(e) => {

@@ -19,6 +19,7 @@ pub mod channel;
 pub mod child;
 pub mod config;
 pub mod external_net;
+pub mod memory;
 pub mod net;
 pub mod parent;
 pub mod services;

@@ -281,6 +281,10 @@ pub fn run(plan: &LaunchPlan, warn: &mut dyn FnMut(&str)) -> Result<Exit, Launch
     channel.go()?;
     tracing::debug!(state_dir = %state.path().display(), "child ready");
     guard.armed = false;
+    // Serving from here on: start-up code need not stay mapped (see `memory`).
+    if let Err(e) = crate::memory::release_startup_text() {
+        tracing::debug!("keeping start-up pages mapped: {e}");
+    }
     let exit = match reap(child, false)? {
         Some(e) => e,
         None => waiter.wait_forwarding(child, false)?,
