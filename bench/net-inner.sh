@@ -17,9 +17,36 @@ tck=$(getconf CLK_TCK)
 netprocs() {
 	case $1 in
 	nsnet) echo "$2" ;;
+	ceiling) pgrep -u "$(id -u)" -x tap_copier ;;
+	loopback) ;;
 	slirp4netns) pgrep -u "$(id -u)" -x slirp4netns ;;
 	pasta) pgrep -u "$(id -u)" '^(pasta|passt)' ;;
 	esac
+}
+
+# measure_limit ceiling|loopback MTU RFLAG: iperf3 through the tap copier (two network
+# namespaces of a user namespace of our own, each with a tap, the copier between them), or
+# straight to the world's loopback; the JSON on stdout.
+measure_limit() {
+	if [ "$1" = loopback ]; then
+		iperf3 -c 127.0.0.1 -p 5201 -t "$SECS" -J $3
+		return
+	fi
+	unshare --user --map-root-user --net -- sh -c '
+		ip link set lo up
+		unshare --net -- sh -c "ip link set lo up; exec sleep 600" &
+		b=$!
+		sleep 0.2
+		"$1/tap_copier" /proc/self/ns/net 10.0.3.1 /proc/$b/ns/net 10.0.3.2 "$2" >"$1/copier.out" &
+		c=$!
+		for i in $(seq 50); do grep -q ready "$1/copier.out" 2>/dev/null && break; sleep 0.1; done
+		nsenter --net=/proc/$b/ns/net iperf3 -s -1 -B 10.0.3.2 -p 5202 >/dev/null 2>&1 &
+		s=$!
+		sleep 0.3
+		iperf3 -c 10.0.3.2 -p 5202 -t "$3" -J $4
+		kill $c $s $b 2>/dev/null
+		wait
+	' sh "$STAGE" "$2" "$SECS" "$3"
 }
 
 # measure DRIVER MTU DIR: one iperf3 run; samples the network process until it ends.
@@ -29,6 +56,9 @@ measure() {
 	local client="iperf3 -c 10.0.2.2 -p 5201 -t $SECS -J $rflag"
 	: >"$json"
 	case $drv in
+	ceiling | loopback)
+		measure_limit "$drv" "$mtu" "$rflag" >"$json" 2>/dev/null &
+		;;
 	nsnet) "$STAGE/nsnet" run --net=builtin --mtu="$mtu" -- sh -c "$client >$json" 2>/dev/null & ;;
 	slirp4netns) rootlesskit --net=slirp4netns --mtu="$mtu" -- sh -c "$client >$json" 2>/dev/null & ;;
 	pasta) pasta --config-net -q -i dummy0 -a 10.0.2.100 -n 24 -g 10.0.2.2 -m "$mtu" \

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Outbound throughput of the user-mode network, side by side in one run:
 #   nsnet run --net=builtin   vs   slirp4netns (driven by RootlessKit 1.1.0)   vs   pasta
+# against the machine's limits measured in the same run: the tap ceiling (a one-thread frame
+# copier between two taps opened as the stack opens its tap, crates/nsnet-stack/examples/
+# tap_copier.rs: what the kernel charges a user-mode network for crossing a tap, with nothing
+# else done) and host loopback (iperf3 to 127.0.0.1, no user-mode hop at all).
 # iperf3 from inside the namespace to an iperf3 server on the world's loopback, reached
 # through the gateway 10.0.2.2; MTU 65520 and 1500; both directions (-R: server → namespace);
 # 5 s per run, median of 3. Also the network process's peak RSS (VmHWM) and its CPU seconds
@@ -13,7 +17,7 @@
 # default route; both ends stay in that namespace and nothing answers there, so nothing can
 # leave the machine).
 # Environment: RUNS (default 3), SECS (default 5), MTUS (default "65520 1500"),
-# DRIVERS (default "nsnet slirp4netns pasta").
+# DRIVERS (default "ceiling loopback nsnet slirp4netns pasta").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 USER_NAME=${NSNET_BENCH_USER:-nsnet-test}
@@ -27,12 +31,14 @@ fi
 id "$USER_NAME" >/dev/null 2>&1 || { echo "run scripts/test once first (it creates $USER_NAME)" >&2; exit 1; }
 [ -c /dev/net/tun ] && chmod 0666 /dev/net/tun
 cargo build --release -j2 --bin nsnet
+cargo build --release -j2 -p nsnet-stack --example tap_copier
 stage=$(mktemp -d /tmp/nsnet-bench.XXXXXX)
 trap 'rm -rf "$stage"' EXIT
 chmod 0755 "$stage"
 cp target/release/nsnet "$stage/nsnet"
+cp target/release/examples/tap_copier "$stage/tap_copier"
 cp bench/net-inner.sh "$stage/inner.sh"
-chmod 0755 "$stage/nsnet" "$stage/inner.sh"
+chmod 0755 "$stage/nsnet" "$stage/tap_copier" "$stage/inner.sh"
 chown "$USER_NAME" "$stage"
 
 unshare --net -- sh -c '
@@ -44,7 +50,7 @@ unshare --net -- sh -c '
 	ip link set dummy0 up
 	ip route add default via 192.0.2.254 dev dummy0
 	exec runuser -u "$0" -- env RUNS="${RUNS:-3}" SECS="${SECS:-5}" MTUS="${MTUS:-65520 1500}" \
-		DRIVERS="${DRIVERS:-nsnet slirp4netns pasta}" "$1/inner.sh" "$1"
+		DRIVERS="${DRIVERS:-ceiling loopback nsnet slirp4netns pasta}" "$1/inner.sh" "$1"
 ' "$USER_NAME" "$stage"
 
 python3 - "$stage/results.tsv" <<'PY'
@@ -57,18 +63,22 @@ def med(k, i):
     # A run whose process ended between two samples has no RSS/CPU reading: leave it out.
     v = [r[i] for r in rows.get(k, []) if r[0] > 0 and (i == 0 or r[i] > 0)]
     return statistics.median(v) if v else None
+limits = [d for d in ["ceiling", "loopback"] if any(k[0] == d for k in rows)]
 drivers = [d for d in ["nsnet", "slirp4netns", "pasta"] if any(k[0] == d for k in rows)]
-print("| MTU | direction | " + " | ".join(f"{d} Gbit/s" for d in drivers) +
-      " | nsnet/slirp4netns | nsnet/pasta |")
-print("|---|---|" + "---|" * len(drivers) + "---|---|")
+print("| MTU | direction | " + " | ".join(f"{d} Gbit/s" for d in limits + drivers) +
+      " | nsnet/ceiling | slirp4netns/ceiling | pasta/ceiling | nsnet/slirp4netns | nsnet/pasta |")
+print("|---|---|" + "---|" * (len(limits) + len(drivers)) + "---|---|---|---|---|")
 for mtu in sorted({k[1] for k in rows}, reverse=True):
     for d in ["out", "in"]:
-        g = {drv: med((drv, mtu, d), 0) for drv in drivers}
+        g = {drv: med((drv, mtu, d), 0) for drv in limits + drivers}
         def ratio(p):
             return f"{g['nsnet'] / g[p]:.2f}×" if g.get("nsnet") and g.get(p) else "–"
-        cells = " | ".join(f"{g[x]:.2f}" if g[x] else "failed" for x in drivers)
+        def frac(x):
+            return f"{g[x] / g['ceiling']:.2f}" if g.get(x) and g.get("ceiling") else "–"
+        cells = " | ".join(f"{g[x]:.2f}" if g[x] else "failed" for x in limits + drivers)
         label = "ns → host" if d == "out" else "host → ns (-R)"
-        print(f"| {mtu} | {label} | {cells} | {ratio('slirp4netns')} | {ratio('pasta')} |")
+        print(f"| {mtu} | {label} | {cells} | {frac('nsnet')} | {frac('slirp4netns')} | "
+              f"{frac('pasta')} | {ratio('slirp4netns')} | {ratio('pasta')} |")
 print()
 print("| MTU | direction | " + " | ".join(f"{d} CPU s/GB, RSS MiB" for d in drivers) + " |")
 print("|---|---|" + "---|" * len(drivers))
