@@ -54,6 +54,12 @@ impl TcpTable {
                 break;
             }
             let mut bufs = c.ring.free_slices(want);
+            if bufs[0].is_empty() {
+                // No memory for the ring: reset the connection rather than read into nothing
+                // (a read of 0 bytes would look like the host's EOF).
+                error = true;
+                break;
+            }
             match sys::readv(c.sock.as_raw_fd(), &mut bufs) {
                 Ok(0) => c.host_eof = true,
                 Ok(n) => {
