@@ -81,10 +81,13 @@ pub enum Error {
     },
     #[error("{0}")]
     Protocol(String),
+    /// One connection to the listener that did not bring a notify fd (the listener is fine).
+    #[error("{0}")]
+    Handoff(String),
 }
 
 impl Error {
-    pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
         let what = what.into();
         move |source| Error::Io { what, source }
     }

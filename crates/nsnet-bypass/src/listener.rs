@@ -58,10 +58,8 @@ impl Listener {
             .sock
             .accept()
             .map_err(Error::io(format!("accept on {}", self.path.display())))?;
-        receive(conn.as_raw_fd()).map_err(|e| match e {
-            Error::Protocol(m) => Error::Protocol(format!("{}: {m}", self.path.display())),
-            e => e,
-        })
+        receive(conn.as_raw_fd())
+            .map_err(|e| Error::Handoff(format!("{}: {e}", self.path.display())))
     }
 }
 

@@ -20,7 +20,8 @@ use crate::policy::Policy;
 use crate::socket::{self, Dest, Kind};
 use crate::sys::{self, Answer, Notif};
 
-/// Counts of decisions, for `nsnet container inspect`.
+/// Counts of decisions, for `nsnet container inspect`, shared by the services of one container
+/// (runc sends a notify fd for its init and one for each `runc exec`).
 #[derive(Debug, Default)]
 pub struct Stats {
     /// Sockets swapped for host ones.
@@ -29,11 +30,42 @@ pub struct Stats {
     pub normal: AtomicU64,
     /// Connects of swapped sockets refused by the policy.
     pub refused: AtomicU64,
+    file: Option<File>,
 }
 
 impl Stats {
-    /// The fixed-width line [`Service::report_to`] keeps in its file (rewritten in place, so a
-    /// reader never sees a shorter, half-written record).
+    /// Counts kept in memory only.
+    pub fn new() -> Arc<Stats> {
+        Arc::new(Stats::default())
+    }
+
+    /// Counts also kept in `path` (created or truncated now) as [`Stats::line`].
+    pub fn reported_to(path: &Path) -> Result<Arc<Stats>, Error> {
+        let f = File::create(path).map_err(Error::io(format!("create {}", path.display())))?;
+        let s = Stats {
+            file: Some(f),
+            ..Stats::default()
+        };
+        s.write()
+            .map_err(Error::io(format!("write {}", path.display())))?;
+        Ok(Arc::new(s))
+    }
+
+    fn write(&self) -> std::io::Result<()> {
+        match &self.file {
+            Some(f) => f.write_all_at(self.line().as_bytes(), 0),
+            None => Ok(()),
+        }
+    }
+
+    fn count(&self, c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+        // Written before the answer: once the container's call returns, the file says so.
+        let _ = self.write();
+    }
+
+    /// The fixed-width line kept in the report file (rewritten in place, so a reader never
+    /// sees a shorter, half-written record).
     pub fn line(&self) -> String {
         format!(
             "{{\"bypassed\":{:>12},\"normal\":{:>12},\"refused\":{:>12}}}\n",
@@ -50,8 +82,7 @@ struct Shared {
     policy: Policy,
     /// `SO_NETNS_COOKIE` of this thread's (the host's) network namespace.
     host_netns: u64,
-    stats: Stats,
-    report: Option<File>,
+    stats: Arc<Stats>,
 }
 
 impl Shared {
@@ -60,11 +91,7 @@ impl Shared {
     }
 
     fn count(&self, c: &AtomicU64) {
-        c.fetch_add(1, Ordering::Relaxed);
-        if let Some(f) = &self.report {
-            // Written before the answer: once the container's call returns, the file says so.
-            let _ = f.write_all_at(self.stats.line().as_bytes(), 0);
-        }
+        self.stats.count(c);
     }
 }
 
@@ -74,9 +101,9 @@ pub struct Service {
 }
 
 impl Service {
-    /// A service for the notify fd runc sent, deciding by `policy`. Call it on a thread of the
-    /// host network namespace: host twins are made in the caller's namespace.
-    pub fn new(notify: OwnedFd, policy: Policy) -> Result<Service, Error> {
+    /// A service for the notify fd runc sent, deciding by `policy`, counting in `stats`. Call
+    /// it on a thread of the host network namespace: host twins are made in the caller's.
+    pub fn new(notify: OwnedFd, policy: Policy, stats: Arc<Stats>) -> Result<Service, Error> {
         let probe = sys::socket(libc::AF_INET, libc::SOCK_DGRAM, 0)
             .map_err(Error::io("create a probe socket"))?;
         let host_netns = sys::netns_cookie(probe.as_fd()).map_err(Error::io(
@@ -87,20 +114,9 @@ impl Service {
                 notify,
                 policy,
                 host_netns,
-                stats: Stats::default(),
-                report: None,
+                stats,
             }),
         })
-    }
-
-    /// Keeps [`Stats::line`] in `path` (created or truncated now).
-    pub fn report_to(mut self, path: &Path) -> Result<Service, Error> {
-        let f = File::create(path).map_err(Error::io(format!("create {}", path.display())))?;
-        let s = Arc::get_mut(&mut self.shared).expect("not running yet");
-        f.write_all_at(s.stats.line().as_bytes(), 0)
-            .map_err(Error::io(format!("write {}", path.display())))?;
-        s.report = Some(f);
-        Ok(self)
     }
 
     /// Answers notifications until every task under the filter is gone.

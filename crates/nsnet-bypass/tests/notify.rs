@@ -14,7 +14,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use nsnet_bypass::{Policy, Service};
+use nsnet_bypass::{Policy, Service, Stats};
 
 const WORLD: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
 
@@ -338,10 +338,7 @@ fn a_trapped_connect_bypasses_outside_and_takes_the_normal_path_everywhere_else(
         never: vec!["10.0.2.0/24".parse().unwrap()],
     };
     let stats = tempfile::NamedTempFile::new().unwrap();
-    let svc = Service::new(notify, policy)
-        .unwrap()
-        .report_to(stats.path())
-        .unwrap();
+    let svc = Service::new(notify, policy, Stats::reported_to(stats.path()).unwrap()).unwrap();
     let served = std::thread::spawn(move || svc.run());
 
     let mut results = [0i32; 10];

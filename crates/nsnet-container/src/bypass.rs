@@ -21,7 +21,7 @@ use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 use ipnet::IpNet;
-use nsnet_bypass::{Listener, Policy, Service};
+use nsnet_bypass::{Listener, Policy, Service, Stats};
 
 use crate::store::Container;
 use crate::{Error, lifecycle};
@@ -156,8 +156,9 @@ pub struct Running {
     _listener: std::sync::Arc<Listener>,
 }
 
-/// Binds the listener and starts the service thread for `c`: it waits for runc's handoff,
-/// then answers notifications until the container's last process is gone.
+/// Binds the listener and starts the thread that takes runc's handoffs for `c`: one for the
+/// container's init, one more for each `runc exec` (its process gets a filter of its own). Each
+/// notify fd gets a service thread, which answers until the last process under it is gone.
 pub fn start(c: &Container) -> Result<Running, Error> {
     let policy = policy(c)?;
     let path = socket_path(c);
@@ -165,18 +166,36 @@ pub fn start(c: &Container) -> Result<Running, Error> {
         std::fs::create_dir_all(dir).map_err(Error::io(format!("create {}", dir.display())))?;
     }
     let listener = std::sync::Arc::new(Listener::bind(&path).map_err(bad)?);
-    let stats = stats_path(c);
+    let stats = Stats::reported_to(&stats_path(c)).map_err(bad)?;
     let l = std::sync::Arc::clone(&listener);
     let name = c.config.name.clone();
     std::thread::Builder::new()
         .name("nsnet-bypass".into())
         .spawn(move || {
-            let run = || -> Result<(), nsnet_bypass::Error> {
-                let h = l.accept()?;
-                Service::new(h.notify, policy)?.report_to(&stats)?.run()
-            };
-            if let Err(e) = run() {
-                eprintln!("nsnet: bypass of container {name} stopped: {e}");
+            loop {
+                let served = l.accept().and_then(|h| {
+                    let svc = Service::new(h.notify, policy.clone(), stats.clone())?;
+                    let name = name.clone();
+                    std::thread::Builder::new()
+                        .name("nsnet-bypass".into())
+                        .spawn(move || {
+                            if let Err(e) = svc.run() {
+                                eprintln!("nsnet: bypass of container {name} stopped: {e}");
+                            }
+                        })
+                        .map_err(nsnet_bypass::Error::io("start a bypass service thread"))?;
+                    Ok(())
+                });
+                match served {
+                    Ok(()) => {}
+                    Err(e @ nsnet_bypass::Error::Handoff(_)) => {
+                        eprintln!("nsnet: bypass of container {name}: {e}")
+                    }
+                    Err(e) => {
+                        eprintln!("nsnet: bypass of container {name} stopped: {e}");
+                        return;
+                    }
+                }
             }
         })
         .map_err(Error::io("start the bypass thread"))?;

@@ -8,6 +8,8 @@
 //! instance (its user-mode stack's host socket). Each never-bypass rule has a case that fails if
 //! the bypass opens it: where a bypassed connect would reach something, a world server that must
 //! stay untouched; everywhere, the service's own count of swapped sockets, which must stay 0.
+//! The world has no IPv6 address but `::1`, so IPv6 is tested in `nsnet-bypass`'s own tests
+//! (an AF_INET6 socket to a v4-mapped world address) and by the policy's unit tests.
 
 mod common;
 
@@ -149,9 +151,13 @@ fn proc_addr(a: std::net::SocketAddr) -> String {
     format!("{:08X}:{:04X}", u32::from_le_bytes(ip.octets()), a.port())
 }
 
-/// The process holding the world socket with local address `local` and peer `peer`.
+/// The process holding the world TCP socket with local address `local` and peer `peer`.
 fn holder(local: std::net::SocketAddr, peer: std::net::SocketAddr) -> Option<Seen> {
-    let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    holder_in("/proc/net/tcp", local, peer)
+}
+
+fn holder_in(table: &str, local: std::net::SocketAddr, peer: std::net::SocketAddr) -> Option<Seen> {
+    let tcp = std::fs::read_to_string(table).unwrap();
     let (l, p) = (proc_addr(local), proc_addr(peer));
     let inode = tcp.lines().skip(1).find_map(|line| {
         let f: Vec<&str> = line.split_whitespace().collect();
@@ -295,6 +301,12 @@ fn bypass_outbound_tcp_runs_on_a_host_socket_with_hash_checked_bytes() {
         s.comm == "wget" && !s.holder_in_world,
         "detached bypass: {s:?}"
     );
+    // `exec`: runc hands over a second notify fd, for the new process's own filter.
+    let got = env.ok(&["exec", "bg", "sh", "-c", &fetch_hash(port)]);
+    assert_eq!(got.split_whitespace().next(), Some(want.as_str()));
+    let s = seen.recv().unwrap().expect("the client socket's holder");
+    assert!(s.comm == "wget" && !s.holder_in_world, "exec bypass: {s:?}");
+    assert_eq!(env.counts("bg").1, 2);
     let sock = env.bypass_dir().join(format!("{id}.sock"));
     assert!(sock.exists(), "{} is missing", sock.display());
     env.ok(&["rm", "-f", "bg"]);
