@@ -38,6 +38,8 @@ pub struct Options {
     pub etc_files: Vec<(String, PathBuf)>,
     /// The createRuntime and postStop hooks: (path, argv) each.
     pub hooks: Option<(HookCmd, HookCmd)>,
+    /// `linux.seccomp`: the bypass's profile (`nsnet_bypass::profile`), else none.
+    pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
 }
 
 #[derive(Debug, Clone)]
@@ -175,12 +177,14 @@ pub fn spec(o: &Options) -> Result<Spec, Error> {
         .map(|k| LinuxNamespaceBuilder::default().typ(k).build())
         .collect::<Result<Vec<_>, _>>()
         .map_err(spec_err)?;
-    let linux = LinuxBuilder::default()
+    let mut linux = LinuxBuilder::default()
         .namespaces(namespaces)
         .masked_paths(get_default_maskedpaths())
-        .readonly_paths(get_default_readonly_paths())
-        .build()
-        .map_err(spec_err)?;
+        .readonly_paths(get_default_readonly_paths());
+    if let Some(s) = &o.seccomp {
+        linux = linux.seccomp(s.clone());
+    }
+    let linux = linux.build().map_err(spec_err)?;
     let mut b = SpecBuilder::default()
         .version("1.0.2-dev")
         .process(process)
@@ -252,6 +256,7 @@ mod tests {
                     env: vec![],
                 },
             )),
+            seccomp: None,
         }
     }
 

@@ -13,9 +13,11 @@
 //! enters the instance's child netns, exactly as nerdctl does rootless. The lifecycle is here
 //! too: finding or starting the instance and joining it ([`lifecycle`]), the runc invocations
 //! ([`runtime`]), the monitor that waits for runc ([`monitor`]), what `ps` and `inspect` show
-//! ([`view`]). What stays with the binary: the command line and printing.
+//! ([`view`]), and `--bypass`, the socket bypass service its monitor runs ([`bypass`], over
+//! `nsnet_bypass`). What stays with the binary: the command line and printing.
 
 pub mod bundle;
+pub mod bypass;
 pub mod hook;
 pub mod image;
 pub mod lifecycle;

@@ -46,6 +46,8 @@ pub struct Instance {
     pub found: nsnet_ns::instance::Instance,
     /// The DNS server its network offers containers.
     pub dns: Option<String>,
+    /// Its network routes IPv6 (`networkDriver.ipv6`).
+    pub ipv6: bool,
 }
 
 /// Where the default instance and runc's state live (`nsnet_ns::instance::default_base`,
@@ -77,10 +79,12 @@ pub fn instance_at(state_dir: &Path) -> Option<Instance> {
         nsnet_ns::instance::Instance::at(state_dir, nsnet_ns::instance::Source::Given).ok()?;
     let info = probe(state_dir)?;
     let dns = info["networkDriver"]["dns"][0].as_str().map(String::from);
+    let ipv6 = info["networkDriver"]["ipv6"].as_bool().unwrap_or(false);
     Some(Instance {
         state_dir: found.state_dir().to_path_buf(),
         found,
         dns,
+        ipv6,
     })
 }
 
@@ -218,6 +222,8 @@ pub struct RunOptions {
     pub runtime: Option<PathBuf>,
     /// The instance's state directory (default: `$NSNET_STATE_DIR`, else the default instance).
     pub state_dir: Option<PathBuf>,
+    /// Outbound connects on host sockets (seccomp user notification, [`crate::bypass`]).
+    pub bypass: bool,
 }
 
 fn split_env(e: &str) -> &str {
@@ -337,6 +343,11 @@ fn prepare_with(
             })
         })
         .transpose()?;
+    if o.bypass && !networked {
+        return Err(Error::Invalid(format!(
+            "--bypass needs a container network (bridge or one made by `nsnet network create`); --network {network} has nothing to bypass"
+        )));
+    }
     let runtime = runtime::find(o.runtime.as_deref())?;
     let inst = find()?;
     let id = store::new_id()?;
@@ -368,6 +379,7 @@ fn prepare_with(
         auto_remove: o.auto_remove,
         detached: o.detach,
         tty: o.tty,
+        bypass: o.bypass,
     };
     let mut c = store.create(config)?;
     join(&inst)?;
@@ -453,6 +465,9 @@ fn prepare_with(
                 own_netns: network != "host",
                 etc_files,
                 hooks: networked.then(|| (hook("createRuntime"), hook("postStop"))),
+                seccomp: o
+                    .bypass
+                    .then(|| nsnet_bypass::profile::seccomp(&crate::bypass::socket_path(&c))),
             },
         )
     })();
@@ -617,6 +632,8 @@ pub fn stop(c: &mut Container, grace: Duration) -> Result<(), Error> {
 /// instance.
 pub fn remove(ctx: &Ctx, store: &Store, c: Container, inst: &Instance) -> Result<(), Error> {
     runtime::delete(&c)?;
+    // Left behind only by a monitor that was killed.
+    let _ = std::fs::remove_file(crate::bypass::socket_path(&c));
     if store::load_net(&c.dir)?.is_some() {
         post_stop_by_hand(ctx, &c, inst)?;
     }

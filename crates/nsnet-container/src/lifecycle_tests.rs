@@ -119,6 +119,7 @@ impl World {
             state_dir: dir,
             found,
             dns: None,
+            ipv6: false,
         }
     }
 
@@ -223,6 +224,18 @@ fn preparation_failures_leave_no_record() {
         .err()
         .unwrap();
     assert!(e.to_string().starts_with("give an IMAGE"), "{e}");
+    let e = w
+        .prepare(&RunOptions {
+            bypass: true,
+            ..w.options(&["true"])
+        })
+        .err()
+        .unwrap();
+    assert!(
+        e.to_string()
+            .starts_with("--bypass needs a container network"),
+        "{e}"
+    );
     assert!(w.ids().is_empty());
     assert!(w.calls().is_empty(), "runc ran: {:?}", w.calls());
 }

@@ -40,6 +40,12 @@ pub fn supervise(
     watch
         .dir_entries(&c.dir)
         .map_err(Error::io(format!("watch {}", c.dir.display())))?;
+    // Listening before runc starts: runc connects while it creates the container.
+    let _bypass = if c.config.bypass {
+        Some(crate::bypass::start(c)?)
+    } else {
+        None
+    };
     let mut cmd = runtime::run(c, &pid_file);
     if ctty {
         // runc's foreground terminal mode opens /dev/tty: give it a session whose controlling

@@ -41,6 +41,9 @@ pub struct Config {
     pub auto_remove: bool,
     pub detached: bool,
     pub tty: bool,
+    /// `--bypass`: the monitor runs the socket bypass service ([`crate::bypass`]).
+    #[serde(default)]
+    pub bypass: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -378,6 +381,7 @@ mod tests {
             auto_remove: false,
             detached: true,
             tty: false,
+            bypass: false,
         }
     }
 

@@ -174,8 +174,24 @@ pub fn inspect_value(c: &Container) -> Value {
             "Networks": networks,
         },
         "NsnetStateDir": c.config.instance,
+        "NsnetBypass": bypass_value(c),
         "LogPath": if c.config.detached { c.log_path().display().to_string() } else { String::new() },
     })
+}
+
+/// `NsnetBypass`: on or off, and the service's counts once it ran.
+fn bypass_value(c: &Container) -> Value {
+    let mut v = json!({"Enabled": c.config.bypass});
+    if let Some(s) = crate::bypass::stats(c) {
+        for (k, name) in [
+            ("bypassed", "Bypassed"),
+            ("normal", "Normal"),
+            ("refused", "Refused"),
+        ] {
+            v[name] = s[k].clone();
+        }
+    }
+    v
 }
 
 #[cfg(test)]

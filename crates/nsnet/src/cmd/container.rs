@@ -128,6 +128,10 @@ struct RunArgs {
     /// A root filesystem directory to run instead of an image
     #[arg(long, value_name = "DIR")]
     rootfs: Option<PathBuf>,
+    /// Outbound TCP and connected UDP to addresses outside the container networks run on
+    /// host sockets (seccomp user notification): no bridge, NAT or user-mode stack in the way
+    #[arg(long)]
+    bypass: bool,
     /// IMAGE then COMMAND (or only COMMAND with --rootfs)
     #[arg(
         trailing_var_arg = true,
@@ -198,6 +202,7 @@ fn run(a: RunArgs, state_dir: Option<PathBuf>, runtime: Option<PathBuf>) -> anyh
         rest: a.rest,
         runtime,
         state_dir,
+        bypass: a.bypass,
     };
     let prepared = lifecycle::prepare(&ctx, &store, &o)?;
     if o.detach {

@@ -1,0 +1,52 @@
+//! The seccomp section of a container's OCI spec: every call allowed, the trapped ones sent to
+//! the service whose socket is `listenerPath`.
+//!
+//! The trapped set is as small as the bypass: `connect` alone. Nothing runc's own init makes
+//! between loading the filter and exec'ing the container's command is in it (a trapped `fcntl`
+//! or `sendmsg` there waits for a service that has not got the notify fd yet: runc hangs).
+
+use std::path::Path;
+
+use oci_spec::runtime::{
+    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompBuilder, LinuxSyscallBuilder,
+};
+
+/// The calls the service answers.
+pub const TRAPPED: &[&str] = &["connect"];
+
+/// The seccomp section for a container whose bypass service listens on `listener`.
+pub fn seccomp(listener: &Path) -> LinuxSeccomp {
+    let trapped = LinuxSyscallBuilder::default()
+        .names(TRAPPED.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .action(LinuxSeccompAction::ScmpActNotify)
+        .build()
+        .expect("a complete syscall rule");
+    LinuxSeccompBuilder::default()
+        .default_action(LinuxSeccompAction::ScmpActAllow)
+        // The compat architectures are listed so that their calls are allowed rather than
+        // killed; only x86-64's connect is trapped (i386 reaches it through socketcall).
+        .architectures(vec![
+            Arch::ScmpArchX86_64,
+            Arch::ScmpArchX86,
+            Arch::ScmpArchX32,
+        ])
+        .listener_path(listener.to_path_buf())
+        .syscalls(vec![trapped])
+        .build()
+        .expect("a complete seccomp section")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_profile_allows_everything_but_connect_which_goes_to_the_listener() {
+        let v = serde_json::to_value(seccomp(Path::new("/run/x/bypass.sock"))).unwrap();
+        assert_eq!(v["defaultAction"], "SCMP_ACT_ALLOW");
+        assert_eq!(v["listenerPath"], "/run/x/bypass.sock");
+        assert_eq!(v["syscalls"][0]["names"], serde_json::json!(["connect"]));
+        assert_eq!(v["syscalls"][0]["action"], "SCMP_ACT_NOTIFY");
+        assert_eq!(v["syscalls"].as_array().unwrap().len(), 1);
+    }
+}
