@@ -862,6 +862,34 @@ impl<'a> Walker<'a> {
                 .is_some_and(|p| p.netns.or(self.view.host) == Some(host_ns))
         })?;
         let p = n.pasta.as_ref()?;
+        // The tables its -c socket serves are what it forwards now (pesto may have changed
+        // them since it started); its command line is the fallback.
+        if p.args.socket.is_some() && p.socket_error.is_none() {
+            let proto = match self.proto {
+                Proto::Tcp => "tcp",
+                Proto::Udp => "udp",
+            };
+            let r = p.socket_rules.iter().find(|r| {
+                r.pif == nsnet_api::pesto::proto::PIF_HOST
+                    && r.proto == proto
+                    && (r.first..=r.last).contains(&port)
+            })?;
+            let target = r.to.wrapping_add(port - r.first);
+            let addr = match &r.target {
+                Some(t) => t.parse().ok()?,
+                None => first_v4(n).map(IpAddr::V4)?,
+            };
+            self.hop(
+                host_ns,
+                format!(
+                    "pasta {} forwards {port} into {} by its -c socket's rule \"{}\": {addr}:{target}",
+                    p.pid,
+                    ns_name(self.view, n.inode),
+                    r.text
+                ),
+            );
+            return Some(Next::Go(n.inode, addr, target, None));
+        }
         let target = p
             .args
             .specs(opt)

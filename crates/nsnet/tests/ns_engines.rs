@@ -1230,6 +1230,100 @@ CREATE TABLE IF NOT EXISTS VolumeConfig(Name TEXT PRIMARY KEY NOT NULL, StorageI
 CREATE TABLE IF NOT EXISTS VolumeState(Name TEXT PRIMARY KEY NOT NULL, JSON TEXT NOT NULL, FOREIGN KEY (Name) REFERENCES VolumeConfig(Name) DEFERRABLE INITIALLY DEFERRED);
 ";
 
+/// nsnet's pasta personality with `-c SOCKET`: its forwarding tables are read through the
+/// socket (pesto's protocol), so a forward added by `pesto` after the start, which pasta's
+/// command line does not name, is shown and traced.
+#[test]
+fn a_pasta_control_socket_is_read_for_what_pasta_forwards_now() {
+    world();
+    subreaper();
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    for name in ["pasta", "pesto"] {
+        std::os::unix::fs::symlink(nsnet_bin(), bin.join(name)).unwrap();
+    }
+    let script = dir.path().join("pasta_world.sh");
+    std::fs::write(&script, PASTA_WORLD).unwrap();
+    let mut c = Command::new("unshare");
+    c.args(["--user", "--map-root-user", "--net", "--mount", "--", "sh"])
+        .arg(&script)
+        .arg(nsnet_bin())
+        .arg(dir.path())
+        .arg(bin.join("pasta"))
+        .arg(bin.join("pesto"));
+    let o = output(&mut c);
+    stop_descendants("pasta", Duration::from_secs(2));
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    let read = |n: &str| -> Value {
+        let t = std::fs::read_to_string(dir.path().join(n)).unwrap();
+        serde_json::from_str(&t).unwrap_or_else(|e| panic!("{n}: {e}: {t}"))
+    };
+    let served = |v: &Value| -> Value {
+        v["netns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| !n["pasta"].is_null())
+            .cloned()
+            .unwrap_or_else(|| panic!("no pasta world: {v:#}"))
+    };
+    let rules = |n: &Value| -> Vec<String> {
+        n["pasta"]["socket_rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {}",
+                    r["table"].as_str().unwrap(),
+                    r["text"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    // At the start the socket holds what the command line said.
+    let before = served(&read("net.json"));
+    assert_eq!(before["pasta"]["socket_error"], Value::Null, "{before:#}");
+    assert_eq!(rules(&before), ["HOST TCP [*]:18080  =>  80"], "{before:#}");
+    let t = read("trace-inbound.json");
+    assert_eq!(verdict(&t).0, "reachable", "{t:#}");
+    // After `pesto --add -t 18081:80`: the new rule is there, and traced through.
+    let after = served(&read("net-after-pesto.json"));
+    assert_eq!(
+        rules(&after),
+        ["HOST TCP [*]:18080  =>  80", "HOST TCP [*]:18081  =>  80"],
+        "{after:#}"
+    );
+    assert_eq!(after["pasta"]["args"]["forwards"][0]["spec"], "18080:80");
+    let text = std::fs::read_to_string(dir.path().join("net-after-pesto.txt")).unwrap();
+    let pid = after["pasta"]["pid"].as_i64().unwrap();
+    assert!(
+        text.contains(&format!(
+            "forwarded by pasta {pid} ({}): HOST TCP [*]:18080  =>  80; HOST TCP [*]:18081  =>  80\n",
+            dir.path().join("pasta.sock").display()
+        )),
+        "{text}"
+    );
+    let t = read("trace-pesto.json");
+    assert_eq!(verdict(&t).0, "reachable", "{t:#}");
+    assert!(
+        t["hops"].as_array().unwrap().iter().any(|h| h["step"]
+            .as_str()
+            .unwrap()
+            .contains("forwards 18081 into")
+            && h["step"]
+                .as_str()
+                .unwrap()
+                .contains("by its -c socket's rule \"TCP [*]:18081  =>  80\"")),
+        "{t:#}"
+    );
+    assert_eq!(
+        t["hops"].as_array().unwrap().last().unwrap()["netns"],
+        after["inode"]
+    );
+}
+
 /// State the inspecting user cannot read is said once, not guessed around: a Docker data
 /// root only root can list (made by root, named as the user's own by its XDG_DATA_HOME).
 #[test]
