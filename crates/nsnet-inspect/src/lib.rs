@@ -47,6 +47,7 @@ pub mod graph;
 pub mod join;
 pub mod namespaces;
 pub mod net;
+pub mod netfilter;
 pub mod netlink;
 pub mod nft;
 pub mod pasta;

@@ -33,6 +33,7 @@ use serde::Serialize;
 use crate::engines::{Catalog, Engine};
 use crate::namespaces::Snapshot;
 use crate::net::{NetNs, NetView, Role};
+use crate::netfilter::{Judged, Packet};
 use crate::nsfs::{NsId, NsType};
 use crate::sockets::{self, Proto};
 
@@ -305,6 +306,11 @@ struct Walker<'a> {
     cat: &'a Catalog,
     proto: Proto,
     hops: Vec<Hop>,
+    /// The connection's source address, as the kernel picks it on the first route out of
+    /// the origin (the rules that match on `saddr` need it).
+    src: Option<IpAddr>,
+    /// Each namespace's `nft -j list ruleset`, read once (None: not readable there).
+    rulesets: std::collections::HashMap<u64, Option<String>>,
 }
 
 enum Next {
@@ -406,6 +412,9 @@ impl<'a> Walker<'a> {
             );
         };
         let via = r.gateway.map(|g| format!(" via {g}")).unwrap_or_default();
+        if self.src.is_none() {
+            self.src = r.prefsrc;
+        }
         // Forwarded between two interfaces here: nsnet's filter rules apply.
         if let Some(iif) = iif
             && let Some(rule) = self.forward_drop(ino, iif, &dev.name)
@@ -418,6 +427,54 @@ impl<'a> Walker<'a> {
                 },
                 None,
             );
+        }
+        // And the namespace's other tables: iptables-nft's (Docker's, CNI's) among them.
+        if let Some(iif) = iif {
+            let oif = dev.name.clone();
+            match self.netfilter(ino, "forward", "filter", iif, &oif, dst, port) {
+                Judged::Dropped(d) => {
+                    self.hop(ino, format!("forwarded from {iif} to {oif}"));
+                    return Next::Done(
+                        Verdict {
+                            outcome: Outcome::Blocked,
+                            reason: format!("dropped by the rule {}", d.words()),
+                        },
+                        None,
+                    );
+                }
+                Judged::Policy { table, chain } => {
+                    self.hop(ino, format!("forwarded from {iif} to {oif}"));
+                    return Next::Done(
+                        Verdict {
+                            outcome: Outcome::Blocked,
+                            reason: format!("dropped by the policy of table {table} chain {chain}"),
+                        },
+                        None,
+                    );
+                }
+                Judged::Accepted(d) => self.hop(
+                    ino,
+                    format!("forwarded from {iif} to {oif}: accepted by {}", d.words()),
+                ),
+                Judged::Unjudged(d) => self.hop(
+                    ino,
+                    format!(
+                        "forwarded from {iif} to {oif}; the filter rules are not judged past {} (it needs more than this packet's interfaces, addresses and ports)",
+                        d.words()
+                    ),
+                ),
+                Judged::Nothing | Judged::Nat(_) => {}
+            }
+            if dev.kind != "bridge"
+                && let Judged::Nat(d) =
+                    self.netfilter(ino, "postrouting", "nat", iif, &oif, dst, port)
+            {
+                let from = self.src.map(|s| format!(" of {s}")).unwrap_or_default();
+                self.hop(
+                    ino,
+                    format!("the source address{from} is translated by {}", d.words()),
+                );
+            }
         }
         // The bridge interface itself: the port whose namespace has the address.
         if dev.kind == "bridge" {
@@ -907,6 +964,49 @@ impl<'a> Walker<'a> {
         Some(Next::Go(n.inode, addr, target, None))
     }
 
+    /// What the base chains of `hook` (of `kind`) in `ino` do with this connection's first
+    /// packet, from `iif` out by `oif`; nsnet's own table is judged by [`Self::forward_drop`].
+    #[allow(clippy::too_many_arguments)]
+    fn netfilter(
+        &mut self,
+        ino: u64,
+        hook: &str,
+        kind: &str,
+        iif: &str,
+        oif: &str,
+        dst: IpAddr,
+        port: u16,
+    ) -> Judged {
+        let snap = self.snap;
+        let text = self
+            .rulesets
+            .entry(ino)
+            .or_insert_with(|| {
+                let id = NsId {
+                    kind: NsType::Net,
+                    inode: ino,
+                };
+                let fd = snap.get(id)?.open().ok()?;
+                crate::nft::list_ruleset(fd.as_fd()).ok()
+            })
+            .clone();
+        let Some(text) = text else {
+            return Judged::Nothing;
+        };
+        let p = Packet {
+            iif,
+            oif,
+            saddr: self.src,
+            daddr: dst,
+            proto: match self.proto {
+                Proto::Tcp => "tcp",
+                Proto::Udp => "udp",
+            },
+            dport: port,
+        };
+        crate::netfilter::judge(&text, hook, Some(kind), &p, &["nsnet"])
+    }
+
     /// The `forward` rule of nsnet's nftables table in `ino` that drops traffic from `iif`
     /// to `oif`, in words; None when none does (or nft cannot be read there).
     fn forward_drop(&self, ino: u64, iif: &str, oif: &str) -> Option<String> {
@@ -942,6 +1042,8 @@ pub fn trace(
         cat,
         proto,
         hops: pre,
+        src: None,
+        rulesets: std::collections::HashMap::new(),
     };
     if let Some(v) = pre_verdict {
         return Trace {

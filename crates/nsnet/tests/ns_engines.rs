@@ -290,7 +290,7 @@ impl Docker {
 
 impl Drop for Docker {
     fn drop(&mut self) {
-        let _ = output(&mut self.docker(&["rm", "-f", "web"]));
+        let _ = output(&mut self.docker(&["rm", "-f", "web", "web2"]));
         stop_descendants("rootlesskit", Duration::from_secs(20));
         // stop_descendants has killed and reaped it (waiting again only reports that; no
         // signal is sent to a PID that may have been reused since).
@@ -432,12 +432,29 @@ fn rootless_docker_containers_are_named_published_and_traced() {
     );
     assert!(verdict(&t).1.starts_with("httpd "), "{t:#}");
     // Blocked: dockerd-rootless.sh passes --disable-host-loopback to RootlessKit.
-    let (o, r) = verdict(&trace("docker/web", "host:8080"));
+    let t = trace("docker/web", "host:8080");
+    let (o, r) = verdict(&t);
     assert_eq!(o, "blocked");
     assert!(
         r.starts_with("host loopback disabled by rootlesskit ")
             && r.ends_with(" --disable-host-loopback"),
         "{r}"
+    );
+    // On the way, Docker's iptables rules (iptables-nft: nftables tables in the child):
+    // FORWARD accepts docker0 → tap0, POSTROUTING masquerades the container's address.
+    let steps: Vec<String> = t["hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["step"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        steps.iter().any(|s| s.starts_with("forwarded from docker0 to tap0: accepted by \"iifname docker0 oifname != docker0 accept\" in table ip filter chain FORWARD")),
+        "{steps:#?}"
+    );
+    assert!(
+        steps.iter().any(|s| s.starts_with(&format!("the source address of {ip} is translated by \"oifname != docker0 ip saddr 172.17.0.0/16 xt target MASQUERADE\" in table ip nat chain POSTROUTING"))),
+        "{steps:#?}"
     );
     // No listener on another port of the container.
     let (o, r) = verdict(&trace("docker/web", &format!("{ip}:81")));
@@ -481,6 +498,38 @@ fn rootless_docker_containers_are_named_published_and_traced() {
     ]));
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains(&format!(" {addr} ")), "{}", stdout(&o));
+    // Between two Docker networks: Docker's isolation rule drops it.
+    run_ok(&mut d.docker(&["network", "create", "dnet"]));
+    run_ok(&mut d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "web2",
+        "--network",
+        "dnet",
+        "nsnet-bb",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ]));
+    let ip2 = stdout(&run_ok(&mut d.docker(&[
+        "inspect",
+        "-f",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        "web2",
+    ])))
+    .trim()
+    .to_string();
+    let (o, r) = verdict(&trace("docker/web", &format!("{ip2}:80")));
+    assert_eq!(o, "blocked", "{r}");
+    assert!(
+        r.starts_with("dropped by the rule \"oifname br-")
+            && r.ends_with(" drop\" in table ip filter chain DOCKER-ISOLATION-STAGE-2 (from FORWARD → DOCKER-ISOLATION-STAGE-1)"),
+        "{r}"
+    );
     // From the host, the container's address is not routed: the published port is named.
     let (o, r) = verdict(&trace(&me(), &format!("{ip}:80")));
     assert_eq!(o, "no-route", "{r}");
