@@ -8,12 +8,16 @@
 //!    A listener that belongs to a port forwarder continues the path where the forwarder
 //!    sends it: a RootlessKit/nsnet port driver (its `api.sock` ports: parent → child
 //!    netns), docker-proxy (its `-container-ip/-container-port`), Podman's rootlessport (the
-//!    container's published port from Podman's database), pasta (`-t` specs).
+//!    container's published port from Podman's database), pasta (its `-c` socket's
+//!    tables, else its `-t` specs).
 //! 2. out of a veth: into its peer's namespace (the pair resolved by `nsnet ns net`); out
 //!    of a bridge: into the namespace behind the port that holds the destination.
 //!    Forwarding between two interfaces of a namespace is checked against the `forward`
 //!    chain of nsnet's nftables table there (`nft -j list table ip nsnet`, run inside the
-//!    namespace), the rule that drops it is named (an `--internal` network).
+//!    namespace), the rule that drops it is named (an `--internal` network); then against
+//!    the namespace's other tables ([`crate::netfilter`]: iptables-nft's `filter` chains,
+//!    Docker's isolation among them), and a packet leaving by anything but a bridge
+//!    against the `postrouting` NAT chains (who masquerades it).
 //! 3. out of a tap: to the process holding it (slirp4netns, pasta, nsnet's stack), which
 //!    maps its gateway to the host's loopback unless told not to — `--disable-host-loopback`
 //!    in its command line or its launcher's (RootlessKit, nsnet) — pasta its gateway unless

@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | Docker (rootless 20.10) | `DATA_ROOT/containers/*/config.v2.json`, `hostconfig.json` | `Name`, `Config.Image`, `State.Running`/`Pid`, `NetworkSettings.Networks` (address, gateway), `SandboxKey`; `PortBindings` |
 //! | Podman 4, 5 | `GRAPHROOT/libpod/bolt_state.db` (bbolt, [`bolt`]), else `GRAPHROOT/db.sql` (sqlite) | per container `config` (name, `rootfsImageName`, `newPortMappings`, `networkMode`), `state` (`pid`, `networkStatus`), `netns` (the file under `$XDG_RUNTIME_DIR/netns/`) |
-//! | nerdctl 2 (rootless containerd) | `$XDG_DATA_HOME/nerdctl/<ADDRHASH>/` (`etchosts/<NS>/<ID>/meta.json`, `containers/<NS>/<ID>/ports.json`), containerd's `meta.db` ([`nerdctl`]) | name, the CNI result (address, gateway, the init PID in its sandbox path), ports, image and `nerdctl/*` labels |
+//! | nerdctl 2 (rootless containerd) | `$XDG_DATA_HOME/nerdctl/<ADDRHASH>/` (`etchosts/<NS>/<ID>/meta.json`, `containers/<NS>/<ID>/ports.json`), containerd's `meta.db` (`nerdctl.rs`) | name, the CNI result (address, gateway, the init PID in its sandbox path), ports, image and `nerdctl/*` labels |
 //! | nsnet | `$XDG_DATA_HOME/nsnet/containers/*/` (`nsnet_container::store`) | name, image, `-p`, state pid, the bridge attachment |
 //!
 //! Where the state is: each engine's default for a user (`$XDG_DATA_HOME`, else
