@@ -20,13 +20,16 @@
 //! - [`join`]: joining a target's namespaces (`nsnet ns exec`), by PID or as the rootless
 //!   child of a running instance.
 //! - [`engines`]: the containers' own names, images and published ports, from each
-//!   engine's files (rootless Docker, Podman 4's bbolt database, nsnet's store) — read as
+//!   engine's files (rootless Docker, Podman 4's bbolt database and Podman 5's sqlite one,
+//!   nerdctl 2's data store with containerd's `meta.db`, nsnet's store) — read as
 //!   files, without root and without asking any daemon; what cannot be read is said once.
 //! - [`pasta`]: what a pasta command line says (pasta is not dumpable: rootless, its
-//!   descriptors cannot be read, its command line can).
+//!   descriptors cannot be read, its command line can; its `-c` socket's tables are
+//!   asked in [`net`]).
 //! - [`trace`]: `nsnet ns trace FROM TO`, the path of a connection walked over the kernels'
 //!   own answers (route lookups per netns, [`sockets`]' listeners and their holders,
-//!   [`nft`]'s rules) to a verdict.
+//!   [`nft`]'s nsnet table, [`netfilter`]'s judgement of the rest of the ruleset, iptables-nft
+//!   rules included) to a verdict.
 //!
 //! What it leaves to others: the command line, exit codes and running the command after
 //! [`join`] are the binary's; creating links or namespaces is `nsnet-ns`'s and the netlink
@@ -47,6 +50,7 @@ pub mod graph;
 pub mod join;
 pub mod namespaces;
 pub mod net;
+pub mod netfilter;
 pub mod netlink;
 pub mod nft;
 pub mod pasta;

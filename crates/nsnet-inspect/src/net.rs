@@ -167,6 +167,29 @@ pub struct PastaWorld {
     /// [`crate::pasta::PastaArgs::host_mappings`]).
     pub host_address_at: Option<String>,
     pub host_loopback_at: Option<String>,
+    /// Its forwarding tables as its `-c` socket serves them (pesto's protocol), when it has
+    /// one: what it forwards now, after any `pesto` updates, rather than what its command
+    /// line said at start.
+    pub socket_rules: Vec<SocketRule>,
+    pub socket_error: Option<String>,
+}
+
+/// One rule of a pasta forwarding table, as read from its `-c` socket.
+#[derive(Debug, Clone, Serialize)]
+pub struct SocketRule {
+    /// The table's name as pasta gives it (`HOST`: `-t/-u`, into the namespace; `SPLICE`:
+    /// `-T/-U`, from the namespace's loopback out).
+    pub table: String,
+    pub pif: u8,
+    pub proto: String,
+    /// The listening address, None for every address of both families.
+    pub addr: Option<String>,
+    pub first: u16,
+    pub last: u16,
+    pub to: u16,
+    pub target: Option<String>,
+    /// pesto's own line for it: `TCP [*]:18080  =>  80`.
+    pub text: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -572,6 +595,13 @@ fn pasta_worlds(view: &mut NetView, snap: &Snapshot) {
             .iter()
             .find_map(|d| d.gateway.clone().filter(|g| !g.contains(':')));
         let (host_address_at, host_loopback_at) = args.host_mappings(gateway.as_deref());
+        let (socket_rules, socket_error) = match &args.socket {
+            Some(sock) => match pasta_socket(p.pid, sock) {
+                Ok(r) => (r, None),
+                Err(e) => (Vec::new(), Some(e)),
+            },
+            None => (Vec::new(), None),
+        };
         n.pasta = Some(PastaWorld {
             pid: p.pid,
             comm: p.comm.clone(),
@@ -580,8 +610,44 @@ fn pasta_worlds(view: &mut NetView, snap: &Snapshot) {
             copied,
             host_address_at,
             host_loopback_at,
+            socket_rules,
+            socket_error,
         });
     }
+}
+
+/// Reads a pasta's forwarding tables from its `-c` socket (the socket as the process sees
+/// it, through its root, else as given; one second at most: pasta serves one client at a
+/// time), and leaves them as they were (the client only looks, then closes).
+fn pasta_socket(pid: i32, sock: &Path) -> Result<Vec<SocketRule>, String> {
+    use nsnet_api::pesto::{proto, spec};
+    let through =
+        Path::new(&format!("/proc/{pid}/root")).join(sock.strip_prefix("/").unwrap_or(sock));
+    let path = if sock.is_absolute() && through.exists() {
+        through
+    } else {
+        sock.to_path_buf()
+    };
+    let c = proto::Client::connect_timeout(&path, Some(std::time::Duration::from_secs(1)))
+        .map_err(|e| format!("pasta {pid} -c {}: {e}", sock.display()))?;
+    let mut out = Vec::new();
+    for t in &c.tables {
+        for r in &t.table.rules {
+            out.push(SocketRule {
+                table: t.name.clone(),
+                pif: t.pif,
+                proto: spec::proto_name(r.proto).to_ascii_lowercase(),
+                addr: r.listen_addr().map(|a| a.to_string()),
+                first: r.first,
+                last: r.last,
+                to: r.to,
+                target: r.target_addr().map(|a| a.to_string()),
+                text: r.to_string().trim_end().to_string(),
+            });
+        }
+    }
+    c.close();
+    Ok(out)
 }
 
 /// Asks each slirp4netns that has an API socket (`--api-socket PATH`, `-a PATH`) for its

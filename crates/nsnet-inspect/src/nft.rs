@@ -32,6 +32,16 @@ fn nft() -> Option<std::path::PathBuf> {
 
 /// `nft -j list table FAMILY TABLE` inside the netns open on `netns`.
 pub fn list_table(netns: BorrowedFd<'_>, family: &str, table: &str) -> Result<String, String> {
+    list(netns, &["table", family, table])
+}
+
+/// `nft -j list ruleset` inside the netns open on `netns` (every table: nsnet's, and
+/// iptables-nft's `filter`/`nat` that Docker and CNI plugins program).
+pub fn list_ruleset(netns: BorrowedFd<'_>) -> Result<String, String> {
+    list(netns, &["ruleset"])
+}
+
+fn list(netns: BorrowedFd<'_>, what: &[&str]) -> Result<String, String> {
     let nft = nft().ok_or("nft is not installed")?;
     let user = nsfs::owning_userns(netns).ok();
     let own_user = nsfs::open(std::path::Path::new("/proc/self/ns/user"))
@@ -40,7 +50,8 @@ pub fn list_table(netns: BorrowedFd<'_>, family: &str, table: &str) -> Result<St
     let user = user.filter(|u| nsfs::inode(std::os::fd::AsFd::as_fd(u)).ok() != own_user);
     let (net_fd, user_fd) = (netns.as_raw_fd(), user.as_ref().map(|u| u.as_raw_fd()));
     let mut cmd = Command::new(nft);
-    cmd.args(["-j", "list", "table", family, table])
+    cmd.args(["-j", "list"])
+        .args(what)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

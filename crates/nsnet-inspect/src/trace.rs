@@ -8,12 +8,16 @@
 //!    A listener that belongs to a port forwarder continues the path where the forwarder
 //!    sends it: a RootlessKit/nsnet port driver (its `api.sock` ports: parent → child
 //!    netns), docker-proxy (its `-container-ip/-container-port`), Podman's rootlessport (the
-//!    container's published port from Podman's database), pasta (`-t` specs).
+//!    container's published port from Podman's database), pasta (its `-c` socket's
+//!    tables, else its `-t` specs).
 //! 2. out of a veth: into its peer's namespace (the pair resolved by `nsnet ns net`); out
 //!    of a bridge: into the namespace behind the port that holds the destination.
 //!    Forwarding between two interfaces of a namespace is checked against the `forward`
 //!    chain of nsnet's nftables table there (`nft -j list table ip nsnet`, run inside the
-//!    namespace), the rule that drops it is named (an `--internal` network).
+//!    namespace), the rule that drops it is named (an `--internal` network); then against
+//!    the namespace's other tables ([`crate::netfilter`]: iptables-nft's `filter` chains,
+//!    Docker's isolation among them), and a packet leaving by anything but a bridge
+//!    against the `postrouting` NAT chains (who masquerades it).
 //! 3. out of a tap: to the process holding it (slirp4netns, pasta, nsnet's stack), which
 //!    maps its gateway to the host's loopback unless told not to — `--disable-host-loopback`
 //!    in its command line or its launcher's (RootlessKit, nsnet) — pasta its gateway unless
@@ -33,6 +37,7 @@ use serde::Serialize;
 use crate::engines::{Catalog, Engine};
 use crate::namespaces::Snapshot;
 use crate::net::{NetNs, NetView, Role};
+use crate::netfilter::{Judged, Packet};
 use crate::nsfs::{NsId, NsType};
 use crate::sockets::{self, Proto};
 
@@ -305,6 +310,11 @@ struct Walker<'a> {
     cat: &'a Catalog,
     proto: Proto,
     hops: Vec<Hop>,
+    /// The connection's source address, as the kernel picks it on the first route out of
+    /// the origin (the rules that match on `saddr` need it).
+    src: Option<IpAddr>,
+    /// Each namespace's `nft -j list ruleset`, read once (None: not readable there).
+    rulesets: std::collections::HashMap<u64, Option<String>>,
 }
 
 enum Next {
@@ -406,6 +416,9 @@ impl<'a> Walker<'a> {
             );
         };
         let via = r.gateway.map(|g| format!(" via {g}")).unwrap_or_default();
+        if self.src.is_none() {
+            self.src = r.prefsrc;
+        }
         // Forwarded between two interfaces here: nsnet's filter rules apply.
         if let Some(iif) = iif
             && let Some(rule) = self.forward_drop(ino, iif, &dev.name)
@@ -418,6 +431,54 @@ impl<'a> Walker<'a> {
                 },
                 None,
             );
+        }
+        // And the namespace's other tables: iptables-nft's (Docker's, CNI's) among them.
+        if let Some(iif) = iif {
+            let oif = dev.name.clone();
+            match self.netfilter(ino, "forward", "filter", iif, &oif, dst, port) {
+                Judged::Dropped(d) => {
+                    self.hop(ino, format!("forwarded from {iif} to {oif}"));
+                    return Next::Done(
+                        Verdict {
+                            outcome: Outcome::Blocked,
+                            reason: format!("dropped by the rule {}", d.words()),
+                        },
+                        None,
+                    );
+                }
+                Judged::Policy { table, chain } => {
+                    self.hop(ino, format!("forwarded from {iif} to {oif}"));
+                    return Next::Done(
+                        Verdict {
+                            outcome: Outcome::Blocked,
+                            reason: format!("dropped by the policy of table {table} chain {chain}"),
+                        },
+                        None,
+                    );
+                }
+                Judged::Accepted(d) => self.hop(
+                    ino,
+                    format!("forwarded from {iif} to {oif}: accepted by {}", d.words()),
+                ),
+                Judged::Unjudged(d) => self.hop(
+                    ino,
+                    format!(
+                        "forwarded from {iif} to {oif}; the filter rules are not judged past {} (it needs more than this packet's interfaces, addresses and ports)",
+                        d.words()
+                    ),
+                ),
+                Judged::Nothing | Judged::Nat(_) => {}
+            }
+            if dev.kind != "bridge"
+                && let Judged::Nat(d) =
+                    self.netfilter(ino, "postrouting", "nat", iif, &oif, dst, port)
+            {
+                let from = self.src.map(|s| format!(" of {s}")).unwrap_or_default();
+                self.hop(
+                    ino,
+                    format!("the source address{from} is translated by {}", d.words()),
+                );
+            }
         }
         // The bridge interface itself: the port whose namespace has the address.
         if dev.kind == "bridge" {
@@ -862,6 +923,34 @@ impl<'a> Walker<'a> {
                 .is_some_and(|p| p.netns.or(self.view.host) == Some(host_ns))
         })?;
         let p = n.pasta.as_ref()?;
+        // The tables its -c socket serves are what it forwards now (pesto may have changed
+        // them since it started); its command line is the fallback.
+        if p.args.socket.is_some() && p.socket_error.is_none() {
+            let proto = match self.proto {
+                Proto::Tcp => "tcp",
+                Proto::Udp => "udp",
+            };
+            let r = p.socket_rules.iter().find(|r| {
+                r.pif == nsnet_api::pesto::proto::PIF_HOST
+                    && r.proto == proto
+                    && (r.first..=r.last).contains(&port)
+            })?;
+            let target = r.to.wrapping_add(port - r.first);
+            let addr = match &r.target {
+                Some(t) => t.parse().ok()?,
+                None => first_v4(n).map(IpAddr::V4)?,
+            };
+            self.hop(
+                host_ns,
+                format!(
+                    "pasta {} forwards {port} into {} by its -c socket's rule \"{}\": {addr}:{target}",
+                    p.pid,
+                    ns_name(self.view, n.inode),
+                    r.text
+                ),
+            );
+            return Some(Next::Go(n.inode, addr, target, None));
+        }
         let target = p
             .args
             .specs(opt)
@@ -877,6 +966,49 @@ impl<'a> Walker<'a> {
             ),
         );
         Some(Next::Go(n.inode, addr, target, None))
+    }
+
+    /// What the base chains of `hook` (of `kind`) in `ino` do with this connection's first
+    /// packet, from `iif` out by `oif`; nsnet's own table is judged by [`Self::forward_drop`].
+    #[allow(clippy::too_many_arguments)]
+    fn netfilter(
+        &mut self,
+        ino: u64,
+        hook: &str,
+        kind: &str,
+        iif: &str,
+        oif: &str,
+        dst: IpAddr,
+        port: u16,
+    ) -> Judged {
+        let snap = self.snap;
+        let text = self
+            .rulesets
+            .entry(ino)
+            .or_insert_with(|| {
+                let id = NsId {
+                    kind: NsType::Net,
+                    inode: ino,
+                };
+                let fd = snap.get(id)?.open().ok()?;
+                crate::nft::list_ruleset(fd.as_fd()).ok()
+            })
+            .clone();
+        let Some(text) = text else {
+            return Judged::Nothing;
+        };
+        let p = Packet {
+            iif,
+            oif,
+            saddr: self.src,
+            daddr: dst,
+            proto: match self.proto {
+                Proto::Tcp => "tcp",
+                Proto::Udp => "udp",
+            },
+            dport: port,
+        };
+        crate::netfilter::judge(&text, hook, Some(kind), &p, &["nsnet"])
     }
 
     /// The `forward` rule of nsnet's nftables table in `ino` that drops traffic from `iif`
@@ -914,6 +1046,8 @@ pub fn trace(
         cat,
         proto,
         hops: pre,
+        src: None,
+        rulesets: std::collections::HashMap::new(),
     };
     if let Some(v) = pre_verdict {
         return Trace {

@@ -934,3 +934,60 @@ fn net_watch_prints_again_when_an_instance_comes_and_goes() {
     let _ = w.kill();
     let _ = w.wait();
 }
+
+/// `ns graph --watch -o FILE` replaces FILE with a new drawing when a rootless instance
+/// comes and when it goes; svg without -o is a usage error.
+#[test]
+fn graph_watch_redraws_the_file_when_an_instance_comes_and_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("world.dot");
+    let mut w = nsnet()
+        .args([
+            "ns",
+            "graph",
+            "-f",
+            "dot",
+            "--watch",
+            "--interval",
+            "0.2",
+            "-o",
+        ])
+        .arg(&file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let wait_for = |what: &str, ok: &dyn Fn(&str) -> bool| {
+        let until = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let t = std::fs::read_to_string(&file).unwrap_or_default();
+            if ok(&t) {
+                break;
+            }
+            assert!(std::time::Instant::now() < until, "{what}: {t}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_for("a first drawing", &|t| t.starts_with("digraph"));
+    let inst = Instance::run()
+        .args(["--net=none", "--detach-netns"])
+        .start();
+    let state = format!("state {}", inst.state_dir().display());
+    wait_for("a drawing with the new instance", &|t| {
+        t.contains(&state) && t.trim_end().ends_with('}')
+    });
+    drop(inst);
+    wait_for("a drawing without it", &|t| {
+        t.starts_with("digraph") && !t.contains(&state)
+    });
+    let _ = w.kill();
+    let _ = w.wait();
+    assert!(!dir.path().join("world.dot.tmp").exists());
+    let o = output(nsnet().args(["ns", "graph", "-f", "svg", "--watch"]));
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o),
+        "nsnet: error: ns graph --watch --format svg needs -o FILE (one SVG document per file)\n"
+    );
+}

@@ -10,7 +10,10 @@
 //!   `podman network create` bridge, both with `-p`;
 //! - nsnet's own containers on the default network, a second network and an `--internal`
 //!   one;
-//! - a pasta world (Debian's pasta) whose namespace carries the host's address.
+//! - a pasta world (Debian's pasta) whose namespace carries the host's address;
+//! - nerdctl 2 (not packaged here): its data store and containerd's `meta.db` written as
+//!   nerdctl's and containerd's source lay them out, beside a real namespace and process
+//!   standing in for the container; Podman 5's `db.sql` likewise, with libpod's schema.
 //!
 //! Rootless engines refuse root: in the root pass the engine runs as the test user and root
 //! inspects it. Every process a test starts is stopped by PID when it ends (the test is a
@@ -28,6 +31,7 @@ use serde_json::Value;
 
 const USER: &str = "nsnet-test";
 const PASTA_WORLD: &str = include_str!("fixtures/pasta_world.sh");
+const BBOLT_WRITE: &str = include_str!("fixtures/bbolt_write.py");
 
 fn json_of(cmd: &mut Command) -> Value {
     let o = output(cmd);
@@ -286,7 +290,7 @@ impl Docker {
 
 impl Drop for Docker {
     fn drop(&mut self) {
-        let _ = output(&mut self.docker(&["rm", "-f", "web"]));
+        let _ = output(&mut self.docker(&["rm", "-f", "web", "web2"]));
         stop_descendants("rootlesskit", Duration::from_secs(20));
         // stop_descendants has killed and reaped it (waiting again only reports that; no
         // signal is sent to a PID that may have been reused since).
@@ -428,12 +432,29 @@ fn rootless_docker_containers_are_named_published_and_traced() {
     );
     assert!(verdict(&t).1.starts_with("httpd "), "{t:#}");
     // Blocked: dockerd-rootless.sh passes --disable-host-loopback to RootlessKit.
-    let (o, r) = verdict(&trace("docker/web", "host:8080"));
+    let t = trace("docker/web", "host:8080");
+    let (o, r) = verdict(&t);
     assert_eq!(o, "blocked");
     assert!(
         r.starts_with("host loopback disabled by rootlesskit ")
             && r.ends_with(" --disable-host-loopback"),
         "{r}"
+    );
+    // On the way, Docker's iptables rules (iptables-nft: nftables tables in the child):
+    // FORWARD accepts docker0 → tap0, POSTROUTING masquerades the container's address.
+    let steps: Vec<String> = t["hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["step"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        steps.iter().any(|s| s.starts_with("forwarded from docker0 to tap0: accepted by \"iifname docker0 oifname != docker0 accept\" in table ip filter chain FORWARD")),
+        "{steps:#?}"
+    );
+    assert!(
+        steps.iter().any(|s| s.starts_with(&format!("the source address of {ip} is translated by \"oifname != docker0 ip saddr 172.17.0.0/16 xt target MASQUERADE\" in table ip nat chain POSTROUTING"))),
+        "{steps:#?}"
     );
     // No listener on another port of the container.
     let (o, r) = verdict(&trace("docker/web", &format!("{ip}:81")));
@@ -477,6 +498,38 @@ fn rootless_docker_containers_are_named_published_and_traced() {
     ]));
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains(&format!(" {addr} ")), "{}", stdout(&o));
+    // Between two Docker networks: Docker's isolation rule drops it.
+    run_ok(&mut d.docker(&["network", "create", "dnet"]));
+    run_ok(&mut d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "web2",
+        "--network",
+        "dnet",
+        "nsnet-bb",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ]));
+    let ip2 = stdout(&run_ok(&mut d.docker(&[
+        "inspect",
+        "-f",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        "web2",
+    ])))
+    .trim()
+    .to_string();
+    let (o, r) = verdict(&trace("docker/web", &format!("{ip2}:80")));
+    assert_eq!(o, "blocked", "{r}");
+    assert!(
+        r.starts_with("dropped by the rule \"oifname br-")
+            && r.ends_with(" drop\" in table ip filter chain DOCKER-ISOLATION-STAGE-2 (from FORWARD → DOCKER-ISOLATION-STAGE-1)"),
+        "{r}"
+    );
     // From the host, the container's address is not routed: the published port is named.
     let (o, r) = verdict(&trace(&me(), &format!("{ip}:80")));
     assert_eq!(o, "no-route", "{r}");
@@ -944,6 +997,379 @@ fn a_pasta_world_is_recognised_and_the_host_address_case_explained() {
     assert_eq!(
         t["hops"].as_array().unwrap().last().unwrap()["netns"],
         served["inode"]
+    );
+}
+
+// ---- nerdctl 2 and Podman 5: their on-disk state replayed beside a real namespace ----
+
+/// A process in a network namespace of its own (a new user namespace makes it possible
+/// for the unprivileged pass) holding `eth0` (a veth whose peer only keeps it up) with `addr` and a TCP listener on
+/// port 80: it stands for the container's init process. Killed and reaped on drop.
+struct StandIn {
+    child: std::process::Child,
+}
+
+impl StandIn {
+    fn start(addr: &str, dir: &Path) -> StandIn {
+        world();
+        let ready = dir.join("standin.ready");
+        let script = format!(
+            "ip link set lo up && ip link add eth0 type veth peer name peer0 && ip link set peer0 up && ip addr add {addr} dev eth0 && ip link set eth0 up && exec python3 -c \"import socket,sys; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('0.0.0.0', 80)); s.listen(8); open(sys.argv[1], 'w').write('ready'); [c.close() for c, _ in iter(s.accept, None)]\" {}",
+            ready.display()
+        );
+        let mut child = Command::new("unshare")
+            .args(["--user", "--map-root-user", "--net", "sh", "-c", &script])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("unshare");
+        let until = Instant::now() + Duration::from_secs(10);
+        while !ready.exists() {
+            assert!(
+                Instant::now() < until && child.try_wait().unwrap().is_none(),
+                "the stand-in did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        StandIn { child }
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// nerdctl 2 over rootless containerd, as its files are on disk while a container runs:
+/// `nerdctl run -d --name web -p 127.0.0.1:PORT:80 nginx:alpine` on the default `bridge`
+/// network. The layout is nerdctl's (docs/dir.md, pkg/dnsutil/hostsstore,
+/// pkg/portutil/portstore, pkg/labels) and containerd's (metadata/buckets.go; its root at
+/// `$XDG_DATA_HOME/containerd`, where containerd-rootless.sh bind-mounts it), not one a
+/// running nerdctl wrote: nerdctl is not packaged for this machine.
+#[test]
+fn nerdctl_containers_are_named_from_its_data_store_and_containerds_labels() {
+    const ID: &str = "c4ed811cc361d26faffdee8d696ddbc45a9d93c571b5b3c54d3da01cb29caeb1";
+    let dir = tempfile::tempdir().unwrap();
+    let ctr = StandIn::start("10.4.0.5/24", dir.path());
+    let port = free_port();
+    let share = dir.path().join("share");
+    // DATAROOT/<ADDRHASH>: the first 8 hex digits of sha256("/run/containerd/containerd.sock"),
+    // the address nerdctl uses inside RootlessKit's namespaces.
+    let store = share.join("nerdctl/1935db59");
+    let state = store.join("containers/default").join(ID);
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(state.join("hostname"), "c4ed811cc361\n").unwrap();
+    std::fs::write(state.join("resolv.conf"), "nameserver 10.0.2.3\n").unwrap();
+    std::fs::write(
+        state.join("log-config.json"),
+        r#"{"driver":"json-file","opts":{}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        state.join("ports.json"),
+        format!(
+            r#"[{{"HostPort":{port},"ContainerPort":80,"Protocol":"tcp","HostIP":"127.0.0.1"}}]"#
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        state.join("ports.json"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let names = store.join("names/default");
+    std::fs::create_dir_all(&names).unwrap();
+    std::fs::write(names.join("web"), ID).unwrap();
+    let hosts = store.join("etchosts/default").join(ID);
+    std::fs::create_dir_all(&hosts).unwrap();
+    std::fs::write(
+        hosts.join("hosts"),
+        "127.0.0.1 localhost\n10.4.0.5 c4ed811cc361 web\n",
+    )
+    .unwrap();
+    // The CNI 1.0 result of the bridge plugin, as nerdctl's OCI hook stores it; the
+    // sandbox is /proc/<init PID>/ns/net (the hook's getNetNSPath).
+    std::fs::write(
+        hosts.join("meta.json"),
+        format!(
+            r#"{{"ID":"{ID}","Networks":{{"bridge":{{"cniVersion":"1.0.0","interfaces":[{{"name":"nerdctl0","mac":"3a:1f:7c:00:00:01"}},{{"name":"vethb2e4a1f0","mac":"3a:1f:7c:00:00:02"}},{{"name":"eth0","mac":"3a:1f:7c:00:00:03","sandbox":"/proc/{pid}/ns/net"}}],"ips":[{{"interface":2,"address":"10.4.0.5/24","gateway":"10.4.0.1"}}],"routes":[{{"dst":"0.0.0.0/0","gw":"10.4.0.1"}}],"dns":{{}}}}}},"Hostname":"c4ed811cc361","ExtraHosts":{{}},"Name":"web"}}"#,
+            pid = ctr.pid()
+        ),
+    )
+    .unwrap();
+    // containerd's container record (the spec, a protobuf Any, is not read and left out).
+    let tree = serde_json::json!({"v1": {"default": {"containers": {ID: {
+        "image": "docker.io/library/nginx:alpine",
+        "labels": {
+            "nerdctl/name": "web",
+            "nerdctl/namespace": "default",
+            "nerdctl/hostname": "c4ed811cc361",
+            "nerdctl/networks": "[\"bridge\"]",
+            "nerdctl/platform": "linux/amd64",
+            "nerdctl/state-dir": state.display().to_string(),
+            "nerdctl/extraHosts": "null",
+        },
+        "runtime": {"name": "io.containerd.runc.v2"},
+        "snapshotKey": ID,
+        "snapshotter": "overlayfs",
+    }}}}});
+    let db_dir = share.join("containerd/io.containerd.metadata.v1.bolt");
+    std::fs::create_dir_all(&db_dir).unwrap();
+    std::fs::write(dir.path().join("tree.json"), tree.to_string()).unwrap();
+    std::fs::write(dir.path().join("bbolt_write.py"), BBOLT_WRITE).unwrap();
+    run_ok(
+        Command::new("python3")
+            .arg(dir.path().join("bbolt_write.py"))
+            .arg(dir.path().join("tree.json"))
+            .arg(db_dir.join("meta.db")),
+    );
+
+    let ns = |args: &[&str]| {
+        let mut c = nsnet();
+        c.env("XDG_DATA_HOME", &share).args(["ns"]).args(args);
+        c
+    };
+    let v = json_of(&mut ns(&["net", "--json"]));
+    let n = netns_of(&v, "nerdctl", "web");
+    assert_eq!(n["label"], "nerdctl/web (c4ed811cc361)");
+    assert_eq!(n["role"], "container");
+    let c = container(n, "web");
+    assert_eq!(c["image"], "docker.io/library/nginx:alpine");
+    assert_eq!(c["pid"], ctr.pid());
+    assert_eq!(c["network_mode"], "bridge");
+    assert_eq!(
+        c["ports"],
+        serde_json::json!([{"proto": "tcp", "host_ip": "127.0.0.1", "host_port": port, "container_port": 80}])
+    );
+    assert_eq!(
+        c["networks"],
+        serde_json::json!([{"network": "bridge", "address": "10.4.0.5/24", "gateway": "10.4.0.1"}])
+    );
+    let src = v["engines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["engine"] == "nerdctl")
+        .unwrap_or_else(|| panic!("{:#}", v["engines"]));
+    assert_eq!(src["path"], share.join("nerdctl").display().to_string());
+    assert_eq!(src["containers"], 1);
+    let text = stdout(&output(&mut ns(&["net"])));
+    assert!(
+        text.contains(&format!(
+            "  nerdctl/web (c4ed811cc361) image docker.io/library/nginx:alpine ports 127.0.0.1:{port}->80/tcp on bridge 10.4.0.5/24\n"
+        )),
+        "{text}"
+    );
+    // Traced by nerdctl's name.
+    let tr = |to: &str| json_of(&mut ns(&["trace", "nerdctl/web", to, "--json"]));
+    let t = tr("10.4.0.5:80");
+    assert_eq!(verdict(&t).0, "reachable", "{t:#}");
+    assert_eq!(
+        t["from"]["name"],
+        format!("container nerdctl/web (c4ed811cc361) net:[{}]", n["inode"])
+    );
+    let (o, r) = verdict(&tr("10.4.0.5:81"));
+    assert_eq!(o, "no-listener");
+    assert!(
+        r.starts_with("no listener on 10.4.0.5:81 (tcp) in container nerdctl/web"),
+        "{r}"
+    );
+    // Stopped: nerdctl's postStop hook removes meta.json; the container is no longer named.
+    std::fs::remove_file(hosts.join("meta.json")).unwrap();
+    let v = json_of(&mut ns(&["net", "--json"]));
+    assert!(
+        !v["netns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["label"].as_str().unwrap().contains("nerdctl/")),
+        "{v:#}"
+    );
+}
+
+/// Podman 5's sqlite state (`GRAPHROOT/db.sql`, libpod's sqlite_state_internal.go schema;
+/// Podman 5 is not packaged for this machine: Debian's is 4.3, whose bolt database the
+/// Podman test above reads from a real run), the rows as `podman run -d --name p5web
+/// --network pnet -p 127.0.0.1:PORT:80 …` leaves them while the container runs.
+#[test]
+fn podman_5_containers_are_named_from_its_sqlite_state() {
+    const ID: &str = "5e0f0e8f6c1d4b2a9e3f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d";
+    let dir = tempfile::tempdir().unwrap();
+    let ctr = StandIn::start("10.89.0.2/24", dir.path());
+    let port = free_port();
+    let graph = dir.path().join("share/containers/storage");
+    std::fs::create_dir_all(&graph).unwrap();
+    let config = format!(
+        r#"{{"spec":{{"ociVersion":"1.2.0"}},"id":"{ID}","name":"p5web","rootfsImageName":"quay.io/libpod/alpine:latest","rootfsImageID":"9c6f0724472873bb50a2ae67a9e7adcb57673a183cea8b06eb778dca859181b5","createNetNS":true,"newPortMappings":[{{"host_ip":"127.0.0.1","container_port":80,"host_port":{port},"range":1,"protocol":"tcp"}}],"newNetworks":{{"pnet":{{"interface_name":"eth0"}}}},"networkMode":"bridge"}}"#
+    );
+    let state = format!(
+        r#"{{"state":3,"pid":{pid},"conmonPid":{pid},"netns":"/run/user/1002/netns/netns-5e0f0e8f-6c1d-4b2a-9e3f-7a6b5c4d3e2f","networkStatus":{{"pnet":{{"interfaces":{{"eth0":{{"subnets":[{{"ipnet":"10.89.0.2/24","gateway":"10.89.0.1"}}],"mac_address":"2e:de:eb:02:5f:8e"}}}}}}}}}}"#,
+        pid = ctr.pid()
+    );
+    let script = format!(
+        "import sqlite3, sys\nc = sqlite3.connect(sys.argv[1])\nc.execute('PRAGMA journal_mode=WAL')\nc.executescript(sys.argv[2])\nc.execute('INSERT INTO DBConfig VALUES (1, 1, \"linux\", ?, ?, ?, ?, \"overlay\", ?)', (sys.argv[3] + '/libpod', '/run/user/1002/libpod/tmp', sys.argv[3], '/run/user/1002/containers', sys.argv[3] + '/volumes'))\nc.execute('INSERT INTO IDNamespace VALUES (?)', ('{ID}',))\nc.execute('INSERT INTO ContainerConfig VALUES (?, ?, NULL, ?)', ('{ID}', 'p5web', sys.argv[4]))\nc.execute('INSERT INTO ContainerState VALUES (?, 3, 0, ?)', ('{ID}', sys.argv[5]))\nc.commit()\n"
+    );
+    run_ok(
+        Command::new("python3")
+            .args(["-c", &script])
+            .arg(graph.join("db.sql"))
+            .arg(PODMAN5_SCHEMA)
+            .arg(&graph)
+            .arg(&config)
+            .arg(&state),
+    );
+    let ns = |args: &[&str]| {
+        let mut c = nsnet();
+        c.env("XDG_DATA_HOME", dir.path().join("share"))
+            .args(["ns"])
+            .args(args);
+        c
+    };
+    let v = json_of(&mut ns(&["net", "--json"]));
+    let n = netns_of(&v, "podman", "p5web");
+    assert_eq!(n["label"], format!("podman/p5web ({})", &ID[..12]));
+    let c = container(n, "p5web");
+    assert_eq!(c["image"], "quay.io/libpod/alpine:latest");
+    assert_eq!(c["ports"][0]["host_port"], port);
+    assert_eq!(c["networks"][0]["address"], "10.89.0.2/24");
+    assert_eq!(
+        c["netns_path"],
+        "/run/user/1002/netns/netns-5e0f0e8f-6c1d-4b2a-9e3f-7a6b5c4d3e2f"
+    );
+    let src = v["engines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["engine"] == "podman")
+        .unwrap_or_else(|| panic!("{:#}", v["engines"]));
+    assert_eq!(
+        (src["containers"].as_u64(), &src["error"]),
+        (Some(1), &Value::Null),
+        "{src:#}"
+    );
+    let t = json_of(&mut ns(&["trace", "p5web", "10.89.0.2:80", "--json"]));
+    assert_eq!(verdict(&t).0, "reachable", "{t:#}");
+    // Read-only: the database is as the fixture left it.
+    let o = run_ok(
+        Command::new("python3")
+            .args(["-c", "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT count(*) FROM ContainerConfig').fetchone()[0])"])
+            .arg(graph.join("db.sql")),
+    );
+    assert_eq!(stdout(&o).trim(), "1");
+}
+
+/// libpod's tables (sqlite_state_internal.go's createSQLiteTables), as Podman 5 creates them.
+const PODMAN5_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS DBConfig(ID INTEGER PRIMARY KEY NOT NULL, SchemaVersion INTEGER NOT NULL, OS TEXT NOT NULL, StaticDir TEXT NOT NULL, TmpDir TEXT NOT NULL, GraphRoot TEXT NOT NULL, RunRoot TEXT NOT NULL, GraphDriver TEXT NOT NULL, VolumeDir TEXT NOT NULL, CHECK (ID IN (1)));
+CREATE TABLE IF NOT EXISTS IDNamespace(ID TEXT PRIMARY KEY NOT NULL);
+CREATE TABLE IF NOT EXISTS ContainerConfig(ID TEXT PRIMARY KEY NOT NULL, Name TEXT UNIQUE NOT NULL, PodID TEXT, JSON TEXT NOT NULL, FOREIGN KEY (ID) REFERENCES IDNamespace(ID) DEFERRABLE INITIALLY DEFERRED, FOREIGN KEY (ID) REFERENCES ContainerState(ID) DEFERRABLE INITIALLY DEFERRED, FOREIGN KEY (PodID) REFERENCES PodConfig(ID));
+CREATE TABLE IF NOT EXISTS ContainerState(ID TEXT PRIMARY KEY NOT NULL, State INTEGER NOT NULL, ExitCode INTEGER, JSON TEXT NOT NULL, FOREIGN KEY (ID) REFERENCES ContainerConfig(ID) DEFERRABLE INITIALLY DEFERRED, CHECK (ExitCode BETWEEN -1 AND 255));
+CREATE TABLE IF NOT EXISTS ContainerExecSession(ID TEXT PRIMARY KEY NOT NULL, ContainerID TEXT NOT NULL, FOREIGN KEY (ContainerID) REFERENCES ContainerConfig(ID));
+CREATE TABLE IF NOT EXISTS ContainerDependency(ID TEXT NOT NULL, DependencyID TEXT NOT NULL, PRIMARY KEY (ID, DependencyID), FOREIGN KEY (ID) REFERENCES ContainerConfig(ID) DEFERRABLE INITIALLY DEFERRED, FOREIGN KEY (DependencyID) REFERENCES ContainerConfig(ID), CHECK (ID <> DependencyID));
+CREATE TABLE IF NOT EXISTS ContainerVolume(ContainerID TEXT NOT NULL, VolumeName TEXT NOT NULL, PRIMARY KEY (ContainerID, VolumeName), FOREIGN KEY (ContainerID) REFERENCES ContainerConfig(ID) DEFERRABLE INITIALLY DEFERRED, FOREIGN KEY (VolumeName) REFERENCES VolumeConfig(Name));
+CREATE TABLE IF NOT EXISTS ContainerExitCode(ID TEXT PRIMARY KEY NOT NULL, Timestamp INTEGER NOT NULL, ExitCode INTEGER NOT NULL, CHECK (ExitCode BETWEEN -1 AND 255));
+CREATE TABLE IF NOT EXISTS PodConfig(ID TEXT PRIMARY KEY NOT NULL, Name TEXT UNIQUE NOT NULL, JSON TEXT NOT NULL, FOREIGN KEY (ID) REFERENCES IDNamespace(ID) DEFERRABLE INITIALLY DEFERRED, FOREIGN KEY (ID) REFERENCES PodState(ID) DEFERRABLE INITIALLY DEFERRED);
+CREATE TABLE IF NOT EXISTS PodState(ID TEXT PRIMARY KEY NOT NULL, InfraContainerID TEXT, JSON TEXT NOT NULL, FOREIGN KEY (ID) REFERENCES PodConfig(ID) DEFERRABLE INITIALLY DEFERRED, FOREIGN KEY (InfraContainerID) REFERENCES ContainerConfig(ID) DEFERRABLE INITIALLY DEFERRED);
+CREATE TABLE IF NOT EXISTS VolumeConfig(Name TEXT PRIMARY KEY NOT NULL, StorageID TEXT, JSON TEXT NOT NULL, FOREIGN KEY (Name) REFERENCES VolumeState(Name) DEFERRABLE INITIALLY DEFERRED);
+CREATE TABLE IF NOT EXISTS VolumeState(Name TEXT PRIMARY KEY NOT NULL, JSON TEXT NOT NULL, FOREIGN KEY (Name) REFERENCES VolumeConfig(Name) DEFERRABLE INITIALLY DEFERRED);
+";
+
+/// nsnet's pasta personality with `-c SOCKET`: its forwarding tables are read through the
+/// socket (pesto's protocol), so a forward added by `pesto` after the start, which pasta's
+/// command line does not name, is shown and traced.
+#[test]
+fn a_pasta_control_socket_is_read_for_what_pasta_forwards_now() {
+    world();
+    subreaper();
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    for name in ["pasta", "pesto"] {
+        std::os::unix::fs::symlink(nsnet_bin(), bin.join(name)).unwrap();
+    }
+    let script = dir.path().join("pasta_world.sh");
+    std::fs::write(&script, PASTA_WORLD).unwrap();
+    let mut c = Command::new("unshare");
+    c.args(["--user", "--map-root-user", "--net", "--mount", "--", "sh"])
+        .arg(&script)
+        .arg(nsnet_bin())
+        .arg(dir.path())
+        .arg(bin.join("pasta"))
+        .arg(bin.join("pesto"));
+    let o = output(&mut c);
+    stop_descendants("pasta", Duration::from_secs(2));
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    let read = |n: &str| -> Value {
+        let t = std::fs::read_to_string(dir.path().join(n)).unwrap();
+        serde_json::from_str(&t).unwrap_or_else(|e| panic!("{n}: {e}: {t}"))
+    };
+    let served = |v: &Value| -> Value {
+        v["netns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| !n["pasta"].is_null())
+            .cloned()
+            .unwrap_or_else(|| panic!("no pasta world: {v:#}"))
+    };
+    let rules = |n: &Value| -> Vec<String> {
+        n["pasta"]["socket_rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {}",
+                    r["table"].as_str().unwrap(),
+                    r["text"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    // At the start the socket holds what the command line said.
+    let before = served(&read("net.json"));
+    assert_eq!(before["pasta"]["socket_error"], Value::Null, "{before:#}");
+    assert_eq!(rules(&before), ["HOST TCP [*]:18080  =>  80"], "{before:#}");
+    let t = read("trace-inbound.json");
+    assert_eq!(verdict(&t).0, "reachable", "{t:#}");
+    // After `pesto --add -t 18081:80`: the new rule is there, and traced through.
+    let after = served(&read("net-after-pesto.json"));
+    assert_eq!(
+        rules(&after),
+        ["HOST TCP [*]:18080  =>  80", "HOST TCP [*]:18081  =>  80"],
+        "{after:#}"
+    );
+    assert_eq!(after["pasta"]["args"]["forwards"][0]["spec"], "18080:80");
+    let text = std::fs::read_to_string(dir.path().join("net-after-pesto.txt")).unwrap();
+    let pid = after["pasta"]["pid"].as_i64().unwrap();
+    assert!(
+        text.contains(&format!(
+            "forwarded by pasta {pid} ({}): HOST TCP [*]:18080  =>  80; HOST TCP [*]:18081  =>  80\n",
+            dir.path().join("pasta.sock").display()
+        )),
+        "{text}"
+    );
+    let t = read("trace-pesto.json");
+    assert_eq!(verdict(&t).0, "reachable", "{t:#}");
+    assert!(
+        t["hops"].as_array().unwrap().iter().any(|h| h["step"]
+            .as_str()
+            .unwrap()
+            .contains("forwards 18081 into")
+            && h["step"]
+                .as_str()
+                .unwrap()
+                .contains("by its -c socket's rule \"TCP [*]:18081  =>  80\"")),
+        "{t:#}"
+    );
+    assert_eq!(
+        t["hops"].as_array().unwrap().last().unwrap()["netns"],
+        after["inode"]
     );
 }
 

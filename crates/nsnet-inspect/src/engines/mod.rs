@@ -4,7 +4,8 @@
 //! | engine | where | what it gives |
 //! |---|---|---|
 //! | Docker (rootless 20.10) | `DATA_ROOT/containers/*/config.v2.json`, `hostconfig.json` | `Name`, `Config.Image`, `State.Running`/`Pid`, `NetworkSettings.Networks` (address, gateway), `SandboxKey`; `PortBindings` |
-//! | Podman 4 | `GRAPHROOT/libpod/bolt_state.db` (bbolt, [`bolt`]) | per container `config` (name, `rootfsImageName`, `newPortMappings`, `networkMode`), `state` (`pid`, `networkStatus`), `netns` (the file under `$XDG_RUNTIME_DIR/netns/`) |
+//! | Podman 4, 5 | `GRAPHROOT/libpod/bolt_state.db` (bbolt, [`bolt`]), else `GRAPHROOT/db.sql` (sqlite) | per container `config` (name, `rootfsImageName`, `newPortMappings`, `networkMode`), `state` (`pid`, `networkStatus`), `netns` (the file under `$XDG_RUNTIME_DIR/netns/`) |
+//! | nerdctl 2 (rootless containerd) | `$XDG_DATA_HOME/nerdctl/<ADDRHASH>/` (`etchosts/<NS>/<ID>/meta.json`, `containers/<NS>/<ID>/ports.json`), containerd's `meta.db` (`nerdctl.rs`) | name, the CNI result (address, gateway, the init PID in its sandbox path), ports, image and `nerdctl/*` labels |
 //! | nsnet | `$XDG_DATA_HOME/nsnet/containers/*/` (`nsnet_container::store`) | name, image, `-p`, state pid, the bridge attachment |
 //!
 //! Where the state is: each engine's default for a user (`$XDG_DATA_HOME`, else
@@ -14,13 +15,14 @@
 //! engines and a user sees a daemon started with another data root. Podman 4.3 writes no
 //! name into the OCI `config.json` of its containers (only `io.podman.annotations.*` flags)
 //! and containers/storage's `containers.json` has names but no ports, so its bbolt
-//! database is the one source that has everything; Podman 5's sqlite database is not read.
+//! database (Podman 5: its sqlite one) is the one source that has everything.
 //!
 //! What cannot be read is said once per source (`Catalog::sources[].error`), never guessed:
 //! a data root of another user's (rootless: permission denied), a damaged file.
 
 pub mod bolt;
 mod docker;
+mod nerdctl;
 mod nsnet;
 mod podman;
 
@@ -36,6 +38,7 @@ use crate::procscan::Scan;
 pub enum Engine {
     Docker,
     Podman,
+    Nerdctl,
     Nsnet,
 }
 
@@ -44,6 +47,7 @@ impl Engine {
         match self {
             Engine::Docker => "docker",
             Engine::Podman => "podman",
+            Engine::Nerdctl => "nerdctl",
             Engine::Nsnet => "nsnet",
         }
     }
@@ -228,6 +232,7 @@ pub fn read(scan: &Scan) -> Catalog {
         let got = match engine {
             Engine::Docker => docker::read(&c),
             Engine::Podman => podman::read(&c),
+            Engine::Nerdctl => nerdctl::read(&c),
             Engine::Nsnet => nsnet::read(&c),
         };
         match got {
@@ -256,6 +261,7 @@ pub fn read(scan: &Scan) -> Catalog {
         for (engine, path) in [
             (Engine::Docker, h.join("docker")),
             (Engine::Podman, h.join("containers/storage")),
+            (Engine::Nerdctl, h.join("nerdctl")),
             (Engine::Nsnet, h.join("nsnet/containers")),
         ] {
             add(
@@ -277,6 +283,11 @@ pub fn read(scan: &Scan) -> Catalog {
                 podman::candidates(p)
                     .into_iter()
                     .map(|c| (Engine::Podman, c)),
+            )
+            .chain(
+                nerdctl::candidates(p)
+                    .into_iter()
+                    .map(|c| (Engine::Nerdctl, c)),
             )
             .chain(nsnet::candidates(p).into_iter().map(|c| (Engine::Nsnet, c)))
         {

@@ -1,4 +1,6 @@
-//! Podman 4's containers from `GRAPHROOT/libpod/bolt_state.db` (read with [`super::bolt`]).
+//! Podman's containers from its database: Podman 4's `GRAPHROOT/libpod/bolt_state.db`
+//! (read with [`super::bolt`]), else Podman 5's `GRAPHROOT/db.sql` (sqlite, read-only; see
+//! [`sqlite`]). Podman keeps using a bolt database where one exists, so it is asked first.
 //!
 //! The layout Podman 4.3 writes (libpod's `boltdb_state.go`): bucket `ctr`, one bucket per
 //! container id holding `config` (JSON: `name`, `rootfsImageName`, `newPortMappings` — older
@@ -223,21 +225,124 @@ pub(super) fn read(c: &Candidate) -> Result<Option<Vec<Container>>, String> {
     let bytes = match read_via(c.via, &db) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            // Podman 5 may keep a sqlite database instead: say so rather than show nothing.
-            let sqlite = c.path.join("db.sql");
-            if read_via(c.via, &sqlite).is_ok() {
-                return Err(format!(
-                    "{}: Podman's sqlite database is not read (only Podman 4's bolt_state.db)",
-                    sqlite.display()
-                ));
-            }
-            return Ok(None);
+            // Podman 5 (and 4.8+ with database_backend="sqlite") keeps a sqlite database.
+            return sqlite::read(c);
         }
         Err(e) => return Err(format!("{}: {e}", db.display())),
     };
     from_db(&bytes)
         .map(Some)
         .map_err(|e| format!("{}: {e}", db.display()))
+}
+
+/// Podman 5's sqlite state: `GRAPHROOT/db.sql` (libpod's `sqlite_state.go`), tables
+/// `ContainerConfig(ID, Name, PodID, JSON)` and `ContainerState(ID, State, ExitCode,
+/// JSON)`, whose JSON columns are the same `ContainerConfig` and `ContainerState` the bolt
+/// database holds, except that the netns path is the state's `netns` and the networks are
+/// the config's `newNetworks` (bolt kept both in keys of their own).
+mod sqlite {
+    use std::path::{Path, PathBuf};
+
+    use rusqlite::{Connection, OpenFlags};
+    use serde::Deserialize;
+
+    use super::{Attached, Candidate, Config, Container, Engine, RUNNING, State, ports};
+
+    #[derive(Deserialize)]
+    struct Networks {
+        #[serde(rename = "newNetworks", default)]
+        networks: std::collections::BTreeMap<String, serde_json::Value>,
+    }
+
+    #[derive(Deserialize)]
+    struct NetNs {
+        #[serde(default)]
+        netns: String,
+    }
+
+    /// One row pair as a container: `config` and `state` are the two JSON columns.
+    pub(super) fn container(config: &str, state: &str) -> Result<Container, String> {
+        let cfg: Config =
+            serde_json::from_str(config).map_err(|e| format!("a config is not Podman's: {e}"))?;
+        let nets: Networks =
+            serde_json::from_str(config).map_err(|e| format!("container {}: {e}", cfg.id))?;
+        let st: Option<State> = serde_json::from_str(state).ok();
+        let netns: Option<NetNs> = serde_json::from_str(state).ok();
+        let mut networks = Vec::new();
+        if let Some(ns) = st.as_ref().and_then(|s| s.network_status.as_ref()) {
+            for (name, block) in ns {
+                for i in block.interfaces.values() {
+                    for s in &i.subnets {
+                        networks.push(Attached {
+                            network: name.clone(),
+                            address: Some(s.ipnet.clone()),
+                            gateway: s.gateway.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        for name in nets.networks.keys() {
+            if !networks.iter().any(|a| &a.network == name) {
+                networks.push(Attached {
+                    network: name.clone(),
+                    address: None,
+                    gateway: None,
+                });
+            }
+        }
+        Ok(Container {
+            internal_networks: Vec::new(),
+            engine: Engine::Podman,
+            ports: ports(&cfg),
+            running: st.as_ref().is_some_and(|s| s.state == RUNNING),
+            pid: st.as_ref().map(|s| s.pid).filter(|p| *p > 0),
+            netns_path: netns
+                .map(|n| PathBuf::from(n.netns))
+                .filter(|p| !p.as_os_str().is_empty()),
+            network_mode: (!cfg.network_mode.is_empty()).then(|| cfg.network_mode.clone()),
+            image: (!cfg.image.is_empty()).then(|| cfg.image.clone()),
+            networks,
+            id: cfg.id,
+            name: cfg.name,
+        })
+    }
+
+    fn query(db: &Path) -> rusqlite::Result<Vec<(String, String)>> {
+        // Read-only, and without taking part in Podman's locking beyond sqlite's own
+        // shared read lock: the inspector never writes.
+        let conn = Connection::open_with_flags(
+            db,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        let mut stmt = conn.prepare(
+            "SELECT ContainerConfig.JSON, ContainerState.JSON FROM ContainerConfig \
+             INNER JOIN ContainerState ON ContainerConfig.ID = ContainerState.ID \
+             ORDER BY ContainerConfig.ID;",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect()
+    }
+
+    pub(super) fn read(c: &Candidate) -> Result<Option<Vec<Container>>, String> {
+        let direct = c.path.join("db.sql");
+        // Through the process's root when it sees another file system (as read_via).
+        let through = c.via.map(|pid| {
+            Path::new(&format!("/proc/{pid}/root"))
+                .join(direct.strip_prefix("/").unwrap_or(&direct))
+        });
+        let db = match through.filter(|t| t.exists()) {
+            Some(t) => t,
+            None if direct.exists() => direct.clone(),
+            None => return Ok(None),
+        };
+        let rows = query(&db).map_err(|e| format!("{}: {e}", direct.display()))?;
+        rows.iter()
+            .map(|(cfg, st)| container(cfg, st))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+            .map_err(|e| format!("{}: {e}", direct.display()))
+    }
 }
 
 #[cfg(test)]
@@ -304,6 +409,76 @@ mod tests {
                 gateway: Some("10.89.0.1".into())
             }]
         );
+    }
+
+    /// Podman 5's tables as libpod's `sqlite_state_internal.go` creates them (the two
+    /// read, and the ones they reference).
+    pub(crate) const PODMAN5_SCHEMA: &str = "
+        CREATE TABLE IF NOT EXISTS DBConfig(ID INTEGER PRIMARY KEY NOT NULL, SchemaVersion INTEGER NOT NULL, OS TEXT NOT NULL, StaticDir TEXT NOT NULL, TmpDir TEXT NOT NULL, GraphRoot TEXT NOT NULL, RunRoot TEXT NOT NULL, GraphDriver TEXT NOT NULL, VolumeDir TEXT NOT NULL, CHECK (ID IN (1)));
+        CREATE TABLE IF NOT EXISTS IDNamespace(ID TEXT PRIMARY KEY NOT NULL);
+        CREATE TABLE IF NOT EXISTS ContainerConfig(ID TEXT PRIMARY KEY NOT NULL, Name TEXT UNIQUE NOT NULL, PodID TEXT, JSON TEXT NOT NULL, FOREIGN KEY (ID) REFERENCES IDNamespace(ID) DEFERRABLE INITIALLY DEFERRED, FOREIGN KEY (ID) REFERENCES ContainerState(ID) DEFERRABLE INITIALLY DEFERRED, FOREIGN KEY (PodID) REFERENCES PodConfig(ID));
+        CREATE TABLE IF NOT EXISTS ContainerState(ID TEXT PRIMARY KEY NOT NULL, State INTEGER NOT NULL, ExitCode INTEGER, JSON TEXT NOT NULL, FOREIGN KEY (ID) REFERENCES ContainerConfig(ID) DEFERRABLE INITIALLY DEFERRED, CHECK (ExitCode BETWEEN -1 AND 255));
+    ";
+
+    #[test]
+    fn reads_podman_5s_sqlite_state_read_only() {
+        let d = tempfile::tempdir().unwrap();
+        let db = d.path().join("db.sql");
+        {
+            let w = rusqlite::Connection::open(&db).unwrap();
+            w.execute_batch("PRAGMA journal_mode=WAL;").unwrap();
+            w.execute_batch(PODMAN5_SCHEMA).unwrap();
+            let id = "b4a7a44461b283e6cb7ca37b7cdadb71ae33518c722c2bc1d05b4867c4932db1";
+            let cfg = CONFIG.replace(
+                r#""networkMode":"bridge""#,
+                r#""networkMode":"bridge","newNetworks":{"pnet":{"interface_name":"eth0"}}"#,
+            );
+            let st = STATE.replace(
+                r#""pid":31312"#,
+                r#""pid":31312,"netns":"/run/user/1000/netns/netns-1""#,
+            );
+            w.execute("INSERT INTO IDNamespace VALUES (?1)", [id])
+                .unwrap();
+            w.execute(
+                "INSERT INTO ContainerConfig VALUES (?1, 'pbr', NULL, ?2)",
+                [id, &cfg],
+            )
+            .unwrap();
+            w.execute(
+                "INSERT INTO ContainerState VALUES (?1, 3, 0, ?2)",
+                [id, &st],
+            )
+            .unwrap();
+        }
+        let got = read(&Candidate {
+            path: d.path().to_path_buf(),
+            why: String::new(),
+            via: None,
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(got.len(), 1);
+        let c = &got[0];
+        assert_eq!(c.label(), "podman/pbr (b4a7a44461b2)");
+        assert_eq!(c.image.as_deref(), Some("localhost/nsnet-bb:latest"));
+        assert_eq!((c.running, c.pid), (true, Some(31312)));
+        assert_eq!(c.ports[0].to_string(), "127.0.0.1:18098->80/tcp");
+        assert_eq!(
+            c.netns_path.as_deref(),
+            Some(std::path::Path::new("/run/user/1000/netns/netns-1"))
+        );
+        assert_eq!(c.networks[0].address.as_deref(), Some("10.89.0.2/24"));
+        // Not a database at all: said, with the file's name.
+        std::fs::write(&db, "not sqlite").unwrap();
+        let _ = std::fs::remove_file(d.path().join("db.sql-wal"));
+        let _ = std::fs::remove_file(d.path().join("db.sql-shm"));
+        let e = read(&Candidate {
+            path: d.path().to_path_buf(),
+            why: String::new(),
+            via: None,
+        })
+        .unwrap_err();
+        assert!(e.starts_with(&format!("{}: ", db.display())), "{e}");
     }
 
     #[test]

@@ -133,6 +133,28 @@ pub fn about_lines(view: &NetView, n: &NetNs) -> Vec<String> {
             let _ = write!(l, "; the host's loopback at {a}");
         }
         out.push(l);
+        if let Some(sock) = &p.args.socket {
+            if !p.socket_rules.is_empty() || p.socket_error.is_none() {
+                let r: Vec<String> = p
+                    .socket_rules
+                    .iter()
+                    .map(|r| format!("{} {}", r.table, r.text))
+                    .collect();
+                out.push(format!(
+                    "forwarded by pasta {} ({}): {}",
+                    p.pid,
+                    sock.display(),
+                    if r.is_empty() {
+                        "nothing".to_string()
+                    } else {
+                        r.join("; ")
+                    }
+                ));
+            }
+            if let Some(e) = &p.socket_error {
+                out.push(format!("forwarding tables not readable: {e}"));
+            }
+        }
     }
     if !n.hostfwds.is_empty() {
         let p: Vec<String> = n

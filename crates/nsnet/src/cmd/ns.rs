@@ -40,6 +40,13 @@ pub enum NsCmd {
         /// Write to FILE instead of standard output
         #[arg(long, short = 'o', value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Keep watching: draw again whenever the view's shape changes (as `net --watch`);
+        /// with -o, FILE is replaced (renamed into place) each time
+        #[arg(long)]
+        watch: bool,
+        /// With --watch: seconds between looks
+        #[arg(long, value_name = "SECONDS", default_value = "1", requires = "watch")]
+        interval: f64,
     },
     /// Explain the path of a connection from FROM to TO through the rootless worlds, hop
     /// by hop, and where it ends.
@@ -295,6 +302,39 @@ fn trace(from: &str, to: &str, udp: bool, as_json: bool, probe: bool) -> i32 {
 /// busy machine would reprint every second). Text views are separated by a line with the
 /// time; JSON views are one compact document per line.
 fn watch_net(as_json: bool, interval: f64) -> i32 {
+    watch(interval, None, |view| {
+        Ok(if as_json {
+            let mut s = serde_json::to_string(view).expect("inspector types serialize");
+            s.push('\n');
+            s
+        } else {
+            format!("--- {} UTC\n{}", clock(), render::net_text(view))
+        })
+    })
+}
+
+/// `HH:MM:SS` (UTC) now.
+fn clock() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!(
+        "{:02}:{:02}:{:02}",
+        secs / 3600 % 24,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// Looks every `interval` seconds and emits `draw(view)` whenever the view's shape changed;
+/// into `output` (written beside it, then renamed over it, so that a viewer reloading the
+/// file never reads half of one), else to standard output. Until interrupted, or an error.
+fn watch(
+    interval: f64,
+    output: Option<&PathBuf>,
+    draw: impl Fn(&nsnet_inspect::net::NetView) -> Result<String, String>,
+) -> i32 {
     if !(interval.is_finite() && interval > 0.0) {
         eprintln!("nsnet: error: --interval must be a positive number of seconds");
         return 2;
@@ -304,31 +344,51 @@ fn watch_net(as_json: bool, interval: f64) -> i32 {
         let view = nsnet_inspect::net::gather();
         let shape = view.shape();
         if last.as_ref() != Some(&shape) {
-            let text = if as_json {
-                let mut s = serde_json::to_string(&view).expect("inspector types serialize");
-                s.push('\n');
-                s
-            } else {
-                let secs = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0);
-                format!(
-                    "--- {:02}:{:02}:{:02} UTC\n{}",
-                    secs / 3600 % 24,
-                    secs / 60 % 60,
-                    secs % 60,
-                    render::net_text(&view)
-                )
+            let text = match draw(&view) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("nsnet: error: {e}");
+                    return 1;
+                }
             };
-            if emit(&text, None) != 0 {
-                return 1;
+            let code = match output {
+                Some(p) => {
+                    let mut tmp = p.clone().into_os_string();
+                    tmp.push(".tmp");
+                    let tmp = PathBuf::from(tmp);
+                    match emit(&text, Some(&tmp)) {
+                        0 => match std::fs::rename(&tmp, p) {
+                            Ok(()) => 0,
+                            Err(e) => {
+                                let _ = std::fs::remove_file(&tmp);
+                                eprintln!("nsnet: error: cannot write {}: {e}", p.display());
+                                1
+                            }
+                        },
+                        c => c,
+                    }
+                }
+                None => emit(&text, None),
+            };
+            if code != 0 {
+                return code;
             }
             let _ = std::io::stdout().flush();
             last = Some(shape);
         }
         std::thread::sleep(std::time::Duration::from_secs_f64(interval));
     }
+}
+
+/// One drawing of the graph in `format`.
+fn draw_graph(view: &nsnet_inspect::net::NetView, format: &str) -> Result<String, String> {
+    Ok(match format {
+        "dot" => render::graph_dot(view),
+        "mermaid" => render::graph_mermaid(view),
+        "svg" => nsnet_inspect::svg::graph_svg(view)
+            .map_err(|e| format!("cannot lay out the SVG: {e}"))?,
+        _ => render::graph_text(view),
+    })
 }
 
 pub fn main(cmd: NsCmd) -> i32 {
@@ -387,21 +447,44 @@ pub fn main(cmd: NsCmd) -> i32 {
                 emit(&render::net_text(&view), None)
             }
         }
-        NsCmd::Graph { format, output } => {
-            let view = nsnet_inspect::net::gather();
-            let text = match format.as_str() {
-                "dot" => render::graph_dot(&view),
-                "mermaid" => render::graph_mermaid(&view),
-                "svg" => match nsnet_inspect::svg::graph_svg(&view) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        eprintln!("nsnet: error: cannot lay out the SVG: {e}");
-                        return 1;
-                    }
-                },
-                _ => render::graph_text(&view),
+        NsCmd::Graph {
+            format,
+            output,
+            watch: true,
+            interval,
+        } => {
+            if output.is_none() && format == "svg" {
+                eprintln!(
+                    "nsnet: error: ns graph --watch --format svg needs -o FILE (one SVG document per file)"
+                );
+                return 2;
+            }
+            // On standard output each drawing follows a line with the time, in the
+            // format's own comment syntax where it has one.
+            let header = match (output.is_some(), format.as_str()) {
+                (true, _) => None,
+                (false, "dot") => Some("//"),
+                (false, "mermaid") => Some("%%"),
+                (false, _) => Some(""),
             };
-            emit(&text, output.as_ref())
+            watch(interval, output.as_ref(), |view| {
+                let g = draw_graph(view, &format)?;
+                Ok(match header {
+                    None => g,
+                    Some("") => format!("--- {} UTC\n{g}", clock()),
+                    Some(c) => format!("{c} --- {} UTC\n{g}", clock()),
+                })
+            })
+        }
+        NsCmd::Graph { format, output, .. } => {
+            let view = nsnet_inspect::net::gather();
+            match draw_graph(&view, &format) {
+                Ok(text) => emit(&text, output.as_ref()),
+                Err(e) => {
+                    eprintln!("nsnet: error: {e}");
+                    1
+                }
+            }
         }
     }
 }
