@@ -30,11 +30,20 @@ pub fn held(gate: &Path) -> (i32, i32) {
         .trim()
         .parse()
         .unwrap();
-    let cmdline = std::fs::read(format!("/proc/{nft}/cmdline")).unwrap_or_default();
-    assert_eq!(
-        cmdline, b"sleep\0infinity\0",
-        "PID {nft} is not the held nft (a PID namespace between?)"
-    );
+    // The gate writes its PID, then execs `sleep infinity`: wait for the exec.
+    let t0 = std::time::Instant::now();
+    loop {
+        let cmdline = std::fs::read(format!("/proc/{nft}/cmdline")).unwrap_or_default();
+        if cmdline == b"sleep\0infinity\0" {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "PID {nft} is not the held nft (a PID namespace between?): {}",
+            String::from_utf8_lossy(&cmdline)
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let status = std::fs::read_to_string(format!("/proc/{nft}/status")).unwrap();
     let caller = status
         .lines()
