@@ -13,6 +13,9 @@
 //! DELETE /v1/ports/{id}  200 (empty)                         400 {"message":"unknown id: 99"}
 //! ```
 //!
+//! `openapi.yaml` beside this crate describes the same contract in OpenAPI 3 ([`rest::OPENAPI`]),
+//! tested to name exactly the server's routes and types (`tests/openapi.rs`).
+//!
 //! [`rest::types`] is the wire contract (Info, PortSpec, PortStatus). [`rest::server`] serves a
 //! `Backend`: static facts about the instance plus, when a port driver runs, that driver as a
 //! [`rest::PortBackend`] (nsnet-port's `Ports`). [`rest::client`] is what `rootlessctl` and

@@ -1078,3 +1078,91 @@ fn a_rootfs_the_user_cannot_write_runs() {
     );
     run_leaving_the_rootfs_as_it_was(&env, &ro.path, "/bin/busybox");
 }
+
+/// Processes whose command line is `argv` (the container's own, which runc starts with the
+/// OCI spec's environment, not ours), after waiting up to 10 s for them to go.
+fn running(argv: &[&str]) -> Vec<i32> {
+    let want: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
+    let t0 = Instant::now();
+    loop {
+        let found: Vec<i32> = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+            .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want))
+            .collect();
+        if found.is_empty() || t0.elapsed() > Duration::from_secs(10) {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The OCI hook (createRuntime) killed during attach, held where nsnet-bridge waits for `nft`
+/// (the bridge made, the address recorded as attaching by the hook's PID, no veth yet;
+/// common's `nft_gate`). The start fails with one line, the container and its record are
+/// gone, the address the dead hook held is taken over by `nsnet network gc`, no veth is
+/// left, and the same container run again serves its published port.
+#[test]
+fn kill9_the_oci_hook_during_attach() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let gate = nft_gate(dir.path(), "oci-hook");
+    let path = format!(
+        "{}:{}",
+        gate.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let port = free_port();
+    let publish = format!("127.0.0.1:{port}:80");
+    let argv = ["httpd", "-f", "-p", "80", "-h", "/www"];
+    let mut args = vec!["run", "-d", "--name", "hooked", "-p", &publish];
+    args.extend(["--rootfs", env.rootfs(), "--"]);
+    args.extend(argv);
+    let start = env
+        .cmd(&args)
+        .env("PATH", &path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (nft, hook) = held(&gate);
+    let cmdline = String::from_utf8_lossy(&std::fs::read(format!("/proc/{hook}/cmdline")).unwrap())
+        .replace('\0', " ");
+    assert!(cmdline.contains("oci-hook createRuntime"), "{cmdline}");
+    assert_eq!(
+        env.allocations().len(),
+        1,
+        "the hook has recorded its address"
+    );
+    kill(Pid::from_raw(hook), Signal::SIGKILL).unwrap();
+    kill(Pid::from_raw(nft), Signal::SIGKILL).unwrap();
+    let o = start.wait_with_output().unwrap();
+    assert!(!o.status.success(), "the start failed");
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(running(&argv), Vec::<i32>::new(), "the container is gone");
+    assert!(env.ok(&["ps", "-aq"]).trim().is_empty());
+    assert!(env.containers_dir_entries().is_empty());
+    let gc = output(env.nsnet().args(["network", "gc"]));
+    assert!(gc.status.success(), "{}", stderr(&gc));
+    assert_eq!(
+        env.allocations(),
+        Vec::<String>::new(),
+        "gc took the address over"
+    );
+    let links = env.in_child(&["ip", "-o", "link", "show", "type", "veth"]);
+    assert!(links.trim().is_empty(), "a veth is left: {links}");
+    // The instance serves: the same container, started again.
+    let mut again = vec!["run", "-d", "--name", "hooked", "-p", &publish];
+    again.extend(["--rootfs", env.rootfs(), "--"]);
+    again.extend(argv);
+    env.ok(&again);
+    assert!(get_index(port).contains("hello from nsnet"));
+}

@@ -1,8 +1,13 @@
 //! Every process of an instance killed with SIGKILL in the middle of traffic: afterwards no
 //! process of the instance is left, its ports are closed, and a restart on the same state
 //! directory (or, for pasta, on the same namespace and control socket) serves again.
-//! The launcher's parent (tests/run.rs `killing_the_parent_takes_the_child_and_command_down`)
-//! and a container's monitor (tests/container.rs) have their rows elsewhere.
+//! The launcher's parent (tests/run.rs `killing_the_parent_takes_the_child_and_command_down`),
+//! a container's monitor and the OCI hook (tests/container.rs) have their rows elsewhere.
+//!
+//! A process killed "during" an operation is held at a real point of it first: nsnet-bridge
+//! runs `nft` (found on PATH) and waits for it once the bridge exists and the address is
+//! recorded, so an `nft` of the test's first on PATH (fixtures/nft_gate.sh) holds it there,
+//! and the test kills it while it waits (common's `nft_gate`). Nothing in nsnet knows.
 
 mod common;
 
@@ -19,6 +24,7 @@ use nix::unistd::Pid;
 use common::*;
 
 const SERVER: &str = include_str!("fixtures/echo_server.py");
+const CNI_KILL_WORLD: &str = include_str!("fixtures/cni_kill_world.sh");
 
 /// Processes still alive whose environment holds `mark` (every process an instance starts
 /// inherits the launcher's environment), after waiting up to 15 s for each to go.
@@ -205,4 +211,98 @@ fn kill9_the_slirp4netns_personality_mid_traffic() {
     let o = inst.wait();
     assert_eq!(o.status.code(), Some(143), "{}", stderr(&o));
     restart_serves(&mark, &state, 18603, &net);
+}
+
+/// The IPAM files of a dump that hold an address (not the lock).
+fn addresses(out: &Path, step: &str) -> Vec<String> {
+    std::fs::read_to_string(out.join(format!("ipam-{step}.txt")))
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            l.rsplit('/')
+                .next()
+                .is_some_and(|n| n.parse::<std::net::Ipv4Addr>().is_ok())
+        })
+        .map(String::from)
+        .collect()
+}
+
+fn links(out: &Path, step: &str) -> Vec<String> {
+    std::fs::read_to_string(out.join(format!("links-{step}.txt")))
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+fn rc(out: &Path, step: &str) -> String {
+    std::fs::read_to_string(out.join(format!("{step}.rc")))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// The CNI personality killed during ADD, held where nsnet-bridge waits for `nft` (the
+/// bridge made, the address recorded as attaching, no veth yet). The runtime's DEL after the
+/// failed ADD releases the address; the same ADD then works and its DEL leaves only the
+/// bridge (as the reference plugin does). No process of the instance is left.
+#[test]
+fn kill9_the_cni_personality_during_add() {
+    world();
+    let dir = tempfile::tempdir().unwrap();
+    let plug = dir.path().join("plug");
+    std::fs::create_dir(&plug).unwrap();
+    std::os::unix::fs::symlink(nsnet_bin(), plug.join("nsnet-bridge")).unwrap();
+    let gate = nft_gate(dir.path(), "nsnet-bridge");
+    let out = dir.path().join("out");
+    let conf = r#"{"cniVersion":"1.0.0","name":"killtest","type":"bridge","bridge":"cni-kill0","isGateway":true,"ipMasq":true,"ipam":{"type":"host-local","subnet":"10.98.0.0/24","dataDir":"@DATA@"}}"#;
+    let mark = format!("cni-{}", std::process::id());
+    let path = std::env::var("PATH").unwrap_or_default();
+    let mut launcher = nsnet()
+        .args(["run", "--net=none", "--", "sh", "-c", CNI_KILL_WORLD, "w"])
+        .arg(plug.join("nsnet-bridge"))
+        .arg(&out)
+        .env("CONF", conf)
+        .env("PATH", format!("{}:{path}", gate.display()))
+        .env("NSNET_CRASH_MARK", &mark)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (nft, plugin) = held(&gate);
+    let exe = std::fs::read_link(format!("/proc/{plugin}/exe")).unwrap();
+    assert_eq!(exe, nsnet_bin(), "the held caller is the CNI personality");
+    kill(Pid::from_raw(plugin), Signal::SIGKILL).unwrap();
+    kill(Pid::from_raw(nft), Signal::SIGKILL).unwrap();
+    let mut err = String::new();
+    launcher
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = launcher.wait().unwrap();
+    assert!(status.success(), "{err}");
+    assert_eq!(rc(&out, "add1"), "137", "the ADD was killed");
+    assert_eq!(
+        addresses(&out, "killed").len(),
+        1,
+        "the killed ADD had recorded its address"
+    );
+    assert!(links(&out, "killed").contains(&"cni-kill0".to_string()));
+    assert_eq!(rc(&out, "del1"), "0", "DEL after the failed ADD");
+    assert_eq!(
+        addresses(&out, "del1"),
+        Vec::<String>::new(),
+        "DEL released it"
+    );
+    let bridge_only = links(&out, "del1");
+    assert_eq!(rc(&out, "add2"), "0", "ADD again");
+    let addr = std::fs::read_to_string(out.join("ctr-addr.txt")).unwrap();
+    assert!(addr.contains("inet 10.98.0."), "{addr}");
+    assert_eq!(addresses(&out, "add2").len(), 1);
+    assert_eq!(rc(&out, "del2"), "0");
+    assert_eq!(addresses(&out, "del2"), Vec::<String>::new());
+    assert_eq!(links(&out, "del2"), bridge_only, "no veth left");
+    assert_eq!(survivors(&mark), Vec::<i32>::new(), "processes left behind");
 }

@@ -881,3 +881,103 @@ fn source_ip_transparent_false_dials_from_inside() {
     let _inst = start(&["--source-ip-transparent=false", "-p", "19480:82/tcp"]);
     assert_eq!(seen_from("192.0.2.10:0", "192.0.2.10:19480"), "127.0.0.1");
 }
+
+/// schemathesis from PyPI, installed by scripts/test into a venv every user can run.
+const SCHEMATHESIS: &str = "/opt/nsnet-venv/bin/schemathesis";
+
+/// `api.sock` bridged to a loopback TCP port of this test's netns, since schemathesis speaks
+/// TCP only: a thread accepting, two copying per connection (the test ends the process).
+fn tcp_bridge(sock: &Path) -> u16 {
+    use std::net::{Shutdown, TcpListener};
+    use std::os::unix::net::UnixStream;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sock = sock.to_path_buf();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming().flatten() {
+            // Unreachable api.sock: the client sees its connection closed, and the run fails.
+            let Ok(unix) = UnixStream::connect(&sock) else {
+                continue;
+            };
+            let (mut t_in, mut u_out) = (tcp.try_clone().unwrap(), unix.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut t_in, &mut u_out);
+                let _ = u_out.shutdown(Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let (mut u_in, mut t_out) = (unix, tcp);
+                let _ = std::io::copy(&mut u_in, &mut t_out);
+                let _ = t_out.shutdown(Shutdown::Write);
+            });
+        }
+    });
+    port
+}
+
+/// schemathesis against a live instance's api.sock, described by nsnet-api's openapi.yaml:
+/// every phase (the description's examples, boundary values, random and invalid inputs,
+/// sequences following the POST → DELETE link), every check but one — schema-valid specs
+/// the kernel or RootlessKit's rules refuse are 400 by contract (a port below 1024 as the
+/// user, an address the host lacks, a conflict, an unknown id), which
+/// `positive_data_acceptance` would call a failure. No 5xx, no response off the description,
+/// no crash, and the instance still serves `/v1/info` after. Bounded: 40 cases per operation.
+fn schemathesis_against(flags: &[&str]) {
+    assert!(
+        Path::new(SCHEMATHESIS).exists(),
+        "{SCHEMATHESIS} is missing: scripts/test installs it (python3 -m venv /opt/nsnet-venv, pip install schemathesis)"
+    );
+    let mut b = Instance::run().args(flags.iter().copied());
+    if flags.contains(&"--port-driver=pesto") {
+        // pesto edits the table of nsnet's pasta personality (Debian's pasta has no -c).
+        std::os::unix::fs::symlink(nsnet_bin(), b.dir().join("pasta")).unwrap();
+        let pasta = format!("--pasta-binary={}", b.dir().join("pasta").display());
+        b = b.args([pasta]);
+    }
+    let description = b.file("openapi.yaml", nsnet_api::rest::OPENAPI);
+    let inst = b.start();
+    let port = tcp_bridge(&inst.api_socket());
+    let run = output(
+        Command::new(SCHEMATHESIS)
+            .arg("run")
+            .arg(&description)
+            .arg(format!("--url=http://127.0.0.1:{port}/v1"))
+            .args([
+                "--checks=all",
+                "--exclude-checks=positive_data_acceptance",
+                "--max-examples=40",
+                "--request-timeout=10",
+                "--generation-database=none",
+                "--no-color",
+            ])
+            .current_dir(inst.dir()),
+    );
+    let report = format!("{}{}", stdout(&run), stderr(&run));
+    assert!(run.status.success(), "schemathesis found:\n{report}");
+    assert!(
+        report.contains("No issues found"),
+        "schemathesis ran no case:\n{report}"
+    );
+    let (status, ctype, body) = unix_http(&inst.api_socket(), "GET", "/v1/info", "");
+    assert!(status.contains("200"), "{status} {body}");
+    assert_eq!(ctype, "application/json");
+    let info: nsnet_api::Info = serde_json::from_str(&body).unwrap();
+    assert_eq!(info.child_pid, inst.child_pid() as i64);
+    assert!(!pid_gone(inst.pid()), "the launcher is gone");
+    let log = inst.stderr();
+    assert!(!log.contains("panicked"), "the launcher panicked:\n{log}");
+}
+
+#[test]
+fn schemathesis_finds_nothing_against_the_builtin_port_driver() {
+    schemathesis_against(&["--net=builtin", "--port-driver=builtin"]);
+}
+
+#[test]
+fn schemathesis_finds_nothing_against_the_slirp4netns_port_driver() {
+    schemathesis_against(&["--net=slirp4netns", "--port-driver=slirp4netns"]);
+}
+
+#[test]
+fn schemathesis_finds_nothing_against_the_pesto_port_driver() {
+    schemathesis_against(&["--net=pasta", "--port-driver=pesto"]);
+}

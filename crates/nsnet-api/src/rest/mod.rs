@@ -12,6 +12,12 @@ use std::pin::Pin;
 
 pub use types::{PortSpec, PortStatus};
 
+/// The OpenAPI 3 description of this API (`crates/nsnet-api/openapi.yaml`): RootlessKit's
+/// contract as [`server`] serves it, for clients and for schemathesis. Tested against the
+/// server's routes and types (`tests/openapi.rs`) and against a live instance (the nsnet
+/// crate's `tests/ports.rs`).
+pub const OPENAPI: &str = include_str!("../../openapi.yaml");
+
 /// A failure the API reports as `400 {"message": …}`: the driver's own text.
 pub type BackendError = Box<dyn std::error::Error + Send + Sync>;
 

@@ -6,9 +6,9 @@ use super::{PortBackend, PortSpec};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{MethodRouter, delete, get, post};
 
 use super::types::Info;
 
@@ -98,12 +98,33 @@ async fn not_found() -> Response {
         .into_response()
 }
 
-/// The routes of API 1.1.2.
+/// Every route of API 1.1.2, as the router matches them. [`router`] is built from this table
+/// and nothing else, and `openapi.yaml` beside this crate ([`super::OPENAPI`]) is tested to
+/// describe exactly these.
+pub const ROUTES: [(Method, &str); 4] = [
+    (Method::GET, "/v1/info"),
+    (Method::GET, "/v1/ports"),
+    (Method::POST, "/v1/ports"),
+    (Method::DELETE, "/v1/ports/{id}"),
+];
+
+fn endpoint(method: &Method, path: &str) -> MethodRouter<Arc<Backend>> {
+    match (method.as_str(), path) {
+        ("GET", "/v1/info") => get(get_info),
+        ("GET", "/v1/ports") => get(get_ports),
+        ("POST", "/v1/ports") => post(post_port),
+        ("DELETE", "/v1/ports/{id}") => delete(delete_port),
+        _ => unreachable!("a route in ROUTES without a handler: {method} {path}"),
+    }
+}
+
+/// The routes of API 1.1.2 ([`ROUTES`]); anything else is `404 page not found`.
 pub fn router(backend: Arc<Backend>) -> Router {
-    Router::new()
-        .route("/v1/info", get(get_info))
-        .route("/v1/ports", get(get_ports).post(post_port))
-        .route("/v1/ports/{id}", delete(delete_port))
+    ROUTES
+        .iter()
+        .fold(Router::new(), |r, (method, path)| {
+            r.route(path, endpoint(method, path))
+        })
         .fallback(not_found)
         .with_state(backend)
 }

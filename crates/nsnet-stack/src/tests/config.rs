@@ -59,6 +59,34 @@ fn disable_host_loopback_refuses_every_path_to_host_loopback() {
     assert_eq!(h.stack.flow_counts(), (0, 0, 0));
 }
 
+/// Echo requests to host loopback with it disabled: "network unreachable" for 127.0.0.0/8,
+/// never an echo reply, and no ping socket opened (the gateway itself still answers: see
+/// arp_icmp.rs).
+#[test]
+fn disable_host_loopback_refuses_echo_to_host_loopback() {
+    let mut cfg = Config::new(Ipv4Addr::new(10, 0, 2, 0), 24).unwrap();
+    cfg.disable_host_loopback = true;
+    let mut h = H::new(cfg);
+    for dst in [Ipv4Addr::new(127, 0, 0, 1), Ipv4Addr::new(127, 1, 2, 3)] {
+        h.send(echo(dst, 0x4242));
+        let outs = h.take();
+        assert_eq!(outs.len(), 1, "{dst}: {outs:?}");
+        assert_eq!(
+            (outs[0].proto, outs[0].l4[0], outs[0].l4[1]),
+            (1, 3, 0),
+            "{dst}: network unreachable"
+        );
+    }
+    h.send(echo(Ipv4Addr::UNSPECIFIED, 0x4243));
+    h.io(50);
+    let outs = h.take();
+    assert!(
+        outs.iter().all(|o| o.proto != 1 || o.l4[0] != 0),
+        "0.0.0.0: an echo reply: {outs:?}"
+    );
+    assert_eq!(h.stack.flow_counts(), (0, 0, 0), "no flow opened");
+}
+
 #[test]
 fn config_follows_slirp4netns_addresses_and_errors() {
     let c = Config::new(Ipv4Addr::new(10, 0, 135, 128), 25).unwrap();

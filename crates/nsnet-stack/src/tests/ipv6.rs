@@ -200,6 +200,50 @@ fn ipv6_host_loopback_is_refused_when_disabled() {
     assert!(l.accept().is_err());
 }
 
+/// UDP and echo to every IPv6 address that maps to host loopback, with it disabled: "no
+/// route" (ICMPv6 type 1 code 0) for UDP, never an echo reply from `::1` (the gateway itself
+/// answers echo, as slirp4netns's does), nothing at the host's socket.
+#[test]
+fn ipv6_host_loopback_is_refused_when_disabled_for_udp_and_echo() {
+    let srv = UdpSocket::bind("[::1]:0").unwrap();
+    srv.set_nonblocking(true).unwrap();
+    let port = srv.local_addr().unwrap().port();
+    let mut h = h6(true);
+    let mapped: Ipv6Addr = "::ffff:127.0.0.1".parse().unwrap();
+    for dst in [GW6, Ipv6Addr::LOCALHOST, mapped] {
+        let mut l4 = vec![0u8; 8];
+        l4.extend_from_slice(b"sealed");
+        let src = SocketAddr::V6(SocketAddrV6::new(GUEST6, 5001, 0, 0));
+        crate::udp::emit_udp(
+            &mut l4,
+            src,
+            SocketAddr::V6(SocketAddrV6::new(dst, port, 0, 0)),
+        );
+        h.send(frame6(GUEST6, dst, 17, &l4));
+        let out = take6(&mut h);
+        assert_eq!(out.len(), 1, "{dst}: {out:?}");
+        assert_eq!(
+            (out[0].2, out[0].3[0], out[0].3[1]),
+            (58, 1, 0),
+            "{dst}: no route"
+        );
+    }
+    for dst in [Ipv6Addr::LOCALHOST, mapped] {
+        let echo = with_checksum(vec![128, 0, 0, 0, 0, 9, 0, 1, b'x'], 2, GUEST6, dst, 58);
+        h.send(frame6(GUEST6, dst, 58, &echo));
+        h.io(50);
+        let out = take6(&mut h);
+        assert!(
+            out.iter().all(|(_, _, p, l4)| *p != 58 || l4[0] != 129),
+            "{dst}: an echo reply: {out:?}"
+        );
+    }
+    assert!(
+        srv.recv(&mut [0u8; 16]).is_err(),
+        "nothing reached the host's ::1"
+    );
+}
+
 #[test]
 fn udp6_round_trips_through_the_gateway() {
     let srv = UdpSocket::bind("[::1]:0").unwrap();

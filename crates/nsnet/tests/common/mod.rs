@@ -7,16 +7,20 @@
 //! anywhere else, so no test can send a packet off the machine or touch the host's mounts.
 //!
 //! Beside this file: [`instance`] (one running launcher, ready signalled, stopped by PID),
-//! [`servers`] (servers on the world's loopback, a free port) and [`http`] (HTTP clients).
+//! [`servers`] (servers on the world's loopback, a free port), [`http`] (HTTP clients) and
+//! [`gate`] (a peer that holds a process mid-operation, to kill it there).
 //! The programs the tests run inside namespaces are files in `tests/fixtures/`, each saying
 //! what it does and how the test knows it is ready.
 
 #![allow(dead_code)]
 
+mod gate;
 mod http;
 mod instance;
 mod servers;
 
+#[allow(unused_imports)]
+pub use gate::*;
 #[allow(unused_imports)]
 pub use http::*;
 #[allow(unused_imports)]
