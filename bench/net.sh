@@ -87,7 +87,7 @@ for mtu in sorted({k[1] for k in rows}, reverse=True):
         cells = []
         for drv in drivers:
             c, r = med((drv, mtu, d), 1), med((drv, mtu, d), 2)
-            cells.append(f"{c:.2f} s, {r / 1024:.1f}" if c is not None else "–")
+            cells.append(f"{c:.2f} s, {r / 1024:.1f}" if c is not None and r is not None else "–")
         label = "ns → host" if d == "out" else "host → ns (-R)"
         print(f"| {mtu} | {label} | " + " | ".join(cells) + " |")
 PY
