@@ -9,6 +9,14 @@
 //! one IPv4 `subnet` (or `ranges: [[{subnet, gateway}]]`), `routes`, `dataDir` (the store
 //! root; default the user's data dir). Commands: ADD, DEL (idempotent), CHECK, VERSION,
 //! STATUS, GC. Errors are `{cniVersion, code, msg}` on stdout with the spec's codes.
+//!
+//! What a container runtime adds under Kubernetes (through Flannel's meta-plugin, which
+//! passes both on to its delegate): `CNI_ARGS` (`IgnoreUnknown=1;K8S_POD_NAMESPACE=…;…`),
+//! read pair by pair as the reference pair reads it ([`cni_args`]: the same refusals and
+//! messages, `IP=` honoured, `MAC=` refused), and `runtimeConfig` (`portMappings`,
+//! `bandwidth`, `dns`, `cgroupPath`, the pod's annotations), ignored as the reference ignores
+//! it — those are the `portmap` and `bandwidth` plugins' in a conflist — except the two keys
+//! the reference honours (`mac`, `ips`, also as `args.cni`), refused.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -90,6 +98,27 @@ struct NetConf {
     prev_result: Option<Value>,
     #[serde(rename = "cni.dev/valid-attachments")]
     valid_attachments: Option<Vec<ValidAttachment>>,
+    /// The runtime's capability arguments. The reference pair reads `mac` (bridge) and `ips`
+    /// (host-local) from it and nothing else, so Kubernetes' `portMappings`, `bandwidth`,
+    /// `dns`, `cgroupPath` and `io.kubernetes.cri.pod-annotations` are ignored here as there
+    /// (they are the `portmap` and `bandwidth` plugins' business in a chain).
+    #[serde(default)]
+    runtime_config: RuntimeConfig,
+    /// `args.cni`: the config-borne twin of `CNI_ARGS` (`mac`, `ips`).
+    #[serde(default)]
+    args: ConfArgs,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RuntimeConfig {
+    mac: Option<Value>,
+    ips: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ConfArgs {
+    #[serde(default)]
+    cni: RuntimeConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -169,6 +198,21 @@ fn parse(stdin: &[u8]) -> Result<Parsed, CniError> {
         ));
     }
     crate::network::check_name(&conf.name).map_err(CniError::from)?;
+    // What the reference honours and nsnet does not: refused rather than silently dropped,
+    // so a runtime asking for a fixed MAC or address never gets another one.
+    for (what, set) in [
+        ("runtimeConfig.mac", &conf.runtime_config.mac),
+        ("runtimeConfig.ips", &conf.runtime_config.ips),
+        ("args.cni.mac", &conf.args.cni.mac),
+        ("args.cni.ips", &conf.args.cni.ips),
+    ] {
+        if set.is_some() {
+            return Err(fail(
+                code::UNSUPPORTED_FIELD,
+                format!("{what} is not supported (use CNI_ARGS IP= for a static IPv4 address)"),
+            ));
+        }
+    }
     let ipam = conf
         .ipam
         .as_ref()
@@ -335,7 +379,7 @@ fn add(vars: &HashMap<String, String>, stdin: &[u8]) -> Result<String, CniError>
     let p = parse(stdin)?;
     let e = env(vars, &["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME"])?;
     let (id, netns, ifname) = (e[0], PathBuf::from(e[1]), e[2]);
-    let want = cni_args_ip(vars)?;
+    let want = cni_args(vars)?.ip;
     register(&p)?;
     let req = AttachRequest {
         network: &p.plan.net.name,
@@ -358,27 +402,95 @@ fn add(vars: &HashMap<String, String>, stdin: &[u8]) -> Result<String, CniError>
     Ok(serde_json::to_string(&result_json(&p, &a, &host_mac, &bridge_mac)).expect("json"))
 }
 
-/// `CNI_ARGS=IP=10.4.0.9;…` (the convention host-local honours for a static address).
-fn cni_args_ip(vars: &HashMap<String, String>) -> Result<Option<Ipv4Addr>, CniError> {
-    let Some(args) = vars.get("CNI_ARGS") else {
-        return Ok(None);
+/// What `CNI_ARGS` asks of the plugin.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct CniArgs {
+    ip: Option<Ipv4Addr>,
+}
+
+/// Reads `CNI_ARGS` as the reference pair does: `bridge` and then `host-local` each parse it
+/// with libcni's `types.LoadArgs` into their own argument struct (bridge knows `IgnoreUnknown`
+/// and `MAC`, host-local `IgnoreUnknown` and `IP`), and every pair neither of them knows is an
+/// error unless `IgnoreUnknown` is true. That is why a container runtime always sends
+/// `IgnoreUnknown=1` before its `K8S_POD_*` pairs, and why even `IP=` alone fails (bridge
+/// does not know it). The messages are the reference's; DEL and CHECK parse it too.
+fn cni_args(vars: &HashMap<String, String>) -> Result<CniArgs, CniError> {
+    let args = match vars.get("CNI_ARGS") {
+        None => return Ok(CniArgs::default()),
+        Some(a) if a.is_empty() => return Ok(CniArgs::default()),
+        Some(a) => a.as_str(),
     };
-    for kv in args.split(';') {
-        if let Some(v) = kv.strip_prefix("IP=") {
-            return v.parse().map(Some).map_err(|_| {
-                fail(
-                    code::INVALID_ENV,
-                    format!("CNI_ARGS IP={v} is not an IPv4 address"),
-                )
-            });
+    let err = |msg: String| fail(code::INVALID_ENV, msg);
+    // One LoadArgs pass over the known keys of one plugin.
+    let pass = |known: &[&str]| -> Result<Vec<(String, String)>, CniError> {
+        let mut ignore = false;
+        let mut unknown = Vec::new();
+        let mut seen = Vec::new();
+        for pair in args.split(';') {
+            let kv: Vec<&str> = pair.split('=').collect();
+            let [k, v] = kv[..] else {
+                return Err(err(format!("ARGS: invalid pair {pair:?}")));
+            };
+            if k == "IgnoreUnknown" {
+                // Go's UnmarshallableBool: "1"/"true" and "0"/"false", any case.
+                ignore = match v.to_ascii_lowercase().as_str() {
+                    "1" | "true" => true,
+                    "0" | "false" => false,
+                    _ => {
+                        return Err(err(format!(
+                            "ARGS: error parsing value of pair {pair:?}: boolean unmarshal error: invalid input {v}"
+                        )));
+                    }
+                };
+            } else if known.contains(&k) {
+                seen.push((k.to_string(), v.to_string()));
+            } else {
+                unknown.push(pair);
+            }
         }
+        if !unknown.is_empty() && !ignore {
+            let list: Vec<String> = unknown.iter().map(|u| format!("{u:?}")).collect();
+            return Err(err(format!("ARGS: unknown args [{}]", list.join(" "))));
+        }
+        Ok(seen)
+    };
+    let bridge = pass(&["MAC"])?;
+    let ipam = pass(&["IP"])?;
+    let mut out = CniArgs::default();
+    // The last pair of a key wins, as in the reference (each one overwrites the field).
+    for (_, v) in ipam {
+        // An empty value is a nil address: no request (Go's net.IP accepts it).
+        out.ip = match v.as_str() {
+            "" => None,
+            v => match v.parse::<std::net::IpAddr>() {
+                Ok(std::net::IpAddr::V4(ip)) => Some(ip),
+                Ok(std::net::IpAddr::V6(_)) => {
+                    return Err(fail(
+                        code::UNSUPPORTED_FIELD,
+                        format!("CNI_ARGS IP={v}: static IPv6 addresses are not supported"),
+                    ));
+                }
+                Err(_) => {
+                    return Err(err(format!(
+                        "ARGS: error parsing value of pair \"IP={v}\": invalid IP address {v}"
+                    )));
+                }
+            },
+        };
     }
-    Ok(None)
+    if let Some((_, v)) = bridge.last() {
+        return Err(fail(
+            code::UNSUPPORTED_FIELD,
+            format!("CNI_ARGS MAC={v}: setting the container's MAC address is not supported"),
+        ));
+    }
+    Ok(out)
 }
 
 fn del(vars: &HashMap<String, String>, stdin: &[u8]) -> Result<String, CniError> {
     let p = parse(stdin)?;
     let e = env(vars, &["CNI_CONTAINERID", "CNI_IFNAME"])?;
+    cni_args(vars)?;
     // CNI_NETNS may be empty or already gone on DEL; the host end is found by name anyway.
     crate::detach(&p.store, &p.plan.net.name, e[0], None, e[1])?;
     Ok(String::new())
@@ -388,6 +500,7 @@ fn check(vars: &HashMap<String, String>, stdin: &[u8]) -> Result<String, CniErro
     let p = parse(stdin)?;
     let e = env(vars, &["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME"])?;
     let (id, netns, ifname) = (e[0], PathBuf::from(e[1]), e[2]);
+    cni_args(vars)?;
     let prev = p.conf.prev_result.as_ref().ok_or_else(|| {
         fail(
             code::INVALID_CONFIG,
@@ -502,6 +615,13 @@ fn version_of(stdin: &[u8]) -> String {
         .unwrap_or_else(|| LATEST.into())
 }
 
+fn error_outcome(stdin: &[u8], e: &CniError) -> Outcome {
+    Outcome {
+        stdout: json!({"cniVersion": version_of(stdin), "code": e.code, "msg": e.msg}).to_string(),
+        status: 1,
+    }
+}
+
 /// Runs one CNI command: `vars` is the environment, `stdin` the network config.
 pub fn run(vars: &HashMap<String, String>, stdin: &[u8]) -> Outcome {
     let cmd = vars.get("CNI_COMMAND").map(String::as_str).unwrap_or("");
@@ -530,11 +650,7 @@ pub fn run(vars: &HashMap<String, String>, stdin: &[u8]) -> Outcome {
             stdout: out,
             status: 0,
         },
-        Err(e) => Outcome {
-            stdout: json!({"cniVersion": version_of(stdin), "code": e.code, "msg": e.msg})
-                .to_string(),
-            status: 1,
-        },
+        Err(e) => error_outcome(stdin, &e),
     }
 }
 
@@ -641,5 +757,81 @@ mod tests {
             CONF,
         );
         assert_eq!(c, code::INVALID_ENV as u64);
+    }
+
+    #[test]
+    fn cni_args_are_read_as_the_reference_reads_them() {
+        let args = |a: &str| cni_args(&vars(&[("CNI_ARGS", a)]));
+        let msg = |a: &str| args(a).unwrap_err().msg;
+        let k8s = "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0;K8S_POD_INFRA_CONTAINER_ID=abc;K8S_POD_UID=1-2";
+        assert_eq!(args(k8s).unwrap(), CniArgs::default());
+        assert_eq!(args("").unwrap(), CniArgs::default());
+        assert_eq!(
+            args("K8S_POD_NAME=p;IgnoreUnknown=true;IP=10.4.0.9")
+                .unwrap()
+                .ip,
+            Some(Ipv4Addr::new(10, 4, 0, 9))
+        );
+        assert_eq!(args("IgnoreUnknown=TRUE;IP=").unwrap().ip, None);
+        assert_eq!(
+            msg("K8S_POD_NAMESPACE=default;K8S_POD_NAME=p"),
+            r#"ARGS: unknown args ["K8S_POD_NAMESPACE=default" "K8S_POD_NAME=p"]"#
+        );
+        // bridge parses first and does not know IP.
+        assert_eq!(msg("IP=10.4.0.9"), r#"ARGS: unknown args ["IP=10.4.0.9"]"#);
+        assert_eq!(
+            msg("IgnoreUnknown=0;FOO=1"),
+            r#"ARGS: unknown args ["FOO=1"]"#
+        );
+        assert_eq!(msg("IgnoreUnknown=1;"), r#"ARGS: invalid pair """#);
+        assert_eq!(msg("a=b=c"), r#"ARGS: invalid pair "a=b=c""#);
+        assert_eq!(
+            msg("IgnoreUnknown=yes"),
+            r#"ARGS: error parsing value of pair "IgnoreUnknown=yes": boolean unmarshal error: invalid input yes"#
+        );
+        assert_eq!(
+            msg("IgnoreUnknown=1;IP=nope"),
+            r#"ARGS: error parsing value of pair "IP=nope": invalid IP address nope"#
+        );
+        assert_eq!(
+            args("IgnoreUnknown=1;IP=nope").unwrap_err().code,
+            code::INVALID_ENV
+        );
+        assert_eq!(
+            args("IgnoreUnknown=1;MAC=02:00:00:00:00:09")
+                .unwrap_err()
+                .code,
+            code::UNSUPPORTED_FIELD
+        );
+        assert_eq!(
+            args("IgnoreUnknown=1;IP=fd00::9").unwrap_err().code,
+            code::UNSUPPORTED_FIELD
+        );
+    }
+
+    #[test]
+    fn kubernetes_capability_args_are_ignored_and_static_requests_refused() {
+        let k8s = CONF.replace(
+            "\"ipam\"",
+            r#""runtimeConfig": {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp", "hostIP": ""}],
+                "bandwidth": {"ingressRate": 1000, "ingressBurst": 2000, "egressRate": 1000, "egressBurst": 2000},
+                "dns": {"servers": ["10.96.0.10"], "searches": ["svc.cluster.local"], "options": ["ndots:5"]},
+                "cgroupPath": "/kubepods/besteffort/pod1", "io.kubernetes.cri.pod-annotations": {"a": "b"}},
+               "ipam""#,
+        );
+        let p = parse(k8s.as_bytes()).unwrap();
+        assert!(
+            p.conf.dns.is_none(),
+            "runtimeConfig.dns is not the result's dns"
+        );
+        for (k, v) in [
+            ("runtimeConfig", r#"{"mac": "02:00:00:00:00:01"}"#),
+            ("runtimeConfig", r#"{"ips": ["10.88.0.9/16"]}"#),
+            ("args", r#"{"cni": {"ips": ["10.88.0.9"]}}"#),
+        ] {
+            let c = CONF.replace("\"ipam\"", &format!("\"{k}\": {v}, \"ipam\""));
+            let e = parse(c.as_bytes()).err().unwrap();
+            assert_eq!(e.code, code::UNSUPPORTED_FIELD, "{}", e.msg);
+        }
     }
 }
