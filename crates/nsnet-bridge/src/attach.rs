@@ -1,5 +1,5 @@
 //! Attaching a network namespace to a network, detaching it, and collecting what crashes
-//! left behind.
+//! left behind (`gc`, and `reclaim`, the part of it a CNI ADD runs first).
 //!
 //! Attach, under the network's IPAM lock (so the bridge, the address and the links of one
 //! network are changed by one process at a time):
@@ -428,24 +428,7 @@ pub(crate) fn gc_networks(
             continue;
         }
         let ipam = Ipam::lock(store, &net.name)?;
-        let mut kept = std::collections::HashSet::new();
-        for a in ipam.allocations()? {
-            let why = judge(&a).or_else(|| (!alive(&a)).then_some("container gone"));
-            match why {
-                None => {
-                    kept.insert(a.host_veth.clone());
-                }
-                Some(why) => {
-                    if nl.delete_link_named(&a.host_veth)? {
-                        report.links_removed.push(a.host_veth.clone());
-                    }
-                    ipam.release(&a)?;
-                    report
-                        .released
-                        .push(format!("{} {} {} ({why})", net.name, a.ip, a.container_id));
-                }
-            }
-        }
+        let kept = release_stale(&ipam, &mut nl, &net.name, alive, &mut report)?;
         report.files_removed += ipam.sweep()?;
         // Ports of this network's bridge named like ours, with no record: a crash between
         // a release and the link deletion, or a store that was wiped.
@@ -463,6 +446,56 @@ pub(crate) fn gc_networks(
         }
     }
     crate::nft::sync(store)?;
+    Ok(report)
+}
+
+/// Releases the allocations of one locked network that [`judge`] or `alive` condemns (and
+/// deletes their host veths); returns the host veths of those kept.
+fn release_stale(
+    ipam: &Ipam,
+    nl: &mut Netlink,
+    network: &str,
+    alive: &dyn Fn(&Allocation) -> bool,
+    report: &mut GcReport,
+) -> Result<std::collections::HashSet<String>> {
+    let mut kept = std::collections::HashSet::new();
+    for a in ipam.allocations()? {
+        let why = judge(&a).or_else(|| (!alive(&a)).then_some("container gone"));
+        match why {
+            None => {
+                kept.insert(a.host_veth.clone());
+            }
+            Some(why) => {
+                if nl.delete_link_named(&a.host_veth)? {
+                    report.links_removed.push(a.host_veth.clone());
+                }
+                ipam.release(&a)?;
+                report
+                    .released
+                    .push(format!("{network} {} {} ({why})", a.ip, a.container_id));
+            }
+        }
+    }
+    Ok(kept)
+}
+
+/// The reconciliation a CNI ADD runs before it allocates: releases the allocations of
+/// `network` whose netns is gone or is another namespace now, or whose attach was interrupted
+/// — what DEL would have freed had the runtime not died first (containerd never calls GC, so
+/// nothing else would). The rule is [`gc`]'s, not "the host veth is missing": a netns that
+/// still exists keeps its veth pair, so the veth adds no evidence, and a store shared by two
+/// instances' child netns (the default data directory) holds veths this netns cannot see.
+/// Unlike `gc` it leaves unowned bridge ports and the nft table alone (a GC's job), so an ADD
+/// costs a read of the network's records and nothing more while nothing leaked.
+pub(crate) fn reclaim(store: &Store, network: &str) -> Result<GcReport> {
+    let mut report = GcReport::default();
+    if !store.ipam_dir(network).exists() {
+        return Ok(report);
+    }
+    let ipam = Ipam::lock(store, network)?;
+    let mut nl = Netlink::open()?;
+    release_stale(&ipam, &mut nl, network, &|_| true, &mut report)?;
+    report.files_removed = ipam.sweep()?;
     Ok(report)
 }
 

@@ -17,6 +17,10 @@
 //! `bandwidth`, `dns`, `cgroupPath`, the pod's annotations), ignored as the reference ignores
 //! it — those are the `portmap` and `bandwidth` plugins' in a conflist — except the two keys
 //! the reference honours (`mac`, `ips`, also as `args.cni`), refused.
+//!
+//! Every ADD first frees the reservations of its network whose netns is gone (`reclaim`):
+//! containerd never calls GC, so a runtime killed between a pod's death and its DEL would
+//! otherwise leak the address for good.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -25,7 +29,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::attach::{AttachRequest, Plan, attach_with, gc_networks, host_veth_name};
+use crate::attach::{AttachRequest, Plan, attach_with, gc_networks, host_veth_name, reclaim};
 use crate::{Error, Network, Store, Subnet};
 
 pub const SUPPORTED: [&str; 5] = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
@@ -381,6 +385,9 @@ fn add(vars: &HashMap<String, String>, stdin: &[u8]) -> Result<String, CniError>
     let (id, netns, ifname) = (e[0], PathBuf::from(e[1]), e[2]);
     let want = cni_args(vars)?.ip;
     register(&p)?;
+    // Containerd never calls GC, and a runtime killed before its DEL leaves the address
+    // reserved: without this a node's range runs out one crash at a time.
+    reclaim(&p.store, &p.plan.net.name)?;
     let req = AttachRequest {
         network: &p.plan.net.name,
         container_id: id,
@@ -613,6 +620,12 @@ fn version_of(stdin: &[u8]) -> String {
         .and_then(|v| v["cniVersion"].as_str().map(String::from))
         .filter(|v| SUPPORTED.contains(&v.as_str()))
         .unwrap_or_else(|| LATEST.into())
+}
+
+/// The STATUS answer of a plugin whose network is down: error 50 ("the plugin is not
+/// available"), in the config's version. The front end decides that (it knows instances).
+pub fn not_available(stdin: &[u8], msg: &str) -> Outcome {
+    error_outcome(stdin, &fail(code::NOT_AVAILABLE, msg))
 }
 
 fn error_outcome(stdin: &[u8], e: &CniError) -> Outcome {

@@ -1165,3 +1165,221 @@ fn cni_flannel_delegate_with_kubernetes_args_matches_the_reference() {
     assert_eq!(bad_args_outcomes(&dir.path().join("ours")), theirs_bad);
     assert_eq!(bad_args_outcomes(&dir.path().join("ours11")), theirs_bad);
 }
+
+/// A CNI plugin binary (nsnet as `nsnet-bridge`) in a directory of its own under `dir`.
+fn cni_plugin(dir: &Path) -> PathBuf {
+    let plug = dir.join("plug");
+    std::fs::create_dir_all(&plug).unwrap();
+    let p = plug.join("nsnet-bridge");
+    if !p.exists() {
+        std::os::unix::fs::symlink(nsnet_bin(), &p).unwrap();
+    }
+    p
+}
+
+/// Runs one CNI command through `c` (the plugin, wherever it runs) with `conf` on stdin.
+/// Returns whether it succeeded and its output (Null when empty).
+fn cni_call(mut c: Command, cmd: &str, conf: &str, env: &[(&str, &str)]) -> (bool, Value) {
+    c.env("CNI_COMMAND", cmd)
+        .env("CNI_PATH", "/nonexistent")
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut ch = c.spawn().unwrap();
+    ch.stdin.take().unwrap().write_all(conf.as_bytes()).unwrap();
+    let o = ch.wait_with_output().unwrap();
+    let out = stdout(&o);
+    let v = if out.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{cmd}: {e}: {out}"))
+    };
+    (o.status.success(), v)
+}
+
+/// A pod's CNI command in the instance's child netns, as a runtime there runs it: the pod's
+/// sandbox is container `pid`'s netns, its id `id`.
+fn pod_cni(inst: &Inst, plugin: &Path, cmd: &str, conf: &str, id: &str, pid: i32) -> (bool, Value) {
+    let ns = format!("/proc/{pid}/ns/net");
+    let state = inst.inst.state_dir().display().to_string();
+    cni_call(
+        inst.child(&[plugin.to_str().unwrap()]),
+        cmd,
+        conf,
+        &[
+            ("CNI_CONTAINERID", id),
+            ("CNI_NETNS", &ns),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_ARGS", K8S_CNI_ARGS),
+            ("NSNET_STATE_DIR", &state),
+        ],
+    )
+}
+
+/// The container ids holding addresses in a CNI network's store, sorted.
+fn cni_holders(data: &Path, network: &str) -> Vec<String> {
+    let dir = data.join("ipam").join(network);
+    let mut v: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("10."))
+        .map(|e| {
+            let r: Value =
+                serde_json::from_str(&std::fs::read_to_string(e.path()).unwrap()).unwrap();
+            format!(
+                "{} {}",
+                r["container_id"].as_str().unwrap(),
+                r["ip"].as_str().unwrap()
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn result_ip(r: &Value) -> String {
+    r["ips"][0]["address"].as_str().unwrap().to_string()
+}
+
+/// Containerd never calls GC, so a runtime killed before its DEL leaves reservations whose
+/// sandbox is gone; the next ADD frees them. A /29 of Flannel's JSON holds five pods: full,
+/// an ADD fails with 11 (try again later); two sandboxes die without DEL; the next two ADDs
+/// get exactly their addresses back, and the range is full again.
+#[test]
+fn cni_add_reclaims_the_addresses_of_pods_whose_sandbox_died_without_del() {
+    let mut inst = Inst::start();
+    let plugin = cni_plugin(inst.dir());
+    let data = inst.dir().join("cni-data");
+    let conf = flannel_delegate("1.1.0", false)
+        .replace("10.244.1.0/24", "10.244.1.0/29")
+        .replace("@DATA@", data.to_str().unwrap());
+    let pods: Vec<i32> = (0..5).map(|_| inst.container()).collect();
+    for (n, pid) in pods.iter().enumerate() {
+        let (ok, r) = pod_cni(&inst, &plugin, "ADD", &conf, &format!("pod{n}"), *pid);
+        assert!(ok, "pod{n}: {r}");
+        assert_eq!(result_ip(&r), format!("10.244.1.{}/29", n + 2));
+    }
+    let spare: Vec<i32> = (0..3).map(|_| inst.container()).collect();
+    let (ok, e) = pod_cni(&inst, &plugin, "ADD", &conf, "pod5", spare[0]);
+    assert!(!ok && e["code"] == 11, "{e}");
+    // The runtime is gone (no DEL) and so are two sandboxes.
+    inst.kill_container(pods[1]);
+    inst.kill_container(pods[3]);
+    assert_eq!(cni_holders(&data, "cbr0").len(), 5);
+    let (ok, r) = pod_cni(&inst, &plugin, "ADD", &conf, "pod5", spare[0]);
+    assert!(ok, "{r}");
+    assert_eq!(result_ip(&r), "10.244.1.3/29");
+    let (ok, r) = pod_cni(&inst, &plugin, "ADD", &conf, "pod6", spare[1]);
+    assert!(ok, "{r}");
+    assert_eq!(result_ip(&r), "10.244.1.5/29");
+    assert_eq!(
+        cni_holders(&data, "cbr0"),
+        [
+            "pod0 10.244.1.2",
+            "pod2 10.244.1.4",
+            "pod4 10.244.1.6",
+            "pod5 10.244.1.3",
+            "pod6 10.244.1.5"
+        ]
+    );
+    let (ok, e) = pod_cni(&inst, &plugin, "ADD", &conf, "pod7", spare[2]);
+    assert!(!ok && e["code"] == 11, "{e}");
+    // A reclaimed address works for its new pod, and the live pods kept theirs.
+    for (pid, gw) in [(spare[0], "10.244.1.1"), (pods[4], "10.244.1.1")] {
+        let o = in_ctr(pid, &["ping", "-c1", "-W3", gw]);
+        assert!(o.status.success(), "{}", stdout(&o));
+    }
+    // The dead sandboxes' veth pairs go with their netns, which the kernel tears down in
+    // the background: bounded wait.
+    let t0 = Instant::now();
+    loop {
+        let ports = inst
+            .child_links()
+            .into_iter()
+            .filter(|l| l["master"] == "cni0")
+            .count();
+        if ports == 5 {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "{ports} ports on cni0"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// STATUS, GC and DEL as a CNI 1.1 runtime drives them, with Flannel's JSON: STATUS passes
+/// while the instance runs and answers 50 once it is down; GC frees every attachment the
+/// runtime did not list (and its bridge port) and keeps the listed one, which CHECK still
+/// passes; DEL is idempotent, also for a pod GC already freed and one never added.
+#[test]
+fn cni_status_gc_and_del_with_flannels_json_follow_cni_1_1() {
+    let mut inst = Inst::start();
+    let plugin = cni_plugin(inst.dir());
+    let data = inst.dir().join("cni-data");
+    let conf = flannel_delegate("1.1.0", false).replace("@DATA@", data.to_str().unwrap());
+    let state = inst.inst.state_dir().display().to_string();
+    let status = |c: Command| cni_call(c, "STATUS", &conf, &[("NSNET_STATE_DIR", &state)]);
+    let (ok, out) = status(inst.child(&[plugin.to_str().unwrap()]));
+    assert!(ok && out.is_null(), "{out}");
+    let pods: Vec<i32> = (0..3).map(|_| inst.container()).collect();
+    let mut added = Vec::new();
+    for (n, pid) in pods.iter().enumerate() {
+        let (ok, r) = pod_cni(&inst, &plugin, "ADD", &conf, &format!("pod{n}"), *pid);
+        assert!(ok, "{r}");
+        added.push(r);
+    }
+    let gc = conf.replace(
+        "\"ipam\"",
+        r#""cni.dev/valid-attachments":[{"containerID":"pod1","ifname":"eth0"}],"ipam""#,
+    );
+    let (ok, out) = pod_cni(&inst, &plugin, "GC", &gc, "", pods[0]);
+    assert!(ok && out.is_null(), "{out}");
+    assert_eq!(cni_holders(&data, "cbr0"), ["pod1 10.244.1.3"]);
+    let ports: Vec<String> = inst
+        .child_links()
+        .into_iter()
+        .filter(|l| l["master"] == "cni0")
+        .map(|l| l["ifname"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ports, [added[1]["interfaces"][1]["name"].as_str().unwrap()]);
+    let o = in_ctr(pods[0], &["/usr/sbin/ip", "-br", "link"]);
+    assert_eq!(
+        names_of(&stdout(&o)),
+        ["lo"],
+        "pod0's eth0 went with its host end"
+    );
+    let check = conf.trim_end_matches('}').to_string() + &format!(",\"prevResult\":{}}}", added[1]);
+    let (ok, out) = pod_cni(&inst, &plugin, "CHECK", &check, "pod1", pods[1]);
+    assert!(ok, "{out}");
+    for (id, pid) in [
+        ("pod0", pods[0]),
+        ("pod1", pods[1]),
+        ("pod1", pods[1]),
+        ("never", pods[2]),
+    ] {
+        let (ok, out) = pod_cni(&inst, &plugin, "DEL", &conf, id, pid);
+        assert!(ok && out.is_null(), "DEL {id}: {out}");
+    }
+    assert!(cni_holders(&data, "cbr0").is_empty());
+    // The instance goes down (SIGKILL: no clean exit); STATUS, run with the environment a
+    // runtime under it had, now fails with 50.
+    inst.inst.signal(Signal::SIGKILL);
+    let t0 = Instant::now();
+    let (ok, e) = loop {
+        let r = status(Command::new(&plugin));
+        if !r.0 || t0.elapsed() > Duration::from_secs(10) {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        !ok,
+        "STATUS still passes 10 s after the instance was killed"
+    );
+    assert_eq!(e["code"], 50, "{e}");
+    assert_eq!(e["cniVersion"], "1.1.0");
+    assert!(e["msg"].as_str().unwrap().contains("not running"), "{e}");
+}
