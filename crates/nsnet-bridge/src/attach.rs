@@ -125,8 +125,8 @@ pub(crate) struct Plan {
     pub net: Network,
     /// Routes in the container: destination and optional gateway.
     pub routes: Vec<(crate::Subnet, Option<Ipv4Addr>)>,
-    /// The IPv6 default route's gateway (IPv6 networks that are not internal).
-    pub route6: Option<Ipv6Addr>,
+    /// IPv6 routes in the container (IPv6 networks): destination, prefix length, gateway.
+    pub routes6: Vec<(Ipv6Addr, u8, Ipv6Addr)>,
     /// Whether the bridge holds the gateway address (CNI `isGateway`).
     pub gateway_on_bridge: bool,
     pub hairpin: bool,
@@ -142,11 +142,16 @@ impl Plan {
                 Some(net.gateway),
             )]
         };
-        let route6 = net.subnet6.filter(|_| !net.internal).map(|s| s.gateway());
+        let routes6 = net
+            .subnet6
+            .filter(|_| !net.internal)
+            .map(|s| (Ipv6Addr::UNSPECIFIED, 0, s.gateway()))
+            .into_iter()
+            .collect();
         Plan {
             net,
             routes,
-            route6,
+            routes6,
             gateway_on_bridge: true,
             hairpin: true,
         }
@@ -262,7 +267,7 @@ pub(crate) fn attach_with(
         state: State::Attaching,
         pid: std::process::id(),
     };
-    let mut rec = ipam.allocate(net.subnet, net.gateway, net.subnet6, want, rec)?;
+    let mut rec = ipam.allocate(net.subnet, net.gateway, &|ip| net.ip6_for(ip), want, rec)?;
     let built = build(store, &mut nl, plan, &rec, &netns.fd);
     match built {
         Ok(mac) => {
@@ -349,8 +354,10 @@ fn build(
     for (dst, gw) in &plan.routes {
         inner.add_route_v4(ctr.index, dst.base(), dst.prefix_len(), *gw)?;
     }
-    if let (Some(gw6), Some(_)) = (plan.route6, rec.ip6) {
-        inner.add_default_route_v6(ctr.index, gw6)?;
+    if rec.ip6.is_some() {
+        for (dst, len, gw) in &plan.routes6 {
+            inner.add_route_v6(ctr.index, *dst, *len, *gw)?;
+        }
     }
     Ok(ctr.mac)
 }

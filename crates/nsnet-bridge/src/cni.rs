@@ -6,8 +6,9 @@
 //! like nsnet's own networks, so the nft sync covers it), `bridge` (default `cni0`), `mtu`,
 //! `ipMasq` → masquerade, `isGateway`/`isDefaultGateway` → gateway address on the bridge,
 //! `isDefaultGateway` → default route, `hairpinMode`, and from `ipam` (type `host-local`):
-//! one IPv4 `subnet` (or `ranges: [[{subnet, gateway}]]`), `routes`, `dataDir` (the store
-//! root; default the user's data dir). Commands: ADD, DEL (idempotent), CHECK, VERSION,
+//! one IPv4 `subnet` (or `ranges: [[{subnet, gateway}]]`, plus at most one IPv6 /64 range
+//! set: dual-stack, [`ipam_ranges`]), `routes` (either family), `dataDir` (the store root;
+//! default the user's data dir). Commands: ADD, DEL (idempotent), CHECK, VERSION,
 //! STATUS, GC. Errors are `{cniVersion, code, msg}` on stdout with the spec's codes.
 //!
 //! What a container runtime adds under Kubernetes (through Flannel's meta-plugin, which
@@ -23,14 +24,14 @@
 //! otherwise leak the address for good.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::attach::{AttachRequest, Plan, attach_with, gc_networks, host_veth_name, reclaim};
-use crate::{Error, Network, Store, Subnet};
+use crate::{Error, Network, Store, Subnet, Subnet6};
 
 pub const SUPPORTED: [&str; 5] = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
 const LATEST: &str = "1.1.0";
@@ -142,7 +143,7 @@ struct IpamConf {
 #[serde(rename_all = "camelCase")]
 struct RangeConf {
     subnet: String,
-    gateway: Option<Ipv4Addr>,
+    gateway: Option<IpAddr>,
     range_start: Option<String>,
     range_end: Option<String>,
 }
@@ -150,7 +151,7 @@ struct RangeConf {
 #[derive(Debug, Deserialize)]
 struct RouteConf {
     dst: String,
-    gw: Option<Ipv4Addr>,
+    gw: Option<IpAddr>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -230,61 +231,67 @@ fn parse(stdin: &[u8]) -> Result<Parsed, CniError> {
             ),
         ));
     }
-    let (subnet_text, gateway) = match (&ipam.subnet, &ipam.ranges) {
-        (Some(s), None) => (s.clone(), ipam.gateway),
-        (None, Some(r)) => match r.as_slice() {
-            [set] if set.len() == 1 => {
-                let r = &set[0];
-                if r.range_start.is_some() || r.range_end.is_some() {
-                    return Err(fail(
-                        code::UNSUPPORTED_FIELD,
-                        "rangeStart/rangeEnd are not supported: the whole subnet is allocated",
-                    ));
-                }
-                (r.subnet.clone(), r.gateway)
-            }
-            _ => {
-                return Err(fail(
-                    code::UNSUPPORTED_FIELD,
-                    "only one IPv4 range is supported (ranges: [[{\"subnet\": …}]])",
-                ));
-            }
-        },
-        _ => {
-            return Err(fail(
-                code::INVALID_CONFIG,
-                "ipam needs exactly one of \"subnet\" or \"ranges\"",
-            ));
-        }
-    };
-    let subnet: Subnet = subnet_text
-        .parse()
-        .map_err(|e: String| fail(code::INVALID_CONFIG, e))?;
-    let gateway = gateway.unwrap_or(subnet.first_host());
-    if !subnet.contains(gateway) {
-        return Err(fail(
-            code::INVALID_CONFIG,
-            format!("gateway {gateway} is outside subnet {subnet}"),
-        ));
-    }
+    let (subnet, gateway, subnet6) = ipam_ranges(ipam)?;
+    let gateway6 = subnet6.map(|s| s.gateway());
     let mut routes = Vec::new();
+    let mut routes6 = Vec::new();
     let mut result_routes = Vec::new();
+    let bad_gw = |gw: &IpAddr, dst: &str| {
+        fail(
+            code::INVALID_CONFIG,
+            format!("route {dst}: gateway {gw} is not of the destination's family"),
+        )
+    };
     for r in &ipam.routes {
-        let dst: Subnet = r
-            .dst
-            .parse()
-            .map_err(|e: String| fail(code::INVALID_CONFIG, format!("route: {e}")))?;
-        routes.push((dst, Some(r.gw.unwrap_or(gateway))));
-        let mut v = json!({"dst": dst.to_string()});
+        let mut v = json!({"dst": r.dst});
         if let Some(gw) = r.gw {
             v["gw"] = json!(gw.to_string());
         }
+        if r.dst.contains(':') {
+            // An IPv6 route of a dual-stack config: it needs the IPv6 range's address and
+            // gateway to route from.
+            let (dst, len) = parse_cidr6(&r.dst)?;
+            let gw6 = gateway6.ok_or_else(|| {
+                fail(
+                    code::INVALID_CONFIG,
+                    format!("route {}: the config has no IPv6 range", r.dst),
+                )
+            })?;
+            let gw = match r.gw {
+                None => gw6,
+                Some(IpAddr::V6(g)) => g,
+                Some(g) => return Err(bad_gw(&g, &r.dst)),
+            };
+            routes6.push((dst, len, gw));
+            v["dst"] = json!(format!("{dst}/{len}"));
+        } else {
+            let dst: Subnet = r
+                .dst
+                .parse()
+                .map_err(|e: String| fail(code::INVALID_CONFIG, format!("route: {e}")))?;
+            let gw = match r.gw {
+                None => gateway,
+                Some(IpAddr::V4(g)) => g,
+                Some(g) => return Err(bad_gw(&g, &r.dst)),
+            };
+            routes.push((dst, Some(gw)));
+            v["dst"] = json!(dst.to_string());
+        }
         result_routes.push(v);
     }
+    // host-local reports the ipam routes, then bridge appends a default route per family
+    // it has a gateway for (IPv4 first).
     let default = Subnet::new(Ipv4Addr::UNSPECIFIED, 0).expect("valid");
     if conf.is_default_gateway && !routes.iter().any(|(d, _)| *d == default) {
         routes.push((default, Some(gateway)));
         result_routes.push(json!({"dst": "0.0.0.0/0", "gw": gateway.to_string()}));
+    }
+    if let Some(gw6) = gateway6
+        && conf.is_default_gateway
+        && !routes6.iter().any(|(_, len, _)| *len == 0)
+    {
+        routes6.push((Ipv6Addr::UNSPECIFIED, 0, gw6));
+        result_routes.push(json!({"dst": "::/0", "gw": gw6.to_string()}));
     }
     let bridge = conf.bridge.clone().unwrap_or_else(|| "cni0".into());
     let net = Network {
@@ -296,8 +303,8 @@ fn parse(stdin: &[u8]) -> Result<Parsed, CniError> {
         internal: false,
         mtu: conf.mtu.unwrap_or(1500),
         masquerade: conf.ip_masq,
-        // CNI configs stay IPv4-only: an IPv6 range in the conflist is not read yet.
-        subnet6: None,
+        subnet6,
+        ip6_by_host_number: true,
     };
     let store = match &ipam.data_dir {
         Some(d) => Store::at(d),
@@ -307,7 +314,7 @@ fn parse(stdin: &[u8]) -> Result<Parsed, CniError> {
         plan: Plan {
             net,
             routes,
-            route6: None,
+            routes6,
             gateway_on_bridge: conf.is_gateway || conf.is_default_gateway,
             hairpin: conf.hairpin_mode,
         },
@@ -315,6 +322,113 @@ fn parse(stdin: &[u8]) -> Result<Parsed, CniError> {
         store,
         result_routes,
     })
+}
+
+/// The IPAM block's address ranges: one IPv4 `subnet` (with `gateway`), or `ranges` with
+/// one IPv4 range set and at most one IPv6 one (Flannel's dual-stack rendering:
+/// `[[{subnet: v4}], [{subnet: v6}]]`), one range each. The IPv6 range must be a /64 with
+/// the gateway host-local defaults to (`::1`): the IPv6 address follows the IPv4 one
+/// ([`Network::ip6_for`]), so there is no second allocator to honour more.
+fn ipam_ranges(ipam: &IpamConf) -> Result<(Subnet, Ipv4Addr, Option<Subnet6>), CniError> {
+    let unsupported = |m: String| fail(code::UNSUPPORTED_FIELD, m);
+    let v4 = |text: &str, gw: Option<Ipv4Addr>| -> Result<(Subnet, Ipv4Addr), CniError> {
+        let subnet: Subnet = text
+            .parse()
+            .map_err(|e: String| fail(code::INVALID_CONFIG, e))?;
+        let gateway = gw.unwrap_or(subnet.first_host());
+        if !subnet.contains(gateway) {
+            return Err(fail(
+                code::INVALID_CONFIG,
+                format!("gateway {gateway} is outside subnet {subnet}"),
+            ));
+        }
+        Ok((subnet, gateway))
+    };
+    let sets = match (&ipam.subnet, &ipam.ranges) {
+        (Some(s), None) => {
+            let (n, g) = v4(s, ipam.gateway)?;
+            return Ok((n, g, None));
+        }
+        (None, Some(r)) => r,
+        _ => {
+            return Err(fail(
+                code::INVALID_CONFIG,
+                "ipam needs exactly one of \"subnet\" or \"ranges\"",
+            ));
+        }
+    };
+    let mut four = None;
+    let mut six = None;
+    for set in sets {
+        let [r] = set.as_slice() else {
+            return Err(unsupported(
+                "only one range per range set is supported (ranges: [[{\"subnet\": …}], …])".into(),
+            ));
+        };
+        if r.range_start.is_some() || r.range_end.is_some() {
+            return Err(unsupported(
+                "rangeStart/rangeEnd are not supported: the whole subnet is allocated".into(),
+            ));
+        }
+        if r.subnet.contains(':') {
+            let (base, len) = parse_cidr6(&r.subnet)?;
+            let s6 = Subnet6::new(base)
+                .ok()
+                .filter(|_| len == 64)
+                .ok_or_else(|| {
+                    unsupported(format!(
+                        "IPv6 range {}: only a /64 without host bits is supported",
+                        r.subnet
+                    ))
+                })?;
+            match r.gateway {
+                None => {}
+                Some(IpAddr::V6(g)) if g == s6.gateway() => {}
+                Some(g) => {
+                    return Err(unsupported(format!(
+                        "IPv6 range {s6}: gateway {g} is not supported (it is {})",
+                        s6.gateway()
+                    )));
+                }
+            }
+            if six.replace(s6).is_some() {
+                return Err(unsupported("only one IPv6 range set is supported".into()));
+            }
+        } else {
+            let gw = match r.gateway {
+                None => None,
+                Some(IpAddr::V4(g)) => Some(g),
+                Some(g) => {
+                    return Err(fail(
+                        code::INVALID_CONFIG,
+                        format!("range {}: gateway {g} is not IPv4", r.subnet),
+                    ));
+                }
+            };
+            if four.replace(v4(&r.subnet, gw)?).is_some() {
+                return Err(unsupported("only one IPv4 range set is supported".into()));
+            }
+        }
+    }
+    let (subnet, gateway) = four.ok_or_else(|| {
+        unsupported("an IPv4 range is required (IPv6-only ranges are not supported)".into())
+    })?;
+    Ok((subnet, gateway, six))
+}
+
+/// `ADDR/LEN` of IPv6, host bits cleared as host-local reports a route's destination.
+fn parse_cidr6(text: &str) -> Result<(Ipv6Addr, u8), CniError> {
+    let bad = || {
+        fail(
+            code::INVALID_CONFIG,
+            format!("{text:?} is not an IPv6 CIDR"),
+        )
+    };
+    let (a, l) = text.split_once('/').ok_or_else(bad)?;
+    let a: Ipv6Addr = a.parse().map_err(|_| bad())?;
+    let l: u8 = l.parse().ok().filter(|l| *l <= 128).ok_or_else(bad)?;
+    let mask = if l == 0 { 0 } else { u128::MAX << (128 - l) };
+    Ok((Ipv6Addr::from(u128::from(a) & mask), l))
 }
 
 fn env<'a>(vars: &'a HashMap<String, String>, names: &[&str]) -> Result<Vec<&'a str>, CniError> {
@@ -365,6 +479,18 @@ fn result_json(p: &Parsed, a: &crate::Attachment, host_mac: &str, bridge_mac: &s
     if !v1 {
         ip["version"] = json!("4");
     }
+    let mut ips = vec![ip];
+    if let (Some(ip6), Some(s6)) = (a.ip6, p.plan.net.subnet6) {
+        let mut ip = json!({
+            "address": format!("{ip6}/{}", s6.prefix_len()),
+            "gateway": s6.gateway().to_string(),
+            "interface": 2,
+        });
+        if !v1 {
+            ip["version"] = json!("6");
+        }
+        ips.push(ip);
+    }
     let routes = &p.result_routes;
     json!({
         "cniVersion": p.conf.cni_version,
@@ -373,7 +499,7 @@ fn result_json(p: &Parsed, a: &crate::Attachment, host_mac: &str, bridge_mac: &s
             {"name": a.host_veth, "mac": host_mac},
             {"name": a.ifname, "mac": a.mac, "sandbox": a.netns.display().to_string()},
         ],
-        "ips": [ip],
+        "ips": ips,
         "routes": routes,
         "dns": p.conf.dns.clone().unwrap_or_else(|| json!({})),
     })
@@ -845,6 +971,91 @@ mod tests {
             let c = CONF.replace("\"ipam\"", &format!("\"{k}\": {v}, \"ipam\""));
             let e = parse(c.as_bytes()).err().unwrap();
             assert_eq!(e.code, code::UNSUPPORTED_FIELD, "{}", e.msg);
+        }
+    }
+
+    #[test]
+    fn flannels_dual_stack_ranges_map_onto_an_ipv6_network() {
+        let conf = |ranges: &str, routes: &str| {
+            format!(
+                r#"{{"cniVersion":"1.0.0","name":"cbr0","type":"bridge","isDefaultGateway":true,"ipam":{{"type":"host-local","ranges":{ranges},"routes":{routes},"dataDir":"/d"}}}}"#
+            )
+        };
+        let p = parse(
+            conf(
+                r#"[[{"subnet":"10.244.1.0/24"}],[{"subnet":"fd00:10:244:1::/64"}]]"#,
+                r#"[{"dst":"10.244.0.0/16"},{"dst":"fd00:10:244::/56"}]"#,
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let n = &p.plan.net;
+        assert_eq!(n.subnet6.unwrap().to_string(), "fd00:10:244:1::/64");
+        assert_eq!(
+            n.ip6_for(Ipv4Addr::new(10, 244, 1, 2)),
+            Some("fd00:10:244:1::2".parse().unwrap())
+        );
+        let gw6: Ipv6Addr = "fd00:10:244:1::1".parse().unwrap();
+        assert_eq!(
+            p.plan.routes6,
+            [
+                ("fd00:10:244::".parse().unwrap(), 56, gw6),
+                (Ipv6Addr::UNSPECIFIED, 0, gw6)
+            ]
+        );
+        assert_eq!(
+            p.result_routes,
+            [
+                json!({"dst": "10.244.0.0/16"}),
+                json!({"dst": "fd00:10:244::/56"}),
+                json!({"dst": "0.0.0.0/0", "gw": "10.244.1.1"}),
+                json!({"dst": "::/0", "gw": "fd00:10:244:1::1"}),
+            ]
+        );
+        // IPv6 first is the same network.
+        let p2 = parse(
+            conf(
+                r#"[[{"subnet":"fd00:10:244:1::/64"}],[{"subnet":"10.244.1.0/24"}]]"#,
+                "[]",
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(p2.plan.net.subnet6, n.subnet6);
+        for (ranges, routes, code) in [
+            (
+                r#"[[{"subnet":"fd00:10:244:1::/64"}]]"#,
+                "[]",
+                code::UNSUPPORTED_FIELD,
+            ),
+            (
+                r#"[[{"subnet":"10.244.1.0/24"}],[{"subnet":"fd00:1::/56"}]]"#,
+                "[]",
+                code::UNSUPPORTED_FIELD,
+            ),
+            (
+                r#"[[{"subnet":"10.244.1.0/24"}],[{"subnet":"fd00:1::/64","gateway":"fd00:1::9"}]]"#,
+                "[]",
+                code::UNSUPPORTED_FIELD,
+            ),
+            (
+                r#"[[{"subnet":"10.244.1.0/24"}],[{"subnet":"fd00:1::/64"}],[{"subnet":"fd00:2::/64"}]]"#,
+                "[]",
+                code::UNSUPPORTED_FIELD,
+            ),
+            (
+                r#"[[{"subnet":"10.244.1.0/24"}]]"#,
+                r#"[{"dst":"fd00::/8"}]"#,
+                code::INVALID_CONFIG,
+            ),
+            (
+                r#"[[{"subnet":"10.244.1.0/24"}],[{"subnet":"fd00:1::/64"}]]"#,
+                r#"[{"dst":"fd00::/8","gw":"10.244.1.1"}]"#,
+                code::INVALID_CONFIG,
+            ),
+        ] {
+            let e = parse(conf(ranges, routes).as_bytes()).err().unwrap();
+            assert_eq!(e.code, code, "{ranges} {routes}: {}", e.msg);
         }
     }
 }

@@ -1383,3 +1383,64 @@ fn cni_status_gc_and_del_with_flannels_json_follow_cni_1_1() {
     assert_eq!(e["cniVersion"], "1.1.0");
     assert!(e["msg"].as_str().unwrap().contains("not running"), "{e}");
 }
+
+/// Flannel's dual-stack rendering (FLANNEL_IPV6_SUBNET and FLANNEL_IPV6_NETWORK set: an IPv6
+/// range set after the IPv4 one, the IPv6 cluster route after the IPv4 one) against the
+/// reference, at 1.0.0, and ours at 1.1.0: both addresses in the result and on eth0, cni0's
+/// two gateways, the IPv6 cluster and default routes via cni0's `::1`.
+#[test]
+fn cni_flannel_dual_stack_delegate_matches_the_reference() {
+    world();
+    let dir = tempfile::tempdir().unwrap();
+    let ours = cni_plugin(dir.path());
+    let reference = Path::new("/usr/lib/cni/bridge");
+    let conf = flannel_delegate("1.0.0", true);
+    let conf11 = flannel_delegate("1.1.0", true);
+    cni_worlds(
+        dir.path(),
+        &[
+            (reference, "ref", &conf),
+            (&ours, "ours", &conf),
+            (&ours, "ours11", &conf11),
+        ],
+        &[("CNI_ARGS", K8S_CNI_ARGS)],
+    );
+    let mut theirs = cni_summary(&dir.path().join("ref"), "cni0");
+    let ours = cni_summary(&dir.path().join("ours"), "cni0");
+    let mut ours11 = cni_summary(&dir.path().join("ours11"), "cni0");
+    assert_eq!(
+        theirs["eth0"]["v6"],
+        serde_json::json!(["fd00:10:244:1::2/64"]),
+        "{theirs:#}"
+    );
+    assert_eq!(
+        theirs["routes6"],
+        serde_json::json!([
+            "\"default\" via \"fd00:10:244:1::1\" dev \"eth0\"",
+            "\"fd00:10:244:1::/64\" via null dev \"eth0\"",
+            "\"fd00:10:244::/56\" via \"fd00:10:244:1::1\" dev \"eth0\""
+        ]),
+        "{theirs:#}"
+    );
+    // The reference's CHECK quirk with gateway-less routes, as in the IPv4 test.
+    assert_eq!(
+        theirs["rc"],
+        serde_json::json!(["0", "1", "0", "0"]),
+        "{theirs:#}"
+    );
+    assert_eq!(
+        ours["rc"],
+        serde_json::json!(["0", "0", "0", "0"]),
+        "{ours:#}"
+    );
+    theirs["rc"][1] = "0".into();
+    assert_eq!(
+        serde_json::to_string_pretty(&ours).unwrap(),
+        serde_json::to_string_pretty(&theirs).unwrap()
+    );
+    ours11["result"]["cniVersion"] = "1.0.0".into();
+    assert_eq!(
+        serde_json::to_string_pretty(&ours11).unwrap(),
+        serde_json::to_string_pretty(&ours).unwrap()
+    );
+}
