@@ -1,5 +1,5 @@
 //! Attaching a network namespace to a network, detaching it, and collecting what crashes
-//! left behind.
+//! left behind (`gc`, and `reclaim`, the part of it a CNI ADD runs first).
 //!
 //! Attach, under the network's IPAM lock (so the bridge, the address and the links of one
 //! network are changed by one process at a time):
@@ -125,8 +125,8 @@ pub(crate) struct Plan {
     pub net: Network,
     /// Routes in the container: destination and optional gateway.
     pub routes: Vec<(crate::Subnet, Option<Ipv4Addr>)>,
-    /// The IPv6 default route's gateway (IPv6 networks that are not internal).
-    pub route6: Option<Ipv6Addr>,
+    /// IPv6 routes in the container (IPv6 networks): destination, prefix length, gateway.
+    pub routes6: Vec<(Ipv6Addr, u8, Ipv6Addr)>,
     /// Whether the bridge holds the gateway address (CNI `isGateway`).
     pub gateway_on_bridge: bool,
     pub hairpin: bool,
@@ -142,11 +142,16 @@ impl Plan {
                 Some(net.gateway),
             )]
         };
-        let route6 = net.subnet6.filter(|_| !net.internal).map(|s| s.gateway());
+        let routes6 = net
+            .subnet6
+            .filter(|_| !net.internal)
+            .map(|s| (Ipv6Addr::UNSPECIFIED, 0, s.gateway()))
+            .into_iter()
+            .collect();
         Plan {
             net,
             routes,
-            route6,
+            routes6,
             gateway_on_bridge: true,
             hairpin: true,
         }
@@ -262,7 +267,7 @@ pub(crate) fn attach_with(
         state: State::Attaching,
         pid: std::process::id(),
     };
-    let mut rec = ipam.allocate(net.subnet, net.gateway, net.subnet6, want, rec)?;
+    let mut rec = ipam.allocate(net.subnet, net.gateway, &|ip| net.ip6_for(ip), want, rec)?;
     let built = build(store, &mut nl, plan, &rec, &netns.fd);
     match built {
         Ok(mac) => {
@@ -349,8 +354,10 @@ fn build(
     for (dst, gw) in &plan.routes {
         inner.add_route_v4(ctr.index, dst.base(), dst.prefix_len(), *gw)?;
     }
-    if let (Some(gw6), Some(_)) = (plan.route6, rec.ip6) {
-        inner.add_default_route_v6(ctr.index, gw6)?;
+    if rec.ip6.is_some() {
+        for (dst, len, gw) in &plan.routes6 {
+            inner.add_route_v6(ctr.index, *dst, *len, *gw)?;
+        }
     }
     Ok(ctr.mac)
 }
@@ -428,24 +435,7 @@ pub(crate) fn gc_networks(
             continue;
         }
         let ipam = Ipam::lock(store, &net.name)?;
-        let mut kept = std::collections::HashSet::new();
-        for a in ipam.allocations()? {
-            let why = judge(&a).or_else(|| (!alive(&a)).then_some("container gone"));
-            match why {
-                None => {
-                    kept.insert(a.host_veth.clone());
-                }
-                Some(why) => {
-                    if nl.delete_link_named(&a.host_veth)? {
-                        report.links_removed.push(a.host_veth.clone());
-                    }
-                    ipam.release(&a)?;
-                    report
-                        .released
-                        .push(format!("{} {} {} ({why})", net.name, a.ip, a.container_id));
-                }
-            }
-        }
+        let kept = release_stale(&ipam, &mut nl, &net.name, alive, &mut report)?;
         report.files_removed += ipam.sweep()?;
         // Ports of this network's bridge named like ours, with no record: a crash between
         // a release and the link deletion, or a store that was wiped.
@@ -463,6 +453,56 @@ pub(crate) fn gc_networks(
         }
     }
     crate::nft::sync(store)?;
+    Ok(report)
+}
+
+/// Releases the allocations of one locked network that [`judge`] or `alive` condemns (and
+/// deletes their host veths); returns the host veths of those kept.
+fn release_stale(
+    ipam: &Ipam,
+    nl: &mut Netlink,
+    network: &str,
+    alive: &dyn Fn(&Allocation) -> bool,
+    report: &mut GcReport,
+) -> Result<std::collections::HashSet<String>> {
+    let mut kept = std::collections::HashSet::new();
+    for a in ipam.allocations()? {
+        let why = judge(&a).or_else(|| (!alive(&a)).then_some("container gone"));
+        match why {
+            None => {
+                kept.insert(a.host_veth.clone());
+            }
+            Some(why) => {
+                if nl.delete_link_named(&a.host_veth)? {
+                    report.links_removed.push(a.host_veth.clone());
+                }
+                ipam.release(&a)?;
+                report
+                    .released
+                    .push(format!("{network} {} {} ({why})", a.ip, a.container_id));
+            }
+        }
+    }
+    Ok(kept)
+}
+
+/// The reconciliation a CNI ADD runs before it allocates: releases the allocations of
+/// `network` whose netns is gone or is another namespace now, or whose attach was interrupted
+/// — what DEL would have freed had the runtime not died first (containerd never calls GC, so
+/// nothing else would). The rule is [`gc`]'s, not "the host veth is missing": a netns that
+/// still exists keeps its veth pair, so the veth adds no evidence, and a store shared by two
+/// instances' child netns (the default data directory) holds veths this netns cannot see.
+/// Unlike `gc` it leaves unowned bridge ports and the nft table alone (a GC's job), so an ADD
+/// costs a read of the network's records and nothing more while nothing leaked.
+pub(crate) fn reclaim(store: &Store, network: &str) -> Result<GcReport> {
+    let mut report = GcReport::default();
+    if !store.ipam_dir(network).exists() {
+        return Ok(report);
+    }
+    let ipam = Ipam::lock(store, network)?;
+    let mut nl = Netlink::open()?;
+    release_stale(&ipam, &mut nl, network, &|_| true, &mut report)?;
+    report.files_removed = ipam.sweep()?;
     Ok(report)
 }
 

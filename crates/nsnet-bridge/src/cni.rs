@@ -6,19 +6,32 @@
 //! like nsnet's own networks, so the nft sync covers it), `bridge` (default `cni0`), `mtu`,
 //! `ipMasq` → masquerade, `isGateway`/`isDefaultGateway` → gateway address on the bridge,
 //! `isDefaultGateway` → default route, `hairpinMode`, and from `ipam` (type `host-local`):
-//! one IPv4 `subnet` (or `ranges: [[{subnet, gateway}]]`), `routes`, `dataDir` (the store
-//! root; default the user's data dir). Commands: ADD, DEL (idempotent), CHECK, VERSION,
+//! one IPv4 `subnet` (or `ranges: [[{subnet, gateway}]]`, plus at most one IPv6 /64 range
+//! set: dual-stack, [`ipam_ranges`]), `routes` (either family), `dataDir` (the store root;
+//! default the user's data dir). Commands: ADD, DEL (idempotent), CHECK, VERSION,
 //! STATUS, GC. Errors are `{cniVersion, code, msg}` on stdout with the spec's codes.
+//!
+//! What a container runtime adds under Kubernetes (through Flannel's meta-plugin, which
+//! passes both on to its delegate): `CNI_ARGS` (`IgnoreUnknown=1;K8S_POD_NAMESPACE=…;…`),
+//! read pair by pair as the reference pair reads it ([`cni_args`]: the same refusals and
+//! messages, `IP=` honoured, `MAC=` refused), and `runtimeConfig` (`portMappings`,
+//! `bandwidth`, `dns`, `cgroupPath`, the pod's annotations), ignored as the reference ignores
+//! it — those are the `portmap` and `bandwidth` plugins' in a conflist — except the two keys
+//! the reference honours (`mac`, `ips`, also as `args.cni`), refused.
+//!
+//! Every ADD first frees the reservations of its network whose netns is gone (`reclaim`):
+//! containerd never calls GC, so a runtime killed between a pod's death and its DEL would
+//! otherwise leak the address for good.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::attach::{AttachRequest, Plan, attach_with, gc_networks, host_veth_name};
-use crate::{Error, Network, Store, Subnet};
+use crate::attach::{AttachRequest, Plan, attach_with, gc_networks, host_veth_name, reclaim};
+use crate::{Error, Network, Store, Subnet, Subnet6};
 
 pub const SUPPORTED: [&str; 5] = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
 const LATEST: &str = "1.1.0";
@@ -90,6 +103,27 @@ struct NetConf {
     prev_result: Option<Value>,
     #[serde(rename = "cni.dev/valid-attachments")]
     valid_attachments: Option<Vec<ValidAttachment>>,
+    /// The runtime's capability arguments. The reference pair reads `mac` (bridge) and `ips`
+    /// (host-local) from it and nothing else, so Kubernetes' `portMappings`, `bandwidth`,
+    /// `dns`, `cgroupPath` and `io.kubernetes.cri.pod-annotations` are ignored here as there
+    /// (they are the `portmap` and `bandwidth` plugins' business in a chain).
+    #[serde(default)]
+    runtime_config: RuntimeConfig,
+    /// `args.cni`: the config-borne twin of `CNI_ARGS` (`mac`, `ips`).
+    #[serde(default)]
+    args: ConfArgs,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RuntimeConfig {
+    mac: Option<Value>,
+    ips: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ConfArgs {
+    #[serde(default)]
+    cni: RuntimeConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -109,7 +143,7 @@ struct IpamConf {
 #[serde(rename_all = "camelCase")]
 struct RangeConf {
     subnet: String,
-    gateway: Option<Ipv4Addr>,
+    gateway: Option<IpAddr>,
     range_start: Option<String>,
     range_end: Option<String>,
 }
@@ -117,7 +151,7 @@ struct RangeConf {
 #[derive(Debug, Deserialize)]
 struct RouteConf {
     dst: String,
-    gw: Option<Ipv4Addr>,
+    gw: Option<IpAddr>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -169,6 +203,21 @@ fn parse(stdin: &[u8]) -> Result<Parsed, CniError> {
         ));
     }
     crate::network::check_name(&conf.name).map_err(CniError::from)?;
+    // What the reference honours and nsnet does not: refused rather than silently dropped,
+    // so a runtime asking for a fixed MAC or address never gets another one.
+    for (what, set) in [
+        ("runtimeConfig.mac", &conf.runtime_config.mac),
+        ("runtimeConfig.ips", &conf.runtime_config.ips),
+        ("args.cni.mac", &conf.args.cni.mac),
+        ("args.cni.ips", &conf.args.cni.ips),
+    ] {
+        if set.is_some() {
+            return Err(fail(
+                code::UNSUPPORTED_FIELD,
+                format!("{what} is not supported (use CNI_ARGS IP= for a static IPv4 address)"),
+            ));
+        }
+    }
     let ipam = conf
         .ipam
         .as_ref()
@@ -182,61 +231,67 @@ fn parse(stdin: &[u8]) -> Result<Parsed, CniError> {
             ),
         ));
     }
-    let (subnet_text, gateway) = match (&ipam.subnet, &ipam.ranges) {
-        (Some(s), None) => (s.clone(), ipam.gateway),
-        (None, Some(r)) => match r.as_slice() {
-            [set] if set.len() == 1 => {
-                let r = &set[0];
-                if r.range_start.is_some() || r.range_end.is_some() {
-                    return Err(fail(
-                        code::UNSUPPORTED_FIELD,
-                        "rangeStart/rangeEnd are not supported: the whole subnet is allocated",
-                    ));
-                }
-                (r.subnet.clone(), r.gateway)
-            }
-            _ => {
-                return Err(fail(
-                    code::UNSUPPORTED_FIELD,
-                    "only one IPv4 range is supported (ranges: [[{\"subnet\": …}]])",
-                ));
-            }
-        },
-        _ => {
-            return Err(fail(
-                code::INVALID_CONFIG,
-                "ipam needs exactly one of \"subnet\" or \"ranges\"",
-            ));
-        }
-    };
-    let subnet: Subnet = subnet_text
-        .parse()
-        .map_err(|e: String| fail(code::INVALID_CONFIG, e))?;
-    let gateway = gateway.unwrap_or(subnet.first_host());
-    if !subnet.contains(gateway) {
-        return Err(fail(
-            code::INVALID_CONFIG,
-            format!("gateway {gateway} is outside subnet {subnet}"),
-        ));
-    }
+    let (subnet, gateway, subnet6) = ipam_ranges(ipam)?;
+    let gateway6 = subnet6.map(|s| s.gateway());
     let mut routes = Vec::new();
+    let mut routes6 = Vec::new();
     let mut result_routes = Vec::new();
+    let bad_gw = |gw: &IpAddr, dst: &str| {
+        fail(
+            code::INVALID_CONFIG,
+            format!("route {dst}: gateway {gw} is not of the destination's family"),
+        )
+    };
     for r in &ipam.routes {
-        let dst: Subnet = r
-            .dst
-            .parse()
-            .map_err(|e: String| fail(code::INVALID_CONFIG, format!("route: {e}")))?;
-        routes.push((dst, Some(r.gw.unwrap_or(gateway))));
-        let mut v = json!({"dst": dst.to_string()});
+        let mut v = json!({"dst": r.dst});
         if let Some(gw) = r.gw {
             v["gw"] = json!(gw.to_string());
         }
+        if r.dst.contains(':') {
+            // An IPv6 route of a dual-stack config: it needs the IPv6 range's address and
+            // gateway to route from.
+            let (dst, len) = parse_cidr6(&r.dst)?;
+            let gw6 = gateway6.ok_or_else(|| {
+                fail(
+                    code::INVALID_CONFIG,
+                    format!("route {}: the config has no IPv6 range", r.dst),
+                )
+            })?;
+            let gw = match r.gw {
+                None => gw6,
+                Some(IpAddr::V6(g)) => g,
+                Some(g) => return Err(bad_gw(&g, &r.dst)),
+            };
+            routes6.push((dst, len, gw));
+            v["dst"] = json!(format!("{dst}/{len}"));
+        } else {
+            let dst: Subnet = r
+                .dst
+                .parse()
+                .map_err(|e: String| fail(code::INVALID_CONFIG, format!("route: {e}")))?;
+            let gw = match r.gw {
+                None => gateway,
+                Some(IpAddr::V4(g)) => g,
+                Some(g) => return Err(bad_gw(&g, &r.dst)),
+            };
+            routes.push((dst, Some(gw)));
+            v["dst"] = json!(dst.to_string());
+        }
         result_routes.push(v);
     }
+    // host-local reports the ipam routes, then bridge appends a default route per family
+    // it has a gateway for (IPv4 first).
     let default = Subnet::new(Ipv4Addr::UNSPECIFIED, 0).expect("valid");
     if conf.is_default_gateway && !routes.iter().any(|(d, _)| *d == default) {
         routes.push((default, Some(gateway)));
         result_routes.push(json!({"dst": "0.0.0.0/0", "gw": gateway.to_string()}));
+    }
+    if let Some(gw6) = gateway6
+        && conf.is_default_gateway
+        && !routes6.iter().any(|(_, len, _)| *len == 0)
+    {
+        routes6.push((Ipv6Addr::UNSPECIFIED, 0, gw6));
+        result_routes.push(json!({"dst": "::/0", "gw": gw6.to_string()}));
     }
     let bridge = conf.bridge.clone().unwrap_or_else(|| "cni0".into());
     let net = Network {
@@ -248,8 +303,8 @@ fn parse(stdin: &[u8]) -> Result<Parsed, CniError> {
         internal: false,
         mtu: conf.mtu.unwrap_or(1500),
         masquerade: conf.ip_masq,
-        // CNI configs stay IPv4-only: an IPv6 range in the conflist is not read yet.
-        subnet6: None,
+        subnet6,
+        ip6_by_host_number: true,
     };
     let store = match &ipam.data_dir {
         Some(d) => Store::at(d),
@@ -259,7 +314,7 @@ fn parse(stdin: &[u8]) -> Result<Parsed, CniError> {
         plan: Plan {
             net,
             routes,
-            route6: None,
+            routes6,
             gateway_on_bridge: conf.is_gateway || conf.is_default_gateway,
             hairpin: conf.hairpin_mode,
         },
@@ -267,6 +322,113 @@ fn parse(stdin: &[u8]) -> Result<Parsed, CniError> {
         store,
         result_routes,
     })
+}
+
+/// The IPAM block's address ranges: one IPv4 `subnet` (with `gateway`), or `ranges` with
+/// one IPv4 range set and at most one IPv6 one (Flannel's dual-stack rendering:
+/// `[[{subnet: v4}], [{subnet: v6}]]`), one range each. The IPv6 range must be a /64 with
+/// the gateway host-local defaults to (`::1`): the IPv6 address follows the IPv4 one
+/// ([`Network::ip6_for`]), so there is no second allocator to honour more.
+fn ipam_ranges(ipam: &IpamConf) -> Result<(Subnet, Ipv4Addr, Option<Subnet6>), CniError> {
+    let unsupported = |m: String| fail(code::UNSUPPORTED_FIELD, m);
+    let v4 = |text: &str, gw: Option<Ipv4Addr>| -> Result<(Subnet, Ipv4Addr), CniError> {
+        let subnet: Subnet = text
+            .parse()
+            .map_err(|e: String| fail(code::INVALID_CONFIG, e))?;
+        let gateway = gw.unwrap_or(subnet.first_host());
+        if !subnet.contains(gateway) {
+            return Err(fail(
+                code::INVALID_CONFIG,
+                format!("gateway {gateway} is outside subnet {subnet}"),
+            ));
+        }
+        Ok((subnet, gateway))
+    };
+    let sets = match (&ipam.subnet, &ipam.ranges) {
+        (Some(s), None) => {
+            let (n, g) = v4(s, ipam.gateway)?;
+            return Ok((n, g, None));
+        }
+        (None, Some(r)) => r,
+        _ => {
+            return Err(fail(
+                code::INVALID_CONFIG,
+                "ipam needs exactly one of \"subnet\" or \"ranges\"",
+            ));
+        }
+    };
+    let mut four = None;
+    let mut six = None;
+    for set in sets {
+        let [r] = set.as_slice() else {
+            return Err(unsupported(
+                "only one range per range set is supported (ranges: [[{\"subnet\": …}], …])".into(),
+            ));
+        };
+        if r.range_start.is_some() || r.range_end.is_some() {
+            return Err(unsupported(
+                "rangeStart/rangeEnd are not supported: the whole subnet is allocated".into(),
+            ));
+        }
+        if r.subnet.contains(':') {
+            let (base, len) = parse_cidr6(&r.subnet)?;
+            let s6 = Subnet6::new(base)
+                .ok()
+                .filter(|_| len == 64)
+                .ok_or_else(|| {
+                    unsupported(format!(
+                        "IPv6 range {}: only a /64 without host bits is supported",
+                        r.subnet
+                    ))
+                })?;
+            match r.gateway {
+                None => {}
+                Some(IpAddr::V6(g)) if g == s6.gateway() => {}
+                Some(g) => {
+                    return Err(unsupported(format!(
+                        "IPv6 range {s6}: gateway {g} is not supported (it is {})",
+                        s6.gateway()
+                    )));
+                }
+            }
+            if six.replace(s6).is_some() {
+                return Err(unsupported("only one IPv6 range set is supported".into()));
+            }
+        } else {
+            let gw = match r.gateway {
+                None => None,
+                Some(IpAddr::V4(g)) => Some(g),
+                Some(g) => {
+                    return Err(fail(
+                        code::INVALID_CONFIG,
+                        format!("range {}: gateway {g} is not IPv4", r.subnet),
+                    ));
+                }
+            };
+            if four.replace(v4(&r.subnet, gw)?).is_some() {
+                return Err(unsupported("only one IPv4 range set is supported".into()));
+            }
+        }
+    }
+    let (subnet, gateway) = four.ok_or_else(|| {
+        unsupported("an IPv4 range is required (IPv6-only ranges are not supported)".into())
+    })?;
+    Ok((subnet, gateway, six))
+}
+
+/// `ADDR/LEN` of IPv6, host bits cleared as host-local reports a route's destination.
+fn parse_cidr6(text: &str) -> Result<(Ipv6Addr, u8), CniError> {
+    let bad = || {
+        fail(
+            code::INVALID_CONFIG,
+            format!("{text:?} is not an IPv6 CIDR"),
+        )
+    };
+    let (a, l) = text.split_once('/').ok_or_else(bad)?;
+    let a: Ipv6Addr = a.parse().map_err(|_| bad())?;
+    let l: u8 = l.parse().ok().filter(|l| *l <= 128).ok_or_else(bad)?;
+    let mask = if l == 0 { 0 } else { u128::MAX << (128 - l) };
+    Ok((Ipv6Addr::from(u128::from(a) & mask), l))
 }
 
 fn env<'a>(vars: &'a HashMap<String, String>, names: &[&str]) -> Result<Vec<&'a str>, CniError> {
@@ -317,6 +479,18 @@ fn result_json(p: &Parsed, a: &crate::Attachment, host_mac: &str, bridge_mac: &s
     if !v1 {
         ip["version"] = json!("4");
     }
+    let mut ips = vec![ip];
+    if let (Some(ip6), Some(s6)) = (a.ip6, p.plan.net.subnet6) {
+        let mut ip = json!({
+            "address": format!("{ip6}/{}", s6.prefix_len()),
+            "gateway": s6.gateway().to_string(),
+            "interface": 2,
+        });
+        if !v1 {
+            ip["version"] = json!("6");
+        }
+        ips.push(ip);
+    }
     let routes = &p.result_routes;
     json!({
         "cniVersion": p.conf.cni_version,
@@ -325,7 +499,7 @@ fn result_json(p: &Parsed, a: &crate::Attachment, host_mac: &str, bridge_mac: &s
             {"name": a.host_veth, "mac": host_mac},
             {"name": a.ifname, "mac": a.mac, "sandbox": a.netns.display().to_string()},
         ],
-        "ips": [ip],
+        "ips": ips,
         "routes": routes,
         "dns": p.conf.dns.clone().unwrap_or_else(|| json!({})),
     })
@@ -335,8 +509,11 @@ fn add(vars: &HashMap<String, String>, stdin: &[u8]) -> Result<String, CniError>
     let p = parse(stdin)?;
     let e = env(vars, &["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME"])?;
     let (id, netns, ifname) = (e[0], PathBuf::from(e[1]), e[2]);
-    let want = cni_args_ip(vars)?;
+    let want = cni_args(vars)?.ip;
     register(&p)?;
+    // Containerd never calls GC, and a runtime killed before its DEL leaves the address
+    // reserved: without this a node's range runs out one crash at a time.
+    reclaim(&p.store, &p.plan.net.name)?;
     let req = AttachRequest {
         network: &p.plan.net.name,
         container_id: id,
@@ -358,27 +535,95 @@ fn add(vars: &HashMap<String, String>, stdin: &[u8]) -> Result<String, CniError>
     Ok(serde_json::to_string(&result_json(&p, &a, &host_mac, &bridge_mac)).expect("json"))
 }
 
-/// `CNI_ARGS=IP=10.4.0.9;…` (the convention host-local honours for a static address).
-fn cni_args_ip(vars: &HashMap<String, String>) -> Result<Option<Ipv4Addr>, CniError> {
-    let Some(args) = vars.get("CNI_ARGS") else {
-        return Ok(None);
+/// What `CNI_ARGS` asks of the plugin.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct CniArgs {
+    ip: Option<Ipv4Addr>,
+}
+
+/// Reads `CNI_ARGS` as the reference pair does: `bridge` and then `host-local` each parse it
+/// with libcni's `types.LoadArgs` into their own argument struct (bridge knows `IgnoreUnknown`
+/// and `MAC`, host-local `IgnoreUnknown` and `IP`), and every pair neither of them knows is an
+/// error unless `IgnoreUnknown` is true. That is why a container runtime always sends
+/// `IgnoreUnknown=1` before its `K8S_POD_*` pairs, and why even `IP=` alone fails (bridge
+/// does not know it). The messages are the reference's; DEL and CHECK parse it too.
+fn cni_args(vars: &HashMap<String, String>) -> Result<CniArgs, CniError> {
+    let args = match vars.get("CNI_ARGS") {
+        None => return Ok(CniArgs::default()),
+        Some(a) if a.is_empty() => return Ok(CniArgs::default()),
+        Some(a) => a.as_str(),
     };
-    for kv in args.split(';') {
-        if let Some(v) = kv.strip_prefix("IP=") {
-            return v.parse().map(Some).map_err(|_| {
-                fail(
-                    code::INVALID_ENV,
-                    format!("CNI_ARGS IP={v} is not an IPv4 address"),
-                )
-            });
+    let err = |msg: String| fail(code::INVALID_ENV, msg);
+    // One LoadArgs pass over the known keys of one plugin.
+    let pass = |known: &[&str]| -> Result<Vec<(String, String)>, CniError> {
+        let mut ignore = false;
+        let mut unknown = Vec::new();
+        let mut seen = Vec::new();
+        for pair in args.split(';') {
+            let kv: Vec<&str> = pair.split('=').collect();
+            let [k, v] = kv[..] else {
+                return Err(err(format!("ARGS: invalid pair {pair:?}")));
+            };
+            if k == "IgnoreUnknown" {
+                // Go's UnmarshallableBool: "1"/"true" and "0"/"false", any case.
+                ignore = match v.to_ascii_lowercase().as_str() {
+                    "1" | "true" => true,
+                    "0" | "false" => false,
+                    _ => {
+                        return Err(err(format!(
+                            "ARGS: error parsing value of pair {pair:?}: boolean unmarshal error: invalid input {v}"
+                        )));
+                    }
+                };
+            } else if known.contains(&k) {
+                seen.push((k.to_string(), v.to_string()));
+            } else {
+                unknown.push(pair);
+            }
         }
+        if !unknown.is_empty() && !ignore {
+            let list: Vec<String> = unknown.iter().map(|u| format!("{u:?}")).collect();
+            return Err(err(format!("ARGS: unknown args [{}]", list.join(" "))));
+        }
+        Ok(seen)
+    };
+    let bridge = pass(&["MAC"])?;
+    let ipam = pass(&["IP"])?;
+    let mut out = CniArgs::default();
+    // The last pair of a key wins, as in the reference (each one overwrites the field).
+    for (_, v) in ipam {
+        // An empty value is a nil address: no request (Go's net.IP accepts it).
+        out.ip = match v.as_str() {
+            "" => None,
+            v => match v.parse::<std::net::IpAddr>() {
+                Ok(std::net::IpAddr::V4(ip)) => Some(ip),
+                Ok(std::net::IpAddr::V6(_)) => {
+                    return Err(fail(
+                        code::UNSUPPORTED_FIELD,
+                        format!("CNI_ARGS IP={v}: static IPv6 addresses are not supported"),
+                    ));
+                }
+                Err(_) => {
+                    return Err(err(format!(
+                        "ARGS: error parsing value of pair \"IP={v}\": invalid IP address {v}"
+                    )));
+                }
+            },
+        };
     }
-    Ok(None)
+    if let Some((_, v)) = bridge.last() {
+        return Err(fail(
+            code::UNSUPPORTED_FIELD,
+            format!("CNI_ARGS MAC={v}: setting the container's MAC address is not supported"),
+        ));
+    }
+    Ok(out)
 }
 
 fn del(vars: &HashMap<String, String>, stdin: &[u8]) -> Result<String, CniError> {
     let p = parse(stdin)?;
     let e = env(vars, &["CNI_CONTAINERID", "CNI_IFNAME"])?;
+    cni_args(vars)?;
     // CNI_NETNS may be empty or already gone on DEL; the host end is found by name anyway.
     crate::detach(&p.store, &p.plan.net.name, e[0], None, e[1])?;
     Ok(String::new())
@@ -388,6 +633,7 @@ fn check(vars: &HashMap<String, String>, stdin: &[u8]) -> Result<String, CniErro
     let p = parse(stdin)?;
     let e = env(vars, &["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME"])?;
     let (id, netns, ifname) = (e[0], PathBuf::from(e[1]), e[2]);
+    cni_args(vars)?;
     let prev = p.conf.prev_result.as_ref().ok_or_else(|| {
         fail(
             code::INVALID_CONFIG,
@@ -502,6 +748,19 @@ fn version_of(stdin: &[u8]) -> String {
         .unwrap_or_else(|| LATEST.into())
 }
 
+/// The STATUS answer of a plugin whose network is down: error 50 ("the plugin is not
+/// available"), in the config's version. The front end decides that (it knows instances).
+pub fn not_available(stdin: &[u8], msg: &str) -> Outcome {
+    error_outcome(stdin, &fail(code::NOT_AVAILABLE, msg))
+}
+
+fn error_outcome(stdin: &[u8], e: &CniError) -> Outcome {
+    Outcome {
+        stdout: json!({"cniVersion": version_of(stdin), "code": e.code, "msg": e.msg}).to_string(),
+        status: 1,
+    }
+}
+
 /// Runs one CNI command: `vars` is the environment, `stdin` the network config.
 pub fn run(vars: &HashMap<String, String>, stdin: &[u8]) -> Outcome {
     let cmd = vars.get("CNI_COMMAND").map(String::as_str).unwrap_or("");
@@ -530,11 +789,7 @@ pub fn run(vars: &HashMap<String, String>, stdin: &[u8]) -> Outcome {
             stdout: out,
             status: 0,
         },
-        Err(e) => Outcome {
-            stdout: json!({"cniVersion": version_of(stdin), "code": e.code, "msg": e.msg})
-                .to_string(),
-            status: 1,
-        },
+        Err(e) => error_outcome(stdin, &e),
     }
 }
 
@@ -641,5 +896,166 @@ mod tests {
             CONF,
         );
         assert_eq!(c, code::INVALID_ENV as u64);
+    }
+
+    #[test]
+    fn cni_args_are_read_as_the_reference_reads_them() {
+        let args = |a: &str| cni_args(&vars(&[("CNI_ARGS", a)]));
+        let msg = |a: &str| args(a).unwrap_err().msg;
+        let k8s = "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0;K8S_POD_INFRA_CONTAINER_ID=abc;K8S_POD_UID=1-2";
+        assert_eq!(args(k8s).unwrap(), CniArgs::default());
+        assert_eq!(args("").unwrap(), CniArgs::default());
+        assert_eq!(
+            args("K8S_POD_NAME=p;IgnoreUnknown=true;IP=10.4.0.9")
+                .unwrap()
+                .ip,
+            Some(Ipv4Addr::new(10, 4, 0, 9))
+        );
+        assert_eq!(args("IgnoreUnknown=TRUE;IP=").unwrap().ip, None);
+        assert_eq!(
+            msg("K8S_POD_NAMESPACE=default;K8S_POD_NAME=p"),
+            r#"ARGS: unknown args ["K8S_POD_NAMESPACE=default" "K8S_POD_NAME=p"]"#
+        );
+        // bridge parses first and does not know IP.
+        assert_eq!(msg("IP=10.4.0.9"), r#"ARGS: unknown args ["IP=10.4.0.9"]"#);
+        assert_eq!(
+            msg("IgnoreUnknown=0;FOO=1"),
+            r#"ARGS: unknown args ["FOO=1"]"#
+        );
+        assert_eq!(msg("IgnoreUnknown=1;"), r#"ARGS: invalid pair """#);
+        assert_eq!(msg("a=b=c"), r#"ARGS: invalid pair "a=b=c""#);
+        assert_eq!(
+            msg("IgnoreUnknown=yes"),
+            r#"ARGS: error parsing value of pair "IgnoreUnknown=yes": boolean unmarshal error: invalid input yes"#
+        );
+        assert_eq!(
+            msg("IgnoreUnknown=1;IP=nope"),
+            r#"ARGS: error parsing value of pair "IP=nope": invalid IP address nope"#
+        );
+        assert_eq!(
+            args("IgnoreUnknown=1;IP=nope").unwrap_err().code,
+            code::INVALID_ENV
+        );
+        assert_eq!(
+            args("IgnoreUnknown=1;MAC=02:00:00:00:00:09")
+                .unwrap_err()
+                .code,
+            code::UNSUPPORTED_FIELD
+        );
+        assert_eq!(
+            args("IgnoreUnknown=1;IP=fd00::9").unwrap_err().code,
+            code::UNSUPPORTED_FIELD
+        );
+    }
+
+    #[test]
+    fn kubernetes_capability_args_are_ignored_and_static_requests_refused() {
+        let k8s = CONF.replace(
+            "\"ipam\"",
+            r#""runtimeConfig": {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp", "hostIP": ""}],
+                "bandwidth": {"ingressRate": 1000, "ingressBurst": 2000, "egressRate": 1000, "egressBurst": 2000},
+                "dns": {"servers": ["10.96.0.10"], "searches": ["svc.cluster.local"], "options": ["ndots:5"]},
+                "cgroupPath": "/kubepods/besteffort/pod1", "io.kubernetes.cri.pod-annotations": {"a": "b"}},
+               "ipam""#,
+        );
+        let p = parse(k8s.as_bytes()).unwrap();
+        assert!(
+            p.conf.dns.is_none(),
+            "runtimeConfig.dns is not the result's dns"
+        );
+        for (k, v) in [
+            ("runtimeConfig", r#"{"mac": "02:00:00:00:00:01"}"#),
+            ("runtimeConfig", r#"{"ips": ["10.88.0.9/16"]}"#),
+            ("args", r#"{"cni": {"ips": ["10.88.0.9"]}}"#),
+        ] {
+            let c = CONF.replace("\"ipam\"", &format!("\"{k}\": {v}, \"ipam\""));
+            let e = parse(c.as_bytes()).err().unwrap();
+            assert_eq!(e.code, code::UNSUPPORTED_FIELD, "{}", e.msg);
+        }
+    }
+
+    #[test]
+    fn flannels_dual_stack_ranges_map_onto_an_ipv6_network() {
+        let conf = |ranges: &str, routes: &str| {
+            format!(
+                r#"{{"cniVersion":"1.0.0","name":"cbr0","type":"bridge","isDefaultGateway":true,"ipam":{{"type":"host-local","ranges":{ranges},"routes":{routes},"dataDir":"/d"}}}}"#
+            )
+        };
+        let p = parse(
+            conf(
+                r#"[[{"subnet":"10.244.1.0/24"}],[{"subnet":"fd00:10:244:1::/64"}]]"#,
+                r#"[{"dst":"10.244.0.0/16"},{"dst":"fd00:10:244::/56"}]"#,
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let n = &p.plan.net;
+        assert_eq!(n.subnet6.unwrap().to_string(), "fd00:10:244:1::/64");
+        assert_eq!(
+            n.ip6_for(Ipv4Addr::new(10, 244, 1, 2)),
+            Some("fd00:10:244:1::2".parse().unwrap())
+        );
+        let gw6: Ipv6Addr = "fd00:10:244:1::1".parse().unwrap();
+        assert_eq!(
+            p.plan.routes6,
+            [
+                ("fd00:10:244::".parse().unwrap(), 56, gw6),
+                (Ipv6Addr::UNSPECIFIED, 0, gw6)
+            ]
+        );
+        assert_eq!(
+            p.result_routes,
+            [
+                json!({"dst": "10.244.0.0/16"}),
+                json!({"dst": "fd00:10:244::/56"}),
+                json!({"dst": "0.0.0.0/0", "gw": "10.244.1.1"}),
+                json!({"dst": "::/0", "gw": "fd00:10:244:1::1"}),
+            ]
+        );
+        // IPv6 first is the same network.
+        let p2 = parse(
+            conf(
+                r#"[[{"subnet":"fd00:10:244:1::/64"}],[{"subnet":"10.244.1.0/24"}]]"#,
+                "[]",
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(p2.plan.net.subnet6, n.subnet6);
+        for (ranges, routes, code) in [
+            (
+                r#"[[{"subnet":"fd00:10:244:1::/64"}]]"#,
+                "[]",
+                code::UNSUPPORTED_FIELD,
+            ),
+            (
+                r#"[[{"subnet":"10.244.1.0/24"}],[{"subnet":"fd00:1::/56"}]]"#,
+                "[]",
+                code::UNSUPPORTED_FIELD,
+            ),
+            (
+                r#"[[{"subnet":"10.244.1.0/24"}],[{"subnet":"fd00:1::/64","gateway":"fd00:1::9"}]]"#,
+                "[]",
+                code::UNSUPPORTED_FIELD,
+            ),
+            (
+                r#"[[{"subnet":"10.244.1.0/24"}],[{"subnet":"fd00:1::/64"}],[{"subnet":"fd00:2::/64"}]]"#,
+                "[]",
+                code::UNSUPPORTED_FIELD,
+            ),
+            (
+                r#"[[{"subnet":"10.244.1.0/24"}]]"#,
+                r#"[{"dst":"fd00::/8"}]"#,
+                code::INVALID_CONFIG,
+            ),
+            (
+                r#"[[{"subnet":"10.244.1.0/24"}],[{"subnet":"fd00:1::/64"}]]"#,
+                r#"[{"dst":"fd00::/8","gw":"10.244.1.1"}]"#,
+                code::INVALID_CONFIG,
+            ),
+        ] {
+            let e = parse(conf(ranges, routes).as_bytes()).err().unwrap();
+            assert_eq!(e.code, code, "{ranges} {routes}: {}", e.msg);
+        }
     }
 }

@@ -15,7 +15,7 @@
 //! On an IPv6 network the attachment's IPv6 address gets its own file too (named by the
 //! address, a hard link of the same record, host-local's layout for dual-stack), created,
 //! rewritten and removed together with the IPv4 one by the same functions. The IPv6 address
-//! is derived from the IPv4 one ([`Subnet6::host_for`]), so owning the IPv4 file means owning
+//! is derived from the IPv4 one ([`Network::ip6_for`](crate::Network::ip6_for)), so owning the IPv4 file means owning
 //! the IPv6 address: no second allocator, no second race.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result, Store, Subnet, Subnet6, io_err, write_atomic};
+use crate::{Error, Result, Store, Subnet, io_err, write_atomic};
 
 /// Whether the attachment that owns the address was completed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,12 +139,12 @@ impl Ipam {
 
     /// Allocates `want`, or the next free address after the last one handed out (wrapping),
     /// never the network, gateway or broadcast address. `rec.ip` is filled in, and `rec.ip6`
-    /// when the network has a `subnet6`.
+    /// with what `ip6_for` derives (IPv6 networks).
     pub(crate) fn allocate(
         &self,
         subnet: Subnet,
         gateway: Ipv4Addr,
-        subnet6: Option<Subnet6>,
+        ip6_for: &dyn Fn(Ipv4Addr) -> Option<Ipv6Addr>,
         want: Option<Ipv4Addr>,
         mut rec: Allocation,
     ) -> Result<Allocation> {
@@ -160,7 +160,7 @@ impl Ipam {
                 )));
             }
             rec.ip = ip;
-            rec.ip6 = subnet6.map(|s6| s6.host_for(ip));
+            rec.ip6 = ip6_for(ip);
             return match self.create(&rec)? {
                 true => Ok(rec),
                 false => Err(self.taken(ip)),
@@ -183,7 +183,7 @@ impl Ipam {
                 continue;
             }
             rec.ip = ip;
-            rec.ip6 = subnet6.map(|s6| s6.host_for(ip));
+            rec.ip6 = ip6_for(ip);
             if self.create(&rec)? {
                 write_atomic(&last_path, ip.to_string().as_bytes())?;
                 return Ok(rec);
@@ -327,6 +327,7 @@ impl Ipam {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Subnet6;
 
     fn rec(c: &str) -> Allocation {
         Allocation {
@@ -354,7 +355,7 @@ mod tests {
         let (s, g) = net();
         let got: Vec<Ipv4Addr> = (0..5)
             .map(|i| {
-                ipam.allocate(s, g, None, None, rec(&format!("c{i}")))
+                ipam.allocate(s, g, &|_| None, None, rec(&format!("c{i}")))
                     .unwrap()
                     .ip
             })
@@ -362,7 +363,7 @@ mod tests {
         // .1 is the gateway, .7 the broadcast: five usable addresses in a /29.
         let want: Vec<Ipv4Addr> = (2..=6).map(|h| Ipv4Addr::new(10, 4, 0, h)).collect();
         assert_eq!(got, want);
-        let e = ipam.allocate(s, g, None, None, rec("c5")).unwrap_err();
+        let e = ipam.allocate(s, g, &|_| None, None, rec("c5")).unwrap_err();
         assert!(matches!(e, Error::Exhausted { .. }), "{e}");
         // Released .3 comes back only after the round-robin pointer wraps.
         let a3 = ipam.owner(Ipv4Addr::new(10, 4, 0, 3)).unwrap().unwrap();
@@ -370,7 +371,7 @@ mod tests {
         ipam.release(&a3).unwrap();
         assert!(ipam.by_key("vethc1").unwrap().is_none());
         assert_eq!(
-            ipam.allocate(s, g, None, None, rec("c6")).unwrap().ip,
+            ipam.allocate(s, g, &|_| None, None, rec("c6")).unwrap().ip,
             Ipv4Addr::new(10, 4, 0, 3)
         );
         assert_eq!(ipam.allocations().unwrap().len(), 5);
@@ -388,17 +389,21 @@ mod tests {
         let (s, g) = net();
         let ip = Ipv4Addr::new(10, 4, 0, 5);
         assert_eq!(
-            ipam.allocate(s, g, None, Some(ip), rec("x")).unwrap().ip,
+            ipam.allocate(s, g, &|_| None, Some(ip), rec("x"))
+                .unwrap()
+                .ip,
             ip
         );
-        let e = ipam.allocate(s, g, None, Some(ip), rec("y")).unwrap_err();
+        let e = ipam
+            .allocate(s, g, &|_| None, Some(ip), rec("y"))
+            .unwrap_err();
         assert_eq!(
             e.to_string(),
             "10.4.0.5 is already allocated to container x on network bridge"
         );
         for bad in ["10.4.0.1", "10.4.0.0", "10.4.0.7", "10.4.1.2"] {
             let e = ipam
-                .allocate(s, g, None, Some(bad.parse().unwrap()), rec("z"))
+                .allocate(s, g, &|_| None, Some(bad.parse().unwrap()), rec("z"))
                 .unwrap_err()
                 .to_string();
             assert!(e.contains("not an assignable address"), "{bad}: {e}");
@@ -406,7 +411,7 @@ mod tests {
         // The dynamic allocator skips the static one.
         let got: Vec<_> = (0..4)
             .map(|i| {
-                ipam.allocate(s, g, None, None, rec(&format!("d{i}")))
+                ipam.allocate(s, g, &|_| None, None, rec(&format!("d{i}")))
                     .unwrap()
                     .ip
             })
@@ -424,7 +429,7 @@ mod tests {
         assert!(matches!(e, Error::Corrupt { .. }), "{e}");
         let (s, g) = net();
         // The file still blocks its address.
-        let a = ipam.allocate(s, g, None, None, rec("a")).unwrap();
+        let a = ipam.allocate(s, g, &|_| None, None, rec("a")).unwrap();
         assert_eq!(a.ip, Ipv4Addr::new(10, 4, 0, 3));
     }
 
@@ -438,7 +443,9 @@ mod tests {
         let s6: Subnet6 = "fd00:4:0::/64".parse().unwrap();
         // A file a crash left for the address the next allocation derives is replaced.
         std::fs::write(dir.join("fd00:4::a04:2"), b"{").unwrap();
-        let mut a = ipam.allocate(s, g, Some(s6), None, rec("a")).unwrap();
+        let mut a = ipam
+            .allocate(s, g, &|ip| Some(s6.host_for(ip)), None, rec("a"))
+            .unwrap();
         assert_eq!(a.ip, Ipv4Addr::new(10, 4, 0, 2));
         let v6: Ipv6Addr = "fd00:4::a04:2".parse().unwrap();
         assert_eq!(a.ip6, Some(v6));
@@ -453,7 +460,13 @@ mod tests {
             serde_json::from_slice(&std::fs::read(dir.join(v6.to_string())).unwrap()).unwrap();
         assert_eq!(twin.state, State::Attaching);
         let b = ipam
-            .allocate(s, g, Some(s6), Some(Ipv4Addr::new(10, 4, 0, 5)), rec("b"))
+            .allocate(
+                s,
+                g,
+                &|ip| Some(s6.host_for(ip)),
+                Some(Ipv4Addr::new(10, 4, 0, 5)),
+                rec("b"),
+            )
             .unwrap();
         assert_eq!(b.ip6, Some("fd00:4::a04:5".parse().unwrap()));
         ipam.release(&a).unwrap();

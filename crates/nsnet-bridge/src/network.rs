@@ -9,7 +9,7 @@
 //! 10.4.N.0/24 subnet (so 10.4.3.0/24 pairs with fd00:4:3::/64), else the first free N from
 //! 256 up. All of them sit in fd00:4::/32, away from the builtin stack's uplink fd00::/64.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use std::path::PathBuf;
 
@@ -43,6 +43,23 @@ pub struct Network {
     /// before IPv6 existed have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subnet6: Option<Subnet6>,
+    /// How a container's IPv6 address follows its IPv4 one: false (nsnet's networks) puts the
+    /// whole IPv4 address in the low 32 bits ([`Subnet6::host_for`]); true (CNI configs) puts
+    /// its host number there ([`Subnet6::host_at`]), the address host-local hands out.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ip6_by_host_number: bool,
+}
+
+impl Network {
+    /// The IPv6 address that goes with IPv4 address `v4`, on IPv6 networks.
+    pub fn ip6_for(&self, v4: Ipv4Addr) -> Option<Ipv6Addr> {
+        let s6 = self.subnet6?;
+        Some(if self.ip6_by_host_number {
+            s6.host_at(self.subnet, v4)
+        } else {
+            s6.host_for(v4)
+        })
+    }
 }
 
 fn yes() -> bool {
@@ -115,6 +132,7 @@ fn default_network() -> Network {
         mtu: DEFAULT_MTU,
         masquerade: true,
         subnet6: None,
+        ip6_by_host_number: false,
     }
 }
 
@@ -249,6 +267,7 @@ pub fn create_network(store: &Store, name: &str, opts: &NetworkOptions) -> Resul
         mtu: opts.mtu.unwrap_or(DEFAULT_MTU),
         masquerade: !opts.internal,
         subnet6,
+        ip6_by_host_number: false,
     };
     save(store, &n)?;
     Ok(n)

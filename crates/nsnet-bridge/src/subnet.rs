@@ -154,6 +154,16 @@ impl Subnet6 {
     pub fn host_for(&self, v4: Ipv4Addr) -> Ipv6Addr {
         Ipv6Addr::from(u128::from(self.base) | u128::from(u32::from(v4)))
     }
+
+    /// The container address with `v4`'s host number in `subnet` (`…::2` beside 10.244.1.2
+    /// of a /24): what host-local hands out from an IPv6 range beside an IPv4 one, since it
+    /// allocates both upwards from `::2` / `.2` and releases them together — until the IPv4
+    /// range wraps, where host-local would go on upwards and this stays one-to-one. Never
+    /// `::1` (the gateway) nor `::` (no container holds the IPv4 base address).
+    pub fn host_at(&self, subnet: Subnet, v4: Ipv4Addr) -> Ipv6Addr {
+        let n = u32::from(v4).wrapping_sub(u32::from(subnet.base()));
+        Ipv6Addr::from(u128::from(self.base) | u128::from(n))
+    }
 }
 
 impl FromStr for Subnet6 {
@@ -200,6 +210,10 @@ mod tests {
         let s: Subnet6 = "fd00:4:1::/64".parse().unwrap();
         assert_eq!(s.to_string(), "fd00:4:1::/64");
         assert_eq!(s.gateway(), "fd00:4:1::1".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(
+            s.host_at("10.4.1.0/24".parse().unwrap(), Ipv4Addr::new(10, 4, 1, 2)),
+            "fd00:4:1::2".parse::<Ipv6Addr>().unwrap()
+        );
         let h = s.host_for(Ipv4Addr::new(10, 4, 1, 2));
         assert_eq!(h, "fd00:4:1::a04:102".parse::<Ipv6Addr>().unwrap());
         assert!(s.contains(h) && !s.contains("fd00:4:2::1".parse().unwrap()));

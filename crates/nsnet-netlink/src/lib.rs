@@ -324,18 +324,38 @@ impl Netlink {
 
     /// `ip -6 route add default via GATEWAY dev INDEX`.
     pub fn add_default_route_v6(&mut self, index: u32, gateway: Ipv6Addr) -> Result<()> {
+        self.add_route_v6(index, Ipv6Addr::UNSPECIFIED, 0, gateway)
+    }
+
+    /// `ip -6 route add DST/PREFIX via GATEWAY dev INDEX`.
+    pub fn add_route_v6(
+        &mut self,
+        index: u32,
+        dst: Ipv6Addr,
+        prefix: u8,
+        gateway: Ipv6Addr,
+    ) -> Result<()> {
         let mut msg = RouteMessage::default();
         msg.header.address_family = AddressFamily::Inet6;
         msg.header.table = RouteHeader::RT_TABLE_MAIN;
         msg.header.protocol = RouteProtocol::Boot;
         msg.header.scope = RouteScope::Universe;
         msg.header.kind = RouteType::Unicast;
+        msg.header.destination_prefix_length = prefix;
+        if prefix > 0 {
+            msg.attributes
+                .push(RouteAttribute::Destination(RouteAddress::Inet6(dst)));
+        }
         msg.attributes
             .push(RouteAttribute::Gateway(RouteAddress::Inet6(gateway)));
         msg.attributes.push(RouteAttribute::Oif(index));
         self.request(
-            "add default route",
-            format!("via {gateway}"),
+            "add route",
+            if prefix == 0 {
+                format!("default via {gateway}")
+            } else {
+                format!("{dst}/{prefix} via {gateway}")
+            },
             RouteNetlinkMessage::NewRoute(msg),
         )
     }

@@ -829,8 +829,8 @@ fn read_json(dir: &Path, name: &str) -> Value {
     serde_json::from_str(&t).unwrap_or_else(|e| panic!("{name}: {e}: {t}"))
 }
 
-/// What the differential test compares, from one plugin's dumps.
-fn cni_summary(dir: &Path) -> Value {
+/// What the differential tests compare, from one plugin's dumps (`bridge`: the bridge's name).
+fn cni_summary(dir: &Path, bridge: &str) -> Value {
     let rc = |n: &str| {
         std::fs::read_to_string(dir.join(n))
             .unwrap()
@@ -851,23 +851,24 @@ fn cni_summary(dir: &Path) -> Value {
             .cloned()
             .unwrap_or(Value::Null)
     };
-    let v4 = |list: &Value, name: &str| -> Vec<String> {
+    // Addresses of a family ("inet", "inet6"), link-local ones aside (the kernel's, from the MAC).
+    let addrs = |list: &Value, name: &str, family: &str| -> Vec<String> {
         link(list, name)["addr_info"]
             .as_array()
             .map(|a| {
                 a.iter()
-                    .filter(|i| i["family"] == "inet")
+                    .filter(|i| i["family"] == family && i["scope"] != "link")
                     .map(|i| format!("{}/{}", i["local"].as_str().unwrap(), i["prefixlen"]))
                     .collect()
             })
             .unwrap_or_default()
     };
-    let br = link(&host, "cni-diff0");
+    let br = link(&host, bridge);
     let ports: Vec<Value> = host
         .as_array()
         .unwrap()
         .iter()
-        .filter(|l| l["master"] == "cni-diff0")
+        .filter(|l| l["master"] == bridge)
         .map(|p| {
             serde_json::json!({
                 "name_prefix": &p["ifname"].as_str().unwrap()[..4],
@@ -891,6 +892,14 @@ fn cni_summary(dir: &Path) -> Value {
         })
         .collect();
     rts.sort();
+    let mut rts6: Vec<String> = read_json(dir, "ctr-routes6.json")
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| !r["dst"].as_str().unwrap().starts_with("fe80:"))
+        .map(|r| format!("{} via {} dev {}", r["dst"], r["gateway"], r["dev"]))
+        .collect();
+    rts6.sort();
     let after: Vec<String> = read_json(dir, "ctr-links-after.json")
         .as_array()
         .unwrap()
@@ -901,7 +910,7 @@ fn cni_summary(dir: &Path) -> Value {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|l| l["master"] == "cni-diff0")
+        .filter(|l| l["master"] == bridge)
         .cloned()
         .collect();
     let mut result = add.clone();
@@ -923,15 +932,18 @@ fn cni_summary(dir: &Path) -> Value {
         "bridge": {
             "kind": br["linkinfo"]["info_kind"], "mtu": br["mtu"],
             "up": br["flags"].as_array().map(|f| f.contains(&"UP".into())),
-            "v4": v4(&haddr, "cni-diff0"),
+            "v4": addrs(&haddr, bridge, "inet"),
+            "v6": addrs(&haddr, bridge, "inet6"),
         },
         "ports": ports,
         "eth0": {
             "kind": eth0["linkinfo"]["info_kind"], "mtu": eth0["mtu"],
-            "v4": v4(&caddr, "eth0"),
+            "v4": addrs(&caddr, "eth0", "inet"),
+            "v6": addrs(&caddr, "eth0", "inet6"),
             "mac_is_result": eth0["address"] == add["interfaces"][2]["mac"],
         },
         "routes": rts,
+        "routes6": rts6,
         "after_del": {"ctr_links": after, "bridge_ports": host_after.len(),
                       "ipam": std::fs::read_to_string(dir.join("ipam-after.txt")).unwrap()},
     })
@@ -965,8 +977,8 @@ fn cni_plugin_matches_the_reference_bridge_and_host_local() {
             .env("CONF", conf),
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    let theirs = cni_summary(&dir.path().join("ref"));
-    let ours = cni_summary(&dir.path().join("ours"));
+    let theirs = cni_summary(&dir.path().join("ref"), "cni-diff0");
+    let ours = cni_summary(&dir.path().join("ours"), "cni-diff0");
     assert_eq!(
         theirs["rc"],
         serde_json::json!(["0", "0", "0", "0"]),
@@ -1011,4 +1023,424 @@ fn cni_plugin_matches_the_reference_bridge_and_host_local() {
     );
     let (ok, out) = cni("GC", &gc, &[]);
     assert!(ok && out.is_empty(), "{out}");
+}
+
+/// The delegate configuration Flannel's CNI plugin renders and hands its delegate
+/// (flannel_linux.go): kube-flannel.yml's `delegate` block (`hairpinMode`, `isDefaultGateway`)
+/// plus `name`, `type` bridge, `ipMasq` = !FLANNEL_IPMASQ, `mtu` = FLANNEL_MTU, `isGateway`,
+/// the conflist's `cniVersion`, and `ipam`: host-local, one range per FLANNEL_SUBNET /
+/// FLANNEL_IPV6_SUBNET, one route per FLANNEL_NETWORK / FLANNEL_IPV6_NETWORK, over the flannel
+/// netconf's own `ipam` block (here its `dataDir`). flannel.go copies the runtime's
+/// `runtimeConfig` into it. Go's json.Marshal of a map: keys sorted.
+fn flannel_delegate(version: &str, ipv6: bool) -> String {
+    let (ranges, routes) = if ipv6 {
+        (
+            r#"[[{"subnet":"10.244.1.0/24"}],[{"subnet":"fd00:10:244:1::/64"}]]"#,
+            r#"[{"dst":"10.244.0.0/16"},{"dst":"fd00:10:244::/56"}]"#,
+        )
+    } else {
+        (
+            r#"[[{"subnet":"10.244.1.0/24"}]]"#,
+            r#"[{"dst":"10.244.0.0/16"}]"#,
+        )
+    };
+    format!(
+        r#"{{"cniVersion":"{version}","hairpinMode":true,"ipMasq":false,"ipam":{{"dataDir":"@DATA@","ranges":{ranges},"routes":{routes},"type":"host-local"}},"isDefaultGateway":true,"isGateway":true,"mtu":1450,"name":"cbr0","runtimeConfig":{K8S_RUNTIME_CONFIG},"type":"bridge"}}"#
+    )
+}
+
+/// The capability arguments containerd's CRI plugin fills in for a pod (CNI conventions:
+/// portMappings, bandwidth, dns, cgroupPath, the pod's annotations), keys sorted.
+const K8S_RUNTIME_CONFIG: &str = r#"{"bandwidth":{"egressBurst":2000000,"egressRate":1000000,"ingressBurst":2000000,"ingressRate":1000000},"cgroupPath":"/kubepods/besteffort/pod0f3c","dns":{"options":["ndots:5"],"searches":["default.svc.cluster.local","svc.cluster.local"],"servers":["10.96.0.10"]},"io.kubernetes.cri.pod-annotations":{"kubernetes.io/config.source":"api"},"portMappings":[{"containerPort":80,"hostIP":"","hostPort":8080,"protocol":"tcp"}]}"#;
+
+/// The `CNI_ARGS` containerd passes for a pod.
+const K8S_CNI_ARGS: &str = "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0;K8S_POD_INFRA_CONTAINER_ID=ctr1;K8S_POD_UID=0f3c5e2a-1b7d-4c8e-9f60-2a1b3c4d5e6f";
+
+/// `CNI_ARGS` values the reference refuses (one a line; the last one only in host-local).
+const BAD_CNI_ARGS: &str = "K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0
+IP=10.244.1.9
+IgnoreUnknown=0;K8S_POD_NAME=web-0
+IgnoreUnknown=yes;K8S_POD_NAME=web-0
+IgnoreUnknown=1;K8S_POD_NAME
+IgnoreUnknown=1;IP=nope";
+
+/// Runs cni_world.sh for each (plugin, output name, config) in its own host netns inside one
+/// instance's user namespace, with `env` set for all.
+fn cni_worlds(dir: &Path, runs: &[(&Path, &str, &str)], env: &[(&str, &str)]) {
+    let w = CNI_WORLD.replace('\'', "'\\''");
+    let script: Vec<String> = runs
+        .iter()
+        .enumerate()
+        .map(|(i, (plugin, name, _))| {
+            format!(
+                "CONF=$CONF{i} unshare -n sh -c '{w}' w {} {}/{name}",
+                plugin.display(),
+                dir.display()
+            )
+        })
+        .collect();
+    let mut c = nsnet();
+    c.args(["run", "--net=none", "--", "sh", "-c", &script.join(" && ")]);
+    for (i, (_, _, conf)) in runs.iter().enumerate() {
+        c.env(format!("CONF{i}"), conf);
+    }
+    let o = output(c.envs(env.iter().copied()));
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// (exit code, msg) of each BAD_CNI_ARGS case for ADD and DEL.
+fn bad_args_outcomes(dir: &Path) -> Vec<(String, String, String)> {
+    let mut v = Vec::new();
+    for (i, args) in BAD_CNI_ARGS.lines().enumerate() {
+        for cmd in ["add", "del"] {
+            let rc = std::fs::read_to_string(dir.join(format!("args-{}-{cmd}.rc", i + 1))).unwrap();
+            let out = read_json(dir, &format!("args-{}-{cmd}.json", i + 1));
+            v.push((
+                format!("{cmd} {args}"),
+                rc.trim().to_string(),
+                out["msg"].as_str().unwrap_or("(no msg)").to_string(),
+            ));
+        }
+    }
+    v
+}
+
+/// The CNI personality fed exactly what a Kubernetes runtime sends through Flannel: the
+/// delegate JSON Flannel renders, with the pod's `runtimeConfig` and containerd's `CNI_ARGS`,
+/// against Debian's reference `bridge` + `host-local` (CNI 1.0.0, the newest the reference
+/// speaks) and again at 1.1.0 (ours only: it must build the same). The refused `CNI_ARGS`
+/// fail in both with the same message, for ADD and DEL.
+#[test]
+fn cni_flannel_delegate_with_kubernetes_args_matches_the_reference() {
+    world();
+    let dir = tempfile::tempdir().unwrap();
+    let plug = dir.path().join("plug");
+    std::fs::create_dir(&plug).unwrap();
+    let ours = plug.join("nsnet-bridge");
+    std::os::unix::fs::symlink(nsnet_bin(), &ours).unwrap();
+    let reference = Path::new("/usr/lib/cni/bridge");
+    let conf = flannel_delegate("1.0.0", false);
+    let conf11 = flannel_delegate("1.1.0", false);
+    cni_worlds(
+        dir.path(),
+        &[
+            (reference, "ref", &conf),
+            (&ours, "ours", &conf),
+            (&ours, "ours11", &conf11),
+        ],
+        &[("CNI_ARGS", K8S_CNI_ARGS), ("BAD_ARGS", BAD_CNI_ARGS)],
+    );
+    let mut theirs = cni_summary(&dir.path().join("ref"), "cni0");
+    let ours = cni_summary(&dir.path().join("ours"), "cni0");
+    let mut ours11 = cni_summary(&dir.path().join("ours11"), "cni0");
+    // The reference's CHECK fails on its own ADD here: Flannel's routes have no `gw`, and it
+    // expects a gateway-less route where it installed one via the gateway. Flannel's plugin
+    // never delegates CHECK (its cmdCheck does nothing), so no runtime meets it.
+    assert_eq!(
+        theirs["rc"],
+        serde_json::json!(["0", "1", "0", "0"]),
+        "{theirs:#}"
+    );
+    assert_eq!(
+        ours["rc"],
+        serde_json::json!(["0", "0", "0", "0"]),
+        "{ours:#}"
+    );
+    theirs["rc"][1] = "0".into();
+    assert_eq!(
+        serde_json::to_string_pretty(&ours).unwrap(),
+        serde_json::to_string_pretty(&theirs).unwrap()
+    );
+    assert_eq!(ours11["result"]["cniVersion"], "1.1.0");
+    ours11["result"]["cniVersion"] = "1.0.0".into();
+    assert_eq!(
+        serde_json::to_string_pretty(&ours11).unwrap(),
+        serde_json::to_string_pretty(&ours).unwrap()
+    );
+    let theirs_bad = bad_args_outcomes(&dir.path().join("ref"));
+    assert!(
+        theirs_bad.iter().all(|(_, rc, _)| rc == "1"),
+        "{theirs_bad:#?}"
+    );
+    assert_eq!(bad_args_outcomes(&dir.path().join("ours")), theirs_bad);
+    assert_eq!(bad_args_outcomes(&dir.path().join("ours11")), theirs_bad);
+}
+
+/// A CNI plugin binary (nsnet as `nsnet-bridge`) in a directory of its own under `dir`.
+fn cni_plugin(dir: &Path) -> PathBuf {
+    let plug = dir.join("plug");
+    std::fs::create_dir_all(&plug).unwrap();
+    let p = plug.join("nsnet-bridge");
+    if !p.exists() {
+        std::os::unix::fs::symlink(nsnet_bin(), &p).unwrap();
+    }
+    p
+}
+
+/// Runs one CNI command through `c` (the plugin, wherever it runs) with `conf` on stdin.
+/// Returns whether it succeeded and its output (Null when empty).
+fn cni_call(mut c: Command, cmd: &str, conf: &str, env: &[(&str, &str)]) -> (bool, Value) {
+    c.env("CNI_COMMAND", cmd)
+        .env("CNI_PATH", "/nonexistent")
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut ch = c.spawn().unwrap();
+    ch.stdin.take().unwrap().write_all(conf.as_bytes()).unwrap();
+    let o = ch.wait_with_output().unwrap();
+    let out = stdout(&o);
+    let v = if out.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{cmd}: {e}: {out}"))
+    };
+    (o.status.success(), v)
+}
+
+/// A pod's CNI command in the instance's child netns, as a runtime there runs it: the pod's
+/// sandbox is container `pid`'s netns, its id `id`.
+fn pod_cni(inst: &Inst, plugin: &Path, cmd: &str, conf: &str, id: &str, pid: i32) -> (bool, Value) {
+    let ns = format!("/proc/{pid}/ns/net");
+    let state = inst.inst.state_dir().display().to_string();
+    cni_call(
+        inst.child(&[plugin.to_str().unwrap()]),
+        cmd,
+        conf,
+        &[
+            ("CNI_CONTAINERID", id),
+            ("CNI_NETNS", &ns),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_ARGS", K8S_CNI_ARGS),
+            ("NSNET_STATE_DIR", &state),
+        ],
+    )
+}
+
+/// The container ids holding addresses in a CNI network's store, sorted.
+fn cni_holders(data: &Path, network: &str) -> Vec<String> {
+    let dir = data.join("ipam").join(network);
+    let mut v: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("10."))
+        .map(|e| {
+            let r: Value =
+                serde_json::from_str(&std::fs::read_to_string(e.path()).unwrap()).unwrap();
+            format!(
+                "{} {}",
+                r["container_id"].as_str().unwrap(),
+                r["ip"].as_str().unwrap()
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn result_ip(r: &Value) -> String {
+    r["ips"][0]["address"].as_str().unwrap().to_string()
+}
+
+/// Containerd never calls GC, so a runtime killed before its DEL leaves reservations whose
+/// sandbox is gone; the next ADD frees them. A /29 of Flannel's JSON holds five pods: full,
+/// an ADD fails with 11 (try again later); two sandboxes die without DEL; the next two ADDs
+/// get exactly their addresses back, and the range is full again.
+#[test]
+fn cni_add_reclaims_the_addresses_of_pods_whose_sandbox_died_without_del() {
+    let mut inst = Inst::start();
+    let plugin = cni_plugin(inst.dir());
+    let data = inst.dir().join("cni-data");
+    let conf = flannel_delegate("1.1.0", false)
+        .replace("10.244.1.0/24", "10.244.1.0/29")
+        .replace("@DATA@", data.to_str().unwrap());
+    let pods: Vec<i32> = (0..5).map(|_| inst.container()).collect();
+    for (n, pid) in pods.iter().enumerate() {
+        let (ok, r) = pod_cni(&inst, &plugin, "ADD", &conf, &format!("pod{n}"), *pid);
+        assert!(ok, "pod{n}: {r}");
+        assert_eq!(result_ip(&r), format!("10.244.1.{}/29", n + 2));
+    }
+    let spare: Vec<i32> = (0..3).map(|_| inst.container()).collect();
+    let (ok, e) = pod_cni(&inst, &plugin, "ADD", &conf, "pod5", spare[0]);
+    assert!(!ok && e["code"] == 11, "{e}");
+    // The runtime is gone (no DEL) and so are two sandboxes.
+    inst.kill_container(pods[1]);
+    inst.kill_container(pods[3]);
+    assert_eq!(cni_holders(&data, "cbr0").len(), 5);
+    let (ok, r) = pod_cni(&inst, &plugin, "ADD", &conf, "pod5", spare[0]);
+    assert!(ok, "{r}");
+    assert_eq!(result_ip(&r), "10.244.1.3/29");
+    let (ok, r) = pod_cni(&inst, &plugin, "ADD", &conf, "pod6", spare[1]);
+    assert!(ok, "{r}");
+    assert_eq!(result_ip(&r), "10.244.1.5/29");
+    assert_eq!(
+        cni_holders(&data, "cbr0"),
+        [
+            "pod0 10.244.1.2",
+            "pod2 10.244.1.4",
+            "pod4 10.244.1.6",
+            "pod5 10.244.1.3",
+            "pod6 10.244.1.5"
+        ]
+    );
+    let (ok, e) = pod_cni(&inst, &plugin, "ADD", &conf, "pod7", spare[2]);
+    assert!(!ok && e["code"] == 11, "{e}");
+    // A reclaimed address works for its new pod, and the live pods kept theirs.
+    for (pid, gw) in [(spare[0], "10.244.1.1"), (pods[4], "10.244.1.1")] {
+        let o = in_ctr(pid, &["ping", "-c1", "-W3", gw]);
+        assert!(o.status.success(), "{}", stdout(&o));
+    }
+    // The dead sandboxes' veth pairs go with their netns, which the kernel tears down in
+    // the background: bounded wait.
+    let t0 = Instant::now();
+    loop {
+        let ports = inst
+            .child_links()
+            .into_iter()
+            .filter(|l| l["master"] == "cni0")
+            .count();
+        if ports == 5 {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "{ports} ports on cni0"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// STATUS, GC and DEL as a CNI 1.1 runtime drives them, with Flannel's JSON: STATUS passes
+/// while the instance runs and answers 50 once it is down; GC frees every attachment the
+/// runtime did not list (and its bridge port) and keeps the listed one, which CHECK still
+/// passes; DEL is idempotent, also for a pod GC already freed and one never added.
+#[test]
+fn cni_status_gc_and_del_with_flannels_json_follow_cni_1_1() {
+    let mut inst = Inst::start();
+    let plugin = cni_plugin(inst.dir());
+    let data = inst.dir().join("cni-data");
+    let conf = flannel_delegate("1.1.0", false).replace("@DATA@", data.to_str().unwrap());
+    let state = inst.inst.state_dir().display().to_string();
+    let status = |c: Command| cni_call(c, "STATUS", &conf, &[("NSNET_STATE_DIR", &state)]);
+    let (ok, out) = status(inst.child(&[plugin.to_str().unwrap()]));
+    assert!(ok && out.is_null(), "{out}");
+    let pods: Vec<i32> = (0..3).map(|_| inst.container()).collect();
+    let mut added = Vec::new();
+    for (n, pid) in pods.iter().enumerate() {
+        let (ok, r) = pod_cni(&inst, &plugin, "ADD", &conf, &format!("pod{n}"), *pid);
+        assert!(ok, "{r}");
+        added.push(r);
+    }
+    let gc = conf.replace(
+        "\"ipam\"",
+        r#""cni.dev/valid-attachments":[{"containerID":"pod1","ifname":"eth0"}],"ipam""#,
+    );
+    let (ok, out) = pod_cni(&inst, &plugin, "GC", &gc, "", pods[0]);
+    assert!(ok && out.is_null(), "{out}");
+    assert_eq!(cni_holders(&data, "cbr0"), ["pod1 10.244.1.3"]);
+    let ports: Vec<String> = inst
+        .child_links()
+        .into_iter()
+        .filter(|l| l["master"] == "cni0")
+        .map(|l| l["ifname"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ports, [added[1]["interfaces"][1]["name"].as_str().unwrap()]);
+    let o = in_ctr(pods[0], &["/usr/sbin/ip", "-br", "link"]);
+    assert_eq!(
+        names_of(&stdout(&o)),
+        ["lo"],
+        "pod0's eth0 went with its host end"
+    );
+    let check = conf.trim_end_matches('}').to_string() + &format!(",\"prevResult\":{}}}", added[1]);
+    let (ok, out) = pod_cni(&inst, &plugin, "CHECK", &check, "pod1", pods[1]);
+    assert!(ok, "{out}");
+    for (id, pid) in [
+        ("pod0", pods[0]),
+        ("pod1", pods[1]),
+        ("pod1", pods[1]),
+        ("never", pods[2]),
+    ] {
+        let (ok, out) = pod_cni(&inst, &plugin, "DEL", &conf, id, pid);
+        assert!(ok && out.is_null(), "DEL {id}: {out}");
+    }
+    assert!(cni_holders(&data, "cbr0").is_empty());
+    // The instance goes down (SIGKILL: no clean exit); STATUS, run with the environment a
+    // runtime under it had, now fails with 50.
+    inst.inst.signal(Signal::SIGKILL);
+    let t0 = Instant::now();
+    let (ok, e) = loop {
+        let r = status(Command::new(&plugin));
+        if !r.0 || t0.elapsed() > Duration::from_secs(10) {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        !ok,
+        "STATUS still passes 10 s after the instance was killed"
+    );
+    assert_eq!(e["code"], 50, "{e}");
+    assert_eq!(e["cniVersion"], "1.1.0");
+    assert!(e["msg"].as_str().unwrap().contains("not running"), "{e}");
+}
+
+/// Flannel's dual-stack rendering (FLANNEL_IPV6_SUBNET and FLANNEL_IPV6_NETWORK set: an IPv6
+/// range set after the IPv4 one, the IPv6 cluster route after the IPv4 one) against the
+/// reference, at 1.0.0, and ours at 1.1.0: both addresses in the result and on eth0, cni0's
+/// two gateways, the IPv6 cluster and default routes via cni0's `::1`.
+#[test]
+fn cni_flannel_dual_stack_delegate_matches_the_reference() {
+    world();
+    let dir = tempfile::tempdir().unwrap();
+    let ours = cni_plugin(dir.path());
+    let reference = Path::new("/usr/lib/cni/bridge");
+    let conf = flannel_delegate("1.0.0", true);
+    let conf11 = flannel_delegate("1.1.0", true);
+    cni_worlds(
+        dir.path(),
+        &[
+            (reference, "ref", &conf),
+            (&ours, "ours", &conf),
+            (&ours, "ours11", &conf11),
+        ],
+        &[("CNI_ARGS", K8S_CNI_ARGS)],
+    );
+    let mut theirs = cni_summary(&dir.path().join("ref"), "cni0");
+    let ours = cni_summary(&dir.path().join("ours"), "cni0");
+    let mut ours11 = cni_summary(&dir.path().join("ours11"), "cni0");
+    assert_eq!(
+        theirs["eth0"]["v6"],
+        serde_json::json!(["fd00:10:244:1::2/64"]),
+        "{theirs:#}"
+    );
+    assert_eq!(
+        theirs["routes6"],
+        serde_json::json!([
+            "\"default\" via \"fd00:10:244:1::1\" dev \"eth0\"",
+            "\"fd00:10:244:1::/64\" via null dev \"eth0\"",
+            "\"fd00:10:244::/56\" via \"fd00:10:244:1::1\" dev \"eth0\""
+        ]),
+        "{theirs:#}"
+    );
+    // The reference's CHECK quirk with gateway-less routes, as in the IPv4 test.
+    assert_eq!(
+        theirs["rc"],
+        serde_json::json!(["0", "1", "0", "0"]),
+        "{theirs:#}"
+    );
+    assert_eq!(
+        ours["rc"],
+        serde_json::json!(["0", "0", "0", "0"]),
+        "{ours:#}"
+    );
+    theirs["rc"][1] = "0".into();
+    assert_eq!(
+        serde_json::to_string_pretty(&ours).unwrap(),
+        serde_json::to_string_pretty(&theirs).unwrap()
+    );
+    ours11["result"]["cniVersion"] = "1.0.0".into();
+    assert_eq!(
+        serde_json::to_string_pretty(&ours11).unwrap(),
+        serde_json::to_string_pretty(&ours).unwrap()
+    );
 }

@@ -542,7 +542,9 @@ impl Lab {
     /// so the delegate's ipMasq is false: flanneld masquerades only beyond the cluster
     /// network, and pod addresses cross the overlay unchanged) and the delegate block of
     /// kube-flannel.yml's cni-conf.json (`hairpinMode`, `isDefaultGateway`: the pod's
-    /// default route is cni0's address). Returns its PID and address.
+    /// default route is cni0's address), in Go's key order, with what containerd adds for a
+    /// pod: `CNI_ARGS` with the `K8S_POD_*` pairs, and a `runtimeConfig` port mapping (the
+    /// delegate ignores it, as the reference does). Returns its PID and address.
     fn pod_container(&mut self, i: usize, n: usize) -> (i32, String) {
         let holder = self
             .inst(i)
@@ -557,7 +559,7 @@ impl Lab {
         }
         let data = self.dir.path().join(format!("ipam{i}"));
         let conf = format!(
-            r#"{{"cniVersion":"1.0.0","name":"cbr0","type":"bridge","mtu":{mtu},"ipMasq":false,"isGateway":true,"isDefaultGateway":true,"hairpinMode":true,"ipam":{{"type":"host-local","ranges":[[{{"subnet":"10.244.{i}.0/24"}}]],"routes":[{{"dst":"10.244.0.0/16"}}],"dataDir":"{data}"}}}}"#,
+            r#"{{"cniVersion":"1.0.0","hairpinMode":true,"ipMasq":false,"ipam":{{"dataDir":"{data}","ranges":[[{{"subnet":"10.244.{i}.0/24"}}]],"routes":[{{"dst":"10.244.0.0/16"}}],"type":"host-local"}},"isDefaultGateway":true,"isGateway":true,"mtu":{mtu},"name":"cbr0","runtimeConfig":{{"portMappings":[{{"containerPort":80,"hostIP":"","hostPort":8080,"protocol":"tcp"}}]}},"type":"bridge"}}"#,
             mtu = LAN_MTU - 50,
             data = data.display(),
         );
@@ -565,6 +567,12 @@ impl Lab {
             .inst(i)
             .child(&[plug.join("nsnet-bridge").to_str().unwrap()]);
         c.env("CNI_COMMAND", "ADD")
+            .env(
+                "CNI_ARGS",
+                format!(
+                    "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=pod-{i}-{n};K8S_POD_INFRA_CONTAINER_ID=pod-{i}-{n};K8S_POD_UID=00000000-0000-0000-0000-00000000{i:02}{n:02}"
+                ),
+            )
             .env("CNI_CONTAINERID", format!("pod-{i}-{n}"))
             .env("CNI_NETNS", format!("/proc/{pid}/ns/net"))
             .env("CNI_IFNAME", "eth0")
