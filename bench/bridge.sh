@@ -12,20 +12,8 @@
 # Environment: RUNS (default 3), SECS (default 5), COUNT (default 250).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-USER_NAME=${NSNET_BENCH_USER:-nsnet-test}
-[ "$(id -u)" = 0 ] || { echo "bench/bridge.sh: run as root" >&2; exit 1; }
-for c in iperf3 nft newuidmap; do
-	command -v $c >/dev/null || [ -x /usr/sbin/$c ] || {
-		apt-get update -qq
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iperf3 nftables uidmap >/dev/null
-		break
-	}
-done
-id "$USER_NAME" >/dev/null 2>&1 || { echo "run scripts/test once first (it creates $USER_NAME)" >&2; exit 1; }
-[ -c /dev/net/tun ] && chmod 0666 /dev/net/tun
-cargo build --release -j1 --bin nsnet
-stage=$(mktemp -d /tmp/nsnet-bench.XXXXXX)
-trap 'rm -rf "$stage"' EXIT
+. bench/lib.sh
+bench_prepare bridge.sh iperf3:iperf3 nft:nftables newuidmap:uidmap
 chmod 0755 "$stage"
 cp target/release/nsnet "$stage/nsnet"
 cp bench/bridge-inner.sh "$stage/inner.sh"

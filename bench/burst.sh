@@ -11,19 +11,8 @@
 # default route leads nowhere (pasta's template). All traffic stays on loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-USER_NAME=${NSNET_BENCH_USER:-nsnet-test}
-[ "$(id -u)" = 0 ] || { echo "bench/burst.sh: run as root" >&2; exit 1; }
-need=()
-for p in rootlesskit:rootlesskit slirp4netns:slirp4netns pasta:passt python3:python3; do
-	command -v "${p%%:*}" >/dev/null || need+=("${p#*:}")
-done
-if [ ${#need[@]} -gt 0 ]; then
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-id "$USER_NAME" >/dev/null 2>&1 || { echo "run scripts/test once first (it creates $USER_NAME)" >&2; exit 1; }
-cargo build --release -j2 --bin nsnet
-stage=$(mktemp -d /tmp/nsnet-bench.XXXXXX)
-trap 'rm -rf "$stage"' EXIT
+. bench/lib.sh
+bench_prepare burst.sh rootlesskit:rootlesskit slirp4netns:slirp4netns pasta:passt python3:python3
 cp target/release/nsnet bench/burst.py bench/burst-inner.sh "$stage/"
 mkdir "$stage/as"; ln -s ../nsnet "$stage/as/pasta"  # the personality is chosen by argv[0]
 chown -R "$USER_NAME" "$stage"

@@ -10,20 +10,8 @@
 # lo with 192.0.2.10, so nothing leaves the machine. Environment: T (default 5), REPS (3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-USER_NAME=${NSNET_BENCH_USER:-nsnet-test}
-[ "$(id -u)" = 0 ] || { echo "bench/bypass.sh: run as root" >&2; exit 1; }
-need=()
-for p in iperf3:iperf3 runc:runc busybox:busybox-static newuidmap:uidmap; do
-	command -v "${p%%:*}" >/dev/null || [ -x "/usr/sbin/${p%%:*}" ] || need+=("${p#*:}")
-done
-if [ ${#need[@]} -gt 0 ]; then
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-id "$USER_NAME" >/dev/null 2>&1 || { echo "run scripts/test once first (it creates $USER_NAME)" >&2; exit 1; }
-[ -c /dev/net/tun ] && chmod 0666 /dev/net/tun
-cargo build --release -j2 --bin nsnet
-stage=$(mktemp -d /tmp/nsnet-bench.XXXXXX)
-trap 'rm -rf "$stage"' EXIT
+. bench/lib.sh
+bench_prepare bypass.sh iperf3:iperf3 runc:runc busybox:busybox-static newuidmap:uidmap
 chmod 0755 "$stage"
 cp target/release/nsnet bench/bypass-inner.sh "$stage/"
 # The container's root: busybox's sh, iperf3 and the libraries it links.

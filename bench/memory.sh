@@ -16,20 +16,8 @@
 # Environment: FLOWS (default "0 1000 10000"), DRIVERS (default "nsnet rootlesskit pasta").
 set -euo pipefail
 cd "$(dirname "$0")/.."
-USER_NAME=${NSNET_BENCH_USER:-nsnet-test}
-[ "$(id -u)" = 0 ] || { echo "bench/memory.sh: run as root" >&2; exit 1; }
-need=()
-for p in rootlesskit:rootlesskit slirp4netns:slirp4netns pasta:passt python3:python3 newuidmap:uidmap; do
-	command -v "${p%%:*}" >/dev/null || need+=("${p#*:}")
-done
-if [ ${#need[@]} -gt 0 ]; then
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-id "$USER_NAME" >/dev/null 2>&1 || { echo "run scripts/test once first (it creates $USER_NAME)" >&2; exit 1; }
-[ -c /dev/net/tun ] && chmod 0666 /dev/net/tun
-cargo build --release -j2 --bin nsnet
-stage=$(mktemp -d /tmp/nsnet-bench.XXXXXX)
-trap 'rm -rf "$stage"' EXIT
+. bench/lib.sh
+bench_prepare memory.sh rootlesskit:rootlesskit slirp4netns:slirp4netns pasta:passt python3:python3 newuidmap:uidmap
 cp target/release/nsnet bench/flows.py bench/memory-inner.sh "$stage/"
 chown -R "$USER_NAME" "$stage"
 unshare --net -- sh -c "ip link set lo up && ip link add bv0 type veth peer name bv1 && \

@@ -23,20 +23,8 @@
 # binary (say, main's, for a before/after of a change) measured in the same run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-USER_NAME=${NSNET_BENCH_USER:-nsnet-test}
-[ "$(id -u)" = 0 ] || { echo "bench/multinode.sh: run as root" >&2; exit 1; }
-need=()
-for p in iperf3:iperf3 rootlesskit:rootlesskit slirp4netns:slirp4netns newuidmap:uidmap; do
-	command -v "${p%%:*}" >/dev/null || need+=("${p#*:}")
-done
-if [ ${#need[@]} -gt 0 ]; then
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-id "$USER_NAME" >/dev/null 2>&1 || { echo "run scripts/test once first (it creates $USER_NAME)" >&2; exit 1; }
-[ -c /dev/net/tun ] && chmod 0666 /dev/net/tun
-cargo build --release -j2 --bin nsnet
-stage=$(mktemp -d /tmp/nsnet-bench.XXXXXX)
-trap 'rm -rf "$stage"' EXIT
+. bench/lib.sh
+bench_prepare multinode.sh iperf3:iperf3 rootlesskit:rootlesskit slirp4netns:slirp4netns newuidmap:uidmap
 chmod 0755 "$stage"
 cp target/release/nsnet "$stage/nsnet"
 cp bench/multinode-inner.sh "$stage/inner.sh"

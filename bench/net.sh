@@ -20,20 +20,9 @@
 # DRIVERS (default "ceiling loopback nsnet slirp4netns pasta").
 set -euo pipefail
 cd "$(dirname "$0")/.."
-USER_NAME=${NSNET_BENCH_USER:-nsnet-test}
-[ "$(id -u)" = 0 ] || { echo "bench/net.sh: run as root" >&2; exit 1; }
-need=()
-for c in iperf3 slirp4netns pasta rootlesskit newuidmap; do command -v $c >/dev/null || need+=($c); done
-if [ ${#need[@]} -gt 0 ]; then
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iperf3 slirp4netns passt rootlesskit uidmap >/dev/null
-fi
-id "$USER_NAME" >/dev/null 2>&1 || { echo "run scripts/test once first (it creates $USER_NAME)" >&2; exit 1; }
-[ -c /dev/net/tun ] && chmod 0666 /dev/net/tun
-cargo build --release -j2 --bin nsnet
+. bench/lib.sh
+bench_prepare net.sh iperf3:iperf3 slirp4netns:slirp4netns pasta:passt rootlesskit:rootlesskit newuidmap:uidmap
 cargo build --release -j2 -p nsnet-stack --example tap_copier
-stage=$(mktemp -d /tmp/nsnet-bench.XXXXXX)
-trap 'rm -rf "$stage"' EXIT
 chmod 0755 "$stage"
 cp target/release/nsnet "$stage/nsnet"
 cp target/release/examples/tap_copier "$stage/tap_copier"

@@ -14,20 +14,8 @@
 # the user: those cells stay empty.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-USER_NAME=${NSNET_BENCH_USER:-nsnet-test}
-[ "$(id -u)" = 0 ] || { echo "bench/pasta.sh: run as root" >&2; exit 1; }
-for c in iperf3 pasta; do
-	command -v $c >/dev/null || {
-		apt-get update -qq
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iperf3 passt >/dev/null
-		break
-	}
-done
-id "$USER_NAME" >/dev/null 2>&1 || { echo "run scripts/test once first (it creates $USER_NAME)" >&2; exit 1; }
-[ -c /dev/net/tun ] && chmod 0666 /dev/net/tun
-cargo build --release -j2 --bin nsnet
-stage=$(mktemp -d /tmp/nsnet-bench.XXXXXX)
-trap 'rm -rf "$stage"' EXIT
+. bench/lib.sh
+bench_prepare pasta.sh iperf3:iperf3 pasta:passt
 chmod 0755 "$stage"
 cp target/release/nsnet "$stage/nsnet"
 ln -s nsnet "$stage/pasta"

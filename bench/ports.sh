@@ -10,19 +10,8 @@
 # fresh network namespace holding only lo. All traffic is on loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-USER_NAME=${NSNET_BENCH_USER:-nsnet-test}
-[ "$(id -u)" = 0 ] || { echo "bench/ports.sh: run as root" >&2; exit 1; }
-need=()
-for p in iperf3:iperf3 wrk:wrk nginx:nginx-light rootlesskit:rootlesskit slirp4netns:slirp4netns pasta:passt; do
-	command -v "${p%%:*}" >/dev/null || need+=("${p#*:}")
-done
-if [ ${#need[@]} -gt 0 ]; then
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-id "$USER_NAME" >/dev/null 2>&1 || { echo "run scripts/test once first (it creates $USER_NAME)" >&2; exit 1; }
-cargo build --release -j2 --bin nsnet
-stage=$(mktemp -d /tmp/nsnet-bench.XXXXXX)
-trap 'rm -rf "$stage"' EXIT
+. bench/lib.sh
+bench_prepare ports.sh iperf3:iperf3 wrk:wrk nginx:nginx-light rootlesskit:rootlesskit slirp4netns:slirp4netns pasta:passt
 cp target/release/nsnet bench/ports-inner.sh "$stage/"
 chown -R "$USER_NAME" "$stage"
 # pasta insists on an interface with a default route to copy its configuration from: give the

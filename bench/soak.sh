@@ -14,18 +14,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D=${1:-1800}
-USER_NAME=${NSNET_BENCH_USER:-nsnet-test}
-[ "$(id -u)" = 0 ] || { echo "bench/soak.sh: run as root" >&2; exit 1; }
-need=()
-for p in rootlesskit:rootlesskit slirp4netns:slirp4netns python3:python3; do
-	command -v "${p%%:*}" >/dev/null || need+=("${p#*:}")
-done
-if [ ${#need[@]} -gt 0 ]; then
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-id "$USER_NAME" >/dev/null 2>&1 || { echo "run scripts/test once first (it creates $USER_NAME)" >&2; exit 1; }
-cargo build --release -j2 --bin nsnet
-stage=$(mktemp -d /tmp/nsnet-soak.XXXXXX)
+. bench/lib.sh
+bench_prepare soak.sh rootlesskit:rootlesskit slirp4netns:slirp4netns python3:python3
 trap 'kill "$sampler" 2>/dev/null || true; rm -rf "$stage"' EXIT
 cp target/release/nsnet bench/soak.py bench/soak-inner.sh "$stage/"
 echo "nameserver 127.0.0.1" >"$stage/resolv.conf"

@@ -8,15 +8,8 @@
 # Prints hyperfine's table and the ratio (RootlessKit time / nsnet time; > 1 means nsnet is faster).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-USER_NAME=${NSNET_BENCH_USER:-nsnet-test}
-[ "$(id -u)" = 0 ] || { echo "bench/startup.sh: run as root" >&2; exit 1; }
-command -v hyperfine >/dev/null && command -v rootlesskit >/dev/null || {
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine rootlesskit uidmap >/dev/null
-}
-id "$USER_NAME" >/dev/null 2>&1 || { echo "run scripts/test once first (it creates $USER_NAME)" >&2; exit 1; }
-cargo build --release -j2 --bin nsnet
-stage=$(mktemp -d /tmp/nsnet-bench.XXXXXX)
-trap 'rm -rf "$stage"' EXIT
+. bench/lib.sh
+bench_prepare startup.sh hyperfine:hyperfine rootlesskit:rootlesskit newuidmap:uidmap
 chmod 0755 "$stage"
 cp target/release/nsnet "$stage/nsnet"
 chmod 0755 "$stage/nsnet"

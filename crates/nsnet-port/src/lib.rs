@@ -23,6 +23,7 @@
 //! and the wire protocols (`nsnet-api`), when to start and stop (`nsnet-run`), how the child
 //! netns is reached (`nsnet-ns`).
 
+mod datagrams;
 pub mod pasta;
 pub mod pesto;
 pub mod relay;

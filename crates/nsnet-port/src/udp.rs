@@ -18,19 +18,21 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use socket2::{Domain, Type};
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::datagrams::{RecvBatch, SendBatch};
 use crate::{ChildSockets, unmapped};
 
 pub const IDLE: Duration = Duration::from_secs(90);
-const MAX_DATAGRAM: usize = 65507;
 
 /// A flow's socket in the child: connected to the target, or (transparent) bound to the
 /// client's address and sending to the target.
@@ -40,22 +42,48 @@ struct FlowSocket {
 }
 
 impl FlowSocket {
-    async fn send(&self, data: &[u8]) -> std::io::Result<usize> {
-        match self.transparent_to {
-            Some(target) => self.sock.send_to(data, target).await,
-            None => self.sock.send(data).await,
+    /// Sends `msgs` in order to the target, as few calls as the batch allows. A datagram the
+    /// kernel refuses (ECONNREFUSED after an ICMP port unreachable, ENOBUFS) is dropped, as a
+    /// router drops it; the rest still go.
+    async fn send_all(&self, batch: &mut SendBatch, msgs: &[&[u8]]) {
+        let mut done = 0;
+        while done < msgs.len() {
+            let fd = self.sock.as_raw_fd();
+            let r = self
+                .sock
+                .async_io(Interest::WRITABLE, || {
+                    batch.send(fd, &msgs[done..], self.transparent_to)
+                })
+                .await;
+            match r {
+                Ok(k) => done += k,
+                Err(e) => {
+                    tracing::debug!("udp send: {e}");
+                    done += 1;
+                }
+            }
         }
     }
 
-    async fn recv(&self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self.transparent_to {
-            None => self.sock.recv(buf).await,
-            Some(target) => loop {
-                let (n, from) = self.sock.recv_from(buf).await?;
-                if from.port() == target.port() {
-                    return Ok(n);
-                }
-            },
+    /// Receives what the target sent (waiting until something is there), dropping datagrams
+    /// of a transparent flow that came from another port than the target's.
+    async fn recv_batch(&self, batch: &mut RecvBatch) -> std::io::Result<Vec<usize>> {
+        let fd = self.sock.as_raw_fd();
+        loop {
+            let n = self
+                .sock
+                .async_io(Interest::READABLE, || batch.recv(fd))
+                .await?;
+            let keep: Vec<usize> = (0..n)
+                .filter(|&i| match (batch.get(i), self.transparent_to) {
+                    (None, _) => false,
+                    (Some(_), None) => true,
+                    (Some((_, from)), Some(target)) => from.port() == target.port(),
+                })
+                .collect();
+            if !keep.is_empty() {
+                return Ok(keep);
+            }
         }
     }
 }
@@ -120,45 +148,60 @@ pub(crate) async fn serve(
     let now = move || start.elapsed().as_millis() as u64;
     let mut flows: HashMap<SocketAddr, Flow> = HashMap::new();
     let (gone_tx, mut gone_rx) = mpsc::unbounded_channel::<SocketAddr>();
-    let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+    let mut rx = RecvBatch::new();
+    let mut tx = SendBatch::new();
+    let fd = host.as_raw_fd();
     loop {
         tokio::select! {
             _ = &mut stop => return,
             Some(client) = gone_rx.recv() => {
                 flows.remove(&client);
             }
-            r = host.recv_from(&mut buf) => {
-                let (n, client) = match r {
-                    Ok(x) => x,
+            r = host.async_io(Interest::READABLE, || rx.recv(fd)) => {
+                let n = match r {
+                    Ok(n) => n,
                     Err(e) => {
                         tracing::debug!("udp recv: {e}");
                         continue;
                     }
                 };
-                let flow = match flows.get(&client) {
-                    Some(f) => f,
-                    None => {
-                        let child = match open_flow(sockets.as_ref(), target, client, transparent) {
-                            Ok(s) => Arc::new(s),
-                            Err(e) => {
-                                tracing::debug!(%client, %target, "udp flow: {e}");
-                                continue;
-                            }
-                        };
-                        let last = Arc::new(AtomicU64::new(now()));
-                        let replies = tokio::spawn(replies(
-                            child.clone(),
-                            host.clone(),
-                            client,
-                            last.clone(),
-                            now,
-                            gone_tx.clone(),
-                        ));
-                        flows.entry(client).or_insert(Flow { child, last, replies })
+                // Runs of datagrams from one client go to its flow in one batch.
+                let mut i = 0;
+                while i < n {
+                    let Some((_, client)) = rx.get(i) else {
+                        i += 1;
+                        continue;
+                    };
+                    let start = i;
+                    while i < n && rx.get(i).is_some_and(|(_, c)| c == client) {
+                        i += 1;
                     }
-                };
-                flow.last.store(now(), Ordering::Relaxed);
-                let _ = flow.child.send(&buf[..n]).await;
+                    let run: Vec<&[u8]> = (start..i).filter_map(|k| rx.get(k)).map(|(d, _)| d).collect();
+                    let flow = match flows.get(&client) {
+                        Some(f) => f,
+                        None => {
+                            let child = match open_flow(sockets.as_ref(), target, client, transparent) {
+                                Ok(s) => Arc::new(s),
+                                Err(e) => {
+                                    tracing::debug!(%client, %target, "udp flow: {e}");
+                                    continue;
+                                }
+                            };
+                            let last = Arc::new(AtomicU64::new(now()));
+                            let replies = tokio::spawn(replies(
+                                child.clone(),
+                                host.clone(),
+                                client,
+                                last.clone(),
+                                now,
+                                gone_tx.clone(),
+                            ));
+                            flows.entry(client).or_insert(Flow { child, last, replies })
+                        }
+                    };
+                    flow.last.store(now(), Ordering::Relaxed);
+                    flow.child.send_all(&mut tx, &run).await;
+                }
             }
         }
     }
@@ -172,7 +215,8 @@ async fn replies(
     now: impl Fn() -> u64,
     gone: mpsc::UnboundedSender<SocketAddr>,
 ) {
-    let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+    let mut rx = RecvBatch::new();
+    let mut tx = SendBatch::new();
     loop {
         let idle_for = Duration::from_millis(now().saturating_sub(last.load(Ordering::Relaxed)));
         let Some(left) = IDLE.checked_sub(idle_for) else {
@@ -181,9 +225,34 @@ async fn replies(
         };
         // A timeout loops back to the idle check; ECONNREFUSED (an ICMP port unreachable
         // from the target) leaves the flow in place, like a NAT entry.
-        if let Ok(Ok(n)) = tokio::time::timeout(left, child.recv(&mut buf)).await {
+        if let Ok(Ok(keep)) = tokio::time::timeout(left, child.recv_batch(&mut rx)).await {
             last.store(now(), Ordering::Relaxed);
-            let _ = host.send_to(&buf[..n], client).await;
+            let msgs: Vec<&[u8]> = keep
+                .iter()
+                .filter_map(|&i| rx.get(i))
+                .map(|(d, _)| d)
+                .collect();
+            send_all_to(&host, &mut tx, &msgs, client).await;
+        }
+    }
+}
+
+/// Sends `msgs` from the published socket to `client`; see [`FlowSocket::send_all`].
+async fn send_all_to(host: &UdpSocket, batch: &mut SendBatch, msgs: &[&[u8]], client: SocketAddr) {
+    let fd = host.as_raw_fd();
+    let mut done = 0;
+    while done < msgs.len() {
+        match host
+            .async_io(Interest::WRITABLE, || {
+                batch.send(fd, &msgs[done..], Some(client))
+            })
+            .await
+        {
+            Ok(k) => done += k,
+            Err(e) => {
+                tracing::debug!(%client, "udp reply: {e}");
+                done += 1;
+            }
         }
     }
 }

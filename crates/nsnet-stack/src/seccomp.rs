@@ -66,6 +66,9 @@ fn allowed() -> Vec<libc::c_long> {
         libc::SYS_recvfrom,
         libc::SYS_sendmsg,
         libc::SYS_recvmsg,
+        // The UDP port driver's batches (nsnet-port's datagrams.rs).
+        libc::SYS_sendmmsg,
+        libc::SYS_recvmmsg,
         libc::SYS_shutdown,
         // Memory, threads, synchronisation.
         libc::SYS_brk,

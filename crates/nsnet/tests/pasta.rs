@@ -60,13 +60,14 @@ fn world_with(setup: &str, pasta: &str, script: &str) -> Output {
         "for i in $(seq 500); do kill -0 \"$1\" 2>/dev/null || { echo gone; exit 0; }; sleep 0.01; done; echo \"$1 still running\"; exit 1\n",
     )
     .unwrap();
-    // udp_server.py ADDR PORT READY: answers one datagram upper-cased; udp_client.py HOST
-    // PORT: sends "ping", prints the answer (3 s timeout).
+    // udp_server.py ADDR PORT READY: answers one datagram upper-cased (gives up after 10 s,
+    // so a datagram that never arrives fails the script instead of hanging it); udp_client.py
+    // HOST PORT: sends "ping", prints the answer (3 s timeout).
     std::fs::write(
         t.join("udp_server.py"),
         "import socket, sys\nf = socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET\n\
          s = socket.socket(f, socket.SOCK_DGRAM)\ns.bind((sys.argv[1], int(sys.argv[2])))\n\
-         open(sys.argv[3], 'w').close()\nd, a = s.recvfrom(512)\ns.sendto(d.upper(), a)\n",
+         s.settimeout(10)\nopen(sys.argv[3], 'w').close()\nd, a = s.recvfrom(512)\ns.sendto(d.upper(), a)\n",
     )
     .unwrap();
     std::fs::write(
