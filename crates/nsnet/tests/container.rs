@@ -110,6 +110,18 @@ impl Env {
         self.rootfs.path().to_str().unwrap()
     }
 
+    /// `run -d --name NAME [-p PUBLISH]` of busybox's httpd serving /www on port 80;
+    /// returns what run printed (the id).
+    fn run_httpd(&self, name: &str, publish: Option<&str>) -> String {
+        let mut args = vec!["run", "-d", "--name", name];
+        if let Some(p) = publish {
+            args.extend(["-p", p]);
+        }
+        args.extend(["--rootfs", self.rootfs(), "--"]);
+        args.extend(["httpd", "-f", "-p", "80", "-h", "/www"]);
+        self.ok(&args)
+    }
+
     fn state_dir(&self) -> PathBuf {
         self.base().join("default")
     }
@@ -211,23 +223,7 @@ fn seed_scenario_httpd_published_inspected_execed_and_removed_without_trace() {
     let env = Env::new();
     let port = free_port();
     let publish = format!("127.0.0.1:{port}:80");
-    let id = env.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "web",
-        "-p",
-        &publish,
-        "--rootfs",
-        env.rootfs(),
-        "--",
-        "httpd",
-        "-f",
-        "-p",
-        "80",
-        "-h",
-        "/www",
-    ]);
+    let id = env.run_httpd("web", Some(&publish));
     let id = id.trim().to_string();
     assert_eq!(id.len(), 64, "run -d prints the id: {id:?}");
 
@@ -346,21 +342,7 @@ fn seed_scenario_httpd_published_inspected_execed_and_removed_without_trace() {
 #[test]
 fn two_containers_talk_by_ip_and_a_foreground_run_exits_with_its_code() {
     let env = Env::new();
-    env.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "server",
-        "--rootfs",
-        env.rootfs(),
-        "--",
-        "httpd",
-        "-f",
-        "-p",
-        "80",
-        "-h",
-        "/www",
-    ]);
+    env.run_httpd("server", None);
     let ip = env.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "server"]);
     let url = format!("http://{}/index.html", ip.trim());
     // Retry inside: httpd may still be starting.
@@ -656,23 +638,7 @@ fn a_crashed_container_reads_as_exited_and_rm_cleans_its_network() {
     let env = Env::new();
     let port = free_port();
     let publish = format!("127.0.0.1:{port}:80");
-    env.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "doomed",
-        "-p",
-        &publish,
-        "--rootfs",
-        env.rootfs(),
-        "--",
-        "httpd",
-        "-f",
-        "-p",
-        "80",
-        "-h",
-        "/www",
-    ]);
+    env.run_httpd("doomed", Some(&publish));
     get_index(port);
     let pid: i32 = env
         .ok(&["inspect", "-f", "{{.State.Pid}}", "doomed"])
@@ -819,23 +785,7 @@ fn without_xdg_runtime_dir_port_network_and_ns_find_the_default_instance() {
     let env = Env::without_xdg_runtime_dir();
     let port = free_port();
     let publish = format!("127.0.0.1:{port}:80");
-    env.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "web",
-        "-p",
-        &publish,
-        "--rootfs",
-        env.rootfs(),
-        "--",
-        "httpd",
-        "-f",
-        "-p",
-        "80",
-        "-h",
-        "/www",
-    ]);
+    env.run_httpd("web", Some(&publish));
     assert!(
         env.state_dir().join("child_pid").exists(),
         "the default instance is under $TMPDIR/nsnet-UID"

@@ -82,6 +82,25 @@ fn container<'a>(n: &'a Value, name: &str) -> &'a Value {
         .unwrap()
 }
 
+/// The trace's hops' step texts.
+fn steps(t: &Value) -> Vec<&str> {
+    t["hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["step"].as_str().unwrap())
+        .collect()
+}
+
+/// Asserts that the trace ends in the network namespace `n` (a `netns` entry of the view).
+fn assert_ends_in(t: &Value, n: &Value) {
+    assert_eq!(
+        t["hops"].as_array().unwrap().last().unwrap()["netns"],
+        n["inode"],
+        "{t:#}"
+    );
+}
+
 fn verdict(t: &Value) -> (String, String) {
     (
         t["verdict"]["outcome"].as_str().unwrap().to_string(),
@@ -410,12 +429,7 @@ fn rootless_docker_containers_are_named_published_and_traced() {
     // Reachable: host port → RootlessKit's port driver → docker-proxy → the container.
     let t = trace(&me(), &format!("127.0.0.1:{port}"));
     assert_eq!(verdict(&t).0, "reachable", "{t:#}");
-    let steps: Vec<&str> = t["hops"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["step"].as_str().unwrap())
-        .collect();
+    let steps = steps(&t);
     assert!(
         steps.iter().any(|s| s.contains("is the port driver of")),
         "{steps:#?}"
@@ -426,10 +440,7 @@ fn rootless_docker_containers_are_named_published_and_traced() {
             .any(|s| s.contains(&format!("forwards to {ip}:80"))),
         "{steps:#?}"
     );
-    assert_eq!(
-        t["hops"].as_array().unwrap().last().unwrap()["netns"],
-        n["inode"]
-    );
+    assert_ends_in(&t, n);
     assert!(verdict(&t).1.starts_with("httpd "), "{t:#}");
     // Blocked: dockerd-rootless.sh passes --disable-host-loopback to RootlessKit.
     let t = trace("docker/web", "host:8080");
@@ -442,12 +453,7 @@ fn rootless_docker_containers_are_named_published_and_traced() {
     );
     // On the way, Docker's iptables rules (iptables-nft: nftables tables in the child):
     // FORWARD accepts docker0 → tap0, POSTROUTING masquerades the container's address.
-    let steps: Vec<String> = t["hops"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["step"].as_str().unwrap().to_string())
-        .collect();
+    let steps = self::steps(&t);
     assert!(
         steps.iter().any(|s| s.starts_with("forwarded from docker0 to tap0: accepted by \"iifname docker0 oifname != docker0 accept\" in table ip filter chain FORWARD")),
         "{steps:#?}"
@@ -714,17 +720,10 @@ fn rootless_podman_containers_are_named_from_its_database_and_traced() {
         let t = trace(&me(), &format!("127.0.0.1:{port}"));
         assert_eq!(verdict(&t).0, "reachable", "{t:#}");
         assert!(
-            t["hops"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|h| h["step"].as_str().unwrap().starts_with("rootlessport ")),
+            steps(&t).iter().any(|s| s.starts_with("rootlessport ")),
             "{t:#}"
         );
-        assert_eq!(
-            t["hops"].as_array().unwrap().last().unwrap()["netns"],
-            n["inode"]
-        );
+        assert_ends_in(&t, n);
     }
     // slirp4netns's host forward, read from its API socket, into pslirp's namespace.
     let n3 = netns_of(&v, "podman", "pslirp");
@@ -747,17 +746,10 @@ fn rootless_podman_containers_are_named_from_its_database_and_traced() {
     let t = trace(&me(), &format!("127.0.0.1:{p3}"));
     assert_eq!(verdict(&t).0, "reachable", "{t:#}");
     assert!(
-        t["hops"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|h| h["step"].as_str().unwrap().contains("(add_hostfwd) to ")),
+        steps(&t).iter().any(|s| s.contains("(add_hostfwd) to ")),
         "{t:#}"
     );
-    assert_eq!(
-        t["hops"].as_array().unwrap().last().unwrap()["netns"],
-        n3["inode"]
-    );
+    assert_ends_in(&t, n3);
     // Podman 4.3 runs slirp4netns with --disable-host-loopback (allow_host_loopback=false).
     let (o, r) = verdict(&trace("podman/pweb", "host:9"));
     assert_eq!(o, "blocked");
@@ -889,10 +881,7 @@ fn nsnet_containers_on_two_networks_and_an_internal_one_are_named_and_traced() {
         // Reachable: the builtin port driver lands on the container's address directly.
         let t = tr(&me(), &format!("127.0.0.1:{port}"));
         assert_eq!(verdict(&t).0, "reachable", "{t:#}");
-        assert_eq!(
-            t["hops"].as_array().unwrap().last().unwrap()["netns"],
-            web["inode"]
-        );
+        assert_ends_in(&t, web);
         // An --internal network has no route out.
         let (o, r) = verdict(&tr("nsnet/ns-secret", "192.0.2.10:9"));
         assert_eq!(o, "blocked", "{r}");
@@ -988,16 +977,12 @@ fn a_pasta_world_is_recognised_and_the_host_address_case_explained() {
     let t = read("trace-inbound.json");
     assert_eq!(verdict(&t).0, "reachable", "{t:#}");
     assert!(
-        t["hops"].as_array().unwrap().iter().any(|h| h["step"]
-            .as_str()
-            .unwrap()
-            .contains("forwards -t 18080 into")),
+        steps(&t)
+            .iter()
+            .any(|s| s.contains("forwards -t 18080 into")),
         "{t:#}"
     );
-    assert_eq!(
-        t["hops"].as_array().unwrap().last().unwrap()["netns"],
-        served["inode"]
-    );
+    assert_ends_in(&t, served);
 }
 
 // ---- nerdctl 2 and Podman 5: their on-disk state replayed beside a real namespace ----
@@ -1357,20 +1342,11 @@ fn a_pasta_control_socket_is_read_for_what_pasta_forwards_now() {
     let t = read("trace-pesto.json");
     assert_eq!(verdict(&t).0, "reachable", "{t:#}");
     assert!(
-        t["hops"].as_array().unwrap().iter().any(|h| h["step"]
-            .as_str()
-            .unwrap()
-            .contains("forwards 18081 into")
-            && h["step"]
-                .as_str()
-                .unwrap()
-                .contains("by its -c socket's rule \"TCP [*]:18081  =>  80\"")),
+        steps(&t).iter().any(|s| s.contains("forwards 18081 into")
+            && s.contains("by its -c socket's rule \"TCP [*]:18081  =>  80\"")),
         "{t:#}"
     );
-    assert_eq!(
-        t["hops"].as_array().unwrap().last().unwrap()["netns"],
-        after["inode"]
-    );
+    assert_ends_in(&t, &after);
 }
 
 /// State the inspecting user cannot read is said once, not guessed around: a Docker data
