@@ -150,6 +150,35 @@ fn kill9_the_child_mid_traffic() {
     restart_serves(&mark, &state, 18601, &["--net=builtin"]);
 }
 
+/// The launcher's parent killed mid-traffic: it runs the in-process stack and the port
+/// driver, so the traffic stops at once; the child and the command go with it (the child's
+/// parent-death signal), the published port closes, and a restart on the same state dir
+/// takes over what the dead parent left there and serves again.
+#[test]
+fn kill9_the_launcher_parent_mid_traffic() {
+    let base = tempfile::tempdir().unwrap();
+    let state = base.path().join("state");
+    let mark = format!("parent-{}", std::process::id());
+    let inst = serving(&mark, &state, 18603, &["--net=builtin"]);
+    let t = Traffic::start(18603);
+    t.flowing(5);
+    let child = inst.child_pid();
+    kill(Pid::from_raw(inst.pid()), Signal::SIGKILL).unwrap();
+    let o = inst.wait();
+    t.stop();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&o.status),
+        Some(libc::SIGKILL),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        wait_gone(child, Duration::from_secs(15)),
+        "the child outlived its parent"
+    );
+    restart_serves(&mark, &state, 18603, &["--net=builtin"]);
+}
+
 /// The command killed mid-traffic: the launcher reports the signal (exit 137, one line) and
 /// removes what it made.
 #[test]
