@@ -1,9 +1,11 @@
 //! The seccomp section of a container's OCI spec: every call allowed, the trapped ones sent to
 //! the service whose socket is `listenerPath`.
 //!
-//! The trapped set is as small as the bypass: `connect` alone. Nothing runc's own init makes
-//! between loading the filter and exec'ing the container's command is in it (a trapped `fcntl`
-//! or `sendmsg` there waits for a service that has not got the notify fd yet: runc hangs).
+//! The trapped set is as small as the bypass: `connect`, and `listen` + `getsockname` only for
+//! a container that publishes TCP ports ([`crate::publish`]; a container that does not pays
+//! nothing for them). Nothing runc's own init makes between loading the filter and exec'ing the
+//! container's command is in it (a trapped `fcntl` or `sendmsg` there waits for a service that
+//! has not got the notify fd yet: runc hangs).
 
 use std::path::Path;
 
@@ -11,13 +13,21 @@ use oci_spec::runtime::{
     Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompBuilder, LinuxSyscallBuilder,
 };
 
-/// The calls the service answers.
+/// The calls the service answers for every container.
 pub const TRAPPED: &[&str] = &["connect"];
+/// And for a container that publishes TCP ports.
+pub const TRAPPED_PUBLISHING: &[&str] = &["connect", "listen", "getsockname"];
 
-/// The seccomp section for a container whose bypass service listens on `listener`.
-pub fn seccomp(listener: &Path) -> LinuxSeccomp {
+/// The seccomp section for a container whose bypass service listens on `listener`;
+/// `publishes`: the container publishes TCP ports.
+pub fn seccomp(listener: &Path, publishes: bool) -> LinuxSeccomp {
+    let names = if publishes {
+        TRAPPED_PUBLISHING
+    } else {
+        TRAPPED
+    };
     let trapped = LinuxSyscallBuilder::default()
-        .names(TRAPPED.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .names(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
         .action(LinuxSeccompAction::ScmpActNotify)
         .build()
         .expect("a complete syscall rule");
@@ -42,11 +52,16 @@ mod tests {
 
     #[test]
     fn the_profile_allows_everything_but_connect_which_goes_to_the_listener() {
-        let v = serde_json::to_value(seccomp(Path::new("/run/x/bypass.sock"))).unwrap();
+        let v = serde_json::to_value(seccomp(Path::new("/run/x/bypass.sock"), false)).unwrap();
         assert_eq!(v["defaultAction"], "SCMP_ACT_ALLOW");
         assert_eq!(v["listenerPath"], "/run/x/bypass.sock");
         assert_eq!(v["syscalls"][0]["names"], serde_json::json!(["connect"]));
         assert_eq!(v["syscalls"][0]["action"], "SCMP_ACT_NOTIFY");
         assert_eq!(v["syscalls"].as_array().unwrap().len(), 1);
+        let v = serde_json::to_value(seccomp(Path::new("/run/x/bypass.sock"), true)).unwrap();
+        assert_eq!(
+            v["syscalls"][0]["names"],
+            serde_json::json!(["connect", "listen", "getsockname"])
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! The notification loop: one thread per container, reading the notify fd runc sent.
 //!
-//! Each trapped `connect` is answered in one of three ways (the crate page has the rules):
+//! `listen` and `getsockname` go to [`crate::publish`] (published ports, when the container
+//! has any); this module answers `connect`. Each trapped `connect` is answered in one of three ways (the crate page has the rules):
 //! `CONTINUE` (the normal path: the container's own socket, untouched), the result of the
 //! service's own connect of a host twin that it installed in place of the container's fd, or an
 //! error (a host socket asked to connect where the policy refuses). A blocking connect that
@@ -17,6 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::Error;
 use crate::policy::Policy;
+use crate::publish::Ports;
 use crate::socket::{self, Dest, Kind};
 use crate::sys::{self, Answer, Notif};
 
@@ -83,6 +85,8 @@ struct Shared {
     /// `SO_NETNS_COOKIE` of this thread's (the host's) network namespace.
     host_netns: u64,
     stats: Arc<Stats>,
+    /// The container's published TCP ports, whose listeners the bypass serves.
+    ports: Option<Arc<Ports>>,
 }
 
 impl Shared {
@@ -115,8 +119,19 @@ impl Service {
                 policy,
                 host_netns,
                 stats,
+                ports: None,
             }),
         })
+    }
+
+    /// Also serves the listeners of `ports` (shared by the services of one container).
+    pub fn publishing(self, ports: Arc<Ports>) -> Service {
+        let mut shared = Arc::try_unwrap(self.shared)
+            .unwrap_or_else(|_| unreachable!("a service not yet running has one owner"));
+        shared.ports = Some(ports);
+        Service {
+            shared: Arc::new(shared),
+        }
     }
 
     /// Answers notifications until every task under the filter is gone.
@@ -144,9 +159,24 @@ impl Service {
 
 /// The answer to `n`, or `None` when there is nothing to answer (stale) or a waiter will.
 fn decide(s: &Arc<Shared>, n: &Notif) -> Option<Answer> {
-    if n.data.arch != sys::AUDIT_ARCH_X86_64 || i64::from(n.data.nr) != libc::SYS_connect {
+    if n.data.arch != sys::AUDIT_ARCH_X86_64 {
         return Some(Answer::Continue);
     }
+    match (i64::from(n.data.nr), &s.ports) {
+        (libc::SYS_connect, _) => connect(s, n),
+        (libc::SYS_listen, Some(p)) => {
+            let a = crate::publish::listen(s.fd(), p, s.host_netns, n);
+            if a != Answer::Continue {
+                s.count(&s.stats.bypassed);
+            }
+            Some(a)
+        }
+        (libc::SYS_getsockname, Some(p)) => Some(crate::publish::getsockname(s.fd(), p, n)),
+        _ => Some(Answer::Continue),
+    }
+}
+
+fn connect(s: &Arc<Shared>, n: &Notif) -> Option<Answer> {
     let fd = n.data.args[0] as u32 as i32;
     let len = n.data.args[2] as u32 as usize;
     if fd < 0 || !(2..=128).contains(&len) {
@@ -260,7 +290,7 @@ fn fresh(fd: BorrowedFd, kind: Kind) -> bool {
 }
 
 /// Whether the target's `fd` is close-on-exec (`/proc/TID/fdinfo`: the `flags:` field, octal).
-fn cloexec(tid: u32, fd: RawFd) -> Option<bool> {
+pub(crate) fn cloexec(tid: u32, fd: RawFd) -> Option<bool> {
     let text = std::fs::read_to_string(format!("/proc/{tid}/fdinfo/{fd}")).ok()?;
     let flags = text.lines().find_map(|l| l.strip_prefix("flags:"))?.trim();
     let flags = u32::from_str_radix(flags, 8).ok()?;

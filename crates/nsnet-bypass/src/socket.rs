@@ -80,6 +80,28 @@ pub fn parse_sockaddr(b: &[u8]) -> Option<Dest> {
     }
 }
 
+/// The raw sockaddr of `a` (`sockaddr_in` or `sockaddr_in6`), as the kernel takes it.
+pub fn raw_sockaddr(a: SocketAddr) -> Vec<u8> {
+    match a {
+        SocketAddr::V4(a) => {
+            let mut b = vec![0u8; std::mem::size_of::<libc::sockaddr_in>()];
+            b[..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
+            b[2..4].copy_from_slice(&a.port().to_be_bytes());
+            b[4..8].copy_from_slice(&a.ip().octets());
+            b
+        }
+        SocketAddr::V6(a) => {
+            let mut b = vec![0u8; std::mem::size_of::<libc::sockaddr_in6>()];
+            b[..2].copy_from_slice(&(libc::AF_INET6 as u16).to_ne_bytes());
+            b[2..4].copy_from_slice(&a.port().to_be_bytes());
+            b[4..8].copy_from_slice(&a.flowinfo().to_be_bytes());
+            b[8..24].copy_from_slice(&a.ip().octets());
+            b[24..28].copy_from_slice(&a.scope_id().to_ne_bytes());
+            b
+        }
+    }
+}
+
 /// Whether the socket is bound to a local address or port: the bypass cannot give a host
 /// socket the container's address, so such a socket stays on the normal path.
 pub fn is_bound(fd: BorrowedFd) -> io::Result<bool> {
@@ -243,6 +265,14 @@ mod tests {
             Some(Dest::Inet("192.0.2.10:8080".parse().unwrap()))
         );
         assert_eq!(parse_sockaddr(&raw_v4([192, 0, 2, 10], 80)[..8]), None);
+        for a in [
+            "192.0.2.10:8080",
+            "[2001:db8::1]:443",
+            "[::ffff:127.0.0.1]:80",
+        ] {
+            let a: SocketAddr = a.parse().unwrap();
+            assert_eq!(parse_sockaddr(&raw_sockaddr(a)), Some(Dest::Inet(a)), "{a}");
+        }
         let mut v6 = vec![0u8; 28];
         v6[..2].copy_from_slice(&(libc::AF_INET6 as u16).to_ne_bytes());
         v6[2..4].copy_from_slice(&443u16.to_be_bytes());

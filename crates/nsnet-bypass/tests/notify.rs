@@ -14,7 +14,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use nsnet_bypass::{Policy, Service, Stats};
+use nsnet_bypass::{Forwards, Policy, Ports, Published, Service, Stats};
 
 const WORLD: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
 
@@ -76,6 +76,32 @@ fn filter() -> [libc::sock_filter; 6] {
     ]
 }
 
+/// The filter of a container that publishes ports: `connect`, `listen`, `getsockname`.
+fn filter_publishing() -> [libc::sock_filter; 8] {
+    let stmt = |code: u32, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jeq = |k: u32, jt: u8, jf: u8| libc::sock_filter {
+        code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+        jt,
+        jf,
+        k,
+    };
+    [
+        stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 4),
+        jeq(0xC000_003E, 0, 4),
+        stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0),
+        jeq(libc::SYS_connect as u32, 3, 0),
+        jeq(libc::SYS_listen as u32, 2, 0),
+        jeq(libc::SYS_getsockname as u32, 1, 0),
+        stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW),
+        stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_USER_NOTIF),
+    ]
+}
+
 /// Everything the target needs, made before the fork.
 struct Prepared {
     uid_map: Vec<u8>,
@@ -119,7 +145,9 @@ fn connect_in(fd: RawFd, a: &libc::sockaddr_in) -> i32 {
 
 /// The target, between fork and exit: returns the exit code (0 when every step before the
 /// cases worked). Only async-signal-safe calls on prepared memory.
-fn target(p: &Prepared, chan: RawFd) -> i32 {
+/// Enters a user and network namespace of its own, loads `filter` and sends the notify fd
+/// on `chan`: 0, or the exit code of the step that failed.
+fn enter(uid_map: &[u8], gid_map: &[u8], filter: &[libc::sock_filter], chan: RawFd) -> i32 {
     // SAFETY: raw system calls on prepared buffers, in a single-threaded child.
     unsafe {
         if libc::unshare(libc::CLONE_NEWUSER) != 0 {
@@ -135,8 +163,8 @@ fn target(p: &Prepared, chan: RawFd) -> i32 {
             ok
         };
         if !write(b"/proc/self/setgroups\0", b"deny")
-            || !write(b"/proc/self/uid_map\0", &p.uid_map)
-            || !write(b"/proc/self/gid_map\0", &p.gid_map)
+            || !write(b"/proc/self/uid_map\0", uid_map)
+            || !write(b"/proc/self/gid_map\0", gid_map)
         {
             return 11;
         }
@@ -147,8 +175,8 @@ fn target(p: &Prepared, chan: RawFd) -> i32 {
             return 13;
         }
         let prog = libc::sock_fprog {
-            len: p.filter.len() as u16,
-            filter: p.filter.as_ptr() as *mut libc::sock_filter,
+            len: filter.len() as u16,
+            filter: filter.as_ptr() as *mut libc::sock_filter,
         };
         let notify = libc::syscall(
             libc::SYS_seccomp,
@@ -181,6 +209,19 @@ fn target(p: &Prepared, chan: RawFd) -> i32 {
         }
         libc::close(notify);
 
+        0
+    }
+}
+
+/// The target, between fork and exit: returns the exit code (0 when every step before the
+/// cases worked). Only async-signal-safe calls on prepared memory.
+fn target(p: &Prepared, chan: RawFd) -> i32 {
+    let e = enter(&p.uid_map, &p.gid_map, &p.filter, chan);
+    if e != 0 {
+        return e;
+    }
+    // SAFETY: raw system calls on prepared buffers, in a single-threaded child.
+    unsafe {
         let mut results = [0i32; 10];
         let tcp = || libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
 
@@ -424,4 +465,254 @@ fn recv_fd(sock: RawFd) -> Option<OwnedFd> {
             libc::CMSG_DATA(c).cast::<RawFd>().read_unaligned(),
         ))
     }
+}
+
+/// What the listen target needs, made before the fork.
+struct PreparedListen {
+    uid_map: Vec<u8>,
+    gid_map: Vec<u8>,
+    filter: [libc::sock_filter; 8],
+    /// The published port, on the container's loopback and on every address.
+    lo: libc::sockaddr_in,
+    any: libc::sockaddr_in,
+    /// A port that is not published, and one whose host port is taken.
+    unpublished: libc::sockaddr_in,
+    busy: libc::sockaddr_in,
+}
+
+/// The listen cases, the first batch's.
+const LISTEN_CASES: &[&str] = &[
+    "listen on the container's loopback (normal path)",
+    "listen on every address of the published port (swapped)",
+    "getsockname of the swapped listener answers the address bound inside",
+    "listen on a port that is not published (normal path)",
+    "listen where the host port is taken (normal path, forward restored)",
+];
+
+fn listen_target(p: &PreparedListen, chan: RawFd) -> i32 {
+    let e = enter(&p.uid_map, &p.gid_map, &p.filter, chan);
+    if e != 0 {
+        return e;
+    }
+    let size = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: raw system calls on prepared buffers, in a single-threaded child.
+    unsafe {
+        let one: i32 = 1;
+        let listener = |a: &libc::sockaddr_in| -> (RawFd, i32) {
+            let s = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+            libc::setsockopt(
+                s,
+                libc::SOL_SOCKET,
+                libc::SO_REUSEADDR,
+                (&one as *const i32).cast(),
+                4,
+            );
+            if libc::bind(s, (a as *const libc::sockaddr_in).cast(), size) != 0 {
+                return (s, -10);
+            }
+            let r = if libc::listen(s, 8) == 0 { 0 } else { errno() };
+            (s, r)
+        };
+        let mut first = [0i32; 5];
+        let (s, r) = listener(&p.lo);
+        first[0] = r;
+        libc::close(s);
+        let (s, r) = listener(&p.any);
+        first[1] = r;
+        // SAFETY: plain data.
+        let mut got: libc::sockaddr_in = std::mem::zeroed();
+        let mut len = size;
+        first[2] =
+            if libc::getsockname(s, (&mut got as *mut libc::sockaddr_in).cast(), &mut len) != 0 {
+                errno()
+            } else if len != size
+                || got.sin_family != p.any.sin_family
+                || got.sin_port != p.any.sin_port
+                || got.sin_addr.s_addr != p.any.sin_addr.s_addr
+            {
+                -1
+            } else {
+                0
+            };
+        let (s2, r) = listener(&p.unpublished);
+        first[3] = r;
+        libc::close(s2);
+        let (s3, r) = listener(&p.busy);
+        first[4] = r;
+        libc::close(s3);
+        let n = std::mem::size_of_val(&first);
+        if libc::write(chan, first.as_ptr().cast(), n) != n as isize {
+            return 16;
+        }
+        // The test's client: 4 bytes in, 4 out, and its port as getpeername tells it.
+        let mut second = [0i32; 2];
+        let mut peer: libc::sockaddr_in = std::mem::zeroed();
+        let mut plen = size;
+        let c = libc::accept(s, (&mut peer as *mut libc::sockaddr_in).cast(), &mut plen);
+        if c < 0 {
+            second[0] = errno();
+        } else {
+            let mut b = [0u8; 4];
+            second[0] = if libc::read(c, b.as_mut_ptr().cast(), 4) != 4 || &b != b"ping" {
+                -2
+            } else if libc::write(c, b"pong".as_ptr().cast(), 4) != 4 {
+                -3
+            } else {
+                0
+            };
+            let mut p2: libc::sockaddr_in = std::mem::zeroed();
+            let mut l2 = size;
+            libc::getpeername(c, (&mut p2 as *mut libc::sockaddr_in).cast(), &mut l2);
+            second[1] = u16::from_be(p2.sin_port) as i32;
+            libc::close(c);
+        }
+        libc::close(s);
+        let n = std::mem::size_of_val(&second);
+        if libc::write(chan, second.as_ptr().cast(), n) != n as isize {
+            return 17;
+        }
+        0
+    }
+}
+
+/// A port driver that only records what it is asked.
+#[derive(Default, Clone)]
+struct Recorder(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Forwards for Recorder {
+    fn take(&self, p: &Published) -> Result<(), String> {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("take {}", p.container_port));
+        Ok(())
+    }
+    fn restore(&self, p: &Published) -> Result<(), String> {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("restore {}", p.container_port));
+        Ok(())
+    }
+}
+
+#[test]
+fn a_listener_on_a_published_port_becomes_a_host_listener_on_the_published_address() {
+    let free_port = || {
+        TcpListener::bind((WORLD, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let host_port = free_port();
+    // Someone else holds the second published port's host address.
+    let squatter = TcpListener::bind((WORLD, 0)).unwrap();
+    let busy_port = squatter.local_addr().unwrap().port();
+    let uid = nix_uid();
+    let p = PreparedListen {
+        uid_map: format!("0 {} 1", uid.0).into_bytes(),
+        gid_map: format!("0 {} 1", uid.1).into_bytes(),
+        filter: filter_publishing(),
+        lo: sockaddr_in(Ipv4Addr::LOCALHOST, 8080),
+        any: sockaddr_in(Ipv4Addr::UNSPECIFIED, 8080),
+        unpublished: sockaddr_in(Ipv4Addr::UNSPECIFIED, 8081),
+        busy: sockaddr_in(Ipv4Addr::UNSPECIFIED, 8082),
+    };
+    let mut pair = [0 as RawFd; 2];
+    // SAFETY: socketpair fills two descriptors.
+    assert_eq!(
+        unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+                0,
+                pair.as_mut_ptr(),
+            )
+        },
+        0
+    );
+    // SAFETY: both descriptors are fresh and ours.
+    let (ours, theirs) = unsafe { (OwnedFd::from_raw_fd(pair[0]), OwnedFd::from_raw_fd(pair[1])) };
+    // SAFETY: the child runs `listen_target` (async-signal-safe calls only) and exits.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        let code = listen_target(&p, theirs.as_raw_fd());
+        // SAFETY: leave without running the parent's destructors or atexit handlers.
+        unsafe { libc::_exit(code) };
+    }
+    drop(theirs);
+
+    let notify = recv_fd(ours.as_raw_fd()).expect("the target's notify fd");
+    let recorder = Recorder::default();
+    let published = |container_port, host_port| Published {
+        container_port,
+        host_ip: Some(WORLD.into()),
+        host_port,
+    };
+    let ports = Arc::new(Ports::new(
+        vec![published(8080, host_port), published(8082, busy_port)],
+        Box::new(recorder.clone()),
+    ));
+    let policy = Policy {
+        ipv4: true,
+        ipv6: true,
+        never: vec![],
+    };
+    let stats = tempfile::NamedTempFile::new().unwrap();
+    let svc = Service::new(notify, policy, Stats::reported_to(stats.path()).unwrap())
+        .unwrap()
+        .publishing(ports);
+    let served = std::thread::spawn(move || svc.run());
+
+    let read = |buf: &mut [i32]| {
+        // SAFETY: reading into a plain i32 slice.
+        unsafe {
+            libc::read(
+                ours.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                std::mem::size_of_val(buf),
+            )
+        }
+    };
+    let mut first = [0i32; 5];
+    let n = read(&mut first);
+    let exchanged = (n as usize == std::mem::size_of_val(&first)).then(|| {
+        // The swapped listener is in this (the world's) netns, on the published address.
+        let mut c = std::net::TcpStream::connect((WORLD, host_port)).expect("connect to HP");
+        c.write_all(b"ping").unwrap();
+        let mut b = [0u8; 4];
+        c.read_exact(&mut b).unwrap();
+        (b, c.local_addr().unwrap().port())
+    });
+    let mut second = [0i32; 2];
+    let n2 = read(&mut second);
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "the target failed: status {status:#x}"
+    );
+    served.join().unwrap().unwrap();
+    for (i, case) in LISTEN_CASES.iter().enumerate() {
+        assert_eq!(first[i], 0, "{case}: {}", first[i]);
+    }
+    let (b, client_port) = exchanged.expect("the first batch");
+    assert_eq!(&b, b"pong");
+    assert_eq!(n2 as usize, std::mem::size_of_val(&second));
+    assert_eq!(second[0], 0, "accept, read, write on the swapped listener");
+    assert_eq!(
+        second[1], client_port as i32,
+        "getpeername is the real client"
+    );
+    assert_eq!(
+        *recorder.0.lock().unwrap(),
+        ["take 8080", "take 8082", "restore 8082"]
+    );
+    let line = std::fs::read_to_string(stats.path()).unwrap();
+    let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!(v["bypassed"], 1, "{line}");
+    drop(squatter);
 }
