@@ -56,14 +56,17 @@
 //!   `fcntl`, `read`, `write` and the rest never are (runc's own init would hang on a trapped
 //!   `fcntl`; bypass4netns' defect), and a swapped fd is an ordinary socket to every later call.
 //!
-//! Limits (docs/bypass.md): `sendto`/`sendmsg` of unconnected UDP is not done; a swapped
-//! connected socket reports the host's addresses to `getsockname` (a swapped listener answers
-//! the container's).
+//! Unconnected UDP is swapped at its first `sendto` to an outside address ([`datagram`]).
+//!
+//! Limits (docs/bypass.md): `sendmsg` is never trapped (runc's init uses it under the filter);
+//! a swapped connected or UDP socket reports the host's addresses to `getsockname` (a swapped
+//! listener answers the container's).
 //!
 //! Why hand-written ioctls: the notify ABI (`seccomp_notif`, `SECCOMP_IOCTL_NOTIF_*`,
 //! `seccomp_notif_addfd`) is in `libc`; the one crate that wraps it, `libseccomp`, links the C
 //! library, and `seccompiler` (which nsnet uses for BPF) has no notify or ADDFD support.
 
+pub mod datagram;
 pub mod listener;
 pub mod policy;
 pub mod profile;

@@ -1,7 +1,7 @@
 //! The notification loop: one thread per container, reading the notify fd runc sent.
 //!
 //! `listen` and `getsockname` go to [`crate::publish`] (published ports, when the container
-//! has any); this module answers `connect`. Each trapped `connect` is answered in one of three ways (the crate page has the rules):
+//! has any), `sendto` to [`crate::datagram`]; this module answers `connect`. Each trapped `connect` is answered in one of three ways (the crate page has the rules):
 //! `CONTINUE` (the normal path: the container's own socket, untouched), the result of the
 //! service's own connect of a host twin that it installed in place of the container's fd, or an
 //! error (a host socket asked to connect where the policy refuses). A blocking connect that
@@ -79,22 +79,24 @@ impl Stats {
 }
 
 /// What the loop and its waiters share.
-struct Shared {
+pub(crate) struct Shared {
     notify: OwnedFd,
-    policy: Policy,
+    pub(crate) policy: Policy,
     /// `SO_NETNS_COOKIE` of this thread's (the host's) network namespace.
-    host_netns: u64,
-    stats: Arc<Stats>,
+    pub(crate) host_netns: u64,
+    pub(crate) stats: Arc<Stats>,
+    /// UDP sockets swapped at their first `sendto` ([`crate::datagram`]).
+    pub(crate) datagrams: crate::datagram::Swapped,
     /// The container's published TCP ports, whose listeners the bypass serves.
     ports: Option<Arc<Ports>>,
 }
 
 impl Shared {
-    fn fd(&self) -> BorrowedFd<'_> {
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         self.notify.as_fd()
     }
 
-    fn count(&self, c: &AtomicU64) {
+    pub(crate) fn count(&self, c: &AtomicU64) {
         self.stats.count(c);
     }
 }
@@ -119,6 +121,7 @@ impl Service {
                 policy,
                 host_netns,
                 stats,
+                datagrams: Default::default(),
                 ports: None,
             }),
         })
@@ -164,6 +167,7 @@ fn decide(s: &Arc<Shared>, n: &Notif) -> Option<Answer> {
     }
     match (i64::from(n.data.nr), &s.ports) {
         (libc::SYS_connect, _) => connect(s, n),
+        (libc::SYS_sendto, _) => Some(crate::datagram::sendto(s, n)),
         (libc::SYS_listen, Some(p)) => {
             let a = crate::publish::listen(s.fd(), p, s.host_netns, n);
             if a != Answer::Continue {
@@ -212,17 +216,7 @@ fn connect(s: &Arc<Shared>, n: &Notif) -> Option<Answer> {
     let Dest::Inet(dst) = dest else {
         return Some(Answer::Continue);
     };
-    let family_ok = match dst {
-        std::net::SocketAddr::V4(_) => kind.domain == libc::AF_INET,
-        std::net::SocketAddr::V6(a) => {
-            kind.domain == libc::AF_INET6
-                && !(a.ip().to_ipv4_mapped().is_some()
-                    && sys::getsockopt_int(sock.as_fd(), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY)
-                        .unwrap_or(1)
-                        != 0)
-        }
-    };
-    if !family_ok || !s.policy.allows(dst) || !fresh(sock.as_fd(), kind) {
+    if !family_ok(sock.as_fd(), kind, dst) || !s.policy.allows(dst) || !fresh(sock.as_fd(), kind) {
         tracing::debug!(%dst, "normal path");
         s.count(&s.stats.normal);
         return Some(Answer::Continue);
@@ -275,8 +269,23 @@ fn connect(s: &Arc<Shared>, n: &Notif) -> Option<Answer> {
     }
 }
 
+/// Whether `dst` is an address of the socket's family (a v4-mapped one only on a dual-stack
+/// socket): else the kernel's own error, on the normal path.
+pub(crate) fn family_ok(sock: BorrowedFd, kind: Kind, dst: std::net::SocketAddr) -> bool {
+    match dst {
+        std::net::SocketAddr::V4(_) => kind.domain == libc::AF_INET,
+        std::net::SocketAddr::V6(a) => {
+            kind.domain == libc::AF_INET6
+                && !(a.ip().to_ipv4_mapped().is_some()
+                    && sys::getsockopt_int(sock, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY)
+                        .unwrap_or(1)
+                        != 0)
+        }
+    }
+}
+
 /// A socket the bypass can still swap: not bound, not listening, not connected.
-fn fresh(fd: BorrowedFd, kind: Kind) -> bool {
+pub(crate) fn fresh(fd: BorrowedFd, kind: Kind) -> bool {
     if !matches!(socket::is_bound(fd), Ok(false)) {
         return false;
     }

@@ -391,3 +391,29 @@ pub fn open_memory(tid: u32) -> io::Result<std::fs::File> {
         .write(true)
         .open(format!("/proc/{tid}/mem"))
 }
+
+/// `sendto` with a raw sockaddr: the bytes sent, or the errno.
+pub fn sendto(fd: BorrowedFd, data: &[u8], flags: i32, addr: &[u8]) -> Result<usize, i32> {
+    loop {
+        // SAFETY: data and addr are readable buffers of their lengths.
+        let r = unsafe {
+            libc::sendto(
+                fd.as_raw_fd(),
+                data.as_ptr().cast(),
+                data.len(),
+                flags,
+                addr.as_ptr().cast(),
+                addr.len() as libc::socklen_t,
+            )
+        };
+        if r >= 0 {
+            return Ok(r as usize);
+        }
+        let e = io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO);
+        if e != libc::EINTR {
+            return Err(e);
+        }
+    }
+}

@@ -716,3 +716,209 @@ fn a_listener_on_a_published_port_becomes_a_host_listener_on_the_published_addre
     assert_eq!(v["bypassed"], 1, "{line}");
     drop(squatter);
 }
+
+/// The filter for unconnected UDP: `connect` and `sendto` (every `sendto`: the service leaves
+/// those without a destination alone; the real profile does not even trap them).
+fn filter_datagrams() -> [libc::sock_filter; 8] {
+    let mut f = filter_publishing();
+    f[4].k = libc::SYS_sendto as u32;
+    f[5].k = libc::SYS_sendto as u32;
+    f
+}
+
+struct PreparedUdp {
+    uid_map: Vec<u8>,
+    gid_map: Vec<u8>,
+    filter: [libc::sock_filter; 8],
+    lo_up: libc::ifreq,
+    world: libc::sockaddr_in,
+    /// The target's own loopback, where it has a socket of its own.
+    inside: libc::sockaddr_in,
+    dns: libc::sockaddr_in,
+}
+
+const UDP_CASES: &[&str] = &[
+    "first sendto to the world (swapped, sent by the service)",
+    "the reply reaches the swapped socket",
+    "a second sendto to the world, and its reply",
+    "sendto to the target's loopback from the swapped socket (back to the normal path)",
+    "the target's own socket got it",
+    "the world again, now on the normal path (no route here)",
+    "a fresh socket to the DNS address (normal path)",
+];
+
+fn udp_target(p: &PreparedUdp, chan: RawFd) -> i32 {
+    let e = enter(&p.uid_map, &p.gid_map, &p.filter, chan);
+    if e != 0 {
+        return e;
+    }
+    let size = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: raw system calls on prepared buffers, in a single-threaded child.
+    unsafe {
+        let ctl = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
+        if libc::ioctl(ctl, libc::SIOCSIFFLAGS, &p.lo_up) != 0 {
+            return 20;
+        }
+        libc::close(ctl);
+        let timeout = libc::timeval {
+            tv_sec: 5,
+            tv_usec: 0,
+        };
+        let udp = || {
+            let s = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
+            libc::setsockopt(
+                s,
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&timeout as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            );
+            s
+        };
+        let send = |s: RawFd, what: &[u8], to: &libc::sockaddr_in| -> i32 {
+            let r = libc::sendto(
+                s,
+                what.as_ptr().cast(),
+                what.len(),
+                0,
+                (to as *const libc::sockaddr_in).cast(),
+                size,
+            );
+            if r < 0 { errno() } else { r as i32 }
+        };
+        let recv_is = |s: RawFd, want: &[u8]| -> i32 {
+            let mut b = [0u8; 16];
+            let r = libc::recv(s, b.as_mut_ptr().cast(), b.len(), 0);
+            if r < 0 {
+                errno()
+            } else if &b[..r as usize] != want {
+                -1
+            } else {
+                0
+            }
+        };
+        let own = udp();
+        if libc::bind(own, (&p.inside as *const libc::sockaddr_in).cast(), size) != 0 {
+            return 21;
+        }
+        let mut r = [0i32; 7];
+        let s = udp();
+        r[0] = send(s, b"one", &p.world);
+        r[1] = recv_is(s, b"one");
+        r[2] = if send(s, b"two", &p.world) == 3 {
+            recv_is(s, b"two")
+        } else {
+            -2
+        };
+        r[3] = send(s, b"in", &p.inside);
+        r[4] = recv_is(own, b"in");
+        r[5] = send(s, b"three", &p.world);
+        let t = udp();
+        r[6] = send(t, b"dns", &p.dns);
+        let n = std::mem::size_of_val(&r);
+        if libc::write(chan, r.as_ptr().cast(), n) != n as isize {
+            return 22;
+        }
+        0
+    }
+}
+
+#[test]
+fn an_unconnected_udp_socket_is_swapped_at_its_first_sendto_outside_and_still_reaches_inside() {
+    // The world's echo server, counting what arrives.
+    let echo = std::net::UdpSocket::bind((WORLD, 0)).unwrap();
+    let port = echo.local_addr().unwrap().port();
+    let got = Arc::new(std::sync::Mutex::new(Vec::<Vec<u8>>::new()));
+    let g = got.clone();
+    std::thread::spawn(move || {
+        let mut b = [0u8; 64];
+        while let Ok((n, from)) = echo.recv_from(&mut b) {
+            g.lock().unwrap().push(b[..n].to_vec());
+            let _ = echo.send_to(&b[..n], from);
+        }
+    });
+    // The world's loopback on the port the target uses inside: reached only through a hole.
+    let lo = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    lo.set_nonblocking(true).unwrap();
+    let inside_port = lo.local_addr().unwrap().port();
+    let uid = nix_uid();
+    // SAFETY: plain data.
+    let mut lo_up: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (i, c) in b"lo".iter().enumerate() {
+        lo_up.ifr_name[i] = *c as libc::c_char;
+    }
+    lo_up.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_LOOPBACK | libc::IFF_RUNNING) as i16;
+    let p = PreparedUdp {
+        uid_map: format!("0 {} 1", uid.0).into_bytes(),
+        gid_map: format!("0 {} 1", uid.1).into_bytes(),
+        filter: filter_datagrams(),
+        lo_up,
+        world: sockaddr_in(WORLD, port),
+        inside: sockaddr_in(Ipv4Addr::LOCALHOST, inside_port),
+        dns: sockaddr_in(Ipv4Addr::new(10, 0, 2, 3), 53),
+    };
+    let mut pair = [0 as RawFd; 2];
+    // SAFETY: socketpair fills two descriptors.
+    assert_eq!(
+        unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+                0,
+                pair.as_mut_ptr(),
+            )
+        },
+        0
+    );
+    // SAFETY: both descriptors are fresh and ours.
+    let (ours, theirs) = unsafe { (OwnedFd::from_raw_fd(pair[0]), OwnedFd::from_raw_fd(pair[1])) };
+    // SAFETY: the child runs `udp_target` (async-signal-safe calls only) and exits.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        let code = udp_target(&p, theirs.as_raw_fd());
+        // SAFETY: leave without running the parent's destructors or atexit handlers.
+        unsafe { libc::_exit(code) };
+    }
+    drop(theirs);
+    let notify = recv_fd(ours.as_raw_fd()).expect("the target's notify fd");
+    let policy = Policy {
+        ipv4: true,
+        ipv6: true,
+        never: vec!["10.0.2.0/24".parse().unwrap()],
+    };
+    let stats = tempfile::NamedTempFile::new().unwrap();
+    let svc = Service::new(notify, policy, Stats::reported_to(stats.path()).unwrap()).unwrap();
+    let served = std::thread::spawn(move || svc.run());
+    let mut r = [0i32; 7];
+    // SAFETY: reading into a plain i32 array.
+    let n = unsafe {
+        libc::read(
+            ours.as_raw_fd(),
+            r.as_mut_ptr().cast(),
+            std::mem::size_of_val(&r),
+        )
+    };
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "the target failed: status {status:#x}"
+    );
+    served.join().unwrap().unwrap();
+    assert_eq!(n as usize, std::mem::size_of_val(&r));
+    let want = [3, 0, 0, 2, 0, libc::ENETUNREACH, libc::ENETUNREACH];
+    for (i, case) in UDP_CASES.iter().enumerate() {
+        assert_eq!(r[i], want[i], "{case}: got {}, want {}", r[i], want[i]);
+    }
+    assert_eq!(*got.lock().unwrap(), [b"one".to_vec(), b"two".to_vec()]);
+    let mut b = [0u8; 16];
+    assert!(
+        lo.recv_from(&mut b).is_err(),
+        "the world's loopback was reached"
+    );
+    let line = std::fs::read_to_string(stats.path()).unwrap();
+    let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!(v["bypassed"], 1, "{line}");
+}

@@ -32,6 +32,7 @@ const APPLETS: &[&str] = &[
     "cat",
     "true",
     "nc",
+    "tftp",
 ];
 
 /// The world address that is not loopback (scripts/test puts it on the world's lo).
@@ -195,6 +196,25 @@ fn holder_in(table: &str, l: &str, p: &str) -> Option<Seen> {
             .then(|| f.get(9).map(|s| s.to_string()))
             .flatten()
     })?;
+    inode_holder(&inode)
+}
+
+/// The world UDP socket (IPv4) whose local port is `port`, whatever its address, and who
+/// holds it.
+fn udp_holder(port: u16) -> Option<Seen> {
+    let udp = std::fs::read_to_string("/proc/net/udp").unwrap();
+    let suffix = format!(":{port:04X}");
+    let inode = udp.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        f.get(1)
+            .is_some_and(|l| l.ends_with(&suffix))
+            .then(|| f.get(9).map(|s| s.to_string()))
+            .flatten()
+    })?;
+    inode_holder(&inode)
+}
+
+fn inode_holder(inode: &str) -> Option<Seen> {
     let want = format!("socket:[{inode}]");
     let world = own_ns("net");
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -570,6 +590,93 @@ fn bypass_published_port_is_the_apps_own_listener_on_the_host() {
         "relay: {seen:?}"
     );
     assert_eq!(env.counts("plain"), (false, 0, 0));
+}
+
+/// What the TFTP server saw of one transfer.
+struct Transfer {
+    /// The file asked for.
+    file: String,
+    /// Who held the client's socket while the transfer was on.
+    holder: Option<Seen>,
+    /// The client's ACK (sent with another `sendto`) arrived.
+    acked: bool,
+}
+
+/// A one-block TFTP server on the world's address: answers each client's first read request
+/// with `payload` and waits for its ACK (a retransmitted request is not served twice).
+fn tftp_server(payload: &'static [u8]) -> (u16, mpsc::Receiver<Transfer>) {
+    let u = std::net::UdpSocket::bind(format!("{WORLD}:0")).unwrap();
+    let port = u.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut served = Vec::new();
+        let mut b = [0u8; 1024];
+        loop {
+            let Ok((n, from)) = u.recv_from(&mut b) else {
+                return;
+            };
+            if n < 4 || b[1] != 1 || served.contains(&from) {
+                continue;
+            }
+            served.push(from);
+            let file = b[2..n].split(|c| *c == 0).next().unwrap_or_default();
+            let file = String::from_utf8_lossy(file).into_owned();
+            let holder = udp_holder(from.port());
+            let mut data = vec![0, 3, 0, 1];
+            data.extend_from_slice(payload);
+            let _ = u.send_to(&data, from);
+            u.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let acked = loop {
+                match u.recv_from(&mut b) {
+                    Ok((4, f)) if f == from => break b[..4] == [0, 4, 0, 1],
+                    Ok(_) => continue,
+                    Err(_) => break false,
+                }
+            };
+            u.set_read_timeout(None).unwrap();
+            let _ = tx.send(Transfer {
+                file,
+                holder,
+                acked,
+            });
+        }
+    });
+    (port, rx)
+}
+
+#[test]
+fn bypass_unconnected_udp_runs_on_a_host_socket_and_gets_its_replies() {
+    let env = Env::new();
+    let payload: &[u8] = b"hello over tftp\n";
+    let (port, seen) = tftp_server(payload);
+    let script = |file: &str| format!("tftp -g -r {file} -l - {WORLD} {port}");
+    let transfer = |file: &str| {
+        let t = seen
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a transfer");
+        assert_eq!(t.file, file);
+        t
+    };
+
+    // The normal path: the datagrams come from the instance's host socket.
+    let o = env.run_sh("plain", &[], &script("plain"));
+    assert_eq!(stdout(&o).as_bytes(), payload, "{}", stderr(&o));
+    let t = transfer("plain");
+    let s = t.holder.expect("the client socket's holder");
+    assert!(
+        s.comm == "nsnet" && s.holder_in_world && t.acked,
+        "normal path: {s:?}"
+    );
+
+    // Bypassed: tftp's own socket is a world socket; the reply and the ACK go through it.
+    let o = env.run_sh("fast", &["--bypass"], &script("fast"));
+    assert_eq!(stdout(&o).as_bytes(), payload, "{}", stderr(&o));
+    let t = transfer("fast");
+    let s = t.holder.expect("the client socket's holder");
+    assert!(s.comm == "tftp" && !s.holder_in_world, "bypass: {s:?}");
+    assert!(t.acked, "the ACK, sent on the swapped socket, arrived");
+    let (on, bypassed, _) = env.counts("fast");
+    assert!(on && bypassed == 1, "{:?}", env.counts("fast"));
 }
 
 #[test]
