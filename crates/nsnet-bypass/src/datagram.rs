@@ -19,8 +19,8 @@
 //!   loopback…) — is the normal path, untouched.
 //! - A socket swapped here that sends to an outside address again: sent by the service on our
 //!   duplicate of the host socket (every such datagram is a round trip to the service).
-//! - A socket swapped here that sends to a never-bypass address (a container peer, the DNS
-//!   forwarder): the app must still reach it, and a host socket cannot. The service keeps the
+//! - A socket swapped here that sends to (or connects to) a never-bypass address (a container
+//!   peer, the DNS forwarder): the app must still reach it, and a host socket cannot. The service keeps the
 //!   container's original socket for each swap, puts it back in place of the app's fd and
 //!   answers `CONTINUE`: the kernel sends on the container's socket, where its second read of
 //!   the address is harmless (the normal path's rules apply). The socket stays on the normal
@@ -35,7 +35,7 @@
 //! the entries whose socket inode no longer appears in this netns's `/proc/net/udp{,6}`.
 
 use std::collections::HashMap;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Mutex;
 
 use crate::service::{self, Shared};
@@ -117,25 +117,11 @@ pub(crate) fn sendto(s: &Shared, n: &Notif) -> Answer {
         if allowed {
             return send_here(s, n, sock.as_fd(), (buf, len), flags, &raw);
         }
-        let original = sys::inode(sock.as_fd())
-            .ok()
-            .and_then(|i| s.datagrams.map().remove(&i));
-        let Some(original) = original else {
+        return give_back(s, n, sock.as_fd()).unwrap_or_else(|| {
             tracing::debug!(%to, "host socket to a refused destination");
             s.count(&s.stats.refused);
-            return Answer::Return(Err(libc::ENETUNREACH));
-        };
-        // Back to the container's own socket: the kernel's re-read of the address can only
-        // reach what the normal path reaches.
-        let cloexec = service::cloexec(n.pid, fd).unwrap_or(true);
-        if !sys::id_valid(s.fd(), n.id)
-            || sys::addfd_setfd(s.fd(), n.id, original.as_fd(), fd, cloexec).is_err()
-        {
-            return Answer::Return(Err(libc::ENETUNREACH));
-        }
-        tracing::debug!(%to, "swapped UDP socket back to the normal path");
-        s.count(&s.stats.normal);
-        return Answer::Continue;
+            Answer::Return(Err(libc::ENETUNREACH))
+        });
     }
     if !allowed
         || !service::family_ok(sock.as_fd(), kind, to)
@@ -175,11 +161,31 @@ pub(crate) fn sendto(s: &Shared, n: &Notif) -> Answer {
     send_here(s, n, host.as_fd(), (buf, len), flags, &raw)
 }
 
+/// For a host socket swapped here (`sock`, our duplicate of the target's `args[0]`): puts the
+/// container's own socket back in its place and answers `CONTINUE`, so that the trapped call
+/// (a `sendto` or `connect` to a never-bypass address) runs on it — the kernel's re-read of the
+/// address can only reach what the normal path reaches. `None` for any other socket.
+pub(crate) fn give_back(s: &Shared, n: &Notif, sock: BorrowedFd) -> Option<Answer> {
+    let fd = n.data.args[0] as u32 as i32;
+    let original = sys::inode(sock)
+        .ok()
+        .and_then(|i| s.datagrams.map().remove(&i))?;
+    let cloexec = service::cloexec(n.pid, fd).unwrap_or(true);
+    if !sys::id_valid(s.fd(), n.id)
+        || sys::addfd_setfd(s.fd(), n.id, original.as_fd(), fd, cloexec).is_err()
+    {
+        return Some(Answer::Return(Err(libc::ENETUNREACH)));
+    }
+    tracing::debug!("swapped UDP socket back to the normal path");
+    s.count(&s.stats.normal);
+    Some(Answer::Continue)
+}
+
 /// Sends the target's payload on host socket `sock` to the checked `raw` destination.
 fn send_here(
     s: &Shared,
     n: &Notif,
-    sock: std::os::fd::BorrowedFd,
+    sock: BorrowedFd,
     (buf, len): (u64, usize),
     flags: i32,
     raw: &[u8],

@@ -386,6 +386,10 @@ fn reconnect(
     if let Dest::Inet(dst) = dest
         && !s.policy.allows(dst)
     {
+        // A socket swapped at `sendto` goes back to the container's own socket instead.
+        if let Some(a) = crate::datagram::give_back(s, n, sock.as_fd()) {
+            return Some(a);
+        }
         tracing::debug!(%dst, "host socket to a refused destination");
         s.count(&s.stats.refused);
         return Some(Answer::Return(Err(libc::ENETUNREACH)));

@@ -745,6 +745,8 @@ const UDP_CASES: &[&str] = &[
     "the target's own socket got it",
     "the world again, now on the normal path (no route here)",
     "a fresh socket to the DNS address (normal path)",
+    "another socket swapped at sendto, then connected to the target's loopback",
+    "its send there reaches the target's own socket",
 ];
 
 fn udp_target(p: &PreparedUdp, chan: RawFd) -> i32 {
@@ -801,7 +803,7 @@ fn udp_target(p: &PreparedUdp, chan: RawFd) -> i32 {
         if libc::bind(own, (&p.inside as *const libc::sockaddr_in).cast(), size) != 0 {
             return 21;
         }
-        let mut r = [0i32; 7];
+        let mut r = [0i32; 9];
         let s = udp();
         r[0] = send(s, b"one", &p.world);
         r[1] = recv_is(s, b"one");
@@ -815,6 +817,17 @@ fn udp_target(p: &PreparedUdp, chan: RawFd) -> i32 {
         r[5] = send(s, b"three", &p.world);
         let t = udp();
         r[6] = send(t, b"dns", &p.dns);
+        let u = udp();
+        r[7] = if send(u, b"one", &p.world) == 3 && recv_is(u, b"one") == 0 {
+            connect_in(u, &p.inside)
+        } else {
+            -3
+        };
+        r[8] = if libc::send(u, b"c".as_ptr().cast(), 1, 0) == 1 {
+            recv_is(own, b"c")
+        } else {
+            errno()
+        };
         let n = std::mem::size_of_val(&r);
         if libc::write(chan, r.as_ptr().cast(), n) != n as isize {
             return 22;
@@ -890,7 +903,7 @@ fn an_unconnected_udp_socket_is_swapped_at_its_first_sendto_outside_and_still_re
     let stats = tempfile::NamedTempFile::new().unwrap();
     let svc = Service::new(notify, policy, Stats::reported_to(stats.path()).unwrap()).unwrap();
     let served = std::thread::spawn(move || svc.run());
-    let mut r = [0i32; 7];
+    let mut r = [0i32; 9];
     // SAFETY: reading into a plain i32 array.
     let n = unsafe {
         libc::read(
@@ -908,11 +921,14 @@ fn an_unconnected_udp_socket_is_swapped_at_its_first_sendto_outside_and_still_re
     );
     served.join().unwrap().unwrap();
     assert_eq!(n as usize, std::mem::size_of_val(&r));
-    let want = [3, 0, 0, 2, 0, libc::ENETUNREACH, libc::ENETUNREACH];
+    let want = [3, 0, 0, 2, 0, libc::ENETUNREACH, libc::ENETUNREACH, 0, 0];
     for (i, case) in UDP_CASES.iter().enumerate() {
         assert_eq!(r[i], want[i], "{case}: got {}, want {}", r[i], want[i]);
     }
-    assert_eq!(*got.lock().unwrap(), [b"one".to_vec(), b"two".to_vec()]);
+    assert_eq!(
+        *got.lock().unwrap(),
+        [b"one".to_vec(), b"two".to_vec(), b"one".to_vec()]
+    );
     let mut b = [0u8; 16];
     assert!(
         lo.recv_from(&mut b).is_err(),
@@ -920,5 +936,5 @@ fn an_unconnected_udp_socket_is_swapped_at_its_first_sendto_outside_and_still_re
     );
     let line = std::fs::read_to_string(stats.path()).unwrap();
     let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
-    assert_eq!(v["bypassed"], 1, "{line}");
+    assert_eq!(v["bypassed"], 2, "{line}");
 }
