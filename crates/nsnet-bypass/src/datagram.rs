@@ -139,6 +139,11 @@ pub(crate) fn sendto(s: &Shared, n: &Notif) -> Answer {
         s.count(&s.stats.normal);
         return Answer::Continue;
     };
+    if let Err(e) = socket::pin_to_uplink(host.as_fd(), to) {
+        tracing::debug!(%to, "cannot pin the twin to an uplink ({e}): normal path");
+        s.count(&s.stats.normal);
+        return Answer::Continue;
+    }
     if fl & libc::O_NONBLOCK == 0 {
         let hf = sys::status_flags(host.as_fd()).unwrap_or(0);
         if sys::set_status_flags(host.as_fd(), hf & !libc::O_NONBLOCK).is_err() {

@@ -232,6 +232,13 @@ fn connect(s: &Arc<Shared>, n: &Notif) -> Option<Answer> {
             return Some(Answer::Continue);
         }
     };
+    if kind.ty == libc::SOCK_DGRAM
+        && let Err(e) = socket::pin_to_uplink(host.as_fd(), dst)
+    {
+        tracing::debug!(%dst, "cannot pin the twin to an uplink ({e}): normal path");
+        s.count(&s.stats.normal);
+        return Some(Answer::Continue);
+    }
     let swap = Swap {
         id: n.id,
         target_fd: fd,
