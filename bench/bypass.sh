@@ -3,7 +3,9 @@
 # world's 192.0.2.10, both directions)
 #   through the bypass (`nsnet container run --bypass`: the container's socket is a host one)
 #   vs the normal path (veth → bridge nerdctl0 → NAT → tap0 → builtin stack → host socket)
-#   vs host loopback (iperf3 in the world itself: the limit).
+#   vs host loopback (iperf3 in the world itself: the limit);
+# and a published port (iperf3 -s in the container, -p 127.0.0.1:HP:5201, client on the
+# world's loopback) with --bypass (the app's listener is a host socket) vs the port driver's relay.
 # T seconds per run, REPS runs per cell interleaved (host, normal, bypass, host, …), median.
 # Run as root: installs iperf3, runc and busybox-static if missing; measures as the
 # unprivileged user nsnet-test (made by scripts/test) in a fresh network namespace holding only

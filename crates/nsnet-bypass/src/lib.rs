@@ -23,7 +23,11 @@
 //!  connect returns; fd is now the host socket: read/write/close never trap again
 //! ```
 //!
-//! [`profile`] is the OCI seccomp section (default ALLOW, `connect` → NOTIFY, `listenerPath`);
+//! Published TCP ports take a second path, at `listen` ([`publish`]): the app's listener on a
+//! published port becomes a host socket bound to the published address, with no relay.
+//!
+//! [`profile`] is the OCI seccomp section (default ALLOW, `connect` → NOTIFY, `listenerPath`;
+//! `listen` and `getsockname` too for a container that publishes TCP ports);
 //! runc ≥ 1.1 connects to that socket and sends the container state with the notify fd over
 //! SCM_RIGHTS ([`listener`]). [`service`] runs the notification loop; [`socket`] inspects the
 //! container's socket and builds its host twin; [`policy`] says which destinations may bypass.
@@ -48,27 +52,32 @@
 //! - **A host socket is never connected to a refused destination**: a socket already swapped
 //!   (a UDP socket connected again) is connected by the service, and only where the policy
 //!   allows; elsewhere the call fails with ENETUNREACH, as a host with no such route would.
-//! - **Only `connect` is trapped.** `fcntl`, `read`, `write` and the rest never are (runc's own
-//!   init would hang on a trapped `fcntl`; bypass4netns' defect), and a swapped fd is an
-//!   ordinary socket to every later call.
+//! - **Only `connect` is trapped** (and `listen` + `getsockname` where ports are published).
+//!   `fcntl`, `read`, `write` and the rest never are (runc's own init would hang on a trapped
+//!   `fcntl`; bypass4netns' defect), and a swapped fd is an ordinary socket to every later call.
 //!
-//! Limits of this first cut (docs/bypass.md): `sendto`/`sendmsg` of unconnected UDP, `bind` +
-//! `listen` of published ports and `getsockname`/`getpeername` rewriting are not done; a swapped
-//! socket reports the host's addresses to `getsockname`.
+//! Unconnected UDP is swapped at its first `sendto` to an outside address ([`datagram`]).
+//!
+//! Limits (docs/bypass.md): `sendmsg` is never trapped (runc's init uses it under the filter);
+//! a swapped connected or UDP socket reports the host's addresses to `getsockname` (a swapped
+//! listener answers the container's).
 //!
 //! Why hand-written ioctls: the notify ABI (`seccomp_notif`, `SECCOMP_IOCTL_NOTIF_*`,
 //! `seccomp_notif_addfd`) is in `libc`; the one crate that wraps it, `libseccomp`, links the C
 //! library, and `seccompiler` (which nsnet uses for BPF) has no notify or ADDFD support.
 
+pub mod datagram;
 pub mod listener;
 pub mod policy;
 pub mod profile;
+pub mod publish;
 pub mod service;
 pub mod socket;
 mod sys;
 
 pub use listener::Listener;
 pub use policy::Policy;
+pub use publish::{Forwards, Ports, Published};
 pub use service::{Service, Stats};
 
 /// Errors of the bypass layer: each names the operation and the object.

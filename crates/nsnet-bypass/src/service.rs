@@ -1,6 +1,7 @@
 //! The notification loop: one thread per container, reading the notify fd runc sent.
 //!
-//! Each trapped `connect` is answered in one of three ways (the crate page has the rules):
+//! `listen` and `getsockname` go to [`crate::publish`] (published ports, when the container
+//! has any), `sendto` to [`crate::datagram`]; this module answers `connect`. Each trapped `connect` is answered in one of three ways (the crate page has the rules):
 //! `CONTINUE` (the normal path: the container's own socket, untouched), the result of the
 //! service's own connect of a host twin that it installed in place of the container's fd, or an
 //! error (a host socket asked to connect where the policy refuses). A blocking connect that
@@ -17,6 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::Error;
 use crate::policy::Policy;
+use crate::publish::Ports;
 use crate::socket::{self, Dest, Kind};
 use crate::sys::{self, Answer, Notif};
 
@@ -77,20 +79,24 @@ impl Stats {
 }
 
 /// What the loop and its waiters share.
-struct Shared {
+pub(crate) struct Shared {
     notify: OwnedFd,
-    policy: Policy,
+    pub(crate) policy: Policy,
     /// `SO_NETNS_COOKIE` of this thread's (the host's) network namespace.
-    host_netns: u64,
-    stats: Arc<Stats>,
+    pub(crate) host_netns: u64,
+    pub(crate) stats: Arc<Stats>,
+    /// UDP sockets swapped at their first `sendto` ([`crate::datagram`]).
+    pub(crate) datagrams: crate::datagram::Swapped,
+    /// The container's published TCP ports, whose listeners the bypass serves.
+    ports: Option<Arc<Ports>>,
 }
 
 impl Shared {
-    fn fd(&self) -> BorrowedFd<'_> {
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         self.notify.as_fd()
     }
 
-    fn count(&self, c: &AtomicU64) {
+    pub(crate) fn count(&self, c: &AtomicU64) {
         self.stats.count(c);
     }
 }
@@ -115,8 +121,20 @@ impl Service {
                 policy,
                 host_netns,
                 stats,
+                datagrams: Default::default(),
+                ports: None,
             }),
         })
+    }
+
+    /// Also serves the listeners of `ports` (shared by the services of one container).
+    pub fn publishing(self, ports: Arc<Ports>) -> Service {
+        let mut shared = Arc::try_unwrap(self.shared)
+            .unwrap_or_else(|_| unreachable!("a service not yet running has one owner"));
+        shared.ports = Some(ports);
+        Service {
+            shared: Arc::new(shared),
+        }
     }
 
     /// Answers notifications until every task under the filter is gone.
@@ -144,9 +162,25 @@ impl Service {
 
 /// The answer to `n`, or `None` when there is nothing to answer (stale) or a waiter will.
 fn decide(s: &Arc<Shared>, n: &Notif) -> Option<Answer> {
-    if n.data.arch != sys::AUDIT_ARCH_X86_64 || i64::from(n.data.nr) != libc::SYS_connect {
+    if n.data.arch != sys::AUDIT_ARCH_X86_64 {
         return Some(Answer::Continue);
     }
+    match (i64::from(n.data.nr), &s.ports) {
+        (libc::SYS_connect, _) => connect(s, n),
+        (libc::SYS_sendto, _) => Some(crate::datagram::sendto(s, n)),
+        (libc::SYS_listen, Some(p)) => {
+            let a = crate::publish::listen(s.fd(), p, s.host_netns, n);
+            if a != Answer::Continue {
+                s.count(&s.stats.bypassed);
+            }
+            Some(a)
+        }
+        (libc::SYS_getsockname, Some(p)) => Some(crate::publish::getsockname(s.fd(), p, n)),
+        _ => Some(Answer::Continue),
+    }
+}
+
+fn connect(s: &Arc<Shared>, n: &Notif) -> Option<Answer> {
     let fd = n.data.args[0] as u32 as i32;
     let len = n.data.args[2] as u32 as usize;
     if fd < 0 || !(2..=128).contains(&len) {
@@ -182,17 +216,7 @@ fn decide(s: &Arc<Shared>, n: &Notif) -> Option<Answer> {
     let Dest::Inet(dst) = dest else {
         return Some(Answer::Continue);
     };
-    let family_ok = match dst {
-        std::net::SocketAddr::V4(_) => kind.domain == libc::AF_INET,
-        std::net::SocketAddr::V6(a) => {
-            kind.domain == libc::AF_INET6
-                && !(a.ip().to_ipv4_mapped().is_some()
-                    && sys::getsockopt_int(sock.as_fd(), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY)
-                        .unwrap_or(1)
-                        != 0)
-        }
-    };
-    if !family_ok || !s.policy.allows(dst) || !fresh(sock.as_fd(), kind) {
+    if !family_ok(sock.as_fd(), kind, dst) || !s.policy.allows(dst) || !fresh(sock.as_fd(), kind) {
         tracing::debug!(%dst, "normal path");
         s.count(&s.stats.normal);
         return Some(Answer::Continue);
@@ -208,6 +232,13 @@ fn decide(s: &Arc<Shared>, n: &Notif) -> Option<Answer> {
             return Some(Answer::Continue);
         }
     };
+    if kind.ty == libc::SOCK_DGRAM
+        && let Err(e) = socket::pin_to_uplink(host.as_fd(), dst)
+    {
+        tracing::debug!(%dst, "cannot pin the twin to an uplink ({e}): normal path");
+        s.count(&s.stats.normal);
+        return Some(Answer::Continue);
+    }
     let swap = Swap {
         id: n.id,
         target_fd: fd,
@@ -245,8 +276,23 @@ fn decide(s: &Arc<Shared>, n: &Notif) -> Option<Answer> {
     }
 }
 
+/// Whether `dst` is an address of the socket's family (a v4-mapped one only on a dual-stack
+/// socket): else the kernel's own error, on the normal path.
+pub(crate) fn family_ok(sock: BorrowedFd, kind: Kind, dst: std::net::SocketAddr) -> bool {
+    match dst {
+        std::net::SocketAddr::V4(_) => kind.domain == libc::AF_INET,
+        std::net::SocketAddr::V6(a) => {
+            kind.domain == libc::AF_INET6
+                && !(a.ip().to_ipv4_mapped().is_some()
+                    && sys::getsockopt_int(sock, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY)
+                        .unwrap_or(1)
+                        != 0)
+        }
+    }
+}
+
 /// A socket the bypass can still swap: not bound, not listening, not connected.
-fn fresh(fd: BorrowedFd, kind: Kind) -> bool {
+pub(crate) fn fresh(fd: BorrowedFd, kind: Kind) -> bool {
     if !matches!(socket::is_bound(fd), Ok(false)) {
         return false;
     }
@@ -260,7 +306,7 @@ fn fresh(fd: BorrowedFd, kind: Kind) -> bool {
 }
 
 /// Whether the target's `fd` is close-on-exec (`/proc/TID/fdinfo`: the `flags:` field, octal).
-fn cloexec(tid: u32, fd: RawFd) -> Option<bool> {
+pub(crate) fn cloexec(tid: u32, fd: RawFd) -> Option<bool> {
     let text = std::fs::read_to_string(format!("/proc/{tid}/fdinfo/{fd}")).ok()?;
     let flags = text.lines().find_map(|l| l.strip_prefix("flags:"))?.trim();
     let flags = u32::from_str_radix(flags, 8).ok()?;
@@ -347,6 +393,10 @@ fn reconnect(
     if let Dest::Inet(dst) = dest
         && !s.policy.allows(dst)
     {
+        // A socket swapped at `sendto` goes back to the container's own socket instead.
+        if let Some(a) = crate::datagram::give_back(s, n, sock.as_fd()) {
+            return Some(a);
+        }
         tracing::debug!(%dst, "host socket to a refused destination");
         s.count(&s.stats.refused);
         return Some(Answer::Return(Err(libc::ENETUNREACH)));

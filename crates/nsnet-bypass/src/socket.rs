@@ -80,6 +80,28 @@ pub fn parse_sockaddr(b: &[u8]) -> Option<Dest> {
     }
 }
 
+/// The raw sockaddr of `a` (`sockaddr_in` or `sockaddr_in6`), as the kernel takes it.
+pub fn raw_sockaddr(a: SocketAddr) -> Vec<u8> {
+    match a {
+        SocketAddr::V4(a) => {
+            let mut b = vec![0u8; std::mem::size_of::<libc::sockaddr_in>()];
+            b[..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
+            b[2..4].copy_from_slice(&a.port().to_be_bytes());
+            b[4..8].copy_from_slice(&a.ip().octets());
+            b
+        }
+        SocketAddr::V6(a) => {
+            let mut b = vec![0u8; std::mem::size_of::<libc::sockaddr_in6>()];
+            b[..2].copy_from_slice(&(libc::AF_INET6 as u16).to_ne_bytes());
+            b[2..4].copy_from_slice(&a.port().to_be_bytes());
+            b[4..8].copy_from_slice(&a.flowinfo().to_be_bytes());
+            b[8..24].copy_from_slice(&a.ip().octets());
+            b[24..28].copy_from_slice(&a.scope_id().to_ne_bytes());
+            b
+        }
+    }
+}
+
 /// Whether the socket is bound to a local address or port: the bypass cannot give a host
 /// socket the container's address, so such a socket stays on the normal path.
 pub fn is_bound(fd: BorrowedFd) -> io::Result<bool> {
@@ -223,6 +245,57 @@ pub fn twin(container: BorrowedFd, k: Kind) -> Result<OwnedFd, NotReplayed> {
     Ok(host)
 }
 
+/// Pins a UDP twin to the host interface that routes `dst` (SO_BINDTODEVICE), so that nothing
+/// the application sends on it later reaches the host's loopback.
+///
+/// Why: a swapped UDP socket is the application's to use, and `sendmsg` cannot be trapped
+/// (runc's init sends the notify fd with it after the filter is on, so the service would
+/// wait for itself), so a datagram to 127.0.0.1 or `::1` on the twin would reach the host's
+/// loopback, which the normal path never reaches (and `--disable-host-loopback` closes even
+/// through the gateway). A socket bound to a device other than `lo` cannot send to loopback
+/// (the local routes are `lo`'s). Since Linux 5.7 an unprivileged process may bind a socket
+/// to a device once; changing or clearing it needs CAP_NET_RAW in the host's network
+/// namespace, which no container holds. The interface is the one whose address the host
+/// would send from to `dst`; a destination the host sends from `lo` (one of its own
+/// loopback-routed addresses) is refused: the caller keeps the normal path.
+pub fn pin_to_uplink(host: BorrowedFd, dst: SocketAddr) -> io::Result<()> {
+    let dst = match dst {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
+            None => dst,
+        },
+        v4 => v4,
+    };
+    let any: SocketAddr = if dst.is_ipv4() {
+        (Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    // A connected UDP socket sends nothing; its local address is the route's source.
+    let probe = std::net::UdpSocket::bind(any)?;
+    probe.connect(dst)?;
+    let src = probe.local_addr()?.ip();
+    let name = nix::ifaddrs::getifaddrs()
+        .map_err(io::Error::from)?
+        .find(|i| {
+            i.address.as_ref().is_some_and(|a| {
+                a.as_sockaddr_in().map(|v4| IpAddr::V4(v4.ip())) == Some(src)
+                    || a.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())) == Some(src)
+            })
+        })
+        .map(|i| i.interface_name)
+        .ok_or_else(|| io::Error::other(format!("no interface holds {src}")))?;
+    if name == "lo" {
+        return Err(io::Error::other(format!("{dst} is reached through lo")));
+    }
+    sys::setsockopt_bytes(
+        host,
+        libc::SOL_SOCKET,
+        libc::SO_BINDTODEVICE,
+        name.as_bytes(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,6 +316,14 @@ mod tests {
             Some(Dest::Inet("192.0.2.10:8080".parse().unwrap()))
         );
         assert_eq!(parse_sockaddr(&raw_v4([192, 0, 2, 10], 80)[..8]), None);
+        for a in [
+            "192.0.2.10:8080",
+            "[2001:db8::1]:443",
+            "[::ffff:127.0.0.1]:80",
+        ] {
+            let a: SocketAddr = a.parse().unwrap();
+            assert_eq!(parse_sockaddr(&raw_sockaddr(a)), Some(Dest::Inet(a)), "{a}");
+        }
         let mut v6 = vec![0u8; 28];
         v6[..2].copy_from_slice(&(libc::AF_INET6 as u16).to_ne_bytes());
         v6[2..4].copy_from_slice(&443u16.to_be_bytes());

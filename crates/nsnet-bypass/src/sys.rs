@@ -341,3 +341,79 @@ pub fn wait_notification(notify: BorrowedFd) -> io::Result<bool> {
         }
     }
 }
+
+/// `bind` with a raw sockaddr: `Ok(())` or the errno.
+pub fn bind(fd: BorrowedFd, addr: &[u8]) -> Result<(), i32> {
+    // SAFETY: addr is a readable buffer holding a sockaddr of addr.len() bytes.
+    let r = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            addr.as_ptr().cast(),
+            addr.len() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO))
+    }
+}
+
+pub fn listen(fd: BorrowedFd, backlog: i32) -> Result<(), i32> {
+    // SAFETY: listen takes a descriptor and an int.
+    if unsafe { libc::listen(fd.as_raw_fd(), backlog) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO))
+    }
+}
+
+/// The inode of the open file behind `fd`: a socket's identity however many descriptors
+/// (ours from `pidfd_getfd`, the target's) name it.
+pub fn inode(fd: BorrowedFd) -> io::Result<u64> {
+    // SAFETY: stat is plain data that fstat fills.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: st is a valid stat buffer.
+    cvt(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } as libc::c_long)?;
+    Ok(st.st_ino)
+}
+
+/// Opens thread `tid`'s memory for writing. Opened before the notification is checked, the
+/// file stays bound to the address space it was opened on, so a write after a successful
+/// `ID_VALID` cannot land in a process that reused the PID.
+pub fn open_memory(tid: u32) -> io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(format!("/proc/{tid}/mem"))
+}
+
+/// `sendto` with a raw sockaddr: the bytes sent, or the errno.
+pub fn sendto(fd: BorrowedFd, data: &[u8], flags: i32, addr: &[u8]) -> Result<usize, i32> {
+    loop {
+        // SAFETY: data and addr are readable buffers of their lengths.
+        let r = unsafe {
+            libc::sendto(
+                fd.as_raw_fd(),
+                data.as_ptr().cast(),
+                data.len(),
+                flags,
+                addr.as_ptr().cast(),
+                addr.len() as libc::socklen_t,
+            )
+        };
+        if r >= 0 {
+            return Ok(r as usize);
+        }
+        let e = io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO);
+        if e != libc::EINTR {
+            return Err(e);
+        }
+    }
+}

@@ -15,15 +15,23 @@
 //! where the gateway is the host's loopback and CIDR+3 the DNS forwarder, and each bridge that
 //! is up), the DNS address the instance reports. An `--internal` network bypasses nothing;
 //! IPv6 bypasses only where the container's network and the instance both have IPv6.
+//!
+//! Published TCP ports ([`published_tcp`], [`PortDriver`]): the hook publishes them through the
+//! instance's port driver before the container's process starts, as for any container; when
+//! the app listens on one, the service takes the forward over — it removes it through the
+//! instance's API (and from `network.json`, so `postStop` does not look for it) and binds the
+//! published address itself; if it cannot, it publishes the port again, with the new id in
+//! `network.json`. The port stays the port driver's until the app listens.
 
 use std::net::IpAddr;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 use ipnet::IpNet;
-use nsnet_bypass::{Listener, Policy, Service, Stats};
+use nsnet_bypass::{Forwards, Listener, Policy, Ports, Published, Service, Stats};
 
-use crate::store::Container;
+use crate::publish::Publish;
+use crate::store::{self, Container};
 use crate::{Error, lifecycle};
 
 /// The listener runc connects to: `<runtime base>/bypass/<id>.sock` (a runtime directory, so
@@ -151,6 +159,104 @@ fn parse_routes(v4: &str, v6: &str) -> Vec<IpNet> {
     out
 }
 
+/// The container's published TCP ports, as the bypass serves them.
+pub fn published_tcp(c: &Container) -> Vec<Published> {
+    c.config
+        .publish
+        .iter()
+        .filter(|p| p.proto == "tcp")
+        .filter_map(|p| {
+            let host_ip = match p.host_ip.as_str() {
+                "" => None,
+                s => Some(s.parse::<IpAddr>().ok()?),
+            };
+            Some(Published {
+                container_port: p.container_port,
+                host_ip,
+                host_port: p.host_port,
+            })
+        })
+        .collect()
+}
+
+/// The port driver's forwards of a container's published ports, through the instance's API,
+/// with `network.json` (the ids `postStop` removes) kept in step.
+pub struct PortDriver {
+    dir: PathBuf,
+    instance: PathBuf,
+    /// One change of `network.json` at a time (init's and exec's services share this).
+    lock: std::sync::Mutex<()>,
+}
+
+impl PortDriver {
+    pub fn new(c: &Container) -> PortDriver {
+        PortDriver {
+            dir: c.dir.clone(),
+            instance: c.config.instance.clone(),
+            lock: std::sync::Mutex::new(()),
+        }
+    }
+
+    fn matches(p: &Published, q: &Publish) -> bool {
+        q.proto == "tcp" && q.container_port == p.container_port && q.host_port == p.host_port
+    }
+
+    fn api<T>(
+        &self,
+        f: impl AsyncFnOnce(&nsnet_api::client::Client) -> Result<T, nsnet_api::client::ClientError>,
+    ) -> Result<T, String> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("start the API client: {e}"))?;
+        let client = nsnet_api::client::Client::new(&self.instance.join("api.sock"));
+        rt.block_on(f(&client)).map_err(|e| e.to_string())
+    }
+}
+
+impl Forwards for PortDriver {
+    fn take(&self, p: &Published) -> Result<(), String> {
+        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut net = store::load_net(&self.dir)
+            .map_err(|e| e.to_string())?
+            .ok_or("the container has no network record")?;
+        let i = net
+            .ports
+            .iter()
+            .position(|(_, q)| Self::matches(p, q))
+            .ok_or("the port is not published")?;
+        let id = net.ports[i].0;
+        self.api(async |c| c.remove_port(id).await)?;
+        net.ports.remove(i);
+        store::save_net(&self.dir, &net).map_err(|e| e.to_string())
+    }
+
+    fn restore(&self, p: &Published) -> Result<(), String> {
+        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut net = store::load_net(&self.dir)
+            .map_err(|e| e.to_string())?
+            .ok_or("the container has no network record")?;
+        let ip = net
+            .attachment
+            .as_ref()
+            .map(|a| a.ip)
+            .ok_or("the container has no address")?;
+        let config: crate::store::Config = serde_json::from_slice(
+            &std::fs::read(self.dir.join("container.json")).map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| e.to_string())?;
+        let publish = config
+            .publish
+            .into_iter()
+            .find(|q| Self::matches(p, q))
+            .ok_or("the port is not published")?;
+        let spec = publish.port_spec(IpAddr::V4(ip));
+        let st = self.api(async |c| c.add_port(&spec).await)?;
+        net.ports.push((st.id, publish));
+        store::save_net(&self.dir, &net).map_err(|e| e.to_string())
+    }
+}
+
 /// The running service of a container; dropping it removes the listener's file.
 pub struct Running {
     _listener: std::sync::Arc<Listener>,
@@ -167,6 +273,9 @@ pub fn start(c: &Container) -> Result<Running, Error> {
     }
     let listener = std::sync::Arc::new(Listener::bind(&path).map_err(bad)?);
     let stats = Stats::reported_to(&stats_path(c)).map_err(bad)?;
+    let published = published_tcp(c);
+    let ports = (!published.is_empty())
+        .then(|| std::sync::Arc::new(Ports::new(published, Box::new(PortDriver::new(c)))));
     let l = std::sync::Arc::clone(&listener);
     let name = c.config.name.clone();
     std::thread::Builder::new()
@@ -174,7 +283,10 @@ pub fn start(c: &Container) -> Result<Running, Error> {
         .spawn(move || {
             loop {
                 let served = l.accept().and_then(|h| {
-                    let svc = Service::new(h.notify, policy.clone(), stats.clone())?;
+                    let mut svc = Service::new(h.notify, policy.clone(), stats.clone())?;
+                    if let Some(p) = &ports {
+                        svc = svc.publishing(p.clone());
+                    }
                     let name = name.clone();
                     std::thread::Builder::new()
                         .name("nsnet-bypass".into())

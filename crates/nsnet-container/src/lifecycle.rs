@@ -465,9 +465,12 @@ fn prepare_with(
                 own_netns: network != "host",
                 etc_files,
                 hooks: networked.then(|| (hook("createRuntime"), hook("postStop"))),
-                seccomp: o
-                    .bypass
-                    .then(|| nsnet_bypass::profile::seccomp(&crate::bypass::socket_path(&c))),
+                seccomp: o.bypass.then(|| {
+                    nsnet_bypass::profile::seccomp(
+                        &crate::bypass::socket_path(&c),
+                        !crate::bypass::published_tcp(&c).is_empty(),
+                    )
+                }),
             },
         )
     })();

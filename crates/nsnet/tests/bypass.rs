@@ -23,7 +23,17 @@ use std::time::Duration;
 
 use common::*;
 
-const APPLETS: &[&str] = &["sh", "httpd", "wget", "sleep", "sha256sum", "cat", "true"];
+const APPLETS: &[&str] = &[
+    "sh",
+    "httpd",
+    "wget",
+    "sleep",
+    "sha256sum",
+    "cat",
+    "true",
+    "nc",
+    "tftp",
+];
 
 /// The world address that is not loopback (scripts/test puts it on the world's lo).
 const WORLD: &str = "192.0.2.10";
@@ -151,22 +161,68 @@ fn proc_addr(a: std::net::SocketAddr) -> String {
     format!("{:08X}:{:04X}", u32::from_le_bytes(ip.octets()), a.port())
 }
 
-/// The process holding the world TCP socket with local address `local` and peer `peer`.
-fn holder(local: std::net::SocketAddr, peer: std::net::SocketAddr) -> Option<Seen> {
-    holder_in("/proc/net/tcp", local, peer)
+/// `/proc/net/tcp6`'s form of an IPv4 socket address on a dual-stack socket: v4-mapped, but
+/// the unspecified address stays `::`.
+fn proc_addr6(a: std::net::SocketAddr) -> String {
+    let std::net::IpAddr::V4(ip) = a.ip() else {
+        panic!("IPv4 only")
+    };
+    let v6 = if ip.is_unspecified() {
+        std::net::Ipv6Addr::UNSPECIFIED
+    } else {
+        ip.to_ipv6_mapped()
+    };
+    let words: String = v6
+        .octets()
+        .chunks(4)
+        .map(|w| format!("{:08X}", u32::from_le_bytes(w.try_into().unwrap())))
+        .collect();
+    format!("{words}:{:04X}", a.port())
 }
 
-fn holder_in(table: &str, local: std::net::SocketAddr, peer: std::net::SocketAddr) -> Option<Seen> {
+/// The process holding the world TCP socket with local address `local` and peer `peer`, an
+/// IPv4 socket or a dual-stack IPv6 one (busybox's servers make those).
+fn holder(local: std::net::SocketAddr, peer: std::net::SocketAddr) -> Option<Seen> {
+    holder_in("/proc/net/tcp", &proc_addr(local), &proc_addr(peer))
+        .or_else(|| holder_in("/proc/net/tcp6", &proc_addr6(local), &proc_addr6(peer)))
+}
+
+fn holder_in(table: &str, l: &str, p: &str) -> Option<Seen> {
     let tcp = std::fs::read_to_string(table).unwrap();
-    let (l, p) = (proc_addr(local), proc_addr(peer));
+    let (l, p) = (l.to_string(), p.to_string());
     let inode = tcp.lines().skip(1).find_map(|line| {
         let f: Vec<&str> = line.split_whitespace().collect();
         (f.get(1) == Some(&l.as_str()) && f.get(2) == Some(&p.as_str()))
             .then(|| f.get(9).map(|s| s.to_string()))
             .flatten()
     })?;
+    inode_holder(&inode)
+}
+
+/// Every process holding the world UDP socket (IPv4) whose local port is `port`, whatever its
+/// address. All of them: while the bypass service sends a datagram for a container, its
+/// monitor holds the socket too, for a moment.
+fn udp_holders(port: u16) -> Vec<Seen> {
+    let udp = std::fs::read_to_string("/proc/net/udp").unwrap();
+    let suffix = format!(":{port:04X}");
+    let inode = udp.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        f.get(1)
+            .is_some_and(|l| l.ends_with(&suffix))
+            .then(|| f.get(9).map(|s| s.to_string()))
+            .flatten()
+    });
+    inode.map(|i| inode_holders(&i)).unwrap_or_default()
+}
+
+fn inode_holder(inode: &str) -> Option<Seen> {
+    inode_holders(inode).into_iter().next()
+}
+
+fn inode_holders(inode: &str) -> Vec<Seen> {
     let want = format!("socket:[{inode}]");
     let world = own_ns("net");
+    let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         if name.parse::<u32>().is_err() {
@@ -181,14 +237,15 @@ fn holder_in(table: &str, local: std::net::SocketAddr, peer: std::net::SocketAdd
                 let ns = std::fs::read_link(e.path().join("ns/net"))
                     .map(|t| t.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                return Some(Seen {
+                out.push(Seen {
                     comm: comm.trim().to_string(),
                     holder_in_world: ns == world,
                 });
+                break;
             }
         }
     }
-    None
+    out
 }
 
 /// 1 MiB that no two offsets repeat within a short window.
@@ -407,6 +464,235 @@ fn bypass_never_opens_what_the_normal_path_closes() {
     assert!(!o.status.success(), "{}", stdout(&o));
     assert_eq!(env.counts("internal").1, 0);
     assert_eq!(out_hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+/// Who holds the world's TCP listener on `local` (state LISTEN), if anyone.
+fn listener_holder(local: std::net::SocketAddr) -> Option<Seen> {
+    holder(local, "0.0.0.0:0".parse().unwrap()).filter(|_| listening(local))
+}
+
+fn listening(local: std::net::SocketAddr) -> bool {
+    [
+        ("/proc/net/tcp", proc_addr(local)),
+        ("/proc/net/tcp6", proc_addr6(local)),
+    ]
+    .iter()
+    .any(|(table, l)| {
+        let tcp = std::fs::read_to_string(table).unwrap_or_default();
+        tcp.lines().skip(1).any(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            f.get(1) == Some(&l.as_str()) && f.get(3) == Some(&"0A")
+        })
+    })
+}
+
+/// A free port of the world's 127.0.0.1.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One exchange with the app behind `addr`: its banner, then `ping` echoed back. Retried
+/// while the app is not listening yet (the relay then closes the connection at once). Also
+/// reports who holds the server end while the connection is open.
+fn exchange(addr: std::net::SocketAddr, ping: &str) -> (String, Option<Seen>) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut c = std::net::TcpStream::connect(addr).expect("connect to the published port");
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut got = Vec::new();
+        let mut b = [0u8; 256];
+        while !got.ends_with(b"\n") {
+            match c.read(&mut b) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&b[..n]),
+            }
+        }
+        if got.is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the app never answered on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        let seen = holder(addr, c.local_addr().unwrap());
+        c.write_all(ping.as_bytes()).unwrap();
+        c.shutdown(std::net::Shutdown::Write).unwrap();
+        c.read_to_end(&mut got).unwrap();
+        return (String::from_utf8_lossy(&got).into_owned(), seen);
+    }
+}
+
+#[test]
+fn bypass_published_port_is_the_apps_own_listener_on_the_host() {
+    let env = Env::new();
+    let server = [
+        "nc",
+        "-l",
+        "-p",
+        "8080",
+        "-e",
+        "sh",
+        "-c",
+        "echo hello-from-app; cat",
+    ];
+    let run = |name: &str, bypass: bool, hp: u16| {
+        let publish = format!("127.0.0.1:{hp}:8080/tcp");
+        let mut args = vec!["run", "-d", "--name", name, "-p", &publish];
+        if bypass {
+            args.push("--bypass");
+        }
+        args.extend_from_slice(&["--rootfs", env.rootfs(), "--"]);
+        args.extend_from_slice(&server);
+        env.ok(&args);
+    };
+    let want = "hello-from-app\nping-4711\n";
+
+    // Bypassed: once nc listens, the listener on the published address is nc's own socket.
+    let hp = free_port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{hp}").parse().unwrap();
+    run("fast", true, hp);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let held = loop {
+        match listener_holder(addr) {
+            Some(s) if s.comm != "nsnet" => break s,
+            s => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the listener on {addr} stayed {s:?}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
+    assert!(held.comm == "nc" && !held.holder_in_world, "{held:?}");
+    let (got, seen) = exchange(addr, "ping-4711\n");
+    assert_eq!(got, want);
+    let seen = seen.expect("the server end's holder");
+    assert!(
+        seen.comm != "nsnet" && !seen.holder_in_world,
+        "the accepted socket is the app's: {seen:?}"
+    );
+    let (on, bypassed, _) = env.counts("fast");
+    assert!(on && bypassed == 1, "{:?}", env.counts("fast"));
+    env.ok(&["rm", "-f", "fast"]);
+    assert!(!listening(addr), "{addr} is still listening after rm");
+
+    // The normal path: the port driver holds the listener and relays.
+    let hp = free_port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{hp}").parse().unwrap();
+    run("plain", false, hp);
+    // Before the exchange: once nc is done the container exits and its forward goes.
+    let held = listener_holder(addr).expect("the relay's listener");
+    assert!(held.comm == "nsnet" && held.holder_in_world, "{held:?}");
+    let (got, seen) = exchange(addr, "ping-4711\n");
+    assert_eq!(got, want);
+    let seen = seen.expect("the server end's holder");
+    assert!(
+        seen.comm == "nsnet" && seen.holder_in_world,
+        "relay: {seen:?}"
+    );
+    assert_eq!(env.counts("plain"), (false, 0, 0));
+}
+
+/// What the TFTP server saw of one transfer.
+struct Transfer {
+    /// The file asked for.
+    file: String,
+    /// Who held the client's socket while the transfer was on.
+    holders: Vec<Seen>,
+    /// The client's ACK (sent with another `sendto`) arrived.
+    acked: bool,
+}
+
+/// A one-block TFTP server on the world's address: answers each client's first read request
+/// with `payload` and waits for its ACK (a retransmitted request is not served twice).
+fn tftp_server(payload: &'static [u8]) -> (u16, mpsc::Receiver<Transfer>) {
+    let u = std::net::UdpSocket::bind(format!("{WORLD}:0")).unwrap();
+    let port = u.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut served = Vec::new();
+        let mut b = [0u8; 1024];
+        loop {
+            let Ok((n, from)) = u.recv_from(&mut b) else {
+                return;
+            };
+            if n < 4 || b[1] != 1 || served.contains(&from) {
+                continue;
+            }
+            served.push(from);
+            let file = b[2..n].split(|c| *c == 0).next().unwrap_or_default();
+            let file = String::from_utf8_lossy(file).into_owned();
+            let holders = udp_holders(from.port());
+            let mut data = vec![0, 3, 0, 1];
+            data.extend_from_slice(payload);
+            let _ = u.send_to(&data, from);
+            u.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let acked = loop {
+                match u.recv_from(&mut b) {
+                    Ok((4, f)) if f == from => break b[..4] == [0, 4, 0, 1],
+                    Ok(_) => continue,
+                    Err(_) => break false,
+                }
+            };
+            u.set_read_timeout(None).unwrap();
+            let _ = tx.send(Transfer {
+                file,
+                holders,
+                acked,
+            });
+        }
+    });
+    (port, rx)
+}
+
+#[test]
+fn bypass_unconnected_udp_runs_on_a_host_socket_and_gets_its_replies() {
+    let env = Env::new();
+    let payload: &[u8] = b"hello over tftp\n";
+    let (port, seen) = tftp_server(payload);
+    let script = |file: &str| format!("tftp -g -r {file} -l - {WORLD} {port}");
+    let transfer = |file: &str| {
+        let t = seen
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a transfer");
+        assert_eq!(t.file, file);
+        t
+    };
+
+    // The normal path: the datagrams come from the instance's host socket.
+    let o = env.run_sh("plain", &[], &script("plain"));
+    assert_eq!(stdout(&o).as_bytes(), payload, "{}", stderr(&o));
+    let t = transfer("plain");
+    assert!(
+        !t.holders.is_empty()
+            && t.holders
+                .iter()
+                .all(|s| s.comm == "nsnet" && s.holder_in_world)
+            && t.acked,
+        "normal path: {:?}",
+        t.holders
+    );
+
+    // Bypassed: tftp's own socket is a world socket; the reply and the ACK go through it.
+    let o = env.run_sh("fast", &["--bypass"], &script("fast"));
+    assert_eq!(stdout(&o).as_bytes(), payload, "{}", stderr(&o));
+    let t = transfer("fast");
+    assert!(
+        t.holders
+            .iter()
+            .any(|s| s.comm == "tftp" && !s.holder_in_world),
+        "bypass: {:?}",
+        t.holders
+    );
+    assert!(t.acked, "the ACK, sent on the swapped socket, arrived");
+    let (on, bypassed, _) = env.counts("fast");
+    assert!(on && bypassed == 1, "{:?}", env.counts("fast"));
 }
 
 #[test]

@@ -42,11 +42,13 @@ pub fn nsnet_bin() -> PathBuf {
 
 /// Checks that the test runs inside its own world; panics with the way to get one otherwise.
 pub fn world() {
-    let links = nsnet_ns::netns::interface_names().expect("read /proc/net/dev");
+    let mut links = nsnet_ns::netns::interface_names().expect("read /proc/net/dev");
+    links.sort();
+    // scripts/test's world: lo and the veth pair holding 192.0.2.10.
     assert_eq!(
         links,
-        vec!["lo"],
-        "integration tests must run in a fresh network namespace holding only lo; run them with scripts/test"
+        vec!["lo", "nsw0", "nsw1"],
+        "integration tests must run in a fresh network namespace holding only lo and nsw0/nsw1; run them with scripts/test"
     );
 }
 
