@@ -106,11 +106,15 @@ done
 [ -n "${BULK:-}" ] || exit 0
 
 # A bulk flow beside idle ones: the holder holds N flows, and once they are all open (or it
-# failed) and 3 s have passed, iperf3 runs through the same network for SECS seconds.
+# failed) and 3 s have passed, iperf3 runs through the same network for SECS seconds. N is
+# capped 256 below the open-file limit: at the limit the network process has no descriptor
+# left for iperf3's own connections.
 echo
 printf '%-12s %7s %8s  %s\n' driver idle gbit_s held
+cap=$(($(ulimit -Hn) - 256))
 for drv in $DRIVERS; do
 	for n in $BULK; do
+		[ "$n" -gt "$cap" ] && n=$cap
 		ready="$stage/bulk-ready-$drv-$n" json="$stage/bulk-$drv-$n.json"
 		launch "$drv" sh -c "$F hold GW $PORTS -n $n -r $ready & h=\$!
 			while [ ! -s $ready ] && kill -0 \$h 2>/dev/null; do sleep 0.2; done
