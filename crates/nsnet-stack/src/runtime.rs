@@ -120,7 +120,7 @@ impl Drop for Running {
 
 /// Raises the soft limit on open files to the hard one: every guest connection and flow is a
 /// host socket, and the usual soft limit of 1024 would cap the guest well below the stack's
-/// own limits (16384 TCP connections, 4096 UDP flows). Beyond the limit a guest SYN gets a
+/// own limits (131,072 TCP connections, 4096 UDP flows). Beyond the limit a guest SYN gets a
 /// RST, never a crash.
 fn raise_nofile_limit() {
     let mut l = libc::rlimit {

@@ -565,6 +565,12 @@ impl Stack {
         self.frag.expire(now);
     }
 
+    /// How many TCP connections the timer lists hold: (armed, mapped).
+    #[cfg(test)]
+    pub(crate) fn tcp_timer_lists(&self) -> (usize, usize) {
+        self.tcp.timer_lists()
+    }
+
     /// Number of live TCP connections, UDP flows and ICMP flows.
     pub fn flow_counts(&self) -> (usize, usize, usize) {
         (self.tcp.len(), self.udp.len(), self.icmp.len())

@@ -87,6 +87,23 @@ pub fn socket(
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     if let Some(addr) = bind.filter(|b| b.is_ipv4() == to.is_ipv4()) {
         let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+        if ty == libc::SOCK_STREAM {
+            // The port is then chosen at connect() for the whole 4-tuple, as without a bind:
+            // a bind to port 0 takes a port of its own for every socket, so the outbound
+            // address would cap all connections together at one ephemeral range (28,232 by
+            // default). A kernel without the option (before 4.2) just binds the old way.
+            let one: libc::c_int = 1;
+            // SAFETY: one is a valid int for the option's length.
+            unsafe {
+                libc::setsockopt(
+                    raw,
+                    libc::IPPROTO_IP,
+                    libc::IP_BIND_ADDRESS_NO_PORT,
+                    (&one as *const libc::c_int).cast(),
+                    size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+        }
         // SAFETY: the address is valid for its length.
         cvt(with_sockaddr(SocketAddr::new(addr, 0), |sa, len| unsafe {
             libc::bind(raw, sa, len)
@@ -255,4 +272,32 @@ pub fn epoll_add(epoll: RawFd, fd: RawFd, events: u32, token: u64) -> io::Result
 pub fn epoll_del(epoll: RawFd, fd: RawFd) {
     // SAFETY: plain syscall; the fd is closed right after anyway.
     unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn a_stream_socket_bound_to_an_address_takes_its_port_at_connect() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let to = l.local_addr().unwrap();
+        let bind = Some(Ipv4Addr::LOCALHOST.into());
+        let s = super::socket(to, libc::SOCK_STREAM, 0, bind).unwrap();
+        // SAFETY: all zeroes is a valid sockaddr_in.
+        let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+        let mut len = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let name = |sa: &mut libc::sockaddr_in, len: &mut libc::socklen_t| {
+            // SAFETY: sa and len describe a sockaddr_in buffer.
+            unsafe { libc::getsockname(s.as_raw_fd(), (sa as *mut libc::sockaddr_in).cast(), len) }
+        };
+        assert_eq!(name(&mut sa, &mut len), 0);
+        assert_eq!(sa.sin_port, 0, "no port taken at bind");
+        // In progress or done: the listener's kernel completes the handshake either way.
+        super::connect(s.as_raw_fd(), to).unwrap();
+        let (_peer, from) = l.accept().unwrap();
+        assert_eq!(from.ip(), Ipv4Addr::LOCALHOST);
+        assert_ne!(from.port(), 0);
+    }
 }

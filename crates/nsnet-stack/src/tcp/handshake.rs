@@ -20,26 +20,34 @@
 //! Both ways the MSS is the guest's (536 if it sent none) clamped to 64..=what the guest's
 //! MTU allows; window scaling is used only if both sides offer it (our SYN always offers
 //! `RCV_WSCALE`, our SYN-ACK only if the guest's SYN offered a scale), and a SYN's window
-//! is never scaled. Past `MAX_CONNS` connections a new one is reset. Retransmitting our SYN
-//! or SYN-ACK is `timers.rs`'s job; completing the guest's handshake with its ACK is the
-//! first step of a known connection's segment (`guest_to_host.rs`).
+//! is never scaled. Past `MAX_CONNS` connections a new one is reset, and so is one whose
+//! host socket cannot be made (past the process's open-file limit: see `MAX_CONNS`).
+//! Retransmitting our SYN or SYN-ACK is `timers.rs`'s job; completing the guest's handshake
+//! with its ACK is the first step of a known connection's segment (`guest_to_host.rs`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Instant;
 
-use super::ooo::OutOfOrder;
 use super::output::{emit, reset_unknown, send_ack, send_syn, send_synack};
-use super::ring::Ring;
 use super::{
-    ACK, Conn, Key, RST, RTO_MIN, SYN, Seg, State, TO_HOST_CAP, TcpTable, ip_hdr_len,
-    next_ephemeral, our_mss,
+    ACK, Conn, Key, RST, RTO_MIN, SYN, Seg, State, TcpTable, ip_hdr_len, next_ephemeral, our_mss,
 };
 use crate::stack::{Ctx, UNREACH_NET};
 use crate::sys;
 
 /// Most connections at once; a new one past it is reset.
-const MAX_CONNS: usize = 16384;
+///
+/// What bounds the number of connections in practice is not this but open files: each
+/// connection holds its host socket, so the stack holds one descriptor per connection and
+/// `socket()` fails past `RLIMIT_NOFILE` (the stack raises its soft limit to the hard one
+/// when it starts, `runtime.rs`; the hard limit is the user's or the system's to set). This
+/// cap bounds the table's own memory for a guest that opens connections without end: an
+/// idle connection costs its `Conn` record and table entries, about 0.3 KiB, and its
+/// kernel socket, which is nobody's RSS; a busy one maps its rings as far as data goes.
+/// 131,072 leaves a third of headroom over 100,000 idle flows; the timers cost nothing per
+/// idle connection (`timers.rs`), so the table's size does not slow the busy ones.
+const MAX_CONNS: usize = 1 << 17;
 
 impl TcpTable {
     pub(super) fn open(
@@ -49,14 +57,14 @@ impl TcpTable {
         seg: &Seg<'_>,
         datagram: &[u8],
         now: Instant,
-    ) {
+    ) -> Option<usize> {
         let Some(to) = ctx.cfg.host_destination(key.remote) else {
             ctx.send_unreachable(UNREACH_NET, datagram);
-            return;
+            return None;
         };
         if self.by_key.len() >= MAX_CONNS {
             reset_unknown(ctx, key, seg);
-            return;
+            return None;
         }
         let bind = ctx.cfg.outbound_for(to);
         let sock = match sys::socket(to, libc::SOCK_STREAM, 0, bind) {
@@ -64,56 +72,36 @@ impl TcpTable {
             Err(e) => {
                 tracing::debug!("tcp socket for {:?}: {e}", key.remote);
                 reset_unknown(ctx, key, seg);
-                return;
+                return None;
             }
         };
         let connected = match sys::connect(sock.as_raw_fd(), to) {
             Ok(c) => c,
             Err(e) => {
                 self.refuse(ctx, key, seg, datagram, e.raw_os_error().unwrap_or(0));
-                return;
+                return None;
             }
         };
         let Some(idx) = self.register(ctx, &sock) else {
             reset_unknown(ctx, key, seg);
-            return;
+            return None;
         };
         let iss = self.new_iss(key, now);
         let quote_len = datagram.len().min(ip_hdr_len(key.guest) + 8);
-        let conn = Conn {
-            key,
-            sock,
-            state: State::Connecting,
-            syn_quote: datagram[..quote_len].to_vec(),
-            rcv_nxt: seg.seq.wrapping_add(1),
-            to_host: Ring::default(),
-            ooo: OutOfOrder::default(),
-            guest_fin: false,
-            host_wr_shut: false,
-            last_adv_room: TO_HOST_CAP,
-            ack_pending: false,
-            acked_to: seg.seq.wrapping_add(1),
-            iss,
-            snd_una: iss,
-            snd_nxt: iss,
-            ring: Ring::default(),
-            readable: false,
-            host_eof: false,
-            fin_sent: false,
-            snd_wnd: seg.window as u32,
-            snd_wscale: seg.wscale.unwrap_or(0).min(14),
-            wscale_ok: seg.wscale.is_some(),
-            mss: (seg.mss.unwrap_or(536) as usize).clamp(64, our_mss(ctx, key.guest) as usize),
-            dupacks: 0,
-            rto: RTO_MIN,
-            rto_at: None,
-            retries: 0,
-        };
+        let mss = (seg.mss.unwrap_or(536) as usize).clamp(64, our_mss(ctx, key.guest) as usize);
+        let mut conn = Conn::new(key, sock, State::Connecting, iss, mss);
+        conn.syn_quote = datagram[..quote_len].to_vec();
+        conn.rcv_nxt = seg.seq.wrapping_add(1);
+        conn.acked_to = conn.rcv_nxt;
+        conn.snd_wnd = seg.window as u32;
+        conn.snd_wscale = seg.wscale.unwrap_or(0).min(14);
+        conn.wscale_ok = seg.wscale.is_some();
         self.conns[idx] = Some(conn);
         self.by_key.insert(key, idx);
         if connected {
             self.connected(ctx, idx, now);
         }
+        Some(idx)
     }
 
     /// A free slot, with `sock` registered in epoll under its token.
@@ -168,40 +156,16 @@ impl TcpTable {
             return;
         };
         let iss = self.new_iss(key, now);
-        let conn = Conn {
-            key,
-            sock,
-            state: State::SynSent,
-            syn_quote: Vec::new(),
-            rcv_nxt: 0,
-            to_host: Ring::default(),
-            ooo: OutOfOrder::default(),
-            guest_fin: false,
-            host_wr_shut: false,
-            last_adv_room: TO_HOST_CAP,
-            ack_pending: false,
-            acked_to: 0,
-            iss,
-            snd_una: iss,
-            snd_nxt: iss.wrapping_add(1),
-            ring: Ring::default(),
-            // The client may have written before we accepted; edge-triggered epoll would
-            // not say so again.
-            readable: true,
-            host_eof: false,
-            fin_sent: false,
-            snd_wnd: 0,
-            snd_wscale: 0,
-            wscale_ok: false,
-            mss: our_mss(ctx, guest) as usize,
-            dupacks: 0,
-            rto: RTO_MIN,
-            rto_at: Some(now + RTO_MIN),
-            retries: 0,
-        };
+        let mut conn = Conn::new(key, sock, State::SynSent, iss, our_mss(ctx, guest) as usize);
+        conn.snd_nxt = iss.wrapping_add(1);
+        // The client may have written before we accepted; edge-triggered epoll would not
+        // say so again.
+        conn.readable = true;
+        conn.rto_at = Some(now + RTO_MIN);
         self.conns[idx] = Some(conn);
         self.by_key.insert(key, idx);
         send_syn(ctx, self.conns[idx].as_mut().expect("just stored"));
+        self.watch(idx);
     }
 
     /// Sends the SYN of every connection still waiting for the guest (its MAC just became

@@ -56,7 +56,14 @@
 //!   sender that turns ring bytes into segments;
 //! - `ring.rs`: the fixed-capacity byte ring of each direction (`ring`, `to_host`);
 //! - `ooo.rs`: the out-of-order queue itself;
-//! - `timers.rs`: retransmission, SYN/SYN-ACK retries and zero-window probes.
+//! - `timers.rs`: retransmission, SYN/SYN-ACK retries and zero-window probes, and the
+//!   release of empty rings, over lists of the connections that have a timer armed or a
+//!   ring mapped: an idle connection costs the timers nothing, whatever the table's size.
+//!
+//! Every entry point that handles a connection ends with [`TcpTable::watch`] on it, which
+//! lists it for the timers if it now has a deadline or a ring. How many connections the
+//! table holds (131,072 at most, in practice one per open file the process may have) is
+//! `handshake.rs`'s `MAX_CONNS`.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -174,9 +181,47 @@ struct Conn {
     rto: Duration,
     rto_at: Option<Instant>,
     retries: u32,
+    /// Whether the table's `armed` list holds this connection (see `timers.rs`).
+    in_armed: bool,
+    /// Whether the table's `mapped` list holds this connection (see `timers.rs`).
+    in_mapped: bool,
 }
 
 impl Conn {
+    /// A connection in `state` with nothing sent or received, no timer and no buffers.
+    fn new(key: Key, sock: OwnedFd, state: State, iss: u32, mss: usize) -> Conn {
+        Conn {
+            key,
+            sock,
+            state,
+            syn_quote: Vec::new(),
+            rcv_nxt: 0,
+            to_host: Ring::default(),
+            ooo: OutOfOrder::default(),
+            guest_fin: false,
+            host_wr_shut: false,
+            last_adv_room: TO_HOST_CAP,
+            ack_pending: false,
+            acked_to: 0,
+            iss,
+            snd_una: iss,
+            snd_nxt: iss,
+            ring: Ring::default(),
+            readable: false,
+            host_eof: false,
+            fin_sent: false,
+            snd_wnd: 0,
+            snd_wscale: 0,
+            wscale_ok: false,
+            mss,
+            dupacks: 0,
+            rto: RTO_MIN,
+            rto_at: None,
+            retries: 0,
+            in_armed: false,
+            in_mapped: false,
+        }
+    }
     fn to_host_len(&self) -> usize {
         self.to_host.len
     }
@@ -229,8 +274,17 @@ pub(crate) struct TcpTable {
     free: Vec<usize>,
     by_key: HashMap<Key, usize>,
     pending: Vec<usize>,
+    /// Connections whose retransmission timer may be armed, as (slot, generation): the only
+    /// ones a timer tick visits (`timers.rs`).
+    armed: Vec<(usize, u32)>,
+    /// Connections that may hold a mapped ring, as (slot, generation): the only ones the
+    /// ring release visits.
+    mapped: Vec<(usize, u32)>,
     next_scan: Option<Instant>,
     next_trim: Option<Instant>,
+    /// Connections visited by timer ticks so far (for the tests' cost accounting).
+    #[cfg(test)]
+    visits: usize,
     isn_counter: u32,
     /// The last ephemeral port given to a connection forwarded into the guest.
     fwd_port: u16,
@@ -339,13 +393,20 @@ impl TcpTable {
             guest: SocketAddr::new(src, sport),
             remote: SocketAddr::new(dst, dport),
         };
-        match self.by_key.get(&key) {
-            Some(&idx) => self.on_segment(ctx, idx, &seg, now),
-            None if seg.has(SYN) && !seg.has(ACK) && !seg.has(RST) => {
-                self.open(ctx, key, &seg, datagram, now)
+        let idx = match self.by_key.get(&key) {
+            Some(&idx) => {
+                self.on_segment(ctx, idx, &seg, now);
+                idx
             }
-            None => reset_unknown(ctx, key, &seg),
-        }
+            None if seg.has(SYN) && !seg.has(ACK) && !seg.has(RST) => {
+                let Some(idx) = self.open(ctx, key, &seg, datagram, now) else {
+                    return;
+                };
+                idx
+            }
+            None => return reset_unknown(ctx, key, &seg),
+        };
+        self.watch(idx);
     }
 
     fn remove(&mut self, ctx: &mut Ctx<'_>, idx: usize, abort: bool) {
@@ -383,6 +444,11 @@ impl TcpTable {
         let Some(idx) = self.lookup_token(token) else {
             return;
         };
+        self.ready_at(ctx, idx, events, now);
+        self.watch(idx);
+    }
+
+    fn ready_at(&mut self, ctx: &mut Ctx<'_>, idx: usize, events: u32, now: Instant) {
         let c = self.conns[idx].as_mut().expect("looked up");
         if c.state == State::Connecting {
             let err = sys::so_error(c.sock.as_raw_fd());

@@ -9,7 +9,8 @@
 //! each regrowth was a fresh `mmap` whose every page faulted and was zeroed again (8.6 % of
 //! the stack thread's time in page faults, 1.7 % in `clear_page`, in a `perf` profile of
 //! ns → host at MTU 65520). Memory is returned by [`Ring::release_if_empty`], which the timer
-//! scan calls about once a second: an idle connection holds no buffer, a busy one keeps it.
+//! tick calls about once a second on the connections that have a ring mapped (`timers.rs`):
+//! an idle connection holds no buffer, a busy one keeps it.
 //!
 //! Why `mmap` by hand rather than `vec![0; CAP]`: the allocator serves a 4 MiB zeroed
 //! request from its heap once it has seen such blocks freed (glibc raises its mmap threshold
@@ -155,8 +156,7 @@ impl<const CAP: usize> Ring<CAP> {
             self.head = 0;
         }
     }
-    /// Whether the buffer is allocated (for memory accounting in tests).
-    #[cfg(test)]
+    /// Whether the buffer is mapped (a mapped ring is listed for release, `timers.rs`).
     pub(super) fn allocated(&self) -> bool {
         self.buf.is_some()
     }

@@ -369,3 +369,52 @@ fn backpressure_from_a_slow_host_closes_the_window_and_loses_nothing() {
         }
     }
 }
+
+#[test]
+fn connections_gone_idle_leave_the_timer_lists() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut h = H::default();
+    let dst = SocketAddrV4::new(GW, l.local_addr().unwrap().port());
+    let mut hosts = Vec::new();
+    for sport in 41000..41020 {
+        let (mut host, our) = handshake(&mut h, &l, sport);
+        h.send(tcp(dst, sport, 1001, our, ACK, 8192, &[], b"ping"));
+        let mut buf = [0u8; 4];
+        host.read_exact(&mut buf).unwrap();
+        host.write_all(b"pong").unwrap();
+        let outs = h.wait_for(|o| tcps(o).iter().any(|s| !s.data.is_empty()));
+        let d = tcps(&outs)
+            .into_iter()
+            .find(|s| !s.data.is_empty())
+            .unwrap();
+        assert_eq!(d.data, b"pong");
+        hosts.push(host);
+        let (armed, mapped) = h.stack.tcp_timer_lists();
+        assert!(
+            armed >= 1 && mapped >= 1,
+            "unacked bytes: a timer and a ring"
+        );
+        h.send(tcp(dst, sport, 1005, our + 4, ACK, 8192, &[], b""));
+    }
+    // Everything acknowledged both ways: the next ticks (a ring release among them) drop
+    // every connection from both lists, and they stay open.
+    h.advance(Duration::from_millis(1100));
+    h.advance(Duration::from_millis(1100));
+    assert_eq!(h.stack.tcp_timer_lists(), (0, 0));
+    assert_eq!(h.stack.flow_counts().0, 20);
+    // A connection that gets busy again is listed again, and its timer still fires.
+    hosts[3].write_all(b"again").unwrap();
+    let outs = h.wait_for(|o| tcps(o).iter().any(|s| !s.data.is_empty()));
+    let d = tcps(&outs)
+        .into_iter()
+        .find(|s| !s.data.is_empty())
+        .unwrap();
+    assert_eq!(h.stack.tcp_timer_lists().0, 1);
+    h.advance(Duration::from_millis(250));
+    let again = tcps(&h.take());
+    assert_eq!(again.len(), 1, "retransmitted on the timer");
+    assert_eq!(
+        (again[0].seq, again[0].data.as_slice()),
+        (d.seq, &b"again"[..])
+    );
+}
